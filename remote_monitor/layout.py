@@ -1,0 +1,135 @@
+"""The stand's directory layout: scan points, serial numbers, scan ids and file names."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+THETAS = (10, 20, 30, 40, 50)
+PHIS = (0, 90, 180, 270)
+SCAN_POINTS: tuple[str, ...] = ("theta0_phi0",) + tuple(
+    f"theta{t}_phi{p}" for t in THETAS for p in PHIS
+)
+HV_DIR = "wavesave_HV_CHECK"
+SCAN_DIR_PREFIX = "wavedump_output_"
+
+SERIAL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+SCAN_ID_RE = re.compile(r"^\d{6}_\d{6}$")
+POINT_RE = re.compile(r"^(?:theta(?P<theta>\d+)_phi(?P<phi>\d+)|HV_(?P<hv>-?\d+))$")
+_FILE_RE = re.compile(
+    r"^(?:wave(?P<ch>\d+)save_(?P<point>theta\d+_phi\d+|HV_-?\d+)\.(?:txt|dat)"
+    r"|pyrate_(?P<rpoint>theta\d+_phi\d+|HV_-?\d+)\.root)$"
+)
+ROOT_SOURCE = "root"  # source name of a Pyrate ROOT file; waveform files are named by channel number
+
+
+class LayoutError(ValueError):
+    """A name in the data or a command does not fit the stand's layout."""
+
+
+def validate_serial(serial: str) -> str:
+    """Return the serial number if it is a plain name, else raise LayoutError."""
+    if not isinstance(serial, str) or not SERIAL_RE.match(serial):
+        raise LayoutError(f"invalid serial number {serial!r}: only letters, digits, '_' and '-'")
+    return serial
+
+
+def validate_scan_id(scan_id: str) -> str:
+    """Return the scan id (YYMMDD_HHMMSS) if well formed, else raise LayoutError."""
+    if not isinstance(scan_id, str) or not SCAN_ID_RE.match(scan_id):
+        raise LayoutError(f"invalid scan id {scan_id!r}: expected YYMMDD_HHMMSS")
+    return scan_id
+
+
+def validate_point(point: str) -> str:
+    """Return the point id if it is a scan point or an HV point, else raise LayoutError."""
+    if not isinstance(point, str) or not POINT_RE.match(point):
+        raise LayoutError(f"invalid point {point!r}")
+    if point.startswith("theta") and point not in SCAN_POINTS:
+        raise LayoutError(f"{point!r} is not one of the 21 scan points")
+    return point
+
+
+@dataclass(frozen=True, order=True)
+class PointKey:
+    """One scan point (or HV point) of one scan of one PMT."""
+
+    serial: str
+    scan_id: str
+    point: str
+
+    @property
+    def kind(self) -> str:
+        return "hv" if self.point.startswith("HV_") else "scan"
+
+    @property
+    def label(self) -> str:
+        return f"{self.serial}/{self.scan_id}/{self.point}"
+
+
+def point_angles(point: str) -> tuple[int, int] | None:
+    """(theta, phi) in degrees of a scan point, None for an HV point."""
+    m = POINT_RE.match(point)
+    if not m or m["theta"] is None:
+        return None
+    return int(m["theta"]), int(m["phi"])
+
+
+def point_hv(point: str) -> int | None:
+    """High voltage in volts of an HV point, None for a scan point."""
+    m = POINT_RE.match(point)
+    return int(m["hv"]) if m and m["hv"] is not None else None
+
+
+def point_dir_name(point: str) -> str:
+    return HV_DIR if point.startswith("HV_") else f"wavesave_{point}"
+
+
+def scan_dir(data_root: Path, serial: str, scan_id: str) -> Path:
+    """Directory holding one scan of one PMT."""
+    return data_root / f"{SCAN_DIR_PREFIX}{validate_scan_id(scan_id)}" / validate_serial(serial)
+
+
+def channel_file(data_root: Path, key: PointKey, channel: int, binary: bool = False) -> Path:
+    """Path of the waveform file of one channel of one point."""
+    ext = "dat" if binary else "txt"
+    return (
+        scan_dir(data_root, key.serial, key.scan_id)
+        / point_dir_name(key.point)
+        / f"wave{channel}save_{key.point}.{ext}"
+    )
+
+
+def parse_source_file(path: Path, data_root: Path) -> tuple[PointKey, str] | None:
+    """(point, source) of a waveform file (source = channel number as text) or a Pyrate ROOT file
+    (source = ROOT_SOURCE) below data_root; None if the path is not one."""
+    try:
+        parts = path.absolute().relative_to(data_root.absolute()).parts
+    except ValueError:
+        return None
+    if len(parts) != 4 or not parts[0].startswith(SCAN_DIR_PREFIX):
+        return None
+    scan_id, serial = parts[0][len(SCAN_DIR_PREFIX):], parts[1]
+    m = _FILE_RE.match(parts[3])
+    if not (SCAN_ID_RE.match(scan_id) and SERIAL_RE.match(serial) and m):
+        return None
+    point = m["point"] or m["rpoint"]
+    if parts[2] != point_dir_name(point):
+        return None
+    if point.startswith("theta") and point not in SCAN_POINTS:
+        return None
+    return PointKey(serial, scan_id, point), (m["ch"] if m["ch"] is not None else ROOT_SOURCE)
+
+
+def iter_scans(data_root: Path) -> list[tuple[str, str, Path]]:
+    """All (serial, scan_id, directory) below data_root, oldest scan first."""
+    found = []
+    for scan_root in sorted(data_root.glob(f"{SCAN_DIR_PREFIX}*")):
+        scan_id = scan_root.name[len(SCAN_DIR_PREFIX):]
+        if not SCAN_ID_RE.match(scan_id) or not scan_root.is_dir():
+            continue
+        for sn_dir in sorted(scan_root.iterdir()):
+            if sn_dir.is_dir() and SERIAL_RE.match(sn_dir.name):
+                found.append((sn_dir.name, scan_id, sn_dir))
+    return sorted(found, key=lambda s: (s[1], s[0]))

@@ -1,0 +1,361 @@
+"""The long-running monitor: watch data and command inbox, process ready points in worker processes,
+persist each result atomically, re-render the PMT's report, execute signed commands."""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import queue
+import signal
+import threading
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+from . import command_signing
+from .commands import CommandProcessor
+from .config import Config
+from .layout import SCAN_DIR_PREFIX, PointKey, iter_scans, parse_source_file
+from .processing import fingerprint, missing_sources, now_iso, point_sources, process_point
+from .publish import Publisher
+from .scan_results import record_point
+from .store import ResultsStore, atomic_write_json
+
+log = logging.getLogger("remote_monitor")
+
+
+def _warm_up() -> None:
+    """Import zfit and compile the numba kernels once per worker, before the first real point."""
+    import numpy as np
+
+    from .histogram import fill_histogram
+    from .spe_fit import fit_spe
+
+    fit_spe(fill_histogram(np.zeros(10), 20, -1.0, 1.0))
+
+
+def _process_job(key: PointKey, sources: dict[str, Path], cfg: Config) -> dict[str, Any]:
+    return process_point(key, sources, cfg)
+
+
+class _Queueing(FileSystemEventHandler):
+    """Hands every file-system path that changed to the monitor's main loop."""
+
+    def __init__(self, sink: "queue.Queue[str]") -> None:
+        self.sink = sink
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        for path in (event.src_path, getattr(event, "dest_path", "")):
+            if path:
+                self.sink.put(path if isinstance(path, str) else path.decode())
+
+
+def ensure_key(path: Path) -> bytes:
+    """The monitor's HMAC key; created (mode 0600) on first start."""
+    if not path.exists():
+        command_signing.generate_key_file(path)
+        log.info("created command key %s (copy it to the operators' laptops)", path)
+    return command_signing.load_key(path)
+
+
+class Monitor:
+    """Keeps every PMT's results and report current while the stand scans."""
+
+    def __init__(self, cfg: Config, data_root: Path, out_root: Path, *, once: bool = False,
+                 serve: tuple[str, int] | None = None) -> None:
+        self.cfg = cfg
+        self.data_root = data_root.absolute()
+        self.out_root = out_root.absolute()
+        self.once = once
+        self.serve = serve
+        self.store = ResultsStore(self.out_root)
+        self.publisher = Publisher(self.store, cfg, live=serve is not None)
+        self.key = ensure_key(cfg.key_path(self.out_root))
+        self.commands = CommandProcessor(
+            self.data_root, self.out_root, cfg.flag_root(self.data_root),
+            cfg.archive_root(self.data_root), self.key, self.store,
+        )
+        self.inbox = self.out_root / "commands" / "inbox"
+        self.journal = self.out_root / "state" / "processed.jsonl"
+        self.quiet = 0.0 if once else cfg.monitor.quiet_seconds
+        self._events: queue.Queue[str] = queue.Queue()
+        self._seen: dict[PointKey, tuple[dict[str, Any], float]] = {}
+        self._pending: set[PointKey] = set()
+        self._inflight: dict[PointKey, tuple[Future, dict[str, Any]]] = {}
+        self._archive_due: set[tuple[str, str]] = set()
+        self._archive_sent: set[tuple[str, str]] = set()
+        self._stop = threading.Event()
+        self._pool: ProcessPoolExecutor | None = None
+        self.processed_count = 0
+
+    # ---- life cycle -------------------------------------------------------------------------------
+    def request_stop(self, *_: Any) -> None:
+        """SIGTERM/SIGINT: finish the points in flight, save, exit 0."""
+        log.info("stop requested: finishing %d point(s) in flight", len(self._inflight))
+        self._stop.set()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        pool = ProcessPoolExecutor(
+            max_workers=self.cfg.monitor.workers, mp_context=multiprocessing.get_context("spawn")
+        )
+        for _ in range(self.cfg.monitor.workers):
+            pool.submit(_warm_up)
+        return pool
+
+    def run(self) -> int:
+        """Watch until stopped (or, with once=True, until everything present is processed)."""
+        for folder in (self.data_root, self.inbox):
+            folder.mkdir(parents=True, exist_ok=True)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self.request_stop)
+            signal.signal(signal.SIGINT, self.request_stop)
+        self._pool = self._new_pool()
+        observer = self._start_observer() if not self.once else None
+        server = self._start_server() if self.serve else None
+        self.commands.mover.resume()
+        self._process_commands()
+        self.rescan()
+        self.publisher.publish()
+        last_rescan = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                self.tick()
+                if self.once and not self._pending and not self._inflight and not self._archive_due:
+                    break
+                if time.monotonic() - last_rescan > 60.0:
+                    self.rescan()
+                    last_rescan = time.monotonic()
+                self._stop.wait(self.cfg.monitor.tick_seconds)
+        finally:
+            self._drain()
+            if observer is not None:
+                observer.stop()
+                observer.join(timeout=5)
+            if server is not None:
+                server.shutdown()
+            log.info("monitor stopped; %d point(s) processed in this run", self.processed_count)
+        return 0
+
+    def _start_observer(self) -> Any:
+        poll = self.cfg.monitor.poll_seconds
+        observer = PollingObserver(timeout=poll) if poll > 0 else Observer()
+        handler = _Queueing(self._events)
+        observer.schedule(handler, str(self.data_root), recursive=True)
+        observer.schedule(handler, str(self.inbox), recursive=False)
+        observer.start()
+        log.info("watching %s with %s", self.data_root,
+                 f"polling every {poll} s" if poll > 0 else "native file-system events")
+        return observer
+
+    def _start_server(self) -> Any:
+        from .http_server import make_server
+
+        host, port = self.serve  # type: ignore[misc]
+        server = make_server(self.out_root, host, port)
+        threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+        log.info("serving reports on http://%s:%d/", *server.server_address[:2])
+        return server
+
+    def _drain(self) -> None:
+        """Wait for the points in flight and record them, then shut the workers down."""
+        while self._inflight:
+            self._collect(block=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # ---- discovery --------------------------------------------------------------------------------
+    def rescan(self) -> None:
+        """Look at every file of the data area (at start, and now and then in case events were lost)."""
+        newest: dict[str, str] = {}
+        for serial, scan_id, folder in iter_scans(self.data_root):
+            newest[serial] = max(newest.get(serial, scan_id), scan_id)
+            for path in folder.glob("wavesave_*/*"):
+                self._note_path(path)
+        for serial, scan_id, _ in iter_scans(self.data_root):
+            if scan_id < newest[serial]:
+                self._schedule_archive(serial, scan_id)
+
+    def _note_path(self, path: Path) -> None:
+        parsed = parse_source_file(path, self.data_root)
+        if parsed is not None:
+            self._pending.add(parsed[0])
+
+    def _note_event(self, raw: str) -> bool:
+        """Handle one changed path; True when it concerns the command inbox."""
+        path = Path(raw)
+        if path.parent == self.inbox:
+            return True
+        parsed = parse_source_file(path, self.data_root)
+        if parsed is None:
+            return False
+        key = parsed[0]
+        if key not in self._pending and (key.serial, key.scan_id) not in self._known_scans():
+            self._on_new_scan(key.serial, key.scan_id)
+        self._pending.add(key)
+        return False
+
+    def _known_scans(self) -> set[tuple[str, str]]:
+        return {(k.serial, k.scan_id) for k in self._pending | set(self._inflight) | set(self._seen)}
+
+    def _on_new_scan(self, serial: str, scan_id: str) -> None:
+        log.info("new scan %s of %s", scan_id, serial)
+        for sn, old_id, _ in iter_scans(self.data_root):
+            if sn == serial and old_id < scan_id:
+                self._schedule_archive(sn, old_id)
+
+    def _schedule_archive(self, serial: str, scan_id: str) -> None:
+        state = (self.store.read_scan(serial, scan_id) or {}).get("state")
+        if state not in ("archived", "flagged") and (serial, scan_id) not in self._archive_sent:
+            self._archive_due.add((serial, scan_id))
+
+    def _send_due_archives(self) -> None:
+        """Archive an older scan of a PMT through a signed command once none of its points is busy."""
+        busy = {(k.serial, k.scan_id) for k in self._pending | set(self._inflight)}
+        for serial, scan_id in sorted(self._archive_due - busy):
+            newer = max(s for sn, s, _ in iter_scans(self.data_root) if sn == serial)
+            cmd = command_signing.sign(
+                command_signing.build_command(
+                    "archive", serial, scan_id, issuer="remote-monitor (automatic)",
+                    reason=f"new scan {newer} of {serial} started",
+                ),
+                self.key,
+            )
+            atomic_write_json(self.inbox / f"{cmd['nonce']}.json", cmd)
+            self._archive_due.discard((serial, scan_id))
+            self._archive_sent.add((serial, scan_id))
+            log.info("archive of %s scan %s requested (new scan %s)", serial, scan_id, newer)
+            self._process_commands()
+
+    # ---- the loop ---------------------------------------------------------------------------------
+    def tick(self) -> None:
+        """One pass: take file events, run commands, start ready points, record finished ones."""
+        commands_due = False
+        while True:
+            try:
+                commands_due |= self._note_event(self._events.get_nowait())
+            except queue.Empty:
+                break
+        if commands_due:
+            self._process_commands()
+        now = time.monotonic()
+        for key in sorted(self._pending):
+            if key not in self._inflight:
+                self._consider(key, now)
+        self._collect(block=False)
+        if self._archive_due:
+            self._send_due_archives()
+
+    def _consider(self, key: PointKey, now: float) -> None:
+        """Start a point once its files exist and have stopped changing; forget it if it is done or gone."""
+        sources = point_sources(self.data_root, key)
+        if not sources:
+            self._pending.discard(key)
+            self._seen.pop(key, None)
+            return
+        prints = fingerprint(sources)
+        seen = self._seen.get(key)
+        if seen is None or seen[0] != prints:
+            self._seen[key] = (prints, now)
+            if self.quiet > 0:
+                return
+            seen = self._seen[key]
+        quiet_for = now - seen[1]
+        if quiet_for < self.quiet:
+            return
+        if missing_sources(sources, self.cfg) and not (
+            self.once or quiet_for >= self.cfg.monitor.incomplete_seconds
+        ):
+            return
+        stored = self.store.read_point(key)
+        self._pending.discard(key)
+        if stored is not None and stored.get("source_files") == prints:
+            return
+        assert self._pool is not None
+        try:
+            future = self._pool.submit(_process_job, key, sources, self.cfg)
+        except BrokenProcessPool:
+            self._pool = self._new_pool()
+            future = self._pool.submit(_process_job, key, sources, self.cfg)
+        self._inflight[key] = (future, prints)
+
+    def _collect(self, block: bool) -> None:
+        for key, (future, prints) in list(self._inflight.items()):
+            if not future.done() and not block:
+                continue
+            try:
+                result = future.result()
+            except BrokenProcessPool as exc:
+                self._pool = self._new_pool()
+                result = self._crashed(key, prints, exc)
+            except Exception as exc:  # a bug in processing must not stop the monitor
+                log.exception("processing %s crashed", key.label)
+                result = self._crashed(key, prints, exc)
+            del self._inflight[key]
+            self._finish(key, prints, result)
+            if block:
+                return
+
+    @staticmethod
+    def _crashed(key: PointKey, prints: dict[str, Any], exc: BaseException) -> dict[str, Any]:
+        return {"serial": key.serial, "scan_id": key.scan_id, "point": key.point, "kind": key.kind,
+                "status": "error", "reason": f"processing crashed: {type(exc).__name__}: {exc}",
+                "source_files": prints, "fit": None, "histogram": None, "events": 0,
+                "selected_events": 0, "warnings": [], "processed_at": now_iso()}
+
+    def _finish(self, key: PointKey, prints: dict[str, Any], result: dict[str, Any]) -> None:
+        sources = point_sources(self.data_root, key)
+        if not sources:
+            log.info("%s: data moved away while processing; result not kept", key.label)
+            return
+        if fingerprint(sources) != prints:
+            log.info("%s: files changed while processing; processing again", key.label)
+            self._pending.add(key)
+            return
+        record_point(self.store, key, result, self.cfg)
+        self.publisher.publish(key.serial)
+        self.processed_count += 1
+        self._journal(key, result)
+        fit = result.get("fit") or {}
+        gain = fit.get("gain")
+        log.info(
+            "point SN=%s scan=%s point=%s events=%d gain=%s status=%s seconds=%.2f reason=%s",
+            key.serial, key.scan_id, key.point, result.get("events", 0),
+            f"{gain:.4g}" if gain is not None else "-", result["status"],
+            result.get("processing_seconds", 0.0), result.get("reason", ""),
+        )
+
+    def _journal(self, key: PointKey, result: dict[str, Any]) -> None:
+        self.journal.parent.mkdir(parents=True, exist_ok=True)
+        line = {"serial": key.serial, "scan_id": key.scan_id, "point": key.point,
+                "status": result["status"], "at": result.get("processed_at")}
+        with open(self.journal, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(line, sort_keys=True) + "\n")
+
+    def _process_commands(self) -> None:
+        for receipt in self.commands.process_inbox():
+            log.info("command %s %s/%s: %s %s", receipt.get("action"), receipt.get("serial"),
+                     receipt.get("scan_id"), receipt.get("status"), receipt.get("reason", ""))
+            if receipt.get("status") == "accepted":
+                self._forget_scan(receipt["serial"], receipt["scan_id"])
+                self.publisher.publish(receipt["serial"])
+
+    def _forget_scan(self, serial: str, scan_id: str) -> None:
+        """Points of a scan whose data just moved are re-examined (they are gone, or back after unflag)."""
+        folder = self.data_root / f"{SCAN_DIR_PREFIX}{scan_id}" / serial
+        if folder.is_dir():
+            for path in folder.glob("wavesave_*/*"):
+                self._note_path(path)
+
+
+def run_monitor(cfg: Config, data_root: Path, out_root: Path, *, once: bool = False,
+                serve: tuple[str, int] | None = None) -> int:
+    """Entry point of `remote-monitor run`."""
+    return Monitor(cfg, data_root, out_root, once=once, serve=serve).run()
+

@@ -1,0 +1,136 @@
+"""One scan point from its files to a result dict: charges -> histogram -> SPE fit -> status."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .config import Config
+from .layout import ROOT_SOURCE, PointKey, point_angles, point_dir_name, point_hv, scan_dir
+
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def point_sources(data_root: Path, key: PointKey) -> dict[str, Path]:
+    """The files of one point that exist now: channel number (as str) -> path, or 'root' -> Pyrate file."""
+    folder = scan_dir(data_root, key.serial, key.scan_id) / point_dir_name(key.point)
+    found: dict[str, Path] = {}
+    for path in sorted(folder.glob(f"wave*save_{key.point}.*")):
+        channel = path.name[4 : path.name.index("save_")]
+        if channel.isdigit() and path.suffix in (".txt", ".dat"):
+            found.setdefault(channel, path)
+    root_file = folder / f"pyrate_{key.point}.root"
+    if root_file.exists():
+        found[ROOT_SOURCE] = root_file
+    return found
+
+
+def missing_sources(sources: dict[str, Path], cfg: Config) -> list[int]:
+    """Required channels without a file (none missing when a Pyrate ROOT file is there)."""
+    if ROOT_SOURCE in sources:
+        return []
+    return [ch for ch in cfg.channels.required if str(ch) not in sources]
+
+
+def fingerprint(sources: dict[str, Path]) -> dict[str, dict[str, Any]]:
+    """Path, size and mtime of each source file: a point is reprocessed only when this changes."""
+    prints = {}
+    for name, path in sorted(sources.items()):
+        st = path.stat()
+        prints[name] = {"path": str(path), "size": st.st_size, "mtime": st.st_mtime}
+    return prints
+
+
+def classify(fit: dict[str, Any], cfg: Config) -> tuple[str, str]:
+    """(status, reason) of a point from its SPE fit and the healthy gain band."""
+    if fit["status"] != "ok":
+        return "error", f"no gain: {fit['status']}: {fit.get('reason') or ''}".strip()
+    gain = fit.get("gain")
+    lo, hi = cfg.gain.healthy_band
+    if gain is None or not fit.get("converged", False):
+        return "error", "SPE fit did not converge"
+    if fit.get("mu") is not None and fit["mu"] < 0.01:
+        return "error", f"no SPE signal (occupancy {fit['mu']:.3f} PE): laser or fibre problem?"
+    if gain < lo:
+        return "poor", f"gain {gain:.4g} below healthy band {lo:.4g}..{hi:.4g}"
+    if gain > hi:
+        return "poor", f"gain {gain:.4g} above healthy band {lo:.4g}..{hi:.4g}"
+    return "healthy", f"gain {gain:.4g} inside healthy band"
+
+
+def _fit_charges(charges: Any, cfg: Config) -> tuple[dict[str, Any], dict[str, Any]]:
+    from .histogram import fill_histogram
+    from .spe_fit import fit_spe
+
+    lo, hi = cfg.histogram.range_pc
+    hist = fill_histogram(charges, cfg.histogram.n_bins, lo, hi)
+    fit = fit_spe(
+        hist,
+        model=cfg.fit.model,
+        n_pe_max=cfg.fit.n_pe_max,
+        exponential=cfg.fit.exponential,
+        min_events=cfg.fit.min_events,
+    )
+    return fit.to_dict(), hist.to_dict()
+
+
+def _read_charges(sources: dict[str, Path], cfg: Config) -> Any:
+    from .charges import extract_point_charges
+    from .pyrate_root import read_pyrate_charges
+
+    if ROOT_SOURCE in sources:
+        return read_pyrate_charges(sources[ROOT_SOURCE], cfg.channels, cfg.analysis)
+    files = {int(ch): path for ch, path in sources.items()}
+    return extract_point_charges(files, cfg.channels, cfg.analysis)
+
+
+def process_point(key: PointKey, sources: dict[str, Path], cfg: Config) -> dict[str, Any]:
+    """Full analysis of one point; never raises for bad data: the result says 'error' and why."""
+    from .charges import MissingChannelError
+    from .wavedump import WaveformFileError
+
+    started = time.perf_counter()
+    angles = point_angles(key.point)
+    result: dict[str, Any] = {
+        "serial": key.serial,
+        "scan_id": key.scan_id,
+        "point": key.point,
+        "kind": key.kind,
+        "theta": angles[0] if angles else None,
+        "phi": angles[1] if angles else None,
+        "hv": point_hv(key.point),
+        "events": 0,
+        "selected_events": 0,
+        "fit": None,
+        "histogram": None,
+        "reference": None,
+        "warnings": [],
+        "source_files": fingerprint(sources),
+    }
+    missing = missing_sources(sources, cfg)
+    try:
+        if missing:
+            raise MissingChannelError(f"missing channel(s) {missing} for {key.label}")
+        charges = _read_charges(sources, cfg)
+    except (WaveformFileError, MissingChannelError, OSError, ValueError) as exc:
+        result.update(status="error", reason=str(exc))
+    else:
+        result.update(events=charges.n_events, selected_events=charges.n_selected)
+        result["warnings"] = list(charges.warnings)
+        result["fit"], result["histogram"] = _fit_charges(charges.pmt_charge_pc, cfg)
+        result["status"], result["reason"] = classify(result["fit"], cfg)
+        if charges.reference_charge_pc is not None:
+            ref_fit, _ = _fit_charges(charges.reference_charge_pc, cfg)
+            result["reference"] = {
+                "gain": ref_fit["gain"],
+                "gain_err": ref_fit["gain_err"],
+                "status": ref_fit["status"],
+            }
+    result["processed_at"] = now_iso()
+    result["processing_seconds"] = round(time.perf_counter() - started, 3)
+    return result

@@ -1,0 +1,38 @@
+"""Reprocess one archived scan synchronously (one task of the Slurm reprocessing job array)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .config import Config
+from .layout import PointKey, parse_source_file
+from .processing import point_sources, process_point
+from .publish import Publisher
+from .scan_results import record_point
+from .store import ResultsStore
+
+log = logging.getLogger("remote_monitor")
+
+
+def scan_points_on_disk(scan_dir: Path) -> list[PointKey]:
+    """Every point of a scan directory (<root>/wavedump_output_<id>/<SN>) that has at least one file."""
+    data_root = scan_dir.parent.parent
+    keys = {parsed[0] for path in scan_dir.glob("wavesave_*/*")
+            if (parsed := parse_source_file(path, data_root)) is not None}
+    if not keys:
+        raise ValueError(f"{scan_dir}: no waveform or Pyrate files of the stand's layout found")
+    return sorted(keys)
+
+
+def reprocess_scan(scan_dir: Path, out_root: Path, cfg: Config) -> int:
+    """Process every point of one scan and render its report; returns the number of points."""
+    data_root = scan_dir.absolute().parent.parent
+    store = ResultsStore(out_root)
+    keys = scan_points_on_disk(scan_dir.absolute())
+    for key in keys:
+        result = process_point(key, point_sources(data_root, key), cfg)
+        record_point(store, key, result, cfg)
+        log.info("reprocessed %s: %s %s", key.label, result["status"], result.get("reason", ""))
+    Publisher(store, cfg).publish(keys[0].serial)
+    return len(keys)

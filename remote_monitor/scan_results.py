@@ -1,0 +1,45 @@
+"""Record a processed point into the store and keep the scan summary (state, HV fit) current."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import Config
+from .hv_fit import fit_hv
+from .layout import SCAN_POINTS, PointKey
+from .store import ResultsStore
+
+
+def hv_fit_for(points: dict[str, dict[str, Any]], cfg: Config) -> dict[str, Any] | None:
+    """Power-law fit of the HV points that have a gain; None when the scan has no HV point yet."""
+    hv_points = sorted(
+        (p for p in points.values() if p["kind"] == "hv" and p.get("fit")), key=lambda p: p["hv"]
+    )
+    if not hv_points:
+        return None
+    usable = [p for p in hv_points if p["fit"]["status"] == "ok"]
+    return fit_hv(
+        [p["hv"] for p in usable],
+        [p["fit"]["gain"] for p in usable],
+        [p["fit"]["gain_err"] for p in usable],
+        target_gain=cfg.gain.target,
+    ).to_dict()
+
+
+def is_complete(points: dict[str, dict[str, Any]], cfg: Config) -> bool:
+    """All 21 scan points and as many HV points as configured offsets have a result."""
+    n_hv = sum(1 for p in points.values() if p["kind"] == "hv")
+    return all(p in points for p in SCAN_POINTS) and n_hv >= len(cfg.hv.offsets)
+
+
+def record_point(store: ResultsStore, key: PointKey, result: dict[str, Any], cfg: Config) -> dict[str, Any]:
+    """Persist one point's result and update its scan's summary; returns the new scan summary."""
+    store.write_point(key, result)
+    points = store.points(key.serial, key.scan_id)
+    scan = store.read_scan(key.serial, key.scan_id) or {}
+    fields: dict[str, Any] = {}
+    if key.kind == "hv":
+        fields["hv_fit"] = hv_fit_for(points, cfg)
+    if scan.get("state", "live") in ("live", "complete"):
+        fields["state"] = "complete" if is_complete(points, cfg) else "live"
+    return store.update_scan(key.serial, key.scan_id, **fields)
