@@ -284,6 +284,7 @@ class Monitor:
             self._pool = self._new_pool()
             future = self._pool.submit(_process_job, key, sources, self.cfg)
         self._inflight[key] = (future, prints)
+        log.info("processing %s", key.label)
 
     def _collect(self, block: bool) -> None:
         for key, (future, prints) in list(self._inflight.items()):

@@ -1,0 +1,85 @@
+"""The monitor running live while the simulated stand writes a full scan and HV check slowly."""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from remote_monitor.layout import SCAN_POINTS
+from remote_monitor.simulate import SimulationConfig, parse_fault, simulate_scan
+
+from .monitor_helpers import journal, point_results, start_monitor, stop, wait_for, write_config
+
+pytestmark = pytest.mark.slow
+
+SERIAL, SCAN = "LIVE01", "261125_100000"
+FAULTS = ["truncated:theta50_phi270", "missing_channel:theta40_phi0", "garbage:theta20_phi0"]
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+@pytest.mark.parametrize("poll", [0.0, 0.3], ids=["inotify", "polling-observer"])
+def test_live_scan_is_processed_point_by_point(tmp_path: Path, poll: float) -> None:
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    proc = start_monitor(data, out, write_config(tmp_path, quiet=0.5, poll=poll))
+    report = out / "reports" / f"{SERIAL}.html"
+    wait_for(lambda: (out / "reports" / "index.html").exists(), 120, "the monitor to start", proc)
+
+    sim = SimulationConfig(n_events=2000, record_length=400, write_delay_s=0.4, chunks_per_file=2,
+                           faults=[parse_fault(f) for f in FAULTS], seed=3)
+    writer = threading.Thread(target=simulate_scan, args=(data, SERIAL),
+                              kwargs={"scan_id": SCAN, "cfg": sim})
+    writer.start()
+
+    seen_at: dict[str, float] = {}
+    report_versions: list[str] = []
+    deadline = time.monotonic() + 300
+    while len(seen_at) < 26 and time.monotonic() < deadline:
+        for point in point_results(out, SERIAL, SCAN):
+            seen_at.setdefault(point, time.time())
+        digest = _digest(report)
+        if digest and (not report_versions or report_versions[-1] != digest):
+            report_versions.append(digest)
+        assert proc.poll() is None, proc.communicate()[0]
+        time.sleep(0.03)
+    writer.join()
+    code, output = stop(proc)
+    assert code == 0, output
+    results = point_results(out, SERIAL, SCAN)
+    assert set(SCAN_POINTS) <= set(results) and len(results) == 26, sorted(results)
+
+    # each point processed exactly once
+    counts = Counter(entry["point"] for entry in journal(out) if entry["serial"] == SERIAL)
+    assert set(counts.values()) == {1}, counts
+    # the report changed after each point (a point finishing within one poll may share a version)
+    assert len(report_versions) >= 20, len(report_versions)
+
+    # faults are errors with their reason; the other points were processed
+    assert results["theta40_phi0"]["status"] == "error" and "missing channel" in results["theta40_phi0"]["reason"]
+    assert results["theta20_phi0"]["status"] == "error" and "line" in results["theta20_phi0"]["reason"]
+    assert results["theta50_phi270"]["status"] == "error" and "truncat" in results["theta50_phi270"]["reason"]
+    healthy_or_poor = [p for p, r in results.items() if r["status"] in ("healthy", "poor")]
+    assert len(healthy_or_poor) == 23, {p: (r["status"], r.get("reason")) for p, r in results.items()}
+
+    # latency from a point's last file write to its result/report appearing
+    latencies = []
+    for point, result in results.items():
+        last_write = max(f["mtime"] for f in result["source_files"].values())
+        latencies.append(seen_at[point] - last_write)
+    print(f"\n[{'polling' if poll else 'inotify'}] latency last write -> report: "
+          f"median {statistics.median(latencies):.2f} s, max {max(latencies):.2f} s "
+          f"(quiet time 0.5 s, 2000 events/point)")
+    assert max(latencies) < 30
+    assert "point SN=LIVE01" in output and "status=" in output
