@@ -11,7 +11,6 @@ from .config import Config
 from .layout import ROOT_SOURCE, PointKey, point_angles, point_dir_name, point_hv, scan_dir
 
 
-
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -46,8 +45,10 @@ def fingerprint(sources: dict[str, Path]) -> dict[str, dict[str, Any]]:
     return prints
 
 
-def classify(fit: dict[str, Any], cfg: Config) -> tuple[str, str]:
-    """(status, reason) of a point from its SPE fit and the healthy gain band."""
+def classify(fit: dict[str, Any], cfg: Config, kind: str = "scan") -> tuple[str, str]:
+    """(status, reason) of a point from its SPE fit and the healthy gain band.
+
+    HV-check points are off nominal on purpose: they are judged by the HV fit, not by the band."""
     if fit["status"] != "ok":
         return "error", f"no gain: {fit['status']}: {fit.get('reason') or ''}".strip()
     gain = fit.get("gain")
@@ -56,6 +57,8 @@ def classify(fit: dict[str, Any], cfg: Config) -> tuple[str, str]:
         return "error", "SPE fit did not converge"
     if fit.get("mu") is not None and fit["mu"] < 0.01:
         return "error", f"no SPE signal (occupancy {fit['mu']:.3f} PE): laser or fibre problem?"
+    if kind == "hv":
+        return "healthy", f"gain {gain:.4g} measured (HV check point)"
     if gain < lo:
         return "poor", f"gain {gain:.4g} below healthy band {lo:.4g}..{hi:.4g}"
     if gain > hi:
@@ -81,9 +84,10 @@ def _fit_charges(charges: Any, cfg: Config) -> tuple[dict[str, Any], dict[str, A
 
 def _read_charges(sources: dict[str, Path], cfg: Config) -> Any:
     from .charges import extract_point_charges
-    from .pyrate_root import read_pyrate_charges
 
     if ROOT_SOURCE in sources:
+        from .pyrate_root import read_pyrate_charges
+
         return read_pyrate_charges(sources[ROOT_SOURCE], cfg.channels, cfg.analysis)
     files = {int(ch): path for ch, path in sources.items()}
     return extract_point_charges(files, cfg.channels, cfg.analysis)
@@ -123,7 +127,11 @@ def process_point(key: PointKey, sources: dict[str, Path], cfg: Config) -> dict[
         result.update(events=charges.n_events, selected_events=charges.n_selected)
         result["warnings"] = list(charges.warnings)
         result["fit"], result["histogram"] = _fit_charges(charges.pmt_charge_pc, cfg)
-        result["status"], result["reason"] = classify(result["fit"], cfg)
+        result["status"], result["reason"] = classify(result["fit"], cfg, key.kind)
+        truncated = [w for w in charges.warnings if "truncated" in w.lower()]
+        if truncated:
+            result["status"] = "error"
+            result["reason"] = f"truncated waveform file ({result['reason']}): {truncated[0]}"
         if charges.reference_charge_pc is not None:
             ref_fit, _ = _fit_charges(charges.reference_charge_pc, cfg)
             result["reference"] = {

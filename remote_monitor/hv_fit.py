@@ -1,0 +1,65 @@
+"""Gain-vs-HV power law gain = a * HV^b, fitted in log-log with the gain errors; HV at the target gain."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+
+@dataclass
+class HVFitResult:
+    status: str  # ok | too_few_points | target_outside_range | failed
+    reason: str
+    a: float | None = None
+    b: float | None = None
+    cov: list[list[float]] | None = None  # of (log10 a, b)
+    hv_at_target: float | None = None
+    hv_at_target_err: float | None = None
+    target_gain: float = 1e7
+    chi2_ndf: float | None = None
+    points: list[dict[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def fit_hv(hv: Sequence[float], gain: Sequence[float], gain_err: Sequence[float | None],
+           target_gain: float = 1e7) -> HVFitResult:
+    """Weighted least squares of log10(gain) = log10(a) + b log10(HV); never raises."""
+    usable, skipped = [], []
+    for v, g, e in zip(hv, gain, gain_err):
+        ok = all(x is not None and math.isfinite(x) and x > 0 for x in (v, g, e))
+        (usable if ok else skipped).append((v, g, e))
+    points = [{"hv": float(v), "gain": float(g), "gain_err": float(e)} for v, g, e in usable]
+    note = f"; skipped {len(skipped)} point(s) without a positive gain and error" if skipped else ""
+    if len(usable) < 2:
+        return HVFitResult("too_few_points", f"{len(usable)} usable HV point(s), need 2{note}",
+                           target_gain=target_gain, points=points)
+    try:
+        v, g, e = (np.array(col, dtype=float) for col in zip(*usable))
+        x, y = np.log10(v), np.log10(g)
+        sigma = e / (g * math.log(10))
+        design = np.column_stack([np.ones_like(x), x])
+        weights = 1.0 / sigma**2
+        cov = np.linalg.inv(design.T @ (design * weights[:, None]))
+        log_a, b = cov @ design.T @ (weights * y)
+        residual = y - (log_a + b * x)
+        ndf = len(x) - 2
+        chi2_ndf = float(np.sum(weights * residual**2) / ndf) if ndf > 0 else None
+        log_hv = (math.log10(target_gain) - log_a) / b
+        grad = np.array([-1.0 / b, -log_hv / b])  # d(log10 HV*) / d(log10 a, b)
+        hv_target = 10**log_hv
+        hv_err = hv_target * math.log(10) * math.sqrt(float(grad @ cov @ grad))
+    except (np.linalg.LinAlgError, ZeroDivisionError, FloatingPointError, ValueError) as exc:
+        return HVFitResult("failed", f"HV fit failed: {exc}{note}", target_gain=target_gain, points=points)
+    status, reason = "ok", f"power law fitted to {len(x)} points{note}"
+    if not v.min() <= hv_target <= v.max():
+        status = "target_outside_range"
+        reason = (f"HV at gain {target_gain:.3g} is {hv_target:.0f} V, outside the measured "
+                  f"{v.min():.0f}..{v.max():.0f} V (extrapolated){note}")
+    return HVFitResult(status, reason, a=float(10**log_a), b=float(b), cov=cov.tolist(),
+                       hv_at_target=float(hv_target), hv_at_target_err=float(hv_err), target_gain=target_gain,
+                       chi2_ndf=chi2_ndf, points=points)

@@ -1,0 +1,219 @@
+"""The simulated test stand: realistic WaveDump data of a PMT scan (21 positions + HV check) with truth.
+
+Physics: per event k ~ Poisson(mu) photoelectrons, total charge ~ Normal(k Q1, res Q1 sqrt(k)) with
+Q1 = gain * e, one negative pulse (bi-exponential, rise ~2 ns, fall ~6 ns, integral exactly the charge)
+325 ns after the trigger pulse (+ TTS jitter), on a baseline with Gaussian noise, digitised to 14 bit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .layout import SCAN_POINTS, PointKey, channel_file, point_angles, scan_dir, validate_point
+from .units import MV_PER_ADC, NS_PER_SAMPLE, PC_PER_MV_SAMPLE, gain_to_pc
+from .wavedump_writer import write_ascii, write_binary
+
+FAULT_KINDS = ("dead", "low_gain", "missing_channel", "truncated", "garbage")
+HEALTHY_BAND = (0.999e7, 1.049e7)
+TRIGGER_START_SAMPLE = 60
+PMT_DELAY_NS = 325.0
+ADC_MAX = 16383
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str
+    point: str
+
+
+def parse_fault(text: str) -> Fault:
+    """'dead:theta20_phi90' -> Fault('dead', 'theta20_phi90')."""
+    kind, sep, point = text.partition(":")
+    if not sep or kind not in FAULT_KINDS:
+        raise ValueError(f"fault must be KIND:POINT with KIND one of {', '.join(FAULT_KINDS)}, got {text!r}")
+    return Fault(kind, validate_point(point))
+
+
+@dataclass
+class SimulationConfig:
+    n_events: int = 10000
+    record_length: int = 1024
+    fmt: str = "ascii"  # or "binary"
+    include_reference: bool = False
+    include_sipm: bool = True
+    pmt_channel: int = 2
+    seed: int = 0
+    noise_mv: float = 0.6
+    mu: float = 1.0
+    nominal_gain: float = 1.024e7  # centre of the default healthy band
+    gain_spread: float = 0.004
+    spe_resolution: float = 0.3
+    hv_nominal: int = 1750
+    hv_exponent: float = 7.0
+    hv_offsets: tuple[int, ...] = (-100, -50, 0, 50, 100)
+    faults: list[Fault] = field(default_factory=list)
+    write_delay_s: float = 0.0
+    chunks_per_file: int = 1
+
+
+def _pulse_shapes(t0_ns: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(first sample index, unit-sum bi-exponential shape per event over `width` samples)."""
+    first = np.floor(t0_ns / NS_PER_SAMPLE).astype(np.int64) - 1
+    t = (first[:, None] + np.arange(width)) * NS_PER_SAMPLE - t0_ns[:, None]
+    shape = np.where(t > 0, np.exp(-np.clip(t, 0, None) / 6.0) - np.exp(-np.clip(t, 0, None) / 1.0), 0.0)
+    return first, shape / shape.sum(axis=1, keepdims=True)
+
+
+def _add_pulses(wave_mv: np.ndarray, t0_ns: np.ndarray, charge_pc: np.ndarray) -> None:
+    """Add pulses whose integral (sum mV * 0.04 pC) equals charge_pc exactly (clipped to the record)."""
+    width = 40
+    first, shape = _pulse_shapes(t0_ns, width)
+    idx = first[:, None] + np.arange(width)
+    inside = (idx >= 0) & (idx < wave_mv.shape[1])
+    rows = np.broadcast_to(np.arange(len(t0_ns))[:, None], idx.shape)
+    np.add.at(wave_mv, (rows[inside], idx[inside]), (shape * (charge_pc / PC_PER_MV_SAMPLE)[:, None])[inside])
+
+
+def _digitise(mv: np.ndarray, baseline_adc: float, polarity: int) -> np.ndarray:
+    return np.clip(np.rint(baseline_adc + polarity * mv / MV_PER_ADC), 0, ADC_MAX).astype(np.uint16)
+
+
+def _pmt_channel(rng: np.random.Generator, trig_ns: np.ndarray, n: int, length: int, gain: float, mu: float,
+                 cfg: SimulationConfig) -> np.ndarray:
+    mv = rng.normal(0.0, cfg.noise_mv, (n, length))
+    k = rng.poisson(mu, n)
+    hit = k > 0
+    q1 = gain_to_pc(gain)
+    charge = rng.normal(k[hit] * q1, cfg.spe_resolution * q1 * np.sqrt(k[hit]))
+    t0 = trig_ns[hit] + PMT_DELAY_NS + rng.normal(0.0, 1.3, hit.sum())
+    pulses = np.zeros((int(hit.sum()), length))
+    _add_pulses(pulses, t0, charge)
+    mv[hit] += pulses
+    return _digitise(mv, 14000, -1)
+
+
+def simulate_point_waveforms(rng: np.random.Generator, n_events: int, record_length: int, gain: float, mu: float,
+                             cfg: SimulationConfig) -> dict[int, np.ndarray]:
+    """Raw ADC samples (n_events, record_length) per channel for one scan point (no files)."""
+    start = TRIGGER_START_SAMPLE + rng.integers(-1, 2, n_events)
+    trig_ns = start * NS_PER_SAMPLE
+    s = np.arange(record_length)[None, :]
+    rel = s - start[:, None]
+    trigger_mv = 800.0 * np.clip((rel + 1) / 2.0, 0, 1) * (rel < 20) + rng.normal(0, 1.0, (n_events, record_length))
+    waves = {0: _digitise(trigger_mv, 800, +1), cfg.pmt_channel: _pmt_channel(rng, trig_ns, n_events,
+                                                                             record_length, gain, mu, cfg)}
+    if cfg.include_sipm:
+        sipm = rng.normal(0, 1.5, (n_events, record_length))
+        _add_pulses(sipm, trig_ns + 300.0, np.full(n_events, 60.0 * max(mu, 0.0)) * rng.normal(1, 0.05, n_events))
+        waves[1] = _digitise(sipm, 800, +1)
+    if cfg.include_reference:
+        waves[4] = _pmt_channel(rng, trig_ns, n_events, record_length, 1e7, 0.8, cfg)
+    return waves
+
+
+def _gain_map(serial: str, cfg: SimulationConfig) -> dict[str, float]:
+    """Smooth, deterministic gain variation over the PMT face (rms ~ gain_spread)."""
+    rng = np.random.default_rng([cfg.seed, zlib.crc32(serial.encode())])
+    phase, a, b = rng.uniform(0, 2 * math.pi), rng.normal(0, 1), rng.normal(0, 1)
+    gains = {}
+    for point in SCAN_POINTS:
+        theta, phi = point_angles(point)  # type: ignore[misc]
+        r = theta / 50.0
+        f = a * r * math.cos(math.radians(phi) - phase) + b * (r * r - 0.5)
+        gains[point] = cfg.nominal_gain * (1 + cfg.gain_spread * max(-1.5, min(1.5, f)))
+    return gains
+
+
+def _point_truth(point: str, gains: dict[str, float], faults: dict[str, str], cfg: SimulationConfig) -> dict[str, Any]:
+    fault = faults.get(point)
+    if point.startswith("HV_"):
+        hv = int(point[3:])
+        gain = gains["theta0_phi0"] * (hv / cfg.hv_nominal) ** cfg.hv_exponent
+    else:
+        hv = None
+        theta, phi = point_angles(point)  # type: ignore[misc]
+        gain = gains[point]
+    gain *= 0.85 if fault == "low_gain" else 1.0
+    mu = 0.0 if fault == "dead" else cfg.mu * (1.0 - 0.1 * ((point_angles(point) or (0, 0))[0] / 50.0))
+    if fault in ("dead", "missing_channel", "truncated", "garbage"):
+        expected = "error"
+    elif hv is not None:
+        expected = "healthy"  # HV points are judged by the HV fit, not by the band
+    else:
+        expected = "healthy" if HEALTHY_BAND[0] <= gain <= HEALTHY_BAND[1] else "poor"
+    return {"gain": gain, "mu": mu, "hv": hv, "fault": fault, "expected_status": expected}
+
+
+def _write_channel(path: Path, samples: np.ndarray, channel: int, cfg: SimulationConfig) -> None:
+    """Write one channel file, in cfg.chunks_per_file pieces (pausing between them) for a live scan."""
+    pieces = np.array_split(np.arange(len(samples)), max(1, cfg.chunks_per_file))
+    for i, rows in enumerate(pieces):
+        mode = "wb" if i == 0 else "ab"
+        writer = write_binary if cfg.fmt == "binary" else write_ascii
+        writer(path, samples[rows], channel, first_event=int(rows[0]) if len(rows) else 0, mode=mode)
+        if i < len(pieces) - 1 and cfg.write_delay_s:
+            time.sleep(cfg.write_delay_s / max(1, cfg.chunks_per_file))
+
+
+def _apply_file_fault(path: Path, kind: str | None, fmt: str) -> None:
+    if kind == "truncated":
+        with open(path, "r+b") as fh:
+            fh.truncate(max(0, path.stat().st_size - (1500 if fmt == "ascii" else 700)))
+    elif kind == "garbage":
+        data = path.read_bytes()
+        if fmt == "ascii":
+            cut = data.index(b"\n", len(data) // 2) + 1
+            path.write_bytes(data[:cut] + b"#N/A\n" + data[cut:])
+        else:
+            cut = len(data) // 2
+            path.write_bytes(data[:cut] + b"\xff" * 24 + data[cut:])
+
+
+def simulate_scan(data_root: Path, serial: str, scan_id: str | None = None, cfg: SimulationConfig | None = None,
+                  points: list[str] | None = None) -> dict[str, Any]:
+    """Write a whole scan (21 positions, then the HV check) in the stand's layout; returns the truth."""
+    cfg = cfg or SimulationConfig()
+    scan_id = scan_id or datetime.now().strftime("%y%m%d_%H%M%S")
+    points = points or [*SCAN_POINTS, *(f"HV_{cfg.hv_nominal + o}" for o in cfg.hv_offsets)]
+    faults = {f.point: f.kind for f in cfg.faults}
+    gains = _gain_map(serial, cfg)
+    b = cfg.hv_exponent
+    truth: dict[str, Any] = {
+        "serial": serial, "scan_id": scan_id, "seed": cfg.seed, "n_events": cfg.n_events,
+        "config": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "faults"},
+        "faults": [dataclasses.asdict(f) for f in cfg.faults],
+        "hv_at_1e7": cfg.hv_nominal * (1e7 / gains["theta0_phi0"]) ** (1 / b),
+        "points": {},
+    }
+    rng = np.random.default_rng([cfg.seed, zlib.crc32(f"{serial}/{scan_id}".encode())])
+    for i, point in enumerate(points):
+        key = PointKey(serial, scan_id, point)
+        info = _point_truth(point, gains, faults, cfg)
+        truth["points"][point] = info
+        waves = simulate_point_waveforms(rng, cfg.n_events, cfg.record_length, info["gain"], info["mu"], cfg)
+        for channel, samples in waves.items():
+            if channel == cfg.pmt_channel and info["fault"] == "missing_channel":
+                continue
+            path = channel_file(data_root, key, channel, binary=cfg.fmt == "binary")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_channel(path, samples, channel, cfg)
+            if channel == cfg.pmt_channel:
+                _apply_file_fault(path, info["fault"], cfg.fmt)
+        if cfg.write_delay_s and i < len(points) - 1:
+            time.sleep(cfg.write_delay_s)
+    out = scan_dir(data_root, serial, scan_id) / "truth.json"
+    tmp = out.with_name(".truth.json.tmp")
+    tmp.write_text(json.dumps(truth, indent=1))
+    os.replace(tmp, out)
+    return truth

@@ -1,0 +1,106 @@
+"""A full simulated scan with injected faults, processed by the real monitor, compared with the truth,
+and its report checked in a real browser against the same truth."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from remote_monitor.demo import DEFAULT_FAULTS
+from remote_monitor.simulate import SimulationConfig, parse_fault, simulate_scan
+
+from .monitor_helpers import point_results, start_monitor, write_config
+
+pytestmark = pytest.mark.slow
+
+SERIAL, SCAN = "TRUTH01", "261125_130000"
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def processed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("truth")
+    data, out = tmp / "data", tmp / "out"
+    faults = [parse_fault(f) for f in (*DEFAULT_FAULTS, "garbage:theta10_phi270")]
+    sim = SimulationConfig(n_events=4000, record_length=400, include_reference=True, seed=21, faults=faults)
+    truth = simulate_scan(data, SERIAL, scan_id=SCAN, cfg=sim)
+    proc = start_monitor(data, out, write_config(tmp, quiet=0.0), "--once")
+    output, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, output
+    return {"truth": truth, "out": out, "results": point_results(out, SERIAL, SCAN), "log": output}
+
+
+def test_every_point_status_matches_truth(processed: dict[str, Any]) -> None:
+    truth, results = processed["truth"], processed["results"]
+    assert set(results) == set(truth["points"])
+    wrong = {p: (results[p]["status"], t["expected_status"], results[p].get("reason"))
+             for p, t in truth["points"].items() if results[p]["status"] != t["expected_status"]}
+    assert not wrong, wrong
+    for point, expected in truth["points"].items():
+        fit = results[point]["fit"] or {}
+        if expected["expected_status"] in ("healthy", "poor"):
+            assert abs(fit["gain"] / expected["gain"] - 1) < 0.02, (point, fit["gain"], expected["gain"])
+            assert results[point]["reference"]["gain"] == pytest.approx(1e7, rel=0.03)
+    reasons = {p: results[p]["reason"] for p in results}
+    assert "missing channel" in reasons["theta40_phi0"]
+    assert "truncated" in reasons["theta50_phi270"]
+    assert "line" in reasons["theta10_phi270"]  # the garbage line is named
+
+
+def test_hv_at_target_matches_truth(processed: dict[str, Any]) -> None:
+    truth = processed["truth"]
+    scan = json.loads((processed["out"] / "results" / SERIAL / SCAN / "scan.json").read_text())
+    hv_fit = scan["hv_fit"]
+    assert hv_fit["status"] == "ok", hv_fit
+    assert abs(hv_fit["hv_at_target"] - truth["hv_at_1e7"]) < max(4 * hv_fit["hv_at_target_err"], 3.0), hv_fit
+    assert scan["state"] == "complete"
+
+
+def test_monitor_logs_one_line_per_point(processed: dict[str, Any]) -> None:
+    lines = [ln for ln in processed["log"].splitlines() if f"point SN={SERIAL}" in ln]
+    assert len(lines) == len(processed["truth"]["points"])
+    assert all("status=" in ln and "seconds=" in ln for ln in lines)
+
+
+@pytest.mark.browser
+def test_report_in_browser_shows_the_truth(processed: dict[str, Any], tmp_path: Path) -> None:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("PMT_REQUIRE_BROWSER"):
+            pytest.fail(f"{CHROMIUM} missing but PMT_REQUIRE_BROWSER is set")
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    page_path = processed["out"] / "reports" / f"{SERIAL}.html"
+    emailed = tmp_path / "attachment.html"  # the page alone, away from its directory (as if e-mailed)
+    shutil.copy(page_path, emailed)
+    truth = processed["truth"]["points"]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--headless", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors: list[str] = []
+        requests: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(emailed.as_uri())
+        page.wait_for_load_state("load")
+        statuses = page.eval_on_selector_all(
+            "[data-point][data-status]", "els => els.map(e => [e.dataset.point, e.dataset.status])")
+        shown = dict(statuses)
+        for point, expected in truth.items():
+            assert shown.get(point) == expected["expected_status"], (point, shown.get(point), expected)
+        # clicking the low-gain point shows its spectrum and its gain
+        page.click('[data-point="theta30_phi180"]')
+        page.wait_for_timeout(300)
+        body = page.inner_text("body")
+        assert "theta30_phi180" in body
+        os.makedirs("tests/artifacts", exist_ok=True)
+        page.screenshot(path="tests/artifacts/report_simulated_scan.png", full_page=True)
+        browser.close()
+    assert not errors, errors
+    assert all(url.startswith("file://") or url.startswith("data:") for url in requests), requests
