@@ -1,0 +1,158 @@
+"""Render the static, self-contained HTML reports (per PMT scan, and the index) with Jinja2.
+
+plotly.js (the official 'basic' bundle, vendored in report_templates/vendor) is inlined once; the data is
+embedded as JSON; the page draws its charts itself, so it works offline and as an e-mailed file.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import jinja2
+
+from . import __version__
+from .layout import SCAN_POINTS, point_angles
+from .report_figures import STATUS_COLOURS, hv_figure, polar_map_figure, spectrum_figure
+
+GRID_SIZE = 11  # 5 rings each side of the centre
+CSV_FIELDS = ["point", "kind", "theta", "phi", "hv", "status", "reason", "gain", "gain_err", "q1_pc",
+              "spe_resolution", "mu", "peak_to_valley", "chi2_ndf", "events", "selected_events", "reference_gain"]
+
+
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("report_templates", "."),
+                             autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=True,
+                             lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    env.filters["gain"] = lambda g: "–" if g is None else f"{g / 1e7:.4f}e7"
+    return env
+
+
+@lru_cache(maxsize=1)
+def _plotly_js() -> str:
+    return resources.files("report_templates").joinpath("vendor/plotly-basic-4.1.1.min.js").read_text("utf-8")
+
+
+def _script_json(obj: Any) -> str:
+    """JSON safe to embed inside <script type="application/json">."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).replace("</", "<\\/")
+
+
+def grid_position(point: str) -> tuple[int, int]:
+    """(row, column), 1-based, of a scan point in the face-like grid: phi 0 right, 90 up, 180 left, 270 down."""
+    theta, phi = (int(x) for x in point[len("theta"):].split("_phi"))
+    ring = theta // 10
+    centre = GRID_SIZE // 2 + 1
+    d_row, d_col = {0: (0, 1), 90: (-1, 0), 180: (0, -1), 270: (1, 0)}[phi]
+    return centre + ring * d_row, centre + ring * d_col
+
+
+def _gain(p: dict[str, Any] | None) -> float | None:
+    return ((p or {}).get("fit") or {}).get("gain")
+
+
+def summarize_scan(scan: dict[str, Any], points: dict[str, dict[str, Any]],
+                   healthy_band: tuple[float, float] = (0.999e7, 1.049e7), target_gain: float = 1e7) -> dict[str, Any]:
+    """One index row: state, progress, poor/error counts, mean gain, uniformity, HV at target."""
+    scan_points = {k: v for k, v in points.items() if k in SCAN_POINTS}
+    gains = [_gain(p) for p in scan_points.values() if p.get("status") in ("healthy", "poor") and _gain(p)]
+    mean = sum(gains) / len(gains) if gains else None
+    hv_fit = scan.get("hv_fit") or {}
+    return {
+        "serial": scan["serial"], "scan_id": scan["scan_id"], "state": scan.get("state", "live"),
+        "points_done": len(scan_points), "points_total": len(SCAN_POINTS),
+        "hv_done": sum(1 for p in points.values() if p.get("kind") == "hv"),
+        "n_healthy": sum(1 for p in scan_points.values() if p.get("status") == "healthy"),
+        "n_poor": sum(1 for p in scan_points.values() if p.get("status") == "poor"),
+        "n_error": sum(1 for p in points.values() if p.get("status") == "error"),
+        "mean_gain": mean, "uniformity": (max(gains) - min(gains)) / mean if mean else None,
+        "hv_at_target": hv_fit.get("hv_at_target"), "hv_at_target_err": hv_fit.get("hv_at_target_err"),
+        "target_gain": target_gain, "healthy_band": list(healthy_band),
+        "updated_at": scan.get("updated_at", ""), "started_at": scan.get("started_at", ""),
+        "state_info": scan.get("state_info"), "flagged_points": scan.get("flagged_points") or [],
+    }
+
+
+def _point_row(pid: str, p: dict[str, Any] | None) -> dict[str, Any]:
+    fit = (p or {}).get("fit") or {}
+    ref = (p or {}).get("reference") or {}
+    row = {"point": pid, "status": (p or {}).get("status", "no_data"), "reason": (p or {}).get("reason", "no data yet"),
+           "gain": fit.get("gain"), "gain_err": fit.get("gain_err"), "q1_pc": fit.get("q1_pc"),
+           "spe_resolution": fit.get("spe_resolution"), "mu": fit.get("mu"), "peak_to_valley": fit.get("peak_to_valley"),
+           "chi2_ndf": fit.get("chi2_ndf"), "events": (p or {}).get("events"),
+           "selected_events": (p or {}).get("selected_events"), "reference_gain": ref.get("gain"),
+           "fit_status": fit.get("status"), "model": fit.get("model"), "warnings": (p or {}).get("warnings", [])}
+    for name in ("kind", "theta", "phi", "hv"):
+        row[name] = (p or {}).get(name)
+    return row
+
+
+def scan_csv(points: dict[str, dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for pid in sorted(points, key=_point_order):
+        writer.writerow(_point_row(pid, points[pid]))
+    return buffer.getvalue()
+
+
+def scan_json(scan: dict[str, Any], points: dict[str, dict[str, Any]]) -> str:
+    """Scan summary and every point's result (histogram and fit parameters; the drawn fit curve is left out)."""
+    slim = {pid: {**p, "fit": {k: v for k, v in (p.get("fit") or {}).items() if k != "curve"} or None}
+            for pid, p in points.items()}
+    return json.dumps({"scan": scan, "points": slim}, sort_keys=True, separators=(",", ":"))
+
+
+def _point_order(pid: str) -> tuple[int, int]:
+    return (0, SCAN_POINTS.index(pid)) if pid in SCAN_POINTS else (1, int(pid[3:]) if pid[3:].lstrip("-").isdigit() else 0)
+
+
+def _data_uri(text: str, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(text.encode()).decode()}"
+
+
+def render_scan_page(scan: dict[str, Any], points: dict[str, dict[str, Any]], *, healthy_band: tuple[float, float],
+                     target_gain: float, other_scans: list[str], reference_spectrum: dict[str, Any] | None = None,
+                     generated_at: str, live: bool = False) -> str:
+    """The per-PMT page of one scan (deterministic for the same inputs)."""
+    summary = summarize_scan(scan, points, healthy_band, target_gain)
+    cells = []
+    for pid in SCAN_POINTS:
+        row, col = grid_position(pid)
+        theta, phi = point_angles(pid)  # type: ignore[misc]
+        cells.append({**_point_row(pid, points.get(pid)), "row": row, "col": col, "theta": theta, "phi": phi})
+    hv_ids = sorted((k for k, v in points.items() if v.get("kind") == "hv"), key=_point_order)
+    hv_cells = [_point_row(pid, points[pid]) for pid in hv_ids]
+    spectra = {pid: spectrum_figure(p, reference_spectrum) for pid, p in sorted(points.items())}
+    first = next((c["point"] for c in cells if spectra.get(c["point"])), hv_ids[0] if hv_ids else None)
+    data = {
+        "serial": scan["serial"], "scan_id": scan["scan_id"], "live": live, "first_point": first,
+        "page": f"{scan['serial']}.html", "rows": {c["point"]: c for c in cells + hv_cells},
+        "spectra": {k: v for k, v in spectra.items() if v}, "polar": polar_map_figure(points, healthy_band),
+        "hv": hv_figure(scan.get("hv_fit"), target_gain),
+    }
+    return _env().get_template("scan.html.j2").render(
+        s=summary, scan=scan, cells=cells, hv_cells=hv_cells, hv_fit=scan.get("hv_fit"), other_scans=sorted(other_scans, reverse=True),
+        colours=STATUS_COLOURS, version=__version__, generated_at=generated_at, live=live,
+        data_json=_script_json(data), plotly_js=_plotly_js(), has_reference=any(c["reference_gain"] for c in cells + hv_cells),
+        csv_uri=_data_uri(scan_csv(points), "text/csv"), json_uri=_data_uri(scan_json(scan, points), "application/json"),
+        csv_name=f"{scan['serial']}_{scan['scan_id']}.csv", json_name=f"{scan['serial']}_{scan['scan_id']}.json",
+        grid_size=GRID_SIZE, reference=reference_spectrum is not None,
+    )
+
+
+def render_index_page(summaries: list[dict[str, Any]], *, generated_at: str, live: bool = False) -> str:
+    """Every PMT with its scans, newest scan first."""
+    by_serial: dict[str, list[dict[str, Any]]] = {}
+    for s in sorted(summaries, key=lambda s: (s["scan_id"], s["serial"]), reverse=True):
+        by_serial.setdefault(s["serial"], []).append(s)
+    return _env().get_template("index.html.j2").render(
+        pmts=list(by_serial.items()), generated_at=generated_at, live=live, version=__version__,
+        colours=STATUS_COLOURS, data_json=_script_json({"live": live, "page": "index.html"}),
+    )

@@ -1,0 +1,97 @@
+"""Results on disk: atomic writes (temp + fsync + rename) and the layout of <out>/results/."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .layout import PointKey, validate_point, validate_scan_id, validate_serial
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write so that readers see the old or the new file, never half of one, even after a crash."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)  # reports and results are for everyone on the machine to read
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, json.dumps(obj, indent=1, sort_keys=True, allow_nan=False).encode("utf-8"))
+
+
+def read_json(path: Path) -> Any:
+    """The parsed file, None if it does not exist; a corrupt file is a clear ValueError naming it."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: corrupt JSON ({exc})") from None
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class ResultsStore:
+    """<out>/results/<SN>/<scan_id>/{scan.json, points/<point>.json}; everything derived from the files."""
+
+    def __init__(self, out_root: Path) -> None:
+        self.out_root = Path(out_root)
+        self.results_dir = self.out_root / "results"
+        self.reports_dir = self.out_root / "reports"
+
+    def scan_dir(self, serial: str, scan_id: str) -> Path:
+        return self.results_dir / validate_serial(serial) / validate_scan_id(scan_id)
+
+    def point_path(self, key: PointKey) -> Path:
+        return self.scan_dir(key.serial, key.scan_id) / "points" / f"{validate_point(key.point)}.json"
+
+    def write_point(self, key: PointKey, result: dict[str, Any]) -> None:
+        atomic_write_json(self.point_path(key), result)
+
+    def read_point(self, key: PointKey) -> dict[str, Any] | None:
+        return read_json(self.point_path(key))
+
+    def points(self, serial: str, scan_id: str) -> dict[str, dict[str, Any]]:
+        folder = self.scan_dir(serial, scan_id) / "points"
+        return {p.stem: read_json(p) for p in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
+
+    def read_scan(self, serial: str, scan_id: str) -> dict[str, Any] | None:
+        return read_json(self.scan_dir(serial, scan_id) / "scan.json")
+
+    def update_scan(self, serial: str, scan_id: str, **fields: Any) -> dict[str, Any]:
+        """Read-modify-write scan.json (created as a live scan if missing)."""
+        scan = self.read_scan(serial, scan_id) or {
+            "serial": serial, "scan_id": scan_id, "started_at": now_iso(), "state": "live",
+            "state_info": None, "flagged_points": [], "hv_fit": None,
+        }
+        scan.update(fields, updated_at=now_iso())
+        atomic_write_json(self.scan_dir(serial, scan_id) / "scan.json", scan)
+        return scan
+
+    def scans(self) -> list[tuple[str, str]]:
+        """(serial, scan_id) of every stored scan, newest scan first."""
+        found = [(d.parent.name, d.name) for d in self.results_dir.glob("*/*") if d.is_dir()]
+        return sorted(found, key=lambda s: (s[1], s[0]), reverse=True)
