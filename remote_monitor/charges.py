@@ -51,10 +51,6 @@ class AnalysisSettings:
     record_length: int | None = None
     chunk_events: int = 2048
 
-    def __post_init__(self) -> None:
-        if self.mode not in ("fixed_window", "leading_edge"):
-            raise ValueError(f"analysis mode must be 'fixed_window' or 'leading_edge', not {self.mode!r}")
-
 
 @dataclass
 class PointCharges:

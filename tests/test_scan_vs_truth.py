@@ -27,7 +27,7 @@ def processed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("truth")
     data, out = tmp / "data", tmp / "out"
     faults = [parse_fault(f) for f in (*DEFAULT_FAULTS, "garbage:theta10_phi270")]
-    sim = SimulationConfig(n_events=4000, record_length=400, include_reference=True, seed=21, faults=faults)
+    sim = SimulationConfig(n_events=10000, record_length=400, include_reference=True, seed=21, faults=faults)
     truth = simulate_scan(data, SERIAL, scan_id=SCAN, cfg=sim)
     proc = start_monitor(data, out, write_config(tmp, quiet=0.0), "--once")
     output, _ = proc.communicate(timeout=900)

@@ -1,0 +1,118 @@
+"""`local-viewer`: mirror and watch the monitor's reports; send signed flag/archive/unflag commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import webbrowser
+from datetime import datetime
+from pathlib import Path
+from typing import Sequence
+
+from .mirror import Mirror, MirrorError
+from .send_command import drop_and_wait, post_and_wait, signed_command
+from .status import StatusBoard, notify
+from .tunnel import close_tunnel, open_tunnel
+
+
+def _clock(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%H:%M:%S") if ts else "never"
+
+
+def watch(args: argparse.Namespace) -> int:
+    url = args.url
+    tunnel = None
+    if args.ssh:
+        tunnel = open_tunnel(args.ssh, args.remote_port, args.local_port)
+        url = f"http://127.0.0.1:{args.local_port}/"
+        print(f"ssh tunnel to {args.ssh}: {url} -> 127.0.0.1:{args.remote_port} on the remote side")
+    mirror, board = Mirror(url, args.out, timeout=args.timeout), StatusBoard(args.out)
+    opened = False
+    try:
+        while True:
+            try:
+                updated = mirror.poll_once()
+                if updated:
+                    print(f"[{_clock(time.time())}] updated {len(updated)} file(s)")
+            except MirrorError as exc:
+                print(f"[{_clock(time.time())}] server unreachable since {_clock(mirror.failing_since)}, "
+                      f"showing last good copy from {_clock(mirror.last_success)} ({exc})")
+            lines, alerts = board.update()
+            for line in lines + alerts:
+                print(line)
+            notify(alerts, bell=not args.no_bell)
+            index = Path(args.out) / "reports" / "index.html"
+            if not opened and not args.no_browser and index.exists():
+                webbrowser.open(index.absolute().as_uri())
+                opened = True
+            if args.once:
+                return 0 if mirror.failures == 0 else 1
+            time.sleep(mirror.next_delay(args.interval))
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if tunnel is not None:
+            close_tunnel(tunnel)
+
+
+def command(args: argparse.Namespace) -> int:
+    if not args.url and not args.inbox:
+        print("give --url URL (the monitor's endpoint) or --inbox DIR", file=sys.stderr)
+        return 2
+    try:
+        cmd = signed_command(args.action, args.serial, args.scan, reason=args.reason, key_file=args.key,
+                             points=args.points, issuer=args.issuer)
+        receipt = (post_and_wait(cmd, args.url, args.wait) if args.url else drop_and_wait(cmd, args.inbox, args.wait))
+    except (OSError, ValueError, RuntimeError) as exc:
+        print(f"local-viewer {args.action}: error: {exc}", file=sys.stderr)
+        return 2
+    if receipt is None:
+        print(f"no receipt within {args.wait} s (nonce {cmd['nonce']}); is the monitor running?")
+        return 2
+    if receipt.get("status") == "accepted":
+        print(f"accepted: {args.action} {args.serial} scan {args.scan}"
+              + (f" points {', '.join(args.points)}" if args.points else ""))
+        return 0
+    print(f"rejected: {receipt.get('reason')}")
+    return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="local-viewer", description=__doc__)
+    sub = parser.add_subparsers(dest="what", required=True)
+    w = sub.add_parser("watch", help="mirror the reports, open them, print live status and alerts")
+    w.add_argument("url", nargs="?", default="http://127.0.0.1:8765/")
+    w.add_argument("--out", type=Path, default=Path.home() / "pmt-reports")
+    w.add_argument("--interval", type=float, default=3.0)
+    w.add_argument("--timeout", type=float, default=10.0)
+    w.add_argument("--ssh", metavar="USER@HOST", help="open an ssh tunnel to the monitor's loopback port")
+    w.add_argument("--remote-port", type=int, default=8765)
+    w.add_argument("--local-port", type=int, default=8765)
+    w.add_argument("--no-browser", action="store_true")
+    w.add_argument("--no-bell", action="store_true")
+    w.add_argument("--once", action="store_true", help="poll once and exit (1 if the server failed)")
+    w.set_defaults(run=watch)
+    for action in ("flag", "archive", "unflag"):
+        c = sub.add_parser(action, help=f"send a signed {action} command")
+        c.add_argument("serial")
+        c.add_argument("--scan", required=True, help="scan id YYMMDD_HHMMSS")
+        c.add_argument("--reason", required=action != "archive", default="scan complete and good")
+        c.add_argument("--points", nargs="+", help="only these points (default: the whole scan)")
+        c.add_argument("--key", type=Path, required=True, help="the monitor's command key file")
+        target = c.add_mutually_exclusive_group()
+        target.add_argument("--url", help="the monitor's HTTP endpoint")
+        target.add_argument("--inbox", type=Path, help="write into this command inbox directory instead")
+        c.add_argument("--issuer", help="who sends it (default user@host)")
+        c.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the receipt")
+        c.set_defaults(run=command, action=action)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Charge extraction: the stand's Pyrate math on hand-computable pulses, event alignment, missing channels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from remote_monitor.charges import (AnalysisSettings, ChannelMap, MissingChannelError, corrected_mv,
+                                    extract_point_charges, pulse_start, window_charge_pc)
+from remote_monitor.wavedump_writer import write_ascii, write_binary
+
+N, LENGTH = 40, 300
+
+
+def _point(tmp_path: Path, pmt_height_adc: int = 100, writer=write_ascii, suffix: str = "txt") -> dict[int, Path]:
+    """Trigger pulse at sample 60; PMT: 8 samples of -pmt_height_adc at 222..229 (= 325 ns after trigger + 4 ns)."""
+    trigger = np.full((N, LENGTH), 800, dtype=np.uint16)
+    trigger[:, 60:80] += 6000
+    pmt = np.full((N, LENGTH), 14000, dtype=np.uint16)
+    pmt[:, 224:232] -= pmt_height_adc
+    files = {}
+    for ch, samples in ((0, trigger), (2, pmt)):
+        files[ch] = tmp_path / f"wave{ch}.{suffix}"
+        writer(files[ch], samples, ch)
+    return files
+
+
+def test_known_pulse_gives_the_hand_computed_charge(tmp_path: Path) -> None:
+    # 8 samples x 100 ADC x (2000 mV / 16384) = 97.65625 mV*sample; x 2 ns / 50 ohm = 3.90625 pC
+    expected = 8 * 100 * 2000 / 16384 * 2 / 50
+    for mode in ("fixed_window", "leading_edge"):
+        charges = extract_point_charges(_point(tmp_path), ChannelMap(), AnalysisSettings(mode=mode))
+        assert charges.n_events == charges.n_selected == N
+        assert charges.pmt_charge_pc == pytest.approx(np.full(N, expected), rel=1e-6)
+    assert charges.pmt_minus_trigger_ns == pytest.approx(np.full(N, 328.0))
+
+
+def test_ascii_and_binary_give_identical_charges(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = extract_point_charges(_point(tmp_path / "a"), ChannelMap(), AnalysisSettings())
+    b = extract_point_charges(_point(tmp_path / "b", writer=write_binary, suffix="dat"), ChannelMap(), AnalysisSettings())
+    assert np.array_equal(a.pmt_charge_pc, b.pmt_charge_pc)
+
+
+def test_selection_by_time_window_and_charge_range(tmp_path: Path) -> None:
+    files = _point(tmp_path)
+    late = AnalysisSettings(mode="leading_edge", time_window_ns=(330.0, 340.0))
+    assert extract_point_charges(files, ChannelMap(), late).n_selected == 0
+    narrow = AnalysisSettings(charge_range_pc=(-5.0, 3.0))
+    assert extract_point_charges(files, ChannelMap(), narrow).n_selected == 0
+
+
+def test_missing_channel_and_event_missing_in_one_channel(tmp_path: Path) -> None:
+    files = _point(tmp_path)
+    with pytest.raises(MissingChannelError, match="channel 2"):
+        extract_point_charges({0: files[0]}, ChannelMap(), AnalysisSettings())
+    with pytest.raises(MissingChannelError, match="channel 4"):
+        extract_point_charges(files, ChannelMap(reference=4), AnalysisSettings())
+    data = files[2].read_bytes()
+    files[2].write_bytes(data[: len(data) - 100])  # PMT file cut inside its last event
+    charges = extract_point_charges(files, ChannelMap(), AnalysisSettings(chunk_events=7))
+    assert charges.n_events == N - 1
+    assert any("truncated" in w for w in charges.warnings)
+    assert any("not present in every channel" in w for w in charges.warnings)
+
+
+def test_untriggered_events_are_dropped_and_counted(tmp_path: Path) -> None:
+    files = _point(tmp_path)
+    write_ascii(files[0], np.full((N, LENGTH), 800, dtype=np.uint16), 0)  # the trigger channel saw nothing
+    charges = extract_point_charges(files, ChannelMap(), AnalysisSettings())
+    assert charges.n_selected == 0 and any(f"{N} event(s) without a trigger" in w for w in charges.warnings)
+
+
+def test_math_helpers() -> None:
+    raw = np.array([[10000] * 40 + [10000 - 8192] + [10000] * 9], dtype=np.uint16)
+    mv = corrected_mv(raw, -1)
+    assert mv[0, 40] == pytest.approx(1000.0)
+    assert list(pulse_start(mv, 3.0)) == [40]
+    assert list(pulse_start(np.zeros((1, 10)), 3.0)) == [-1]
+    assert window_charge_pc(mv, np.array([35]), 60)[0] == pytest.approx(40.0)  # clipped to the record

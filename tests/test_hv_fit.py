@@ -1,0 +1,36 @@
+"""HV power-law fit: recovers the HV at gain 1e7 within 5 V, with an honest error, and clear statuses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from remote_monitor.hv_fit import fit_hv
+
+HV = np.array([1650.0, 1700.0, 1750.0, 1800.0, 1850.0])
+
+
+def _gains(rng: np.random.Generator, b: float = 7.0, hv_target: float = 1750.0) -> tuple[np.ndarray, np.ndarray]:
+    true = 1e7 * (HV / hv_target) ** b
+    return true * (1 + 0.01 * rng.normal(size=HV.size)), 0.01 * true
+
+
+def test_recovers_hv_at_target_with_sensible_error() -> None:
+    pulls = []
+    for seed in range(40):
+        gain, err = _gains(np.random.default_rng(seed), hv_target=1742.0)
+        result = fit_hv(HV, gain, err)
+        assert result.status == "ok", result.reason
+        assert abs(result.hv_at_target - 1742.0) < 5.0
+        assert result.b == pytest.approx(7.0, abs=0.5)
+        pulls.append((result.hv_at_target - 1742.0) / result.hv_at_target_err)
+    assert 0.6 < np.std(pulls) < 1.5 and abs(np.mean(pulls)) < 0.5
+
+
+def test_edge_statuses() -> None:
+    assert fit_hv([1750], [1e7], [1e5]).status == "too_few_points"
+    result = fit_hv([1650, 1700, 1750], [1e7, -1.0, None], [1e5, 1e5, 1e5])  # type: ignore[list-item]
+    assert result.status == "too_few_points" and "skipped 2" in result.reason
+    far = fit_hv(HV, 2e7 * (HV / 1750) ** 7, 2e5 * (HV / 1750) ** 7)
+    assert far.status == "target_outside_range" and far.hv_at_target < 1650
+    assert far.to_dict()["hv_at_target"] == far.hv_at_target

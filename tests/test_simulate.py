@@ -1,0 +1,79 @@
+"""The simulated stand: layout, truth, faults on disk, determinism, and waveform physics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from remote_monitor.layout import SCAN_POINTS
+from remote_monitor.simulate import SimulationConfig, parse_fault, simulate_point_waveforms, simulate_scan
+from remote_monitor.units import MV_PER_ADC, gain_to_pc
+
+SMALL = SimulationConfig(n_events=50, record_length=300)
+
+
+def test_layout_truth_and_faults(tmp_path: Path) -> None:
+    faults = [parse_fault(f) for f in ("dead:theta20_phi90", "low_gain:theta30_phi180", "missing_channel:theta40_phi0",
+                                       "truncated:theta50_phi270", "garbage:theta10_phi0")]
+    cfg = SimulationConfig(n_events=50, record_length=300, faults=faults, include_reference=True)
+    truth = simulate_scan(tmp_path, "SN001", scan_id="261125_101500", cfg=cfg)
+    scan = tmp_path / "wavedump_output_261125_101500" / "SN001"
+    assert len([d for d in scan.iterdir() if d.is_dir()]) == 22  # 21 point folders + HV_CHECK
+    assert sorted(p.name for p in (scan / "wavesave_theta10_phi90").iterdir()) == [
+        f"wave{c}save_theta10_phi90.txt" for c in (0, 1, 2, 4)]
+    assert len(list((scan / "wavesave_HV_CHECK").glob("wave2save_HV_*.txt"))) == 5
+    assert json.loads((scan / "truth.json").read_text()) == json.loads(json.dumps(truth))
+    points = truth["points"]
+    assert set(points) == set(SCAN_POINTS) | {f"HV_{v}" for v in (1650, 1700, 1750, 1800, 1850)}
+    assert points["theta30_phi180"]["expected_status"] == "poor"
+    assert points["theta20_phi90"]["mu"] == 0 and points["theta20_phi90"]["expected_status"] == "error"
+    assert not (scan / "wavesave_theta40_phi0" / "wave2save_theta40_phi0.txt").exists()
+    assert b"#N/A" in (scan / "wavesave_theta10_phi0" / "wave2save_theta10_phi0.txt").read_bytes()
+    healthy = [p for p, t in points.items() if t["expected_status"] == "healthy" and p.startswith("theta")]
+    assert len(healthy) == 16 and all(0.999e7 < points[p]["gain"] < 1.049e7 for p in healthy)
+    assert 1650 < truth["hv_at_1e7"] < 1850
+
+
+def test_deterministic_for_a_seed(tmp_path: Path) -> None:
+    a = simulate_scan(tmp_path / "a", "SN002", scan_id="261125_101500", cfg=SMALL, points=["theta0_phi0"])
+    b = simulate_scan(tmp_path / "b", "SN002", scan_id="261125_101500", cfg=SMALL, points=["theta0_phi0"])
+    rel = "wavedump_output_261125_101500/SN002/wavesave_theta0_phi0/wave2save_theta0_phi0.txt"
+    assert a == b and (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
+
+
+def test_binary_format_and_slow_writing(tmp_path: Path) -> None:
+    cfg = SimulationConfig(n_events=20, record_length=300, fmt="binary", chunks_per_file=3, write_delay_s=0.03)
+    simulate_scan(tmp_path, "SN003", scan_id="261125_101500", cfg=cfg, points=["theta0_phi0", "HV_1750"])
+    files = sorted((tmp_path / "wavedump_output_261125_101500" / "SN003").rglob("*.dat"))
+    assert len(files) == 6 and all(f.stat().st_size == 20 * (24 + 600) for f in files)
+
+
+def test_waveform_physics() -> None:
+    rng = np.random.default_rng(0)
+    gain, mu = 1.0e7, 1.5
+    waves = simulate_point_waveforms(rng, 600, 400, gain, mu, SimulationConfig(noise_mv=0.6))
+    pmt = waves[2].astype(float)
+    baseline = pmt[:, :40].mean(axis=1, keepdims=True)
+    assert np.median(baseline) == pytest.approx(14000, abs=2)
+    assert np.std((pmt[:, :40] - baseline) * MV_PER_ADC) == pytest.approx(0.6, rel=0.1)
+    mv = (pmt - baseline) * MV_PER_ADC * -1
+    assert mv.max() > 5 and mv.min() > -5  # pulses negative on the wire, positive after the flip
+    trigger = waves[0].astype(float)
+    trig_start = np.argmax((trigger - trigger[:, :40].mean(axis=1, keepdims=True)) * MV_PER_ADC > 100, axis=1)
+    rows = np.arange(len(mv))
+    window = np.array([mv[i, s + 150: s + 210].sum() for i, s in zip(rows, trig_start)]) * 0.04
+    assert window.mean() == pytest.approx(mu * gain_to_pc(gain), rel=0.06)
+    over = mv > 3.0
+    hit = over.any(axis=1) & (window > 0.8)
+    dt = (np.argmax(over, axis=1) - trig_start)[hit] * 2.0
+    assert np.mean((dt >= 321) & (dt <= 330)) > 0.95
+
+
+def test_bad_fault_text() -> None:
+    with pytest.raises(ValueError, match="KIND:POINT"):
+        parse_fault("melted:theta0_phi0")
+    with pytest.raises(ValueError):
+        parse_fault("dead:theta7_phi0")

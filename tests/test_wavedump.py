@@ -1,0 +1,121 @@
+"""WaveDump readers: formats, header variants, streaming, and clear errors for broken files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from remote_monitor.wavedump import WaveDumpReader, WaveformFileError, read_waveforms
+from remote_monitor.wavedump_writer import write_ascii, write_binary
+
+
+@pytest.fixture
+def samples() -> np.ndarray:
+    rng = np.random.default_rng(1)
+    return rng.integers(0, 16384, size=(37, 50)).astype(np.uint16)
+
+
+def test_ascii_and_binary_read_back_identical_samples(tmp_path: Path, samples: np.ndarray) -> None:
+    write_ascii(tmp_path / "wave2.txt", samples, 2, first_event=5)
+    write_binary(tmp_path / "wave2.dat", samples, 2, first_event=5)
+    write_binary(tmp_path / "raw2.dat", samples, 2, header=False)
+    a, wa = read_waveforms(tmp_path / "wave2.txt")
+    b, wb = read_waveforms(tmp_path / "wave2.dat")
+    c, _ = read_waveforms(tmp_path / "raw2.dat", header=False, record_length=50)
+    assert wa == wb == []
+    assert np.array_equal(a.samples, samples) and np.array_equal(b.samples, samples)
+    assert np.array_equal(c.samples, samples)
+    assert list(a.event_numbers) == list(b.event_numbers) == list(range(5, 42))
+    assert a.channel == b.channel == 2
+
+
+def test_streaming_in_small_chunks_equals_one_chunk(tmp_path: Path, samples: np.ndarray) -> None:
+    for name, writer in (("wave0.txt", write_ascii), ("wave0.dat", write_binary)):
+        writer(tmp_path / name, samples, 0)
+        chunks = list(WaveDumpReader(tmp_path / name, chunk_events=4).chunks())
+        assert [len(c.samples) for c in chunks] == [4] * 9 + [1]
+        assert np.array_equal(np.concatenate([c.samples for c in chunks]), samples)
+
+
+HEADER_VARIANTS = {
+    "compact": "Record Length:{n}\nBoardID:31\nChannel:2\nEvent Number:{e}\nPattern:0x0000\n"
+               "Trigger Time Stamp:{t}\nDC offset (DAC):0x1999\n",
+    "no pattern, no offset": "Record Length: {n}\nBoardID: 31\nChannel: 2\nEvent Number: {e}\nTrigger Time Stamp: {t}\n",
+    "x742 extra line": "Record Length: {n}\nBoardID: 31\nChannel: 2\nEvent Number: {e}\nPattern: 0x0000\n"
+                       "Trigger Time Stamp: {t}\nDC offset (DAC): 0x1999\nStart Index Cell: 12\n",
+}
+
+
+@pytest.mark.parametrize("variant", HEADER_VARIANTS)
+@pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["LF", "CRLF"])
+def test_header_variants_of_wavedump_versions(tmp_path: Path, samples: np.ndarray, variant: str, newline: str) -> None:
+    text = "".join(HEADER_VARIANTS[variant].format(n=50, e=i, t=1000 * i) + "".join(f"{v}\n" for v in row)
+                   for i, row in enumerate(samples))
+    path = tmp_path / "wave2.txt"
+    path.write_bytes(text.replace("\n", newline).encode())
+    chunk, warnings = read_waveforms(path, chunk_events=8)
+    assert warnings == []
+    assert np.array_equal(chunk.samples, samples)
+    assert list(chunk.trigger_time_tags[:3]) == [0, 1000, 2000]
+
+
+@pytest.mark.parametrize("suffix", ["txt", "dat"])
+def test_truncated_last_event_is_dropped_and_reported(tmp_path: Path, samples: np.ndarray, suffix: str) -> None:
+    path = tmp_path / f"wave2.{suffix}"
+    (write_ascii if suffix == "txt" else write_binary)(path, samples, 2)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 40])
+    chunk, warnings = read_waveforms(path, chunk_events=5)
+    assert np.array_equal(chunk.samples, samples[:-1])
+    assert len(warnings) == 1 and "truncated" in warnings[0] and ("line" in warnings[0] or "byte" in warnings[0])
+
+
+def _ascii(tmp_path: Path, samples: np.ndarray) -> tuple[Path, list[bytes]]:
+    path = tmp_path / "wave2.txt"
+    write_ascii(path, samples, 2)
+    return path, path.read_bytes().split(b"\n")
+
+
+def test_garbage_line_names_file_and_line(tmp_path: Path, samples: np.ndarray) -> None:
+    path, lines = _ascii(tmp_path, samples)
+    lines[7 + 57 + 3] = b"#N/A"  # a sample line of the second event (line 68)
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(WaveformFileError) as err:
+        read_waveforms(path)
+    assert err.value.where == "line 68" and str(path) in str(err.value) and "#N/A" in err.value.reason
+
+
+def test_record_length_mismatch_is_an_error(tmp_path: Path, samples: np.ndarray) -> None:
+    path, lines = _ascii(tmp_path, samples)
+    del lines[7 + 10]  # the first event is one sample short: the next header appears among the samples
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(WaveformFileError, match="line 57.*record length"):
+        read_waveforms(path)
+    with pytest.raises(WaveformFileError, match="record length 50 != expected 64"):
+        read_waveforms(tmp_path / "wave2.txt", record_length=64)
+
+
+def test_empty_and_non_wavedump_files(tmp_path: Path) -> None:
+    empty = tmp_path / "wave2.txt"
+    empty.write_bytes(b"")
+    with pytest.raises(WaveformFileError, match="empty file"):
+        read_waveforms(empty)
+    other = tmp_path / "wave3.txt"
+    other.write_text("hello world\nthis is not a digitizer file\n")
+    with pytest.raises(WaveformFileError, match="wave3.txt: line 1"):
+        read_waveforms(other)
+
+
+def test_binary_with_corrupt_event_size(tmp_path: Path, samples: np.ndarray) -> None:
+    path = tmp_path / "wave2.dat"
+    write_binary(path, samples, 2)
+    data = bytearray(path.read_bytes())
+    event = 24 + 2 * 50
+    data[3 * event: 3 * event + 4] = (999).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    with pytest.raises(WaveformFileError, match=f"byte {3 * event}: event size field 999"):
+        read_waveforms(path)
+    with pytest.raises(WaveformFileError, match="needs record_length"):
+        WaveDumpReader(tmp_path / "raw.dat", header=False)
