@@ -167,7 +167,7 @@ class MonitorHTTPServer(ThreadingHTTPServer):
         files += sorted((self.out_root / "results").glob("*/*/points/*.json"))
         entries = []
         for path in files:
-            if path.name.startswith("."):
+            if path.name.startswith(".") or path.is_symlink():
                 continue
             try:
                 st = path.stat()

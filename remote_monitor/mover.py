@@ -72,6 +72,10 @@ class Mover:
     def _rename(src: Path, dst: Path) -> None:
         os.rename(src, dst)
 
+    @staticmethod
+    def _copy(src: Path, dst: Path) -> None:
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dst)
+
     def _copy_verify_delete(self, entry: Path, src: Path, dst: Path) -> None:
         """Cross-filesystem path; every step can be re-run after a crash."""
         if src.exists():
@@ -79,7 +83,7 @@ class Mover:
             if not dst.exists():
                 if partial.exists():
                     shutil.rmtree(partial) if partial.is_dir() else partial.unlink()
-                (shutil.copytree if src.is_dir() else shutil.copy2)(src, partial)
+                self._copy(src, partial)
                 _fsync_tree(partial)
                 os.rename(partial, dst)
             self._verify(src, dst)

@@ -57,6 +57,10 @@ def classify(fit: dict[str, Any], cfg: Config, kind: str = "scan") -> tuple[str,
         return "error", "SPE fit did not converge"
     if fit.get("mu") is not None and fit["mu"] < 0.01:
         return "error", f"no SPE signal (occupancy {fit['mu']:.3f} PE): laser or fibre problem?"
+    q1, sigma0 = fit.get("q1_pc"), fit.get("sigma0_pc")
+    if q1 is not None and sigma0 is not None and q1 < 1.5 * sigma0:
+        return "error", (f"no SPE peak separated from the pedestal (Q1 {q1:.3f} pC < 1.5 x pedestal width "
+                         f"{sigma0:.3f} pC): no light, or PMT dead?")
     if kind == "hv":
         return "healthy", f"gain {gain:.4g} measured (HV check point)"
     if gain < lo:

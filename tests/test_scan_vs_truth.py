@@ -29,7 +29,9 @@ def processed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     faults = [parse_fault(f) for f in (*DEFAULT_FAULTS, "garbage:theta10_phi270")]
     sim = SimulationConfig(n_events=10000, record_length=400, include_reference=True, seed=21, faults=faults)
     truth = simulate_scan(data, SERIAL, scan_id=SCAN, cfg=sim)
-    proc = start_monitor(data, out, write_config(tmp, quiet=0.0), "--once")
+    config = write_config(tmp, quiet=0.0)
+    config.write_text(config.read_text() + "[channels]\nreference = 4\n")  # the reference PMT is read
+    proc = start_monitor(data, out, config, "--once")
     output, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, output
     return {"truth": truth, "out": out, "results": point_results(out, SERIAL, SCAN), "log": output}
