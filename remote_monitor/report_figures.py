@@ -11,8 +11,8 @@ FONT = {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "siz
 
 
 def _layout(title: str, **extra: Any) -> dict[str, Any]:
-    return {"title": {"text": title}, "font": FONT, "margin": {"l": 70, "r": 20, "t": 50, "b": 60},
-            "paper_bgcolor": "#ffffff", "plot_bgcolor": "#fbfbfb", "legend": {"orientation": "h", "y": -0.2},
+    return {"title": {"text": title}, "font": FONT, "margin": {"l": 70, "r": 20, "t": 50, "b": 100},
+            "paper_bgcolor": "#ffffff", "plot_bgcolor": "#fbfbfb", "legend": {"orientation": "h", "y": -0.32},
             **extra}
 
 

@@ -1,0 +1,84 @@
+"""The report in headless Chromium (Debian's package, driven by Playwright): no errors, no network,
+the statuses of the input, charts drawn, and clicking a cell shows that point's spectrum."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from remote_monitor import report
+
+from .report_fixtures import SCAN_ID, expected_statuses, scan_with_faults
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("PMT_REQUIRE_BROWSER"):
+            pytest.fail(f"{CHROMIUM} is missing but PMT_REQUIRE_BROWSER is set")
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        yield chromium
+        chromium.close()
+
+
+def open_page(browser: Any, path: Path) -> tuple[Any, list[str], list[str]]:
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    errors: list[str] = []
+    requests: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(path.as_uri())
+    page.wait_for_selector("#polar-map .main-svg")
+    return page, errors, requests
+
+
+def test_scan_page_in_chromium(browser: Any, tmp_path: Path) -> None:
+    scan, points = scan_with_faults()
+    path = tmp_path / "EA0042.html"
+    path.write_text(report.render_scan_page(scan, points, healthy_band=(0.999e7, 1.049e7), target_gain=1e7,
+                                            other_scans=[SCAN_ID], generated_at="2026-11-25T10:40:00+00:00"))
+    page, errors, requests = open_page(browser, path)
+    shown = dict(page.eval_on_selector_all("#grid [data-point]", "els => els.map(e => [e.dataset.point, e.dataset.status])"))
+    assert shown == expected_statuses(points)
+    assert page.locator("#polar-map .main-svg").count() >= 1
+    assert page.locator("#hv-plot .main-svg").count() >= 1 and page.locator("#spectrum .main-svg").count() >= 1
+    page.click('[data-point="theta30_phi180"]')
+    assert page.inner_text("#spectrum-title") == "Charge spectrum theta30_phi180"
+    assert "0.8700e7" in page.inner_text("#fit-params") and "POOR" in page.inner_text("#spectrum-status").upper()
+    assert page.locator("#spectrum .gtitle").text_content() == "Charge spectrum theta30_phi180"
+    page.click('[data-point="theta50_phi90"]')  # a missing point says so instead of drawing nothing silently
+    assert "no data" in page.inner_text("#spectrum-status").lower()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.click('[data-point="theta30_phi180"]')
+    page.screenshot(path=str(ARTIFACTS / "report_fixture.png"), full_page=True)
+    assert not errors, errors
+    assert requests == [path.as_uri()], requests
+
+
+def test_index_page_in_chromium(browser: Any, tmp_path: Path) -> None:
+    scan, points = scan_with_faults()
+    summary = report.summarize_scan(scan, points)
+    path = tmp_path / "index.html"
+    path.write_text(report.render_index_page([summary], generated_at="2026-11-25T10:40:00+00:00", live=True))
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(path.as_uri())
+    page.wait_for_timeout(300)  # a file:// page must not start polling version.json
+    row = page.locator("tr[data-serial]").first
+    assert row.get_attribute("data-state") == "live" and "1 poor" in row.inner_text().lower()
+    assert not errors
