@@ -13,13 +13,13 @@ from pathlib import Path
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
-from remote_monitor.charges import extract_point_charges  # noqa: E402
-from remote_monitor.config import Config  # noqa: E402
-from remote_monitor.histogram import fill_histogram  # noqa: E402
-from remote_monitor.layout import PointKey  # noqa: E402
-from remote_monitor.processing import point_sources, process_point  # noqa: E402
-from remote_monitor.simulate import SimulationConfig, simulate_scan  # noqa: E402
-from remote_monitor.spe_fit import fit_spe  # noqa: E402
+from remote_monitor.charges import extract_point_charges
+from remote_monitor.config import Config
+from remote_monitor.histogram import fill_histogram
+from remote_monitor.layout import PointKey
+from remote_monitor.processing import point_sources, process_point
+from remote_monitor.simulate import SimulationConfig, simulate_scan
+from remote_monitor.spe_fit import fit_spe
 
 TARGET_S = 2.0
 

@@ -6,9 +6,9 @@ import argparse
 import sys
 import time
 import webbrowser
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Sequence
 
 from .mirror import Mirror, MirrorError
 from .send_command import drop_and_wait, post_and_wait, signed_command

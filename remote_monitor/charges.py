@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import reduce
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -30,7 +30,13 @@ class ChannelMap:
 
     @property
     def required(self) -> list[int]:
+        """Channels without which a point cannot be analysed."""
         return [self.trigger, self.pmt] + ([self.reference] if self.reference is not None else [])
+
+    @property
+    def expected(self) -> list[int]:
+        """Channels the stand writes for every point (a point waits for all of them before processing)."""
+        return sorted(self.required + ([self.sipm] if self.sipm is not None else []))
 
 
 @dataclass(frozen=True)
@@ -93,8 +99,8 @@ def _channel_charges(mv: np.ndarray, trigger_start: np.ndarray, s: AnalysisSetti
     start = pulse_start(mv, s.pmt_threshold_mv)
     dt_ns = np.where(start >= 0, (start - trigger_start) * NS_PER_SAMPLE, np.nan)
     if s.mode == "fixed_window":
-        window_start = trigger_start + int(round(s.fixed_window_start_ns / NS_PER_SAMPLE))
-        charge = window_charge_pc(mv, window_start, int(round(s.fixed_window_length_ns / NS_PER_SAMPLE)))
+        window_start = trigger_start + round(s.fixed_window_start_ns / NS_PER_SAMPLE)
+        charge = window_charge_pc(mv, window_start, round(s.fixed_window_length_ns / NS_PER_SAMPLE))
         in_time = np.ones(len(mv), dtype=bool)
     else:
         charge = window_charge_pc(mv, start - s.pre_samples, s.pre_samples + s.post_samples)

@@ -9,7 +9,7 @@ import os
 import re
 import secrets
 import stat
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,13 +52,13 @@ def load_key(path: Path) -> bytes:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def build_command(action: str, serial: str, scan_id: str, *, reason: str, issuer: str,
                   points: list[str] | None = None, ttl_s: float = 600, now: datetime | None = None) -> dict[str, Any]:
     """An unsigned command with a fresh nonce and an expiry."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return {"action": action, "serial": serial, "scan_id": scan_id, "points": list(points) if points else None,
             "reason": reason, "issuer": issuer, "issued_at": _iso(now),
             "expires_at": _iso(now + timedelta(seconds=ttl_s)), "nonce": secrets.token_hex(16)}

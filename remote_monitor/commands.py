@@ -9,14 +9,22 @@ from __future__ import annotations
 import fcntl
 import json
 import shutil
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from . import command_signing
-from .layout import HV_DIR, SCAN_DIR_PREFIX, LayoutError, point_dir_name, validate_point, validate_scan_id
-from .layout import validate_serial
+from .layout import (
+    HV_DIR,
+    SCAN_DIR_PREFIX,
+    LayoutError,
+    point_dir_name,
+    validate_point,
+    validate_scan_id,
+    validate_serial,
+)
 from .mover import Mover
 from .store import ResultsStore, atomic_write_json, read_json
 
@@ -63,7 +71,7 @@ class CommandProcessor:
         self.out_root = Path(out_root).absolute()
         self.key = key
         self.store = store
-        self.now = now or (lambda: datetime.now(timezone.utc))
+        self.now = now or (lambda: datetime.now(UTC))
         base = self.out_root / "commands"
         self.inbox, self.done, self.rejected = base / "inbox", base / "done", base / "rejected"
         self.locks, self.nonce_file = base / "locks", base / "nonces.json"

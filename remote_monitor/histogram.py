@@ -28,7 +28,7 @@ class Histogram:
         return {"edges": [round(float(e), 6) for e in self.edges], "counts": [int(c) for c in self.counts]}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Histogram":
+    def from_dict(cls, data: dict[str, Any]) -> Histogram:
         return cls(np.asarray(data["edges"], dtype=float), np.asarray(data["counts"], dtype=np.int64))
 
 

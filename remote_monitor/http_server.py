@@ -33,7 +33,7 @@ def _etag(path: Path) -> str:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "MonitorHTTPServer"
+    server: MonitorHTTPServer
     server_version = "pmt-live-monitor"
 
     def log_message(self, fmt: str, *args: Any) -> None:

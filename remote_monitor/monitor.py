@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import os
 import queue
 import signal
 import threading
@@ -31,6 +32,18 @@ from .store import ResultsStore, atomic_write_json
 log = logging.getLogger("remote_monitor")
 
 
+def _exit_with_parent() -> None:
+    """Worker initializer: leave when the monitor dies (kill -9 leaves no orphaned workers behind)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _warm_up() -> None:
     """Import zfit and compile the numba kernels once per worker, before the first real point."""
     import numpy as np
@@ -48,7 +61,7 @@ def _process_job(key: PointKey, sources: dict[str, Path], cfg: Config) -> dict[s
 class _Queueing(FileSystemEventHandler):
     """Hands every file-system path that changed to the monitor's main loop."""
 
-    def __init__(self, sink: "queue.Queue[str]") -> None:
+    def __init__(self, sink: queue.Queue[str]) -> None:
         self.sink = sink
 
     def on_any_event(self, event: FileSystemEvent) -> None:
@@ -103,7 +116,8 @@ class Monitor:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         pool = ProcessPoolExecutor(
-            max_workers=self.cfg.monitor.workers, mp_context=multiprocessing.get_context("spawn")
+            max_workers=self.cfg.monitor.workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_exit_with_parent,
         )
         for _ in range(self.cfg.monitor.workers):
             pool.submit(_warm_up)
@@ -269,7 +283,7 @@ class Monitor:
         quiet_for = now - seen[1]
         if quiet_for < self.quiet:
             return
-        if missing_sources(sources, self.cfg) and not (
+        if missing_sources(sources, self.cfg, expected=True) and not (
             self.once or quiet_for >= self.cfg.monitor.incomplete_seconds
         ):
             return
@@ -320,9 +334,9 @@ class Monitor:
             self._pending.add(key)
             return
         record_point(self.store, key, result, self.cfg)
+        self._journal(key, result)
         self.publisher.publish(key.serial)
         self.processed_count += 1
-        self._journal(key, result)
         fit = result.get("fit") or {}
         gain = fit.get("gain")
         log.info(

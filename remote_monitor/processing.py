@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ from .layout import ROOT_SOURCE, PointKey, point_angles, point_dir_name, point_h
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def point_sources(data_root: Path, key: PointKey) -> dict[str, Path]:
@@ -29,11 +29,12 @@ def point_sources(data_root: Path, key: PointKey) -> dict[str, Path]:
     return found
 
 
-def missing_sources(sources: dict[str, Path], cfg: Config) -> list[int]:
-    """Required channels without a file (none missing when a Pyrate ROOT file is there)."""
+def missing_sources(sources: dict[str, Path], cfg: Config, expected: bool = False) -> list[int]:
+    """Required (or, with expected=True, all expected) channels without a file; none with a Pyrate file."""
     if ROOT_SOURCE in sources:
         return []
-    return [ch for ch in cfg.channels.required if str(ch) not in sources]
+    wanted = cfg.channels.expected if expected else cfg.channels.required
+    return [ch for ch in wanted if str(ch) not in sources]
 
 
 def fingerprint(sources: dict[str, Path]) -> dict[str, dict[str, Any]]:

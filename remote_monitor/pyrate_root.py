@@ -37,7 +37,7 @@ def read_pyrate_charges(path: Path, channels: ChannelMap, settings: AnalysisSett
 
     try:
         root_file = uproot.open(path)
-    except Exception as exc:  # uproot raises several types for non-ROOT or damaged files
+    except Exception as exc:  # noqa: BLE001 - uproot raises several types for non-ROOT or damaged files
         raise WaveformFileError(path, "file", f"not a readable ROOT file ({type(exc).__name__}: {exc})") from None
     with root_file:
         trig_start, _ = _read_tree(path, root_file, channels.trigger)

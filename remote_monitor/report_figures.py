@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -26,7 +27,7 @@ def spectrum_figure(point: dict[str, Any], reference: dict[str, Any] | None = No
     if not hist:
         return None
     edges, counts = hist["edges"], hist["counts"]
-    centres = [0.5 * (a + b) for a, b in zip(edges[:-1], edges[1:])]
+    centres = [0.5 * (a + b) for a, b in itertools.pairwise(edges)]
     fit = point.get("fit") or {}
     curve = fit.get("curve") or {}
     last = max([i for i, c in enumerate(counts) if c > 0] + [0])
@@ -50,7 +51,7 @@ def spectrum_figure(point: dict[str, Any], reference: dict[str, Any] | None = No
                      "line": {"width": 2.5, "color": "#0072B2"}})
     if reference and sum(reference["counts"]) > 0 and sum(counts) > 0:
         scale = sum(counts) / sum(reference["counts"])
-        ref_x = [0.5 * (a + b) for a, b in zip(reference["edges"][:-1], reference["edges"][1:])]
+        ref_x = [0.5 * (a + b) for a, b in itertools.pairwise(reference["edges"])]
         keep = [i for i, x in enumerate(ref_x) if x <= centres[end - 1]]
         data.append({"type": "scatter", "mode": "lines", "name": "reference PMT (same area)",
                      "x": _r([ref_x[i] for i in keep]), "y": _r([reference["counts"][i] * scale for i in keep], 2),

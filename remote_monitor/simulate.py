@@ -22,7 +22,7 @@ import numpy as np
 
 from .layout import SCAN_POINTS, PointKey, channel_file, point_angles, scan_dir, validate_point
 from .units import MV_PER_ADC, NS_PER_SAMPLE, PC_PER_MV_SAMPLE, gain_to_pc
-from .wavedump_writer import write_ascii, write_binary
+from .wavedump_writer import ascii_bytes, binary_bytes
 
 FAULT_KINDS = ("dead", "low_gain", "missing_channel", "truncated", "garbage")
 HEALTHY_BAND = (0.999e7, 1.049e7)
@@ -142,7 +142,6 @@ def _point_truth(point: str, gains: dict[str, float], faults: dict[str, str], cf
         gain = gains["theta0_phi0"] * (hv / cfg.hv_nominal) ** cfg.hv_exponent
     else:
         hv = None
-        theta, phi = point_angles(point)  # type: ignore[misc]
         gain = gains[point]
     gain *= 0.85 if fault == "low_gain" else 1.0
     mu = 0.0 if fault == "dead" else cfg.mu * (1.0 - 0.1 * ((point_angles(point) or (0, 0))[0] / 50.0))
@@ -155,13 +154,18 @@ def _point_truth(point: str, gains: dict[str, float], faults: dict[str, str], cf
     return {"gain": gain, "mu": mu, "hv": hv, "fault": fault, "expected_status": expected}
 
 
-def _write_channel(path: Path, samples: np.ndarray, channel: int, cfg: SimulationConfig) -> None:
-    """Write one channel file, in cfg.chunks_per_file pieces (pausing between them) for a live scan."""
-    pieces = np.array_split(np.arange(len(samples)), max(1, cfg.chunks_per_file))
+def _write_point(paths: dict[int, Path], waves: dict[int, np.ndarray], cfg: SimulationConfig) -> None:
+    """Write all channel files of a point together, piece by piece like the digitizer (pauses in between
+    with cfg.chunks_per_file > 1), so the files of one point grow side by side."""
+    n = len(next(iter(waves.values())))
+    pieces = np.array_split(np.arange(n), max(1, cfg.chunks_per_file))
     for i, rows in enumerate(pieces):
-        mode = "wb" if i == 0 else "ab"
-        writer = write_binary if cfg.fmt == "binary" else write_ascii
-        writer(path, samples[rows], channel, first_event=int(rows[0]) if len(rows) else 0, mode=mode)
+        first = int(rows[0]) if len(rows) else 0
+        blobs = {ch: binary_bytes(waves[ch][rows], ch, first_event=first) if cfg.fmt == "binary"
+                 else ascii_bytes(waves[ch][rows], ch, first_event=first) for ch in paths}
+        for ch, path in paths.items():
+            with open(path, "wb" if i == 0 else "ab") as fh:
+                fh.write(blobs[ch])
         if i < len(pieces) - 1 and cfg.write_delay_s:
             time.sleep(cfg.write_delay_s / max(1, cfg.chunks_per_file))
 
@@ -202,14 +206,13 @@ def simulate_scan(data_root: Path, serial: str, scan_id: str | None = None, cfg:
         info = _point_truth(point, gains, faults, cfg)
         truth["points"][point] = info
         waves = simulate_point_waveforms(rng, cfg.n_events, cfg.record_length, info["gain"], info["mu"], cfg)
-        for channel, samples in waves.items():
-            if channel == cfg.pmt_channel and info["fault"] == "missing_channel":
-                continue
-            path = channel_file(data_root, key, channel, binary=cfg.fmt == "binary")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _write_channel(path, samples, channel, cfg)
-            if channel == cfg.pmt_channel:
-                _apply_file_fault(path, info["fault"], cfg.fmt)
+        if info["fault"] == "missing_channel":
+            del waves[cfg.pmt_channel]
+        paths = {ch: channel_file(data_root, key, ch, binary=cfg.fmt == "binary") for ch in waves}
+        next(iter(paths.values())).parent.mkdir(parents=True, exist_ok=True)
+        _write_point(paths, waves, cfg)
+        if cfg.pmt_channel in paths:
+            _apply_file_fault(paths[cfg.pmt_channel], info["fault"], cfg.fmt)
         if cfg.write_delay_s and i < len(points) - 1:
             time.sleep(cfg.write_delay_s)
     out = scan_dir(data_root, serial, scan_id) / "truth.json"

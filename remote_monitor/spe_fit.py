@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 from scipy.special import gammaln, ndtr
@@ -59,7 +60,7 @@ class SpeFitResult:
         return clean(asdict(self))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SpeFitResult":
+    def from_dict(cls, data: dict[str, Any]) -> SpeFitResult:
         return cls(**data)
 
 
@@ -262,5 +263,5 @@ def fit_spe(hist: Histogram, model: str = "full", n_pe_max: int = 6, exponential
                             model, n_events=n_events)
     try:
         return _fit_seed(hist) if model == "seed" else _fit_full(hist, n_pe_max, exponential)
-    except Exception as exc:  # a fit must never stop the monitor; the point shows the reason instead
+    except Exception as exc:  # noqa: BLE001 - a fit must never stop the monitor; the point shows the reason instead
         return SpeFitResult("failed", f"{type(exc).__name__}: {exc}", model, n_events=n_events)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import numpy as np
 from numba import njit
@@ -13,9 +14,9 @@ from numba import njit
 from .wavedump_writer import binary_event_dtype
 
 _INCOMPLETE, _BAD_SAMPLE = 1, 2
-_RECORD_RE = re.compile(rb"record\s*length\s*:\s*(\d+)", re.I)
-_EVENT_RE = re.compile(rb"event\s*number\s*:\s*(\d+)", re.I)
-_TTT_RE = re.compile(rb"trigger\s*time\s*stamp\s*:\s*(\d+)", re.I)
+_RECORD_RE = re.compile(rb"record\s*length\s*:\s*(\d+)", re.IGNORECASE)
+_EVENT_RE = re.compile(rb"event\s*number\s*:\s*(\d+)", re.IGNORECASE)
+_TTT_RE = re.compile(rb"trigger\s*time\s*stamp\s*:\s*(\d+)", re.IGNORECASE)
 
 
 class WaveformFileError(ValueError):

@@ -13,9 +13,9 @@ def _tags(n: int, trigger_time_tags: np.ndarray | None) -> np.ndarray:
     return np.arange(n, dtype=np.int64) * 1000 if trigger_time_tags is None else np.asarray(trigger_time_tags)
 
 
-def write_ascii(path: Path, samples: np.ndarray, channel: int, board_id: int = 0, first_event: int = 0,
-                trigger_time_tags: np.ndarray | None = None, dc_offset: int = 0x1999, mode: str = "wb") -> None:
-    """Append or write events (n_events, record_length) as WaveDump ASCII: 7 header lines + 1 sample/line."""
+def ascii_bytes(samples: np.ndarray, channel: int, board_id: int = 0, first_event: int = 0,
+                trigger_time_tags: np.ndarray | None = None, dc_offset: int = 0x1999) -> bytes:
+    """Events (n_events, record_length) as WaveDump ASCII: 7 header lines + 1 sample per line."""
     samples = np.asarray(samples)
     n, length = samples.shape
     tags = _tags(n, trigger_time_tags)
@@ -28,8 +28,14 @@ def write_ascii(path: Path, samples: np.ndarray, channel: int, board_id: int = 0
     lines[:, 5] = [f"Trigger Time Stamp: {int(t)}\n".encode() for t in tags]
     lines[:, 6] = f"DC offset (DAC): 0x{dc_offset:04X}\n".encode()
     lines[:, 7:] = _SAMPLE_TEXT[np.clip(samples, 0, 0xFFFF).astype(np.int64)]
+    return b"".join(lines.ravel())
+
+
+def write_ascii(path: Path, samples: np.ndarray, channel: int, board_id: int = 0, first_event: int = 0,
+                trigger_time_tags: np.ndarray | None = None, dc_offset: int = 0x1999, mode: str = "wb") -> None:
+    """Write (mode "wb") or append ("ab") events as WaveDump ASCII."""
     with open(path, mode) as fh:
-        fh.write(b"".join(lines.ravel()))
+        fh.write(ascii_bytes(samples, channel, board_id, first_event, trigger_time_tags, dc_offset))
 
 
 def binary_event_dtype(record_length: int, header: bool = True) -> np.dtype:
@@ -39,9 +45,9 @@ def binary_event_dtype(record_length: int, header: bool = True) -> np.dtype:
     return np.dtype(fields + [("samples", "<u2", (record_length,))])
 
 
-def write_binary(path: Path, samples: np.ndarray, channel: int, header: bool = True, board_id: int = 0,
-                 first_event: int = 0, trigger_time_tags: np.ndarray | None = None, mode: str = "wb") -> None:
-    """Append or write events as binary WaveDump (event size in bytes includes the 24-byte header)."""
+def binary_bytes(samples: np.ndarray, channel: int, header: bool = True, board_id: int = 0, first_event: int = 0,
+                 trigger_time_tags: np.ndarray | None = None) -> bytes:
+    """Events as binary WaveDump (the event size in bytes includes the 24-byte header)."""
     samples = np.asarray(samples)
     n, length = samples.shape
     events = np.zeros(n, dtype=binary_event_dtype(length, header))
@@ -52,5 +58,11 @@ def write_binary(path: Path, samples: np.ndarray, channel: int, header: bool = T
         events["counter"] = np.arange(first_event, first_event + n)
         events["ttt"] = _tags(n, trigger_time_tags) & 0xFFFFFFFF
     events["samples"] = np.clip(samples, 0, 0xFFFF)
+    return events.tobytes()
+
+
+def write_binary(path: Path, samples: np.ndarray, channel: int, header: bool = True, board_id: int = 0,
+                 first_event: int = 0, trigger_time_tags: np.ndarray | None = None, mode: str = "wb") -> None:
+    """Write (mode "wb") or append ("ab") events as binary WaveDump."""
     with open(path, mode) as fh:
-        fh.write(events.tobytes())
+        fh.write(binary_bytes(samples, channel, header, board_id, first_event, trigger_time_tags))

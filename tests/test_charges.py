@@ -7,8 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from remote_monitor.charges import (AnalysisSettings, ChannelMap, MissingChannelError, corrected_mv,
-                                    extract_point_charges, pulse_start, window_charge_pc)
+from remote_monitor.charges import (
+    AnalysisSettings,
+    ChannelMap,
+    MissingChannelError,
+    corrected_mv,
+    extract_point_charges,
+    pulse_start,
+    window_charge_pc,
+)
 from remote_monitor.wavedump_writer import write_ascii, write_binary
 
 N, LENGTH = 40, 300

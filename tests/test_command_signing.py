@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from remote_monitor.command_signing import (KeyFileError, build_command, canonical_bytes, generate_key_file,
-                                            load_key, sign, verify_signature)
+from remote_monitor.command_signing import (
+    KeyFileError,
+    build_command,
+    canonical_bytes,
+    generate_key_file,
+    load_key,
+    sign,
+    verify_signature,
+)
 
 
 def test_key_file_is_private_and_never_overwritten(tmp_path: Path) -> None:

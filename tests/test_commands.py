@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +104,7 @@ REJECTIONS = {
     "forged signature": (lambda: command(key=b"m" * 32), "bad signature"),
     "modified body": (lambda: _forged(command()), "bad signature"),
     "expired": (lambda: command(ttl_s=-1), "expired"),
-    "from the future": (lambda: command(now=datetime.now(timezone.utc) + timedelta(hours=1)), "future"),
+    "from the future": (lambda: command(now=datetime.now(UTC) + timedelta(hours=1)), "future"),
     "unknown action": (lambda: command("delete"), "unknown action"),
     "serial ../x": (lambda: command(serial="../x"), "serial"),
     "serial a/b": (lambda: command(serial="a/b"), "serial"),

@@ -3,8 +3,17 @@ from pathlib import Path
 import pytest
 
 from remote_monitor.layout import (
-    ROOT_SOURCE, SCAN_POINTS, LayoutError, PointKey, channel_file, iter_scans, parse_source_file,
-    point_angles, point_hv, validate_point, validate_serial,
+    ROOT_SOURCE,
+    SCAN_POINTS,
+    LayoutError,
+    PointKey,
+    channel_file,
+    iter_scans,
+    parse_source_file,
+    point_angles,
+    point_hv,
+    validate_point,
+    validate_serial,
 )
 
 

@@ -18,7 +18,7 @@ from .monitor_helpers import journal, point_results, start_monitor, stop, wait_f
 pytestmark = pytest.mark.slow
 
 SERIAL, SCAN = "KILL01", "261125_110000"
-SIM = dict(n_events=1500, record_length=400, seed=5)
+SIM = {"n_events": 1500, "record_length": 400, "seed": 5}
 
 
 def _comparable(results: dict) -> dict:
@@ -35,7 +35,7 @@ def test_kill_9_mid_scan_then_restart_matches_uninterrupted_run(tmp_path: Path) 
     writer.start()
     wait_for(lambda: len(point_results(out, SERIAL, SCAN)) >= 6, 240, "six points", proc)
     proc.kill()  # kill -9 while points are in flight and files are still being written
-    proc.communicate()
+    proc.communicate(timeout=30)  # returns only once its worker processes have noticed and left too
     done_before = len(point_results(out, SERIAL, SCAN))
     writer.join()
 
@@ -55,7 +55,8 @@ def test_kill_9_mid_scan_then_restart_matches_uninterrupted_run(tmp_path: Path) 
     interrupted = point_results(out, SERIAL, SCAN)
     assert _comparable(interrupted) == _comparable(point_results(ref_out, SERIAL, SCAN))
     counts = Counter(e["point"] for e in journal(out))
-    assert len(counts) == 26 and max(counts.values()) == 1, counts  # nothing doubled
+    # nothing doubled (the journal is a log written after each result; a kill between the two may skip a line)
+    assert max(counts.values()) == 1 and set(counts) <= set(interrupted) and len(counts) >= 25, counts
     leftovers = [p for p in (out / "results").rglob("*") if p.is_file() and not p.name.endswith(".json")]
     assert not leftovers, leftovers  # no temp files of interrupted atomic writes are visible as results
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from remote_monitor import mover as mover_module
-from remote_monitor.mover import Mover, MoveError
+from remote_monitor.mover import MoveError, Mover
 
 
 def _tree(root: Path) -> dict[str, bytes]:

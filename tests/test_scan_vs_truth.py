@@ -4,7 +4,6 @@ and its report checked in a real browser against the same truth."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,12 @@ import pytest
 from remote_monitor.demo import DEFAULT_FAULTS
 from remote_monitor.simulate import SimulationConfig, parse_fault, simulate_scan
 
+from .browser_helpers import ARTIFACTS, chromium, open_page
 from .monitor_helpers import point_results, start_monitor, write_config
 
 pytestmark = pytest.mark.slow
 
 SERIAL, SCAN = "TRUTH01", "261125_130000"
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
@@ -71,38 +70,21 @@ def test_monitor_logs_one_line_per_point(processed: dict[str, Any]) -> None:
 
 @pytest.mark.browser
 def test_report_in_browser_shows_the_truth(processed: dict[str, Any], tmp_path: Path) -> None:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("PMT_REQUIRE_BROWSER"):
-            pytest.fail(f"{CHROMIUM} missing but PMT_REQUIRE_BROWSER is set")
-        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
     page_path = processed["out"] / "reports" / f"{SERIAL}.html"
     emailed = tmp_path / "attachment.html"  # the page alone, away from its directory (as if e-mailed)
     shutil.copy(page_path, emailed)
     truth = processed["truth"]["points"]
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--headless", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        errors: list[str] = []
-        requests: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("request", lambda r: requests.append(r.url))
-        page.goto(emailed.as_uri())
-        page.wait_for_load_state("load")
-        statuses = page.eval_on_selector_all(
-            "[data-point][data-status]", "els => els.map(e => [e.dataset.point, e.dataset.status])")
-        shown = dict(statuses)
-        for point, expected in truth.items():
-            assert shown.get(point) == expected["expected_status"], (point, shown.get(point), expected)
-        # clicking the low-gain point shows its spectrum and its gain
-        page.click('[data-point="theta30_phi180"]')
-        page.wait_for_timeout(300)
-        body = page.inner_text("body")
-        assert "theta30_phi180" in body
-        os.makedirs("tests/artifacts", exist_ok=True)
-        page.screenshot(path="tests/artifacts/report_simulated_scan.png", full_page=True)
-        browser.close()
+    with chromium() as browser:
+        page, errors, requests = open_page(browser, emailed)
+        shown = dict(page.eval_on_selector_all(
+            "#grid [data-point]", "els => els.map(e => [e.dataset.point, e.dataset.status])"))
+        hv_shown = dict(page.eval_on_selector_all(
+            "#hv-cells [data-point]", "els => els.map(e => [e.dataset.point, e.dataset.status])"))
+        assert {**shown, **hv_shown} == {p: t["expected_status"] for p, t in truth.items()}
+        page.click('[data-point="theta30_phi180"]')  # the low-gain point shows its own spectrum
+        assert page.inner_text("#spectrum-title") == "Charge spectrum theta30_phi180"
+        assert "POOR" in page.inner_text("#spectrum-status").upper()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "report_simulated_scan.png"), full_page=True)
     assert not errors, errors
-    assert all(url.startswith("file://") or url.startswith("data:") for url in requests), requests
+    assert all(url.startswith(("file://", "data:")) for url in requests), requests

@@ -14,7 +14,7 @@ import pytest
 from local_viewer.cli import main
 from local_viewer.status import StatusBoard
 from local_viewer.tunnel import close_tunnel, open_tunnel, tunnel_command
-from remote_monitor.command_signing import generate_key_file, verify_signature, load_key
+from remote_monitor.command_signing import generate_key_file, load_key, verify_signature
 from remote_monitor.store import atomic_write_json
 
 from .viewer_fakes import FakeMonitor
@@ -48,7 +48,6 @@ def test_inbox_mode_and_no_receipt(key: Path, tmp_path: Path, capsys: pytest.Cap
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             for path in inbox.glob("*.json"):
-                cmd = json.loads(path.read_text())
                 atomic_write_json(inbox.parent / "rejected" / path.name,
                                   {"status": "rejected", "reason": "scan 261125_101500 of EA0001 is not in the data area"})
                 path.unlink()
