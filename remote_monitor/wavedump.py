@@ -38,10 +38,13 @@ class WaveformChunk:
 
 
 @njit(cache=True)
-def _parse_ascii_events(buf, pos, n_header, record_length, max_events, header_spans, samples):  # pragma: no cover
+def _parse_ascii_events(buf, pos, n_header, record_length, max_events, header_spans, header_info,
+                        samples):  # pragma: no cover - compiled
     """Parse up to max_events events from buf starting at pos.
 
-    Returns (events parsed, byte position after the last complete event, status, byte of the problem).
+    Per header line: its byte span, a hash of its label (text before ':', case and spaces ignored) and the
+    number after ':' (-1 if none). Returns (events parsed, byte after the last complete event, status,
+    byte of the problem).
     """
     n = buf.shape[0]
     for ev in range(max_events):
@@ -56,6 +59,23 @@ def _parse_ascii_events(buf, pos, n_header, record_length, max_events, header_sp
                 return ev, ev_start, _INCOMPLETE, ev_start
             header_spans[ev, h, 0] = pos
             header_spans[ev, h, 1] = end
+            label, value, i = 0, -1, pos
+            while i < end and buf[i] != 58:  # ':'
+                c = buf[i]
+                if c != 32 and c != 9 and c != 13:
+                    label = (label * 31 + (c | 32)) % 2305843009213693951
+                i += 1
+            if i < end:
+                i += 1
+                while i < end and buf[i] == 32:
+                    i += 1
+                while i < end and 48 <= buf[i] <= 57:
+                    value = (0 if value < 0 else value * 10) + (buf[i] - 48)
+                    i += 1
+            else:
+                label = -1  # no ':' at all: not a header line
+            header_info[ev, h, 0] = label
+            header_info[ev, h, 1] = value
             pos = end + 1
         for s in range(record_length):
             line_start = pos
@@ -183,21 +203,24 @@ class WaveDumpReader:
         line_base = 1  # line number of buf[0]
         eof = False
         spans = np.zeros((self.chunk_events, n_header, 2), dtype=np.int64)
+        info = np.zeros((self.chunk_events, n_header, 2), dtype=np.int64)
         samples = np.zeros((self.chunk_events, length), dtype=np.uint16)
+        self._expected_labels: np.ndarray | None = None
         while True:
             if not eof:
                 more = fh.read(block_bytes)
                 eof = not more
                 buf += more
             arr = np.frombuffer(buf, dtype=np.uint8)
-            n, end, status, where = _parse_ascii_events(arr, 0, n_header, length, self.chunk_events, spans, samples)
+            n, end, status, where = _parse_ascii_events(arr, 0, n_header, length, self.chunk_events, spans, info,
+                                                        samples)
             if status == _BAD_SAMPLE:
                 line = line_base + int(np.count_nonzero(arr[:where] == 10))
                 text = bytes(arr[where: where + 40]).split(b"\n")[0]
                 hint = " (header in the wrong place: record length mismatch?)" if b":" in text else ""
                 raise self._fail(f"line {line}", f"expected an ADC sample, found {text!r}{hint}")
             if n:
-                yield self._ascii_chunk(buf, n, spans, samples, labels, line_base)
+                yield self._ascii_chunk(arr, n, spans, info, samples, labels, line_base)
                 line_base += int(np.count_nonzero(arr[:end] == 10))
                 buf = buf[end:]
             elif status == _INCOMPLETE and eof:
@@ -208,31 +231,38 @@ class WaveDumpReader:
             elif not buf and eof:
                 return
 
-    def _ascii_chunk(self, buf: bytes, n: int, spans: np.ndarray, samples: np.ndarray,
+    def _ascii_chunk(self, arr: np.ndarray, n: int, spans: np.ndarray, info: np.ndarray, samples: np.ndarray,
                      labels: list[bytes], line_base: int) -> WaveformChunk:
-        """Check each event's header (per event, not per sample) and pick event number and time tag."""
-        numbers = np.empty(n, dtype=np.int64)
-        tags = np.zeros(n, dtype=np.int64)
-        arr = None
-        for ev in range(n):
-            for h, label in enumerate(labels):
-                line = buf[spans[ev, h, 0]: spans[ev, h, 1]]
-                if line.split(b":", 1)[0].strip().lower() != label:
-                    arr = np.frombuffer(buf, dtype=np.uint8) if arr is None else arr
-                    at = line_base + int(np.count_nonzero(arr[: spans[ev, h, 0]] == 10))
-                    raise self._fail(f"line {at}", f"expected header {label.decode()!r}, found {line[:40]!r} "
-                                     "(record length mismatch or corrupt event)")
-            header = buf[spans[ev, 0, 0]: spans[ev, -1, 1]]
-            record = _RECORD_RE.search(header)
-            if record and int(record.group(1)) != self.record_length:
-                raise self._fail(f"event {self.events_read + ev}", f"record length {int(record.group(1))} "
-                                 f"!= {self.record_length} of the first event")
-            number = _EVENT_RE.search(header)
-            numbers[ev] = int(number.group(1)) if number else self.events_read + ev
-            tag = _TTT_RE.search(header)
-            tags[ev] = int(tag.group(1)) if tag else 0
+        """Check every event's header against the first one (vectorised) and pick event number and time tag."""
+        if self._expected_labels is None:
+            self._expected_labels = info[0, :, 0].copy()
+        bad = np.argwhere(info[:n, :, 0] != self._expected_labels)
+        if bad.size:
+            ev, h = (int(x) for x in bad[0])
+            start = int(spans[ev, h, 0])
+            line = bytes(arr[start: spans[ev, h, 1]])
+            at = line_base + int(np.count_nonzero(arr[:start] == 10))
+            raise self._fail(f"line {at}", f"expected header {labels[h].decode(errors='replace')!r}, found "
+                             f"{line[:40]!r} (record length mismatch or corrupt event)")
+
+        def column(pattern: re.Pattern[bytes]) -> np.ndarray | None:
+            index = next((i for i, label in enumerate(labels) if pattern.search(label + b":0")), None)
+            return None if index is None else info[:n, index, 1]
+
+        lengths = column(_RECORD_RE)
+        if lengths is not None and np.any(lengths != self.record_length):
+            ev = int(np.flatnonzero(lengths != self.record_length)[0])
+            raise self._fail(f"event {self.events_read + ev}", f"record length {int(lengths[ev])} "
+                             f"!= {self.record_length} of the first event")
+        numbers = column(_EVENT_RE)
+        tags = column(_TTT_RE)
+        first = self.events_read
         self.events_read += n
-        return WaveformChunk(self.channel, samples[:n].copy(), numbers, tags)
+        return WaveformChunk(
+            self.channel, samples[:n].copy(),
+            numbers.copy() if numbers is not None else np.arange(first, first + n, dtype=np.int64),
+            tags.copy() if tags is not None else np.zeros(n, dtype=np.int64),
+        )
 
 
 def _channel_from_name(path: Path) -> int:
