@@ -127,9 +127,9 @@ class Monitor:
         """Watch until stopped (or, with once=True, until everything present is processed)."""
         for folder in (self.data_root, self.inbox):
             folder.mkdir(parents=True, exist_ok=True)
+        previous = {}
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self.request_stop)
-            signal.signal(signal.SIGINT, self.request_stop)
+            previous = {sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         self._pool = self._new_pool()
         observer = self._start_observer() if not self.once else None
         server = self._start_server() if self.serve else None
@@ -154,6 +154,8 @@ class Monitor:
                 observer.join(timeout=5)
             if server is not None:
                 server.shutdown()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             log.info("monitor stopped; %d point(s) processed in this run", self.processed_count)
         return 0
 
