@@ -23,5 +23,5 @@ def lint(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks: print measured ratios and times (not pass/fail)."""
     session.install("-e", ".[test]")
-    for script in ("bench_reading.py", "bench_fit.py", "bench_point.py"):
+    for script in ("bench_reading.py", "bench_fit.py", "bench_point.py", "bench_latency.py"):
         session.run("python", f"benchmarks/{script}")

@@ -27,7 +27,7 @@ def compare_with_truth(store: ResultsStore, truth: dict[str, Any]) -> list[str]:
         mismatches += not ok
         lines.append(
             f"{point:15s} {got.get('status', 'no data'):8s} (truth {expected['expected_status']:8s}) "
-            f"gain {gain / 1e7 if gain else float('nan'):6.4f}e7 (truth {expected['gain'] / 1e7:6.4f}e7)"
+            f"gain {f'{gain / 1e7:6.4f}e7' if gain else '      –  '} (truth {expected['gain'] / 1e7:6.4f}e7)"
             f"{'' if ok else '   <-- differs from truth'}  {got.get('reason', '')}"
         )
     hv_fit = (store.read_scan(truth["serial"], truth["scan_id"]) or {}).get("hv_fit") or {}
