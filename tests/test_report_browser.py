@@ -3,6 +3,7 @@ the statuses of the input, charts drawn, and clicking a cell shows that point's 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 import pytest
 
 from remote_monitor import report
+from remote_monitor.http_server import make_server
+from remote_monitor.store import atomic_write_json
 
 from .browser_helpers import ARTIFACTS, chromium, open_page
 from .report_fixtures import SCAN_ID, expected_statuses, scan_with_faults
@@ -59,3 +62,31 @@ def test_index_page_in_chromium(browser: Any, tmp_path: Path) -> None:
     row = page.locator("tr[data-serial]").first
     assert row.get_attribute("data-state") == "live" and "1 poor" in row.inner_text().lower()
     assert not errors
+
+
+def test_served_page_reloads_only_when_its_version_changes(browser: Any, tmp_path: Path) -> None:
+    """Over HTTP the live page polls version.json and reloads when its own entry changes."""
+    scan, points = scan_with_faults()
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "EA0042.html").write_text(report.render_scan_page(
+        scan, points, healthy_band=(0.999e7, 1.049e7), target_gain=1e7, other_scans=[SCAN_ID],
+        generated_at="x", live=True))
+    atomic_write_json(reports / "version.json", {"EA0042.html": "v1", "index.html": "i1"})
+    server = make_server(tmp_path, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        page = browser.new_page()
+        loads: list[str] = []
+        page.on("load", lambda p: loads.append(p.url))
+        page.goto(f"http://127.0.0.1:{server.server_address[1]}/EA0042.html")
+        page.wait_for_selector("#polar-map .main-svg")
+        atomic_write_json(reports / "version.json", {"EA0042.html": "v1", "index.html": "i2"})  # other page
+        page.wait_for_timeout(6000)
+        assert len(loads) == 1
+        atomic_write_json(reports / "version.json", {"EA0042.html": "v2", "index.html": "i2"})
+        page.wait_for_timeout(6000)
+        assert len(loads) == 2
+    finally:
+        server.shutdown()
+        server.server_close()

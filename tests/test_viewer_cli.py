@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from local_viewer import cli
 from local_viewer.cli import main
 from local_viewer.status import StatusBoard
 from local_viewer.tunnel import close_tunnel, open_tunnel, tunnel_command
@@ -113,3 +114,23 @@ def test_ssh_tunnel_argument_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     for hostile in ("-oProxyCommand=touch /tmp/x", "a b@c", "x;rm -rf ~"):
         with pytest.raises(ValueError, match="USER@HOST"):
             tunnel_command(hostile, 8765, 8765)
+
+
+def test_watch_opens_the_index_once_and_keeps_polling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[str] = []
+    sleeps: list[float] = []
+
+    def fake_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 3:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(cli.webbrowser, "open", opened.append)
+    monkeypatch.setattr(cli.time, "sleep", fake_sleep)
+    fake = FakeMonitor()
+    fake.files = {"reports/index.html": b"<html></html>"}
+    try:
+        assert main(["watch", fake.url, "--out", str(tmp_path), "--interval", "2", "--no-bell"]) == 0
+    finally:
+        fake.stop()
+    assert opened == [(tmp_path / "reports" / "index.html").absolute().as_uri()]
+    assert sleeps == [2.0, 2.0, 2.0]
