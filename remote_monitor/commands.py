@@ -17,8 +17,8 @@ from typing import Any
 
 from . import command_signing
 from .layout import (
-    HV_DIR,
-    SCAN_DIR_PREFIX,
+    DEFAULT_LAYOUT,
+    Layout,
     LayoutError,
     point_dir_name,
     validate_point,
@@ -65,12 +65,14 @@ class CommandProcessor:
     """Checks a command (format, signature, expiry, nonce, names, existence) and then moves the data."""
 
     def __init__(self, data_root: Path, out_root: Path, flag_root: Path, archive_root: Path, key: bytes,
-                 store: ResultsStore, now: Callable[[], datetime] | None = None) -> None:
+                 store: ResultsStore, now: Callable[[], datetime] | None = None,
+                 layout: Layout = DEFAULT_LAYOUT) -> None:
         self.roots = {"data": Path(data_root).absolute(), "flag": Path(flag_root).absolute(),
                       "archive": Path(archive_root).absolute()}
         self.out_root = Path(out_root).absolute()
         self.key = key
         self.store = store
+        self.layout = layout
         self.now = now or (lambda: datetime.now(UTC))
         base = self.out_root / "commands"
         self.inbox, self.done, self.rejected = base / "inbox", base / "done", base / "rejected"
@@ -166,17 +168,16 @@ class CommandProcessor:
     # ---- execution --------------------------------------------------------------------------------
     def _scan_path(self, area: str, serial: str, scan_id: str) -> Path:
         root = self.roots[area]
-        path = (root / f"{SCAN_DIR_PREFIX}{scan_id}" / serial).resolve()
+        path = (root / f"{self.layout.scan_dir_prefix}{scan_id}" / serial).resolve()
         if not path.is_relative_to(root.resolve()):
             raise Rejected(f"path escapes the {area} area")
         return path
 
-    @staticmethod
-    def _point_paths(scan: Path, point: str) -> list[Path]:
-        """What belongs to one point: its wavesave_* folder, or for an HV point its files in HV_CHECK."""
+    def _point_paths(self, scan: Path, point: str) -> list[Path]:
+        """What belongs to one point: its folder, or for an HV point its files in the HV-check folder."""
+        folder = scan / point_dir_name(point, self.layout)
         if point.startswith("HV_"):
-            return sorted((scan / HV_DIR).glob(f"wave*save_{point}.*"))
-        folder = scan / point_dir_name(point)
+            return sorted(p for p in folder.glob(f"*{point}.*") if self.layout.file_re.match(p.name))
         return [folder] if folder.exists() else []
 
     def _execute(self, cmd: dict[str, Any]) -> list[list[str]]:
@@ -215,7 +216,7 @@ class CommandProcessor:
 
     def _prune_empty(self, scan: Path) -> None:
         """Remove folders a move left empty (point folder, scan folder, wavedump_output_* folder)."""
-        for folder in (scan / HV_DIR, scan, scan.parent):
+        for folder in (scan / self.layout.hv_dir, scan, scan.parent):
             try:
                 folder.rmdir()
             except OSError:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .charges import AnalysisSettings, ChannelMap
+from .layout import Layout, LayoutError
 
 
 class ConfigError(ValueError):
@@ -63,6 +64,7 @@ class ReportSettings:
 
 @dataclass(frozen=True)
 class Config:
+    layout: Layout = field(default_factory=Layout)
     channels: ChannelMap = field(default_factory=ChannelMap)
     analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
     histogram: HistogramSettings = field(default_factory=HistogramSettings)
@@ -116,10 +118,13 @@ def _section(name: str, cls: type, values: Any) -> Any:
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"[{name}]: unknown key(s) {unknown}; known: {sorted(known)}")
-    return dataclasses.replace(
-        defaults,
-        **{k: _coerce(f"[{name}] {k}", getattr(defaults, k), v) for k, v in values.items()},
-    )
+    try:
+        return dataclasses.replace(
+            defaults,
+            **{k: _coerce(f"[{name}] {k}", getattr(defaults, k), v) for k, v in values.items()},
+        )
+    except LayoutError as exc:
+        raise ConfigError(f"[{name}]: {exc}") from None
 
 
 def _validate(cfg: Config) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 THETAS = (10, 20, 30, 40, 50)
@@ -17,10 +18,7 @@ SCAN_DIR_PREFIX = "wavedump_output_"
 SERIAL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 SCAN_ID_RE = re.compile(r"^\d{6}_\d{6}$")
 POINT_RE = re.compile(r"^(?:theta(?P<theta>\d+)_phi(?P<phi>\d+)|HV_(?P<hv>-?\d+))$")
-_FILE_RE = re.compile(
-    r"^(?:wave(?P<ch>\d+)save_(?P<point>theta\d+_phi\d+|HV_-?\d+)\.(?:txt|dat)"
-    r"|pyrate_(?P<rpoint>theta\d+_phi\d+|HV_-?\d+)\.root)$"
-)
+_NAME_PART = re.compile(r"^[A-Za-z0-9_.-]*$")
 ROOT_SOURCE = "root"  # source name of a Pyrate ROOT file; waveform files are named by channel number
 
 
@@ -49,6 +47,34 @@ def validate_point(point: str) -> str:
     if point.startswith("theta") and point not in SCAN_POINTS:
         raise LayoutError(f"{point!r} is not one of the 21 scan points")
     return point
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Names of the stand's folders and files (configurable in [layout]); defaults are the stand's."""
+
+    scan_dir_prefix: str = SCAN_DIR_PREFIX  # <data>/<prefix><YYMMDD_HHMMSS>/<SN>/
+    point_dir_prefix: str = "wavesave_"  # .../<prefix><point>/ for the 21 scan points
+    hv_dir: str = HV_DIR  # .../<hv_dir>/ for the HV check
+    file_prefix: str = "wave"  # <file_prefix><CH><file_infix><point>.txt|.dat
+    file_infix: str = "save_"
+
+    def __post_init__(self) -> None:
+        for name in ("scan_dir_prefix", "point_dir_prefix", "hv_dir", "file_prefix", "file_infix"):
+            value = getattr(self, name)
+            if not _NAME_PART.match(value) or ".." in value or (name != "file_infix" and not value):
+                raise LayoutError(f"layout {name} = {value!r}: only letters, digits, '_', '-', '.' (no '..')")
+
+    @cached_property
+    def file_re(self) -> re.Pattern[str]:
+        point = r"theta\d+_phi\d+|HV_-?\d+"
+        return re.compile(
+            rf"^(?:{re.escape(self.file_prefix)}(?P<ch>\d+){re.escape(self.file_infix)}(?P<point>{point})"
+            rf"\.(?:txt|dat)|pyrate_(?P<rpoint>{point})\.root)$"
+        )
+
+
+DEFAULT_LAYOUT = Layout()
 
 
 @dataclass(frozen=True, order=True)
@@ -82,51 +108,52 @@ def point_hv(point: str) -> int | None:
     return int(m["hv"]) if m and m["hv"] is not None else None
 
 
-def point_dir_name(point: str) -> str:
-    return HV_DIR if point.startswith("HV_") else f"wavesave_{point}"
+def point_dir_name(point: str, layout: Layout = DEFAULT_LAYOUT) -> str:
+    return layout.hv_dir if point.startswith("HV_") else f"{layout.point_dir_prefix}{point}"
 
 
-def scan_dir(data_root: Path, serial: str, scan_id: str) -> Path:
+def scan_dir(data_root: Path, serial: str, scan_id: str, layout: Layout = DEFAULT_LAYOUT) -> Path:
     """Directory holding one scan of one PMT."""
-    return data_root / f"{SCAN_DIR_PREFIX}{validate_scan_id(scan_id)}" / validate_serial(serial)
+    return data_root / f"{layout.scan_dir_prefix}{validate_scan_id(scan_id)}" / validate_serial(serial)
 
 
-def channel_file(data_root: Path, key: PointKey, channel: int, binary: bool = False) -> Path:
+def channel_file(data_root: Path, key: PointKey, channel: int, binary: bool = False,
+                 layout: Layout = DEFAULT_LAYOUT) -> Path:
     """Path of the waveform file of one channel of one point."""
     ext = "dat" if binary else "txt"
     return (
-        scan_dir(data_root, key.serial, key.scan_id)
-        / point_dir_name(key.point)
-        / f"wave{channel}save_{key.point}.{ext}"
+        scan_dir(data_root, key.serial, key.scan_id, layout)
+        / point_dir_name(key.point, layout)
+        / f"{layout.file_prefix}{channel}{layout.file_infix}{key.point}.{ext}"
     )
 
 
-def parse_source_file(path: Path, data_root: Path) -> tuple[PointKey, str] | None:
+def parse_source_file(path: Path, data_root: Path, layout: Layout = DEFAULT_LAYOUT) -> tuple[PointKey, str] | None:
     """(point, source) of a waveform file (source = channel number as text) or a Pyrate ROOT file
     (source = ROOT_SOURCE) below data_root; None if the path is not one."""
     try:
         parts = path.absolute().relative_to(data_root.absolute()).parts
     except ValueError:
         return None
-    if len(parts) != 4 or not parts[0].startswith(SCAN_DIR_PREFIX):
+    if len(parts) != 4 or not parts[0].startswith(layout.scan_dir_prefix):
         return None
-    scan_id, serial = parts[0][len(SCAN_DIR_PREFIX):], parts[1]
-    m = _FILE_RE.match(parts[3])
+    scan_id, serial = parts[0][len(layout.scan_dir_prefix):], parts[1]
+    m = layout.file_re.match(parts[3])
     if not (SCAN_ID_RE.match(scan_id) and SERIAL_RE.match(serial) and m):
         return None
     point = m["point"] or m["rpoint"]
-    if parts[2] != point_dir_name(point):
+    if parts[2] != point_dir_name(point, layout):
         return None
     if point.startswith("theta") and point not in SCAN_POINTS:
         return None
     return PointKey(serial, scan_id, point), (m["ch"] if m["ch"] is not None else ROOT_SOURCE)
 
 
-def iter_scans(data_root: Path) -> list[tuple[str, str, Path]]:
+def iter_scans(data_root: Path, layout: Layout = DEFAULT_LAYOUT) -> list[tuple[str, str, Path]]:
     """All (serial, scan_id, directory) below data_root, oldest scan first."""
     found = []
-    for scan_root in sorted(data_root.glob(f"{SCAN_DIR_PREFIX}*")):
-        scan_id = scan_root.name[len(SCAN_DIR_PREFIX):]
+    for scan_root in sorted(data_root.glob(f"{layout.scan_dir_prefix}*")):
+        scan_id = scan_root.name[len(layout.scan_dir_prefix):]
         if not SCAN_ID_RE.match(scan_id) or not scan_root.is_dir():
             continue
         for sn_dir in sorted(scan_root.iterdir()):

@@ -23,7 +23,7 @@ from watchdog.observers.polling import PollingObserver
 from . import command_signing
 from .commands import CommandProcessor
 from .config import Config
-from .layout import SCAN_DIR_PREFIX, PointKey, iter_scans, parse_source_file
+from .layout import PointKey, iter_scans, parse_source_file, scan_dir
 from .processing import fingerprint, missing_sources, now_iso, point_sources, process_point
 from .publish import Publisher
 from .scan_results import record_point
@@ -84,6 +84,7 @@ class Monitor:
     def __init__(self, cfg: Config, data_root: Path, out_root: Path, *, once: bool = False,
                  serve: tuple[str, int] | None = None) -> None:
         self.cfg = cfg
+        self.layout = cfg.layout
         self.data_root = data_root.absolute()
         self.out_root = out_root.absolute()
         self.once = once
@@ -93,7 +94,7 @@ class Monitor:
         self.key = ensure_key(cfg.key_path(self.out_root))
         self.commands = CommandProcessor(
             self.data_root, self.out_root, cfg.flag_root(self.data_root),
-            cfg.archive_root(self.data_root), self.key, self.store,
+            cfg.archive_root(self.data_root), self.key, self.store, layout=cfg.layout,
         )
         self.inbox = self.out_root / "commands" / "inbox"
         self.journal = self.out_root / "state" / "processed.jsonl"
@@ -190,16 +191,16 @@ class Monitor:
     def rescan(self) -> None:
         """Look at every file of the data area (at start, and now and then in case events were lost)."""
         newest: dict[str, str] = {}
-        for serial, scan_id, folder in iter_scans(self.data_root):
+        for serial, scan_id, folder in iter_scans(self.data_root, self.layout):
             newest[serial] = max(newest.get(serial, scan_id), scan_id)
-            for path in folder.glob("wavesave_*/*"):
+            for path in folder.glob("*/*"):
                 self._note_path(path)
-        for serial, scan_id, _ in iter_scans(self.data_root):
+        for serial, scan_id, _ in iter_scans(self.data_root, self.layout):
             if scan_id < newest[serial]:
                 self._schedule_archive(serial, scan_id)
 
     def _note_path(self, path: Path) -> None:
-        parsed = parse_source_file(path, self.data_root)
+        parsed = parse_source_file(path, self.data_root, self.layout)
         if parsed is not None:
             self._pending.add(parsed[0])
 
@@ -208,7 +209,7 @@ class Monitor:
         path = Path(raw)
         if path.parent == self.inbox:
             return True
-        parsed = parse_source_file(path, self.data_root)
+        parsed = parse_source_file(path, self.data_root, self.layout)
         if parsed is None:
             return False
         key = parsed[0]
@@ -222,7 +223,7 @@ class Monitor:
 
     def _on_new_scan(self, serial: str, scan_id: str) -> None:
         log.info("new scan %s of %s", scan_id, serial)
-        for sn, old_id, _ in iter_scans(self.data_root):
+        for sn, old_id, _ in iter_scans(self.data_root, self.layout):
             if sn == serial and old_id < scan_id:
                 self._schedule_archive(sn, old_id)
 
@@ -235,7 +236,7 @@ class Monitor:
         """Archive an older scan of a PMT through a signed command once none of its points is busy."""
         busy = {(k.serial, k.scan_id) for k in self._pending | set(self._inflight)}
         for serial, scan_id in sorted(self._archive_due - busy):
-            newer = max(s for sn, s, _ in iter_scans(self.data_root) if sn == serial)
+            newer = max(s for sn, s, _ in iter_scans(self.data_root, self.layout) if sn == serial)
             cmd = command_signing.sign(
                 command_signing.build_command(
                     "archive", serial, scan_id, issuer="remote-monitor (automatic)",
@@ -270,7 +271,7 @@ class Monitor:
 
     def _consider(self, key: PointKey, now: float) -> None:
         """Start a point once its files exist and have stopped changing; forget it if it is done or gone."""
-        sources = point_sources(self.data_root, key)
+        sources = point_sources(self.data_root, key, self.layout)
         if not sources:
             self._pending.discard(key)
             self._seen.pop(key, None)
@@ -327,7 +328,7 @@ class Monitor:
                 "selected_events": 0, "warnings": [], "processed_at": now_iso()}
 
     def _finish(self, key: PointKey, prints: dict[str, Any], result: dict[str, Any]) -> None:
-        sources = point_sources(self.data_root, key)
+        sources = point_sources(self.data_root, key, self.layout)
         if not sources:
             log.info("%s: data moved away while processing; result not kept", key.label)
             return
@@ -365,9 +366,9 @@ class Monitor:
 
     def _forget_scan(self, serial: str, scan_id: str) -> None:
         """Points of a scan whose data just moved are re-examined (they are gone, or back after unflag)."""
-        folder = self.data_root / f"{SCAN_DIR_PREFIX}{scan_id}" / serial
+        folder = scan_dir(self.data_root, serial, scan_id, self.layout)
         if folder.is_dir():
-            for path in folder.glob("wavesave_*/*"):
+            for path in folder.glob("*/*"):
                 self._note_path(path)
 
 

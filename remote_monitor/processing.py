@@ -8,24 +8,31 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config
-from .layout import ROOT_SOURCE, PointKey, point_angles, point_dir_name, point_hv, scan_dir
+from .layout import (
+    DEFAULT_LAYOUT,
+    ROOT_SOURCE,
+    Layout,
+    PointKey,
+    parse_source_file,
+    point_angles,
+    point_dir_name,
+    point_hv,
+    scan_dir,
+)
 
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def point_sources(data_root: Path, key: PointKey) -> dict[str, Path]:
+def point_sources(data_root: Path, key: PointKey, layout: Layout = DEFAULT_LAYOUT) -> dict[str, Path]:
     """The files of one point that exist now: channel number (as str) -> path, or 'root' -> Pyrate file."""
-    folder = scan_dir(data_root, key.serial, key.scan_id) / point_dir_name(key.point)
+    folder = scan_dir(data_root, key.serial, key.scan_id, layout) / point_dir_name(key.point, layout)
     found: dict[str, Path] = {}
-    for path in sorted(folder.glob(f"wave*save_{key.point}.*")):
-        channel = path.name[4 : path.name.index("save_")]
-        if channel.isdigit() and path.suffix in (".txt", ".dat"):
-            found.setdefault(channel, path)
-    root_file = folder / f"pyrate_{key.point}.root"
-    if root_file.exists():
-        found[ROOT_SOURCE] = root_file
+    for path in sorted(folder.glob(f"*{key.point}.*")):
+        parsed = parse_source_file(path, data_root, layout)
+        if parsed is not None and parsed[0] == key:
+            found.setdefault(parsed[1], path)
     return found
 
 

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from .config import Config
-from .layout import PointKey, parse_source_file
+from .layout import DEFAULT_LAYOUT, Layout, PointKey, parse_source_file
 from .processing import point_sources, process_point
 from .publish import Publisher
 from .scan_results import record_point
@@ -15,11 +15,11 @@ from .store import ResultsStore
 log = logging.getLogger("remote_monitor")
 
 
-def scan_points_on_disk(scan_dir: Path) -> list[PointKey]:
+def scan_points_on_disk(scan_dir: Path, layout: Layout = DEFAULT_LAYOUT) -> list[PointKey]:
     """Every point of a scan directory (<root>/wavedump_output_<id>/<SN>) that has at least one file."""
     data_root = scan_dir.parent.parent
-    keys = {parsed[0] for path in scan_dir.glob("wavesave_*/*")
-            if (parsed := parse_source_file(path, data_root)) is not None}
+    keys = {parsed[0] for path in scan_dir.glob("*/*")
+            if (parsed := parse_source_file(path, data_root, layout)) is not None}
     if not keys:
         raise ValueError(f"{scan_dir}: no waveform or Pyrate files of the stand's layout found")
     return sorted(keys)
@@ -29,9 +29,9 @@ def reprocess_scan(scan_dir: Path, out_root: Path, cfg: Config) -> int:
     """Process every point of one scan and render its report; returns the number of points."""
     data_root = scan_dir.absolute().parent.parent
     store = ResultsStore(out_root)
-    keys = scan_points_on_disk(scan_dir.absolute())
+    keys = scan_points_on_disk(scan_dir.absolute(), cfg.layout)
     for key in keys:
-        result = process_point(key, point_sources(data_root, key), cfg)
+        result = process_point(key, point_sources(data_root, key, cfg.layout), cfg)
         record_point(store, key, result, cfg)
         log.info("reprocessed %s: %s %s", key.label, result["status"], result.get("reason", ""))
     Publisher(store, cfg).publish(keys[0].serial)

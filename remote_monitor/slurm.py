@@ -47,7 +47,10 @@ def submit_monitor(data: Path, out: Path, config: Path | None = None, time: str 
 def submit_reprocess_array(archive_root: Path, out: Path, config: Path | None = None, time: str = "04:00:00",
                            extra_sbatch_args: Sequence[str] = (), sbatch: str = "sbatch") -> str:
     """One array task per PMT scan found under archive_root; returns the job id."""
-    scans = [str(folder.absolute()) for _, _, folder in iter_scans(Path(archive_root))]
+    from .config import load_config
+
+    layout = load_config(Path(config)).layout if config is not None else None
+    scans = [str(folder.absolute()) for _, _, folder in iter_scans(Path(archive_root), *([layout] if layout else []))]
     if not scans:
         raise ValueError(f"{archive_root}: no PMT scans (wavedump_output_*/<SN>) found")
     task_list = Path(out).absolute() / "slurm" / "reprocess_tasks.txt"

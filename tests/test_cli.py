@@ -60,3 +60,32 @@ def test_monitor_ignores_path_tricks_in_the_data_directory(tmp_path: Path) -> No
     config.write_text("[fit]\nmin_events = 200\n")
     assert main(["run", "--data", str(data), "--out", str(out), "--config", str(config), "--once"]) == 0
     assert [p.name for p in (out / "results").iterdir()] == ["OK0001"]
+
+
+def test_monitor_follows_a_configured_layout(tmp_path: Path) -> None:
+    """A stand that names things differently: [layout] in the configuration, nothing else changes."""
+    import numpy as np
+
+    from remote_monitor.config import load_config
+    from remote_monitor.layout import PointKey, channel_file
+    from remote_monitor.simulate import simulate_point_waveforms
+    from remote_monitor.wavedump_writer import write_binary
+
+    config = tmp_path / "monitor.toml"
+    config.write_text('[layout]\nscan_dir_prefix = "pmt_scan_"\npoint_dir_prefix = "pos_"\nhv_dir = "hv"\n'
+                      'file_prefix = "ch"\nfile_infix = "_"\n[fit]\nmin_events = 200\n')
+    layout = load_config(config).layout
+    data, out = tmp_path / "data", tmp_path / "out"
+    waves = simulate_point_waveforms(np.random.default_rng(1), 800, 300, 1.02e7, 1.0, SimulationConfig())
+    for point in ("theta10_phi90", "HV_1750"):
+        for ch, samples in waves.items():
+            path = channel_file(data, PointKey("LAY001", "261125_090000", point), ch, binary=True, layout=layout)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_binary(path, samples, ch)
+    assert (data / "pmt_scan_261125_090000" / "LAY001" / "pos_theta10_phi90" / "ch2_theta10_phi90.dat").exists()
+    assert (data / "pmt_scan_261125_090000" / "LAY001" / "hv" / "ch2_HV_1750.dat").exists()
+    assert main(["run", "--data", str(data), "--out", str(out), "--config", str(config), "--once"]) == 0
+    results = json.loads((out / "results" / "LAY001" / "261125_090000" / "points" / "theta10_phi90.json").read_text())
+    assert results["fit"]["status"] == "ok" and results["events"] == 800, results["reason"]
+    assert (out / "results" / "LAY001" / "261125_090000" / "points" / "HV_1750.json").exists()
+
