@@ -24,10 +24,10 @@ from . import command_signing
 from .commands import CommandProcessor
 from .config import Config
 from .layout import PointKey, iter_scans, parse_source_file, scan_dir
-from .processing import fingerprint, missing_sources, now_iso, point_sources, process_point
+from .processing import base_result, fingerprint, missing_sources, point_sources, process_point
 from .publish import Publisher
 from .scan_results import record_point
-from .store import ResultsStore, atomic_write_json
+from .store import ResultsStore, atomic_write_json, now_iso
 
 log = logging.getLogger("remote_monitor")
 
@@ -322,10 +322,8 @@ class Monitor:
 
     @staticmethod
     def _crashed(key: PointKey, prints: dict[str, Any], exc: BaseException) -> dict[str, Any]:
-        return {"serial": key.serial, "scan_id": key.scan_id, "point": key.point, "kind": key.kind,
-                "status": "error", "reason": f"processing crashed: {type(exc).__name__}: {exc}",
-                "source_files": prints, "fit": None, "histogram": None, "events": 0,
-                "selected_events": 0, "warnings": [], "processed_at": now_iso()}
+        return {**base_result(key, prints), "status": "error", "processed_at": now_iso(),
+                "reason": f"processing crashed: {type(exc).__name__}: {exc}"}
 
     def _finish(self, key: PointKey, prints: dict[str, Any], result: dict[str, Any]) -> None:
         sources = point_sources(self.data_root, key, self.layout)

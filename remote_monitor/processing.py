@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +18,7 @@ from .layout import (
     point_hv,
     scan_dir,
 )
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+from .store import now_iso
 
 
 def point_sources(data_root: Path, key: PointKey, layout: Layout = DEFAULT_LAYOUT) -> dict[str, Path]:
@@ -105,29 +101,24 @@ def _read_charges(sources: dict[str, Path], cfg: Config) -> Any:
     return extract_point_charges(files, cfg.channels, cfg.analysis)
 
 
+def base_result(key: PointKey, source_files: dict[str, Any]) -> dict[str, Any]:
+    """A point's result before analysis: identity, position, no events, no fit."""
+    angles = point_angles(key.point)
+    return {
+        "serial": key.serial, "scan_id": key.scan_id, "point": key.point, "kind": key.kind,
+        "theta": angles[0] if angles else None, "phi": angles[1] if angles else None, "hv": point_hv(key.point),
+        "events": 0, "selected_events": 0, "fit": None, "histogram": None, "reference": None, "warnings": [],
+        "source_files": source_files,
+    }
+
+
 def process_point(key: PointKey, sources: dict[str, Path], cfg: Config) -> dict[str, Any]:
     """Full analysis of one point; never raises for bad data: the result says 'error' and why."""
     from .charges import MissingChannelError
     from .wavedump import WaveformFileError
 
     started = time.perf_counter()
-    angles = point_angles(key.point)
-    result: dict[str, Any] = {
-        "serial": key.serial,
-        "scan_id": key.scan_id,
-        "point": key.point,
-        "kind": key.kind,
-        "theta": angles[0] if angles else None,
-        "phi": angles[1] if angles else None,
-        "hv": point_hv(key.point),
-        "events": 0,
-        "selected_events": 0,
-        "fit": None,
-        "histogram": None,
-        "reference": None,
-        "warnings": [],
-        "source_files": fingerprint(sources),
-    }
+    result = base_result(key, fingerprint(sources))
     missing = missing_sources(sources, cfg)
     try:
         if missing:

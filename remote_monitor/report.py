@@ -143,7 +143,7 @@ def render_scan_page(scan: dict[str, Any], points: dict[str, dict[str, Any]], *,
         data_json=_script_json(data), plotly_js=_plotly_js(), has_reference=any(c["reference_gain"] for c in cells + hv_cells),
         csv_uri=_data_uri(scan_csv(points), "text/csv"), json_uri=_data_uri(scan_json(scan, points), "application/json"),
         csv_name=f"{scan['serial']}_{scan['scan_id']}.csv", json_name=f"{scan['serial']}_{scan['scan_id']}.json",
-        grid_size=GRID_SIZE, reference=reference_spectrum is not None,
+        grid_size=GRID_SIZE,
     )
 
 

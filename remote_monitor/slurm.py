@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
-from .layout import iter_scans
+from .config import load_config
+from .layout import DEFAULT_LAYOUT, iter_scans
 from .store import atomic_write_bytes
 
 
@@ -47,10 +48,8 @@ def submit_monitor(data: Path, out: Path, config: Path | None = None, time: str 
 def submit_reprocess_array(archive_root: Path, out: Path, config: Path | None = None, time: str = "04:00:00",
                            extra_sbatch_args: Sequence[str] = (), sbatch: str = "sbatch") -> str:
     """One array task per PMT scan found under archive_root; returns the job id."""
-    from .config import load_config
-
-    layout = load_config(Path(config)).layout if config is not None else None
-    scans = [str(folder.absolute()) for _, _, folder in iter_scans(Path(archive_root), *([layout] if layout else []))]
+    layout = load_config(Path(config)).layout if config is not None else DEFAULT_LAYOUT
+    scans = [str(folder.absolute()) for _, _, folder in iter_scans(Path(archive_root), layout)]
     if not scans:
         raise ValueError(f"{archive_root}: no PMT scans (wavedump_output_*/<SN>) found")
     task_list = Path(out).absolute() / "slurm" / "reprocess_tasks.txt"
