@@ -130,8 +130,8 @@ def _aligned(readers: dict[int, WaveDumpReader], dropped: list[int]) -> Iterator
         done = len(exhausted) == len(iters)
         present = [c for c in pending.values() if c is not None and len(c.event_numbers)]
         if len(present) < len(pending):
-            if done:
-                dropped[0] += sum(len(c.event_numbers) for c in present)
+            if done:  # what is left exists in some channels only
+                dropped[0] += len(reduce(np.union1d, [c.event_numbers for c in present])) if present else 0
                 return
             continue
         limit = np.inf if done else min(int(c.event_numbers.max()) for c in present)
