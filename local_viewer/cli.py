@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
 import webbrowser
@@ -11,39 +12,69 @@ from datetime import datetime
 from pathlib import Path
 
 from .mirror import Mirror, MirrorError
-from .send_command import drop_and_wait, post_and_wait, signed_command
+from .send_command import CommandError, drop_and_wait, post_and_wait, signed_command
 from .status import StatusBoard, notify
-from .tunnel import close_tunnel, open_tunnel
+from .tunnel import close_tunnel, open_tunnel, wait_for_port
 
 
 def _clock(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts).strftime("%H:%M:%S") if ts else "never"
+    """HH:MM:SS for today, with the date for older times; "never" for None."""
+    if not ts:
+        return "never"
+    moment = datetime.fromtimestamp(ts)
+    return moment.strftime("%H:%M:%S" if moment.date() == datetime.now().date() else "%Y-%m-%d %H:%M:%S")
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _poll(mirror: Mirror, interval: float) -> None:
+    """One poll; prints what changed or why the last good copy is shown."""
+    now = _clock(time.time())
+    try:
+        updated = mirror.poll_once()
+        if updated:
+            print(f"[{now}] updated {len(updated)} file(s)")
+    except MirrorError as exc:
+        what = "server unreachable" if mirror.unreachable else "server sends bad data"
+        print(f"[{now}] {what} since {_clock(mirror.failing_since)}, showing last good copy from "
+              f"{_clock(mirror.last_success)} ({exc}); next try in {mirror.next_delay(interval):g} s")
+
+
+def _open_tunnel(args: argparse.Namespace) -> subprocess.Popen:
+    tunnel = open_tunnel(args.ssh, args.remote_port, args.local_port)
+    ready = wait_for_port(args.local_port, tunnel, timeout=args.timeout)
+    print(f"ssh tunnel to {args.ssh}: 127.0.0.1:{args.local_port} -> 127.0.0.1:{args.remote_port} on the remote "
+          f"side{'' if ready else ' (not answering yet)'}")
+    return tunnel
 
 
 def watch(args: argparse.Namespace) -> int:
-    url = args.url
-    tunnel = None
-    if args.ssh:
-        tunnel = open_tunnel(args.ssh, args.remote_port, args.local_port)
-        url = f"http://127.0.0.1:{args.local_port}/"
-        print(f"ssh tunnel to {args.ssh}: {url} -> 127.0.0.1:{args.remote_port} on the remote side")
-    mirror, board = Mirror(url, args.out, timeout=args.timeout), StatusBoard(args.out)
-    opened = False
+    url = f"http://127.0.0.1:{args.local_port}/" if args.ssh else args.url
+    mirror, board = Mirror(url, args.out, timeout=args.timeout, max_backoff=args.max_backoff), StatusBoard(args.out)
+    index = Path(args.out) / "reports" / "index.html"
+    tunnel: subprocess.Popen | None = None
+    opened, shown = False, []
     try:
+        if args.ssh:
+            tunnel = _open_tunnel(args)
         while True:
-            try:
-                updated = mirror.poll_once()
-                if updated:
-                    print(f"[{_clock(time.time())}] updated {len(updated)} file(s)")
-            except MirrorError as exc:
-                print(f"[{_clock(time.time())}] server unreachable since {_clock(mirror.failing_since)}, "
-                      f"showing last good copy from {_clock(mirror.last_success)} ({exc})")
+            if tunnel is not None and tunnel.poll() is not None:
+                print(f"ssh tunnel exited with code {tunnel.returncode}; reopening it")
+                tunnel = _open_tunnel(args)
+            _poll(mirror, args.interval)
             lines, alerts = board.update()
-            for line in lines + alerts:
+            if lines != shown:  # the status block only when something changed: no scrolling spam
+                print("\n".join(lines))
+                shown = lines
+            for line in alerts:
                 print(line)
             notify(alerts, bell=not args.no_bell)
-            index = Path(args.out) / "reports" / "index.html"
-            if not opened and not args.no_browser and index.exists():
+            if not opened and not args.no_browser and index.is_file():
                 webbrowser.open(index.absolute().as_uri())
                 opened = True
             if args.once:
@@ -51,7 +82,11 @@ def watch(args: argparse.Namespace) -> int:
             time.sleep(mirror.next_delay(args.interval))
     except KeyboardInterrupt:
         return 0
+    except (OSError, ValueError) as exc:  # no ssh, bad --ssh destination, output directory not writable
+        print(f"local-viewer watch: error: {exc}", file=sys.stderr)
+        return 2
     finally:
+        mirror.close()
         if tunnel is not None:
             close_tunnel(tunnel)
 
@@ -64,17 +99,18 @@ def command(args: argparse.Namespace) -> int:
         cmd = signed_command(args.action, args.serial, args.scan, reason=args.reason, key_file=args.key,
                              points=args.points, issuer=args.issuer)
         receipt = (post_and_wait(cmd, args.url, args.wait) if args.url else drop_and_wait(cmd, args.inbox, args.wait))
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, CommandError) as exc:
         print(f"local-viewer {args.action}: error: {exc}", file=sys.stderr)
         return 2
     if receipt is None:
-        print(f"no receipt within {args.wait} s (nonce {cmd['nonce']}); is the monitor running?")
+        print(f"no receipt within {args.wait:g} s for command {cmd['nonce']} (it stays queued until it expires "
+              f"at {cmd['expires_at']}); is the monitor running?")
         return 2
     if receipt.get("status") == "accepted":
         print(f"accepted: {args.action} {args.serial} scan {args.scan}"
               + (f" points {', '.join(args.points)}" if args.points else ""))
         return 0
-    print(f"rejected: {receipt.get('reason')}")
+    print(f"rejected: {receipt.get('reason') or 'no reason given'}")
     return 1
 
 
@@ -84,8 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("watch", help="mirror the reports, open them, print live status and alerts")
     w.add_argument("url", nargs="?", default="http://127.0.0.1:8765/")
     w.add_argument("--out", type=Path, default=Path.home() / "pmt-reports")
-    w.add_argument("--interval", type=float, default=3.0)
-    w.add_argument("--timeout", type=float, default=10.0)
+    w.add_argument("--interval", type=_positive, default=3.0, help="seconds between polls (default 3)")
+    w.add_argument("--timeout", type=_positive, default=10.0, help="HTTP timeout in seconds (default 10)")
+    w.add_argument("--max-backoff", type=_positive, default=60.0, help="longest wait between failing polls")
     w.add_argument("--ssh", metavar="USER@HOST", help="open an ssh tunnel to the monitor's loopback port")
     w.add_argument("--remote-port", type=int, default=8765)
     w.add_argument("--local-port", type=int, default=8765)
@@ -104,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         target.add_argument("--url", help="the monitor's HTTP endpoint")
         target.add_argument("--inbox", type=Path, help="write into this command inbox directory instead")
         c.add_argument("--issuer", help="who sends it (default user@host)")
-        c.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the receipt")
+        c.add_argument("--wait", type=_positive, default=30.0, help="seconds to wait for the receipt")
         c.set_defaults(run=command, action=action)
     return parser
 

@@ -12,46 +12,73 @@ from typing import Any
 import httpx
 
 from remote_monitor import command_signing
-from remote_monitor.store import atomic_write_json
+
+from .atomic import atomic_write_json, read_json
+
+
+class CommandError(RuntimeError):
+    """The command could not be delivered (the message says why)."""
 
 
 def signed_command(action: str, serial: str, scan_id: str, *, reason: str, key_file: Path,
                    points: list[str] | None = None, issuer: str | None = None, ttl_s: float = 600) -> dict[str, Any]:
+    """A signed command; KeyFileError (a ValueError) if the key file is missing, malformed or too open."""
     issuer = issuer or f"{getpass.getuser()}@{socket.gethostname()}"
+    key = command_signing.load_key(key_file)
     cmd = command_signing.build_command(action, serial, scan_id, reason=reason, issuer=issuer, points=points,
                                         ttl_s=ttl_s)
-    return command_signing.sign(cmd, command_signing.load_key(key_file))
+    return command_signing.sign(cmd, key)
 
 
 def post_and_wait(cmd: dict[str, Any], url: str, wait_s: float, client: httpx.Client | None = None,
                   poll_s: float = 0.5) -> dict[str, Any] | None:
-    """POST to <url>/commands and poll the receipt; None if no receipt within wait_s."""
+    """POST to <url>/commands and poll the receipt until wait_s; None if no receipt came in time.
+
+    Raises CommandError if the monitor cannot be reached or refuses the POST. Connection errors while
+    polling the receipt (monitor restarting) are retried until the deadline.
+    """
     client = client or httpx.Client(timeout=10.0)
     base = url.rstrip("/")
-    response = client.post(base + "/commands", content=json.dumps(cmd).encode(),
-                           headers={"Content-Type": "application/json"})
+    try:
+        response = client.post(base + "/commands", content=json.dumps(cmd).encode(),
+                               headers={"Content-Type": "application/json"})
+    except httpx.HTTPError as exc:
+        raise CommandError(f"cannot reach the monitor at {base}: {type(exc).__name__}: {exc}") from None
     if response.status_code != 202:
-        raise RuntimeError(f"monitor refused the command: HTTP {response.status_code} {response.text[:200]}")
-    receipt_url = base + response.json()["receipt"]
+        raise CommandError(f"monitor refused the command: HTTP {response.status_code} {response.text[:200]}")
+    try:
+        receipt_path = response.json()["receipt"]
+        if not isinstance(receipt_path, str) or not receipt_path.startswith("/"):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        raise CommandError(f"unexpected answer to POST /commands: {response.text[:200]}") from None
     deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        got = client.get(receipt_url)
-        if got.status_code == 200:
-            return got.json()
-        time.sleep(poll_s)
-    return None
+    while True:
+        try:
+            got = client.get(base + receipt_path)
+            if got.status_code == 200 and isinstance(receipt := got.json(), dict):
+                return receipt
+        except (httpx.HTTPError, ValueError):
+            pass  # monitor restarting, or a half-served receipt: ask again
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
 
 
 def drop_and_wait(cmd: dict[str, Any], inbox: Path, wait_s: float, poll_s: float = 0.3) -> dict[str, Any] | None:
-    """Write the command atomically into an inbox directory and wait for done/ or rejected/ next to it."""
-    atomic_write_json(Path(inbox) / f"{cmd['nonce']}.json", cmd)
-    receipts = [Path(inbox).parent / d / f"{cmd['nonce']}.json" for d in ("done", "rejected")]
+    """Write the command atomically into an inbox directory and wait for its receipt in ../done or ../rejected."""
+    inbox = Path(inbox)
+    target = inbox / f"{cmd['nonce']}.json"
+    try:
+        atomic_write_json(target, cmd)
+    except OSError as exc:
+        raise CommandError(f"cannot write the command into {inbox}: {exc.strerror or exc}") from None
+    receipts = [inbox.parent / folder / target.name for folder in ("done", "rejected")]
     deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
+    while True:
         for path in receipts:
-            try:
-                return json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue
-        time.sleep(poll_s)
-    return None
+            if isinstance(receipt := read_json(path), dict):
+                return receipt
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from .atomic import read_json
+
 SCAN_POINT_COUNT = 21
+BAD = ("poor", "error")
 
 
-def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _gain(point: dict[str, Any]) -> float | None:
+    gain = _dict(point.get("fit")).get("gain")
+    return float(gain) if isinstance(gain, (int, float)) and not isinstance(gain, bool) else None
+
+
+def _names(points: list[str], limit: int = 4) -> str:
+    shown = ", ".join(points[:limit]) + (", ..." if len(points) > limit else "")
+    return f" ({shown})" if points else ""
 
 
 class StatusBoard:
@@ -24,44 +33,46 @@ class StatusBoard:
 
     def __init__(self, mirror_dir: Path) -> None:
         self.results = Path(mirror_dir) / "results"
-        self.alerted: set[tuple[str, str, str]] = set()
+        self.alerted: set[tuple[str, str, str, str]] = set()
 
     def scans(self) -> list[tuple[str, str, dict[str, dict[str, Any]]]]:
-        """(serial, scan_id, points) of the newest scan of every PMT."""
+        """(serial, scan_id, {point: result}) of the newest scan of every PMT (scan ids sort by time)."""
         newest: dict[str, Path] = {}
         for folder in sorted(self.results.glob("*/*")):
             if folder.is_dir() and folder.name > newest.get(folder.parent.name, Path()).name:
                 newest[folder.parent.name] = folder
         found = []
         for serial, folder in sorted(newest.items()):
-            points = {p.stem: r for p in sorted((folder / "points").glob("*.json")) if (r := _read(p))}
+            points = {p.stem: r for p in sorted((folder / "points").glob("*.json"))
+                      if isinstance(r := read_json(p), dict)}
             found.append((serial, folder.name, points))
         return found
 
     def update(self) -> tuple[list[str], list[str]]:
-        """(one line per PMT, new alerts)."""
+        """(one line per PMT, alerts for points that turned poor/error since the previous call)."""
         lines, alerts = [], []
         for serial, scan_id, points in self.scans():
-            scan = _read(self.results / serial / scan_id / "scan.json") or {}
-            done = sum(1 for p in points.values() if p.get("kind") == "scan")
+            state = _dict(read_json(self.results / serial / scan_id / "scan.json")).get("state", "live")
+            done = sum(1 for name in points if name.startswith("theta"))  # HV points do not count
             poor = sorted(k for k, p in points.items() if p.get("status") == "poor")
             errors = sorted(k for k, p in points.items() if p.get("status") == "error")
-            latest = max(points.values(), key=lambda p: p.get("processed_at") or "", default=None)
-            gain = ((latest or {}).get("fit") or {}).get("gain")
-            last = f"last {latest['point']} gain {gain / 1e7:.4f}e7" if latest and gain else "last gain –"
-            lines.append(f"{serial:10s} scan {scan_id} [{scan.get('state', 'live'):8s}] {done:2d}/{SCAN_POINT_COUNT} "
-                         f"points, {len(poor)} poor, {len(errors)} error, {last}")
+            latest = max(points.items(), key=lambda kv: str(kv[1].get("processed_at") or ""), default=None)
+            gain = _gain(latest[1]) if latest else None
+            last = f"last {latest[0]} gain {gain / 1e7:.4f}e7" if latest and gain is not None else "last gain -"
+            lines.append(f"{serial:10s} scan {scan_id} [{state!s:8s}] {done:2d}/{SCAN_POINT_COUNT} points, "
+                         f"{len(poor)} poor{_names(poor)}, {len(errors)} error{_names(errors)}, {last}")
             for point in poor + errors:
-                key = (serial, scan_id, point)
+                status = points[point]["status"]
+                key = (serial, scan_id, point, status)
                 if key not in self.alerted:
                     self.alerted.add(key)
-                    p = points[point]
-                    alerts.append(f"ALERT {serial} {point}: {p['status'].upper()} – {p.get('reason', '')}")
+                    alerts.append(f"ALERT {serial} {scan_id} {point}: {status.upper()} - "
+                                  f"{points[point].get('reason') or 'no reason given'}")
         return lines, alerts
 
 
 def notify(alerts: list[str], bell: bool = True) -> None:
-    """Terminal bell, and a desktop notification where notify-send exists."""
+    """Terminal bell, and a desktop notification where `notify-send` is on PATH (never fails the viewer)."""
     if not alerts:
         return
     if bell:
@@ -69,4 +80,8 @@ def notify(alerts: list[str], bell: bool = True) -> None:
         sys.stdout.flush()
     exe = shutil.which("notify-send")
     if exe:
-        subprocess.run([exe, "PMT monitor", "\n".join(alerts[:5])], check=False, timeout=5)
+        try:
+            subprocess.run([exe, "--urgency=critical", "PMT monitor alert", "\n".join(alerts[:5])],
+                           check=False, timeout=5, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired):
+            pass

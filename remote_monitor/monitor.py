@@ -27,7 +27,7 @@ from .layout import PointKey, iter_scans, parse_source_file, scan_dir
 from .processing import base_result, fingerprint, missing_sources, point_sources, process_point
 from .publish import Publisher
 from .scan_results import record_point
-from .store import ResultsStore, atomic_write_json, now_iso
+from .store import ResultsStore, atomic_write_json, now_iso, remove_stale_temp_files
 
 log = logging.getLogger("remote_monitor")
 
@@ -134,6 +134,9 @@ class Monitor:
         self._pool = self._new_pool()
         observer = self._start_observer() if not self.once else None
         server = self._start_server() if self.serve else None
+        for folder in ("results", "reports", "state"):
+            for path in remove_stale_temp_files(self.out_root / folder):
+                log.info("removed %s, left by an interrupted write", path)
         self.commands.mover.resume()
         self._process_commands()
         self.rescan()

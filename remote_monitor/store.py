@@ -34,6 +34,14 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Delete the temp files of atomic writes a killed process left behind (call before writers start)."""
+    stale = sorted(Path(folder).rglob(".*.tmp"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, json.dumps(obj, indent=1, sort_keys=True, allow_nan=False).encode("utf-8"))
 

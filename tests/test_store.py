@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from remote_monitor.layout import LayoutError, PointKey
-from remote_monitor.store import ResultsStore, atomic_write_bytes, atomic_write_json, read_json
+from remote_monitor.store import (
+    ResultsStore,
+    atomic_write_bytes,
+    atomic_write_json,
+    read_json,
+    remove_stale_temp_files,
+)
 
 
 def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path: Path) -> None:
@@ -27,6 +33,13 @@ def test_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(OSError, match="disk full"):
         atomic_write_bytes(target, b"{}")
     assert read_json(target) == {"good": True} and len(list(tmp_path.iterdir())) == 1
+
+
+def test_stale_temp_files_of_a_killed_writer_are_removed(tmp_path: Path) -> None:
+    atomic_write_json(tmp_path / "r" / "p.json", {"ok": 1})
+    (tmp_path / "r" / ".p.json.abc123.tmp").write_bytes(b'{"o')
+    assert remove_stale_temp_files(tmp_path) == [tmp_path / "r" / ".p.json.abc123.tmp"]
+    assert [p.name for p in (tmp_path / "r").iterdir()] == ["p.json"]
 
 
 def test_corrupt_json_is_named(tmp_path: Path) -> None:

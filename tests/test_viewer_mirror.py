@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from local_viewer.mirror import Mirror, MirrorError
@@ -98,3 +100,64 @@ def test_manifest_paths_outside_reports_and_results_are_refused(fake: FakeMonito
     with pytest.raises(MirrorError, match="refused"):
         Mirror(fake.url, tmp_path / "m").poll_once()
     assert not (tmp_path / "evil.html").exists()
+
+
+def _mock_client(routes: dict[str, httpx.Response]) -> httpx.Client:
+    """A client answering from `routes` (path -> response; missing paths: 404) without any network."""
+    manifest = {"files": [{"path": p} for p in routes]}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path.lstrip("/")
+        if path == "manifest.json":
+            return httpx.Response(200, json=manifest)
+        return routes.get(path, httpx.Response(404))
+    return httpx.Client(transport=httpx.MockTransport(handler))
+
+
+def test_file_gone_since_the_manifest_keeps_the_copy_and_is_no_error(tmp_path: Path) -> None:
+    page = "reports/EA0001.html"
+    Mirror("http://m/", tmp_path, client=_mock_client({page: httpx.Response(200, content=b"<html>v1</html>")})).poll_once()
+    routes = {page: httpx.Response(404), "reports/index.html": httpx.Response(200, content=b"<html>i</html>")}
+    mirror = Mirror("http://m/", tmp_path, client=_mock_client(routes))
+    assert mirror.poll_once() == ["reports/index.html"] and mirror.failures == 0
+    assert (tmp_path / page).read_bytes() == b"<html>v1</html>"
+
+
+def test_html_without_end_tag_and_bad_manifest_are_refused(tmp_path: Path) -> None:
+    page = "reports/index.html"
+    (tmp_path / "reports").mkdir()
+    (tmp_path / page).write_bytes(b"<html>good</html>")
+    mirror = Mirror("http://m/", tmp_path, client=_mock_client({page: httpx.Response(200, content=b"<html><bo")}))
+    with pytest.raises(MirrorError, match="index.html: incomplete HTML"):
+        mirror.poll_once()
+    assert (tmp_path / page).read_bytes() == b"<html>good</html>"
+    broken = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200, json={"files": 3})))
+    with pytest.raises(MirrorError, match="manifest.json: not"):
+        Mirror("http://m/", tmp_path, client=broken).poll_once()
+
+
+def test_gzip_encoded_body_is_not_mistaken_for_a_truncated_one(tmp_path: Path) -> None:
+    body = b'{"status": "healthy", "pad": "' + b"x" * 500 + b'"}'
+    packed = gzip.compress(body)
+    response = httpx.Response(200, content=packed,
+                              headers={"Content-Encoding": "gzip", "Content-Length": str(len(packed))})
+    path = "results/EA0001/261125_101500/scan.json"
+    assert Mirror("http://m/", tmp_path, client=_mock_client({path: response})).poll_once() == [path]
+    assert (tmp_path / path).read_bytes() == body
+
+
+def test_corrupt_state_file_means_a_fresh_start(fake: FakeMonitor, tmp_path: Path) -> None:
+    (tmp_path / ".mirror_state.json").write_text('["not", "a", "state"]')
+    mirror = Mirror(fake.url, tmp_path)
+    assert sorted(mirror.poll_once()) == sorted(FILES) and mirror.last_success
+    state = json.loads((tmp_path / ".mirror_state.json").read_text())
+    assert state["files"]["reports/index.html"]["etag"] == fake.etag("reports/index.html")
+    assert Mirror(fake.url, tmp_path).last_success == state["last_success"]  # "last good copy from" survives
+
+
+def test_content_length_mismatch_is_refused_even_if_the_transport_lets_it_through(tmp_path: Path) -> None:
+    path = "results/EA0001/261125_101500/scan.json"
+    short = httpx.Response(200, content=b'{"state": "live"}', headers={"Content-Length": "999"})
+    with pytest.raises(MirrorError, match=r"scan.json: truncated body \(17 of 999 bytes\)"):
+        Mirror("http://m/", tmp_path, client=_mock_client({path: short})).poll_once()
+    assert not (tmp_path / path).exists()
