@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +17,42 @@ DEFAULT_FAULTS = ("dead:theta20_phi90", "low_gain:theta30_phi180", "truncated:th
                   "missing_channel:theta40_phi0")
 
 
+def _gain_text(fit: dict[str, Any], true_gain: float) -> tuple[str, float | None]:
+    """'gain ± error' in units of 1e7 and the pull (measured - truth) / error, if there is a gain."""
+    gain, err = fit.get("gain"), fit.get("gain_err")
+    if not gain:
+        return f"{'–':^17s}", None
+    if not err:
+        return f"{gain / 1e7:6.4f}e7{'':9s}", None
+    pull = (gain - true_gain) / err
+    return f"{gain / 1e7:6.4f} ± {err / 1e7:6.4f}e7", pull
+
+
 def compare_with_truth(store: ResultsStore, truth: dict[str, Any]) -> list[str]:
-    """One printable line per point: status and gain against the simulation's truth."""
+    """One printable line per point: status and gain ± error against the simulation's truth, with the pull."""
     points = store.points(truth["serial"], truth["scan_id"])
-    lines, mismatches = [], 0
+    lines, mismatches, pulls = [], 0, []
     for point, expected in truth["points"].items():
         got = points.get(point, {})
-        gain = (got.get("fit") or {}).get("gain")
+        gain_text, pull = _gain_text(got.get("fit") or {}, expected["gain"])
         ok = got.get("status") == expected["expected_status"]
         mismatches += not ok
+        if pull is not None and expected["expected_status"] in ("healthy", "poor"):
+            pulls.append(pull)
         lines.append(
             f"{point:15s} {got.get('status', 'no data'):8s} (truth {expected['expected_status']:8s}) "
-            f"gain {f'{gain / 1e7:6.4f}e7' if gain else '      –  '} (truth {expected['gain'] / 1e7:6.4f}e7)"
+            f"gain {gain_text} (truth {expected['gain'] / 1e7:6.4f}e7"
+            f"{'' if pull is None else f', {pull:+.1f} sigma'})"
             f"{'' if ok else '   <-- differs from truth'}  {got.get('reason', '')}"
         )
     hv_fit = (store.read_scan(truth["serial"], truth["scan_id"]) or {}).get("hv_fit") or {}
     if hv_fit.get("hv_at_target") is not None:
         lines.append(f"HV at gain 1e7: {hv_fit['hv_at_target']:.1f} +- {hv_fit['hv_at_target_err']:.1f} V "
                      f"(truth {truth['hv_at_1e7']:.1f} V), status {hv_fit['status']}")
+    if pulls:
+        lines.append(f"gain pulls of {len(pulls)} fitted points: mean {statistics.fmean(pulls):+.2f}, "
+                     f"rms {statistics.pstdev(pulls):.2f} "
+                     "(about 0 and 1 if unbiased with honest errors)")
     lines.append(f"{len(truth['points']) - mismatches} of {len(truth['points'])} point statuses match truth")
     return lines
 
