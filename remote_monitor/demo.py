@@ -47,7 +47,7 @@ def compare_with_truth(store: ResultsStore, truth: dict[str, Any]) -> list[str]:
         )
     hv_fit = (store.read_scan(truth["serial"], truth["scan_id"]) or {}).get("hv_fit") or {}
     if hv_fit.get("hv_at_target") is not None:
-        lines.append(f"HV at gain 1e7: {hv_fit['hv_at_target']:.1f} +- {hv_fit['hv_at_target_err']:.1f} V "
+        lines.append(f"HV at gain 1e7: {hv_fit['hv_at_target']:.1f} ± {hv_fit['hv_at_target_err']:.1f} V "
                      f"(truth {truth['hv_at_1e7']:.1f} V), status {hv_fit['status']}")
     if pulls:
         lines.append(f"gain pulls of {len(pulls)} fitted points: mean {statistics.fmean(pulls):+.2f}, "
