@@ -10,9 +10,9 @@ import time
 
 import numpy as np
 
-from remote_monitor.histogram import fill_histogram
-from remote_monitor.spe_fit import fit_spe
-from remote_monitor.units import gain_to_pc
+from remote_monitor.analysis.histogram import fill_histogram
+from remote_monitor.analysis.spe_fit import fit_spe
+from remote_monitor.analysis.units import gain_to_pc
 
 MUS, GAINS = (0.1, 0.5, 1.0, 2.0), (0.5e7, 1e7, 2e7)
 

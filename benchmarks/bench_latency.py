@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from remote_monitor.simulate import SimulationConfig, simulate_scan
+from remote_monitor.simulation.stand import SimulationConfig, simulate_scan
 
 QUIET_S, POINTS = 0.5, ["theta0_phi0", "theta10_phi0", "theta10_phi90", "theta10_phi180", "theta10_phi270",
                         "theta20_phi0"]

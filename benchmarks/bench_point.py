@@ -13,13 +13,13 @@ from pathlib import Path
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
-from remote_monitor.charges import extract_point_charges
-from remote_monitor.config import Config
-from remote_monitor.histogram import fill_histogram
-from remote_monitor.layout import PointKey
-from remote_monitor.processing import point_sources, process_point
-from remote_monitor.simulate import SimulationConfig, simulate_scan
-from remote_monitor.spe_fit import fit_spe
+from remote_monitor.analysis.charges import extract_point_charges
+from remote_monitor.analysis.histogram import fill_histogram
+from remote_monitor.analysis.spe_fit import fit_spe
+from remote_monitor.service.processing import point_sources, process_point
+from remote_monitor.simulation.stand import SimulationConfig, simulate_scan
+from remote_monitor.stand.config import Config
+from remote_monitor.stand.layout import PointKey
 
 TARGET_S = 2.0
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from remote_monitor.charges import AnalysisSettings, ChannelMap, extract_point_charges
-from remote_monitor.simulate import SimulationConfig, simulate_point_waveforms
-from remote_monitor.units import MV_PER_ADC, PC_PER_MV_SAMPLE
-from remote_monitor.wavedump_writer import write_ascii, write_binary
+from remote_monitor.analysis.charges import AnalysisSettings, ChannelMap, extract_point_charges
+from remote_monitor.analysis.units import MV_PER_ADC, PC_PER_MV_SAMPLE
+from remote_monitor.analysis.wavedump_writer import write_ascii, write_binary
+from remote_monitor.simulation.stand import SimulationConfig, simulate_point_waveforms
 
 N_EVENTS, LENGTH, SUBSET = 10_000, 1024, 300
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from remote_monitor.store import atomic_write_bytes, atomic_write_json
+from remote_monitor.service.store import atomic_write_bytes, atomic_write_json
 
 __all__ = ["atomic_write_bytes", "atomic_write_json", "read_json"]
 

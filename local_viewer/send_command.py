@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from remote_monitor import command_signing
+from remote_monitor.service import command_signing
 
 from .atomic import atomic_write_json, read_json
 

@@ -8,8 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
-from .config import ConfigError, load_config
+from remote_monitor import __version__
+from remote_monitor.stand.config import ConfigError, load_config
 
 log = logging.getLogger("remote_monitor")
 
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _simulation_config(args: argparse.Namespace, **extra: object) -> object:
-    from .simulate import SimulationConfig, parse_fault
+    from remote_monitor.simulation.stand import SimulationConfig, parse_fault
 
     return SimulationConfig(
         n_events=args.events, record_length=args.record_length, fmt=args.fmt,
@@ -108,7 +108,7 @@ def _simulation_config(args: argparse.Namespace, **extra: object) -> object:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from .simulate import simulate_scan
+    from remote_monitor.simulation.stand import simulate_scan
 
     cfg = _simulation_config(args, write_delay_s=args.delay, chunks_per_file=args.chunks)
     for serial in args.serial or ["SIM0001"]:
@@ -118,7 +118,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from remote_monitor.demo import run_demo
 
     return run_demo(args.workdir, args.serial or ["SIM0001"], _simulation_config(args))
 
@@ -126,7 +126,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from .monitor import run_monitor
+    from remote_monitor.service.monitor import run_monitor
 
     cfg = load_config(args.config)
     if args.poll is not None:
@@ -135,14 +135,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .http_server import serve
+    from remote_monitor.service.http_server import serve
 
     serve(args.out, args.host, args.port)
     return 0
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from .command_signing import generate_key_file
+    from remote_monitor.service.command_signing import generate_key_file
 
     generate_key_file(args.key)
     print(f"wrote {args.key} (mode 0600); copy it to the operators' laptops over a secure channel")
@@ -151,19 +151,19 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 def cmd_reprocess(args: argparse.Namespace) -> int:
     if args.slurm is not None:
-        from .slurm import submit_reprocess_array
+        from remote_monitor.service.batch.slurm import submit_reprocess_array
 
         job = submit_reprocess_array(args.slurm, args.out, config=args.config)
         print(f"submitted reprocessing job array {job}")
         return 0
-    from .reprocess import reprocess_scan
+    from remote_monitor.service.reprocess import reprocess_scan
 
     reprocess_scan(args.scan_dir, args.out, load_config(args.config))
     return 0
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from .slurm import submit_monitor
+    from remote_monitor.service.batch.slurm import submit_monitor
 
     job = submit_monitor(args.data, args.out, config=args.config, time=args.time, poll=args.poll)
     print(f"submitted monitor job {job}")

@@ -8,10 +8,10 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from .config import Config
-from .monitor import Monitor
-from .simulate import SimulationConfig, parse_fault, simulate_scan
-from .store import ResultsStore
+from remote_monitor.service.monitor import Monitor
+from remote_monitor.service.store import ResultsStore
+from remote_monitor.simulation.stand import SimulationConfig, parse_fault, simulate_scan
+from remote_monitor.stand.config import Config
 
 DEFAULT_FAULTS = ("dead:theta20_phi90", "low_gain:theta30_phi180", "truncated:theta50_phi270",
                   "missing_channel:theta40_phi0")

@@ -6,11 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from remote_monitor.histogram import fill_histogram
-from remote_monitor.hv_fit import fit_hv
-from remote_monitor.layout import SCAN_POINTS, point_angles
-from remote_monitor.spe_fit import _full_components
-from remote_monitor.units import gain_to_pc
+from remote_monitor.analysis.histogram import fill_histogram
+from remote_monitor.analysis.hv_fit import fit_hv
+from remote_monitor.analysis.spe_fit import _full_components
+from remote_monitor.analysis.units import gain_to_pc
+from remote_monitor.stand.layout import SCAN_POINTS, point_angles
 
 SERIAL, SCAN_ID = "EA0042", "261125_101500"
 

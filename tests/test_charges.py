@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from remote_monitor.charges import (
+from remote_monitor.analysis.charges import (
     AnalysisSettings,
     ChannelMap,
     MissingChannelError,
@@ -16,7 +16,7 @@ from remote_monitor.charges import (
     pulse_start,
     window_charge_pc,
 )
-from remote_monitor.wavedump_writer import write_ascii, write_binary
+from remote_monitor.analysis.wavedump_writer import write_ascii, write_binary
 
 N, LENGTH = 40, 300
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from remote_monitor.cli import main
-from remote_monitor.simulate import SimulationConfig, simulate_scan
+from remote_monitor.simulation.stand import SimulationConfig, simulate_scan
 
 
 def test_bad_config_and_missing_sbatch_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture,
@@ -66,10 +66,10 @@ def test_monitor_follows_a_configured_layout(tmp_path: Path) -> None:
     """A stand that names things differently: [layout] in the configuration, nothing else changes."""
     import numpy as np
 
-    from remote_monitor.config import load_config
-    from remote_monitor.layout import PointKey, channel_file
-    from remote_monitor.simulate import simulate_point_waveforms
-    from remote_monitor.wavedump_writer import write_binary
+    from remote_monitor.analysis.wavedump_writer import write_binary
+    from remote_monitor.simulation.stand import simulate_point_waveforms
+    from remote_monitor.stand.config import load_config
+    from remote_monitor.stand.layout import PointKey, channel_file
 
     config = tmp_path / "monitor.toml"
     config.write_text('[layout]\nscan_dir_prefix = "pmt_scan_"\npoint_dir_prefix = "pos_"\nhv_dir = "hv"\n'

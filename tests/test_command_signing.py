@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from remote_monitor.command_signing import (
+from remote_monitor.service.command_signing import (
     KeyFileError,
     build_command,
     canonical_bytes,

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from remote_monitor.command_signing import build_command, sign
-from remote_monitor.commands import CommandProcessor
-from remote_monitor.store import ResultsStore, atomic_write_json
+from remote_monitor.service.command_signing import build_command, sign
+from remote_monitor.service.commands import CommandProcessor
+from remote_monitor.service.store import ResultsStore, atomic_write_json
 
 KEY = b"s" * 32
 SN, SCAN = "EA0001", "261125_101500"

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from remote_monitor.config import Config, ConfigError, load_config
+from remote_monitor.stand.config import Config, ConfigError, load_config
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -71,7 +71,7 @@ def test_config_is_picklable_for_worker_processes():
 def test_shipped_example_documents_exactly_the_defaults():
     from importlib.resources import files
 
-    example = files("remote_monitor") / "monitor.example.toml"
+    example = files("remote_monitor.stand") / "monitor.example.toml"
     assert load_config(Path(str(example))) == Config()
 
 

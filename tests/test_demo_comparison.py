@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from remote_monitor.demo import compare_with_truth
-from remote_monitor.layout import PointKey
-from remote_monitor.store import ResultsStore
+from remote_monitor.service.store import ResultsStore
+from remote_monitor.stand.layout import PointKey
 
 SERIAL, SCAN = "DEMO01", "261128_090000"
 

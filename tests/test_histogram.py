@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from remote_monitor.histogram import Histogram, fill_histogram
+from remote_monitor.analysis.histogram import Histogram, fill_histogram
 
 
 def test_matches_numpy_histogram_and_ignores_nan_and_outside() -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from remote_monitor.http_server import make_server
-from remote_monitor.store import atomic_write_json
+from remote_monitor.service.http_server import make_server
+from remote_monitor.service.store import atomic_write_json
 
 NONCE = "0123456789abcdef0123456789abcdef"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from remote_monitor.hv_fit import fit_hv
+from remote_monitor.analysis.hv_fit import fit_hv
 
 HV = np.array([1650.0, 1700.0, 1750.0, 1800.0, 1850.0])
 

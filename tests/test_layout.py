@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from remote_monitor.layout import (
+from remote_monitor.stand.layout import (
     ROOT_SOURCE,
     SCAN_POINTS,
     LayoutError,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from remote_monitor import command_signing
-from remote_monitor.simulate import SimulationConfig, simulate_scan
-from remote_monitor.store import atomic_write_json
+from remote_monitor.service import command_signing
+from remote_monitor.service.store import atomic_write_json
+from remote_monitor.simulation.stand import SimulationConfig, simulate_scan
 
 from .monitor_helpers import point_results, start_monitor, stop, wait_for, write_config
 

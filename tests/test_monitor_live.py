@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from remote_monitor.layout import SCAN_POINTS
-from remote_monitor.simulate import SimulationConfig, parse_fault, simulate_scan
+from remote_monitor.simulation.stand import SimulationConfig, parse_fault, simulate_scan
+from remote_monitor.stand.layout import SCAN_POINTS
 
 from .monitor_helpers import journal, point_results, start_monitor, stop, wait_for, write_config
 

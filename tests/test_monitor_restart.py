@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from remote_monitor.simulate import SimulationConfig, simulate_scan
+from remote_monitor.simulation.stand import SimulationConfig, simulate_scan
 
 from .monitor_helpers import journal, point_results, start_monitor, stop, wait_for, write_config
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from remote_monitor import mover as mover_module
-from remote_monitor.mover import MoveError, Mover
+from remote_monitor.service import mover as mover_module
+from remote_monitor.service.mover import MoveError, Mover
 
 
 def _tree(root: Path) -> dict[str, bytes]:

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from remote_monitor.config import Config, FitSettings
-from remote_monitor.layout import PointKey, channel_file
-from remote_monitor.processing import point_sources, process_point
-from remote_monitor.simulate import SimulationConfig, simulate_point_waveforms
-from remote_monitor.wavedump_writer import write_ascii, write_binary
+from remote_monitor.analysis.wavedump_writer import write_ascii, write_binary
+from remote_monitor.service.processing import point_sources, process_point
+from remote_monitor.simulation.stand import SimulationConfig, simulate_point_waveforms
+from remote_monitor.stand.config import Config, FitSettings
+from remote_monitor.stand.layout import PointKey, channel_file
 
 SIM = SimulationConfig(n_events=6000, record_length=400, include_reference=False, seed=11)
 CFG = Config(fit=FitSettings(min_events=200))
@@ -61,7 +61,7 @@ def test_ascii_and_binary_files_give_identical_results(tmp_path: Path) -> None:
 def test_pyrate_root_file_is_an_alternative_input(tmp_path: Path) -> None:
     """A Pyrate ROOT file in the point folder is read instead of the waveforms and gives the same gain."""
     uproot = pytest.importorskip("uproot")
-    from remote_monitor.charges import extract_point_charges
+    from remote_monitor.analysis.charges import extract_point_charges
 
     rng = np.random.default_rng(9)
     waves = simulate_point_waveforms(rng, 3000, 300, 1.03e7, 0.8, SIM)

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from remote_monitor import report
-from remote_monitor.layout import SCAN_POINTS
+from remote_monitor.report import pages as report
+from remote_monitor.stand.layout import SCAN_POINTS
 
 from .report_fixtures import SCAN_ID, SERIAL, expected_statuses, scan_with_faults
 

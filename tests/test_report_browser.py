@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from remote_monitor import report
-from remote_monitor.http_server import make_server
-from remote_monitor.store import atomic_write_json
+from remote_monitor.report import pages as report
+from remote_monitor.service.http_server import make_server
+from remote_monitor.service.store import atomic_write_json
 
 from .browser_helpers import ARTIFACTS, chromium, open_page
 from .report_fixtures import SCAN_ID, expected_statuses, scan_with_faults

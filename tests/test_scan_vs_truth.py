@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from remote_monitor.demo import DEFAULT_FAULTS
-from remote_monitor.simulate import SimulationConfig, parse_fault, simulate_scan
+from remote_monitor.simulation.stand import SimulationConfig, parse_fault, simulate_scan
 
 from .browser_helpers import ARTIFACTS, chromium, open_page
 from .monitor_helpers import point_results, start_monitor, write_config

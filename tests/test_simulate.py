@@ -8,9 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from remote_monitor.layout import SCAN_POINTS
-from remote_monitor.simulate import SimulationConfig, parse_fault, simulate_point_waveforms, simulate_scan
-from remote_monitor.units import MV_PER_ADC, gain_to_pc
+from remote_monitor.analysis.units import MV_PER_ADC, gain_to_pc
+from remote_monitor.simulation.stand import (
+    SimulationConfig,
+    parse_fault,
+    simulate_point_waveforms,
+    simulate_scan,
+)
+from remote_monitor.stand.layout import SCAN_POINTS
 
 SMALL = SimulationConfig(n_events=50, record_length=300)
 

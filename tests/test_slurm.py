@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from remote_monitor.slurm import SlurmUnavailableError, submit_monitor, submit_reprocess_array
+from remote_monitor.service.batch.slurm import SlurmUnavailableError, submit_monitor, submit_reprocess_array
 
 FAKE_SBATCH = """#!/usr/bin/env python3
 import json, sys

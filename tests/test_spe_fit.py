@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from remote_monitor.histogram import fill_histogram
-from remote_monitor.spe_fit import SpeFitResult, fit_spe
-from remote_monitor.units import gain_to_pc
+from remote_monitor.analysis.histogram import fill_histogram
+from remote_monitor.analysis.spe_fit import SpeFitResult, fit_spe
+from remote_monitor.analysis.units import gain_to_pc
 
 
 def sample_charges(rng: np.random.Generator, n: int, mu: float, gain: float, sigma0: float = 0.2,

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from remote_monitor.layout import LayoutError, PointKey
-from remote_monitor.store import (
+from remote_monitor.service.store import (
     ResultsStore,
     atomic_write_bytes,
     atomic_write_json,
     read_json,
     remove_stale_temp_files,
 )
+from remote_monitor.stand.layout import LayoutError, PointKey
 
 
 def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path: Path) -> None:

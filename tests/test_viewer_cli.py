@@ -20,7 +20,7 @@ from local_viewer.cli import main
 from local_viewer.send_command import CommandError, post_and_wait
 from local_viewer.status import StatusBoard
 from local_viewer.tunnel import close_tunnel, open_tunnel, tunnel_command
-from remote_monitor.command_signing import generate_key_file, load_key, verify_signature
+from remote_monitor.service.command_signing import generate_key_file, load_key, verify_signature
 
 from .viewer_fakes import FakeMonitor
 

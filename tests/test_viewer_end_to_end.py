@@ -10,8 +10,8 @@ import pytest
 
 from local_viewer.cli import main as viewer_main
 from local_viewer.mirror import Mirror
-from remote_monitor.command_signing import generate_key_file
-from remote_monitor.simulate import SimulationConfig, simulate_scan
+from remote_monitor.service.command_signing import generate_key_file
+from remote_monitor.simulation.stand import SimulationConfig, simulate_scan
 
 from .monitor_helpers import point_results, start_monitor, stop, wait_for, write_config
 

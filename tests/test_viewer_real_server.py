@@ -13,10 +13,10 @@ import pytest
 
 from local_viewer.cli import main
 from local_viewer.mirror import Mirror, MirrorError
-from remote_monitor.command_signing import generate_key_file, load_key
-from remote_monitor.commands import CommandProcessor
-from remote_monitor.http_server import make_server
-from remote_monitor.store import ResultsStore, atomic_write_json
+from remote_monitor.service.command_signing import generate_key_file, load_key
+from remote_monitor.service.commands import CommandProcessor
+from remote_monitor.service.http_server import make_server
+from remote_monitor.service.store import ResultsStore, atomic_write_json
 
 SN, SCAN = "EA0001", "261125_101500"
 POINT = f"results/{SN}/{SCAN}/points/theta0_phi0.json"

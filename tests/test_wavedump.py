@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from remote_monitor.wavedump import WaveDumpReader, WaveformFileError, read_waveforms
-from remote_monitor.wavedump_writer import write_ascii, write_binary
+from remote_monitor.analysis.wavedump import WaveDumpReader, WaveformFileError, read_waveforms
+from remote_monitor.analysis.wavedump_writer import write_ascii, write_binary
 
 
 @pytest.fixture

@@ -6,8 +6,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import Config
-from .layout import (
+from remote_monitor.service.store import now_iso
+from remote_monitor.stand.config import Config
+from remote_monitor.stand.layout import (
     DEFAULT_LAYOUT,
     ROOT_SOURCE,
     Layout,
@@ -18,7 +19,6 @@ from .layout import (
     point_hv,
     scan_dir,
 )
-from .store import now_iso
 
 
 def point_sources(data_root: Path, key: PointKey, layout: Layout = DEFAULT_LAYOUT) -> dict[str, Path]:
@@ -75,8 +75,8 @@ def classify(fit: dict[str, Any], cfg: Config, kind: str = "scan") -> tuple[str,
 
 
 def _fit_charges(charges: Any, cfg: Config) -> tuple[dict[str, Any], dict[str, Any]]:
-    from .histogram import fill_histogram
-    from .spe_fit import fit_spe
+    from remote_monitor.analysis.histogram import fill_histogram
+    from remote_monitor.analysis.spe_fit import fit_spe
 
     lo, hi = cfg.histogram.range_pc
     hist = fill_histogram(charges, cfg.histogram.n_bins, lo, hi)
@@ -91,10 +91,10 @@ def _fit_charges(charges: Any, cfg: Config) -> tuple[dict[str, Any], dict[str, A
 
 
 def _read_charges(sources: dict[str, Path], cfg: Config) -> Any:
-    from .charges import extract_point_charges
+    from remote_monitor.analysis.charges import extract_point_charges
 
     if ROOT_SOURCE in sources:
-        from .pyrate_root import read_pyrate_charges
+        from remote_monitor.analysis.pyrate_root import read_pyrate_charges
 
         return read_pyrate_charges(sources[ROOT_SOURCE], cfg.channels, cfg.analysis)
     files = {int(ch): path for ch, path in sources.items()}
@@ -114,8 +114,8 @@ def base_result(key: PointKey, source_files: dict[str, Any]) -> dict[str, Any]:
 
 def process_point(key: PointKey, sources: dict[str, Path], cfg: Config) -> dict[str, Any]:
     """Full analysis of one point; never raises for bad data: the result says 'error' and why."""
-    from .charges import MissingChannelError
-    from .wavedump import WaveformFileError
+    from remote_monitor.analysis.charges import MissingChannelError
+    from remote_monitor.analysis.wavedump import WaveformFileError
 
     started = time.perf_counter()
     result = base_result(key, fingerprint(sources))

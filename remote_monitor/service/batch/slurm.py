@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
-from .config import load_config
-from .layout import DEFAULT_LAYOUT, iter_scans
-from .store import atomic_write_bytes
+from remote_monitor.service.store import atomic_write_bytes
+from remote_monitor.stand.config import load_config
+from remote_monitor.stand.layout import DEFAULT_LAYOUT, iter_scans
 
 
 class SlurmUnavailableError(RuntimeError):
@@ -30,7 +30,7 @@ def _sbatch(sbatch: str, args: list[str]) -> str:
 
 
 def _script(name: str) -> str:
-    return str(resources.files("remote_monitor").joinpath(name))
+    return str(resources.files("remote_monitor.service.batch").joinpath(name))
 
 
 def submit_monitor(data: Path, out: Path, config: Path | None = None, time: str = "7-00:00:00", cpus: int = 2,

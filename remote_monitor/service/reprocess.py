@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .config import Config
-from .layout import DEFAULT_LAYOUT, Layout, PointKey, parse_source_file
-from .processing import point_sources, process_point
-from .publish import Publisher
-from .scan_results import record_point
-from .store import ResultsStore
+from remote_monitor.service.processing import point_sources, process_point
+from remote_monitor.service.publish import Publisher
+from remote_monitor.service.scan_results import record_point
+from remote_monitor.service.store import ResultsStore
+from remote_monitor.stand.config import Config
+from remote_monitor.stand.layout import DEFAULT_LAYOUT, Layout, PointKey, parse_source_file
 
 log = logging.getLogger("remote_monitor")
 

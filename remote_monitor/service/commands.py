@@ -15,8 +15,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import command_signing
-from .layout import (
+from remote_monitor.service import command_signing
+from remote_monitor.service.mover import Mover
+from remote_monitor.service.store import ResultsStore, atomic_write_json, read_json
+from remote_monitor.stand.layout import (
     DEFAULT_LAYOUT,
     Layout,
     LayoutError,
@@ -25,8 +27,6 @@ from .layout import (
     validate_scan_id,
     validate_serial,
 )
-from .mover import Mover
-from .store import ResultsStore, atomic_write_json, read_json
 
 MAX_COMMAND_BYTES = 64 * 1024
 CLOCK_SKEW = timedelta(seconds=120)

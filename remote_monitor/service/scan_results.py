@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import Config
-from .hv_fit import fit_hv
-from .layout import SCAN_POINTS, PointKey
-from .store import ResultsStore
+from remote_monitor.analysis.hv_fit import fit_hv
+from remote_monitor.service.store import ResultsStore
+from remote_monitor.stand.config import Config
+from remote_monitor.stand.layout import SCAN_POINTS, PointKey
 
 
 def hv_fit_for(points: dict[str, dict[str, Any]], cfg: Config) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ from typing import BinaryIO
 import numpy as np
 from numba import njit
 
-from .wavedump_writer import binary_event_dtype
+from remote_monitor.analysis.wavedump_writer import binary_event_dtype
 
 _INCOMPLETE, _BAD_SAMPLE = 1, 2
 _RECORD_RE = re.compile(rb"record\s*length\s*:\s*(\d+)", re.IGNORECASE)

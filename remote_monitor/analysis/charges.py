@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .units import MV_PER_ADC, NS_PER_SAMPLE, PC_PER_MV_SAMPLE
-from .wavedump import WaveDumpReader, WaveformChunk
+from remote_monitor.analysis.units import MV_PER_ADC, NS_PER_SAMPLE, PC_PER_MV_SAMPLE
+from remote_monitor.analysis.wavedump import WaveDumpReader, WaveformChunk
 
 PRE_SAMPLES_DEFAULT, POST_SAMPLES_DEFAULT = 10, 50
 

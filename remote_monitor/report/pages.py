@@ -16,9 +16,9 @@ from typing import Any
 
 import jinja2
 
-from . import __version__
-from .layout import SCAN_POINTS, point_angles
-from .report_figures import STATUS_COLOURS, hv_figure, polar_map_figure, spectrum_figure
+from remote_monitor import __version__
+from remote_monitor.report.figures import STATUS_COLOURS, hv_figure, polar_map_figure, spectrum_figure
+from remote_monitor.stand.layout import SCAN_POINTS, point_angles
 
 GRID_SIZE = 11  # 5 rings each side of the centre
 CSV_FIELDS = ["point", "kind", "theta", "phi", "hv", "status", "reason", "gain", "gain_err", "q1_pc",

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .charges import AnalysisSettings, ChannelMap, MissingChannelError, PointCharges
-from .wavedump import WaveformFileError
+from remote_monitor.analysis.charges import AnalysisSettings, ChannelMap, MissingChannelError, PointCharges
+from remote_monitor.analysis.wavedump import WaveformFileError
 
 BRANCHES = ("PulseStart", "PulseCharge")
 

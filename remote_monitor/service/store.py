@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .layout import PointKey, validate_point, validate_scan_id, validate_serial
+from remote_monitor.stand.layout import PointKey, validate_point, validate_scan_id, validate_serial
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .charges import AnalysisSettings, ChannelMap
-from .layout import Layout, LayoutError
+from remote_monitor.analysis.charges import AnalysisSettings, ChannelMap
+from remote_monitor.stand.layout import Layout, LayoutError
 
 
 class ConfigError(ValueError):

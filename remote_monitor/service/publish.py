@@ -6,9 +6,9 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from . import report
-from .config import Config
-from .store import ResultsStore, atomic_write_bytes, atomic_write_json, read_json
+from remote_monitor.report import pages as report
+from remote_monitor.service.store import ResultsStore, atomic_write_bytes, atomic_write_json, read_json
+from remote_monitor.stand.config import Config
 
 
 def page_name(serial: str, scan_id: str | None = None) -> str:

@@ -10,7 +10,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from .store import atomic_write_json, read_json
+from remote_monitor.service.store import atomic_write_json, read_json
 
 
 class MoveError(OSError):

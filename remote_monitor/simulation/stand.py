@@ -20,9 +20,16 @@ from typing import Any
 
 import numpy as np
 
-from .layout import SCAN_POINTS, PointKey, channel_file, point_angles, scan_dir, validate_point
-from .units import MV_PER_ADC, NS_PER_SAMPLE, PC_PER_MV_SAMPLE, gain_to_pc
-from .wavedump_writer import ascii_bytes, binary_bytes
+from remote_monitor.analysis.units import MV_PER_ADC, NS_PER_SAMPLE, PC_PER_MV_SAMPLE, gain_to_pc
+from remote_monitor.analysis.wavedump_writer import ascii_bytes, binary_bytes
+from remote_monitor.stand.layout import (
+    SCAN_POINTS,
+    PointKey,
+    channel_file,
+    point_angles,
+    scan_dir,
+    validate_point,
+)
 
 FAULT_KINDS = ("dead", "low_gain", "missing_channel", "truncated", "garbage")
 HEALTHY_BAND = (0.999e7, 1.049e7)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
-import os
 import queue
 import signal
 import threading
@@ -16,58 +14,18 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
-from watchdog.observers.polling import PollingObserver
-
-from . import command_signing
-from .commands import CommandProcessor
-from .config import Config
-from .layout import PointKey, iter_scans, parse_source_file, scan_dir
-from .processing import base_result, fingerprint, missing_sources, point_sources, process_point
-from .publish import Publisher
-from .scan_results import record_point
-from .store import ResultsStore, atomic_write_json, now_iso, remove_stale_temp_files
+from remote_monitor.service import command_signing
+from remote_monitor.service.commands import CommandProcessor
+from remote_monitor.service.processing import base_result, fingerprint, missing_sources, point_sources
+from remote_monitor.service.publish import Publisher
+from remote_monitor.service.scan_results import record_point
+from remote_monitor.service.store import ResultsStore, atomic_write_json, now_iso, remove_stale_temp_files
+from remote_monitor.service.watcher import start_watching
+from remote_monitor.service.workers import new_pool, process_job
+from remote_monitor.stand.config import Config
+from remote_monitor.stand.layout import PointKey, iter_scans, parse_source_file, scan_dir
 
 log = logging.getLogger("remote_monitor")
-
-
-def _exit_with_parent() -> None:
-    """Worker initializer: leave when the monitor dies (kill -9 leaves no orphaned workers behind)."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
-def _warm_up() -> None:
-    """Import zfit and compile the numba kernels once per worker, before the first real point."""
-    import numpy as np
-
-    from .histogram import fill_histogram
-    from .spe_fit import fit_spe
-
-    fit_spe(fill_histogram(np.zeros(10), 20, -1.0, 1.0))
-
-
-def _process_job(key: PointKey, sources: dict[str, Path], cfg: Config) -> dict[str, Any]:
-    return process_point(key, sources, cfg)
-
-
-class _Queueing(FileSystemEventHandler):
-    """Hands every file-system path that changed to the monitor's main loop."""
-
-    def __init__(self, sink: queue.Queue[str]) -> None:
-        self.sink = sink
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        for path in (event.src_path, getattr(event, "dest_path", "")):
-            if path:
-                self.sink.put(path if isinstance(path, str) else path.decode())
 
 
 def ensure_key(path: Path) -> bytes:
@@ -116,13 +74,7 @@ class Monitor:
         self._stop.set()
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        pool = ProcessPoolExecutor(
-            max_workers=self.cfg.monitor.workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_exit_with_parent,
-        )
-        for _ in range(self.cfg.monitor.workers):
-            pool.submit(_warm_up)
-        return pool
+        return new_pool(self.cfg.monitor.workers)
 
     def run(self) -> int:
         """Watch until stopped (or, with once=True, until everything present is processed)."""
@@ -164,18 +116,11 @@ class Monitor:
         return 0
 
     def _start_observer(self) -> Any:
-        poll = self.cfg.monitor.poll_seconds
-        observer = PollingObserver(timeout=poll) if poll > 0 else Observer()
-        handler = _Queueing(self._events)
-        observer.schedule(handler, str(self.data_root), recursive=True)
-        observer.schedule(handler, str(self.inbox), recursive=False)
-        observer.start()
-        log.info("watching %s with %s", self.data_root,
-                 f"polling every {poll} s" if poll > 0 else "native file-system events")
-        return observer
+        return start_watching({self.data_root: True, self.inbox: False}, self._events,
+                              self.cfg.monitor.poll_seconds)
 
     def _start_server(self) -> Any:
-        from .http_server import make_server
+        from remote_monitor.service.http_server import make_server
 
         host, port = self.serve  # type: ignore[misc]
         server = make_server(self.out_root, host, port)
@@ -299,10 +244,10 @@ class Monitor:
             return
         assert self._pool is not None
         try:
-            future = self._pool.submit(_process_job, key, sources, self.cfg)
+            future = self._pool.submit(process_job, key, sources, self.cfg)
         except BrokenProcessPool:
             self._pool = self._new_pool()
-            future = self._pool.submit(_process_job, key, sources, self.cfg)
+            future = self._pool.submit(process_job, key, sources, self.cfg)
         self._inflight[key] = (future, prints)
         log.info("processing %s", key.label)
 

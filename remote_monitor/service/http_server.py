@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .command_signing import NONCE_RE
-from .store import atomic_write_json
+from remote_monitor.service.command_signing import NONCE_RE
+from remote_monitor.service.store import atomic_write_json
 
 log = logging.getLogger("remote_monitor.http")
 REPORT_SUFFIXES = {".html", ".json", ".csv", ".png"}

@@ -19,8 +19,8 @@ import numpy as np
 from scipy.special import gammaln, ndtr
 from scipy.stats import poisson
 
-from .histogram import Histogram
-from .units import pc_to_gain
+from remote_monitor.analysis.histogram import Histogram
+from remote_monitor.analysis.units import pc_to_gain
 
 os.environ.setdefault("ZFIT_DISABLE_TF_WARNINGS", "1")
 SEED_RANGE_PC = (0.5, 4.5)

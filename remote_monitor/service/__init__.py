@@ -1,0 +1,1 @@
+"""The running monitor: watch -> ready points -> workers -> store -> publish; commands, moves, HTTP."""

@@ -1,0 +1,1 @@
+"""Batch schedulers (Slurm) that run the monitor and reprocessing as jobs."""

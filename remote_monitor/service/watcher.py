@@ -1,0 +1,38 @@
+"""Watching the data tree and the command inbox: every changed path goes into a queue."""
+
+from __future__ import annotations
+
+import logging
+import queue
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+log = logging.getLogger("remote_monitor")
+
+
+class _Queueing(FileSystemEventHandler):
+    """Hands every file-system path that changed to the monitor's main loop."""
+
+    def __init__(self, sink: queue.Queue[str]) -> None:
+        self.sink = sink
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        for path in (event.src_path, getattr(event, "dest_path", "")):
+            if path:
+                self.sink.put(path if isinstance(path, str) else bytes(path).decode())
+
+
+def start_watching(folders: dict[Path, bool], sink: queue.Queue[str], poll_seconds: float) -> BaseObserver:
+    """Watch each folder (value: recursive?) with inotify, or by polling every poll_seconds if > 0."""
+    observer: BaseObserver = PollingObserver(timeout=poll_seconds) if poll_seconds > 0 else Observer()
+    handler = _Queueing(sink)
+    for folder, recursive in folders.items():
+        observer.schedule(handler, str(folder), recursive=recursive)
+    observer.start()
+    how = f"polling every {poll_seconds} s" if poll_seconds > 0 else "native file-system events"
+    log.info("watching %s with %s", ", ".join(str(f) for f in folders), how)
+    return observer

@@ -1,0 +1,1 @@
+"""The simulated test stand: writes WaveDump files and their truth."""
