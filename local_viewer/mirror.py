@@ -99,7 +99,7 @@ class Mirror:
         # a few requests in flight at once: over an ssh tunnel every request costs a round trip
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             outcomes = list(pool.map(self._try_fetch, safe))
-        updated = [path for path, outcome in zip(safe, outcomes) if outcome is True]
+        updated = [path for path, outcome in zip(safe, outcomes, strict=False) if outcome is True]
         errors += [outcome for outcome in outcomes if isinstance(outcome, str)]
         if errors:
             more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
@@ -134,7 +134,7 @@ class Mirror:
 
     def _fetch(self, path: str) -> bool:
         response = self._get(path)
-        if response.status_code == 304 or response.status_code == 404:
+        if response.status_code in {304, 404}:
             return False  # unchanged, or removed since the manifest was made (e.g. archived): keep our copy
         if response.status_code != 200:
             raise MirrorError(f"{path}: HTTP {response.status_code}")

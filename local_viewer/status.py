@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -80,8 +81,6 @@ def notify(alerts: list[str], bell: bool = True) -> None:
         sys.stdout.flush()
     exe = shutil.which("notify-send")
     if exe:
-        try:
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
             subprocess.run([exe, "--urgency=critical", "PMT monitor alert", "\n".join(alerts[:5])],
                            check=False, timeout=5, stdin=subprocess.DEVNULL)
-        except (OSError, subprocess.TimeoutExpired):
-            pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import subprocess
@@ -34,10 +35,8 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 10.0) -> b
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return True
         except OSError:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=0.1)  # the pause between tries; returns early if ssh gives up
-            except subprocess.TimeoutExpired:
-                pass
     return False
 
 

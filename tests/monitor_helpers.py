@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -71,10 +72,8 @@ def point_results(out: Path, serial: str, scan_id: str) -> dict[str, dict[str, A
     folder = out / "results" / serial / scan_id / "points"
     results = {}
     for path in sorted(folder.glob("*.json")):
-        try:
+        with contextlib.suppress(OSError, ValueError):  # cannot happen with atomic writes; the test on atomicity would catch it below
             results[path.stem] = json.loads(path.read_text())
-        except (OSError, ValueError):
-            pass  # cannot happen with atomic writes; the test on atomicity would catch it below
     return results
 
 

@@ -39,7 +39,7 @@ flag_dir = "/data/FLAG"
     assert cfg.archive_root(Path("/x/data")) == Path("/x/ARCHIVE")
 
 
-@pytest.mark.parametrize("text, message", [
+@pytest.mark.parametrize(("text", "message"), [
     ("[gain]\nhealthy_band = [1.05e7, 0.99e7]", "healthy_band"),
     ("[gain]\nhealthy_band = [1e7]", "healthy_band"),
     ("[channels]\npmt = 5", "pmt must be 2 or 3"),

@@ -35,7 +35,7 @@ def test_live_scan_is_processed_point_by_point(tmp_path: Path, poll: float) -> N
     data.mkdir()
     proc = start_monitor(data, out, write_config(tmp_path, quiet=0.5, poll=poll))
     report = out / "reports" / f"{SERIAL}.html"
-    wait_for(lambda: (out / "reports" / "index.html").exists(), 120, "the monitor to start", proc)
+    wait_for((out / "reports" / "index.html").exists, 120, "the monitor to start", proc)
 
     sim = SimulationConfig(n_events=2000, record_length=400, write_delay_s=0.4, chunks_per_file=2,
                            faults=[parse_fault(f) for f in FAULTS], seed=3)

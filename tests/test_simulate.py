@@ -69,7 +69,7 @@ def test_waveform_physics() -> None:
     trigger = waves[0].astype(float)
     trig_start = np.argmax((trigger - trigger[:, :40].mean(axis=1, keepdims=True)) * MV_PER_ADC > 100, axis=1)
     rows = np.arange(len(mv))
-    window = np.array([mv[i, s + 150: s + 210].sum() for i, s in zip(rows, trig_start)]) * 0.04
+    window = np.array([mv[i, s + 150: s + 210].sum() for i, s in zip(rows, trig_start, strict=False)]) * 0.04
     assert window.mean() == pytest.approx(mu * gain_to_pc(gain), rel=0.06)
     over = mv > 3.0
     hit = over.any(axis=1) & (window > 0.8)

@@ -250,6 +250,7 @@ def test_watch_through_an_ssh_tunnel_and_reopen_a_dead_one(tmp_path: Path, monke
         sleeps.append(seconds)
         if len(sleeps) == 2:
             raise KeyboardInterrupt
+        return None
     capsys.readouterr()
     monkeypatch.setattr(cli.time, "sleep", fake_sleep)
     assert main(["watch", "--ssh", "op@login", "--local-port", str(local_port), "--out", str(tmp_path / "m"),

@@ -36,7 +36,7 @@ def test_viewer_mirrors_and_flags_through_the_real_monitor(tmp_path: Path, capsy
     proc = start_monitor(data, out, write_config(tmp_path, quiet=0.2), "--serve", f"127.0.0.1:{port}")
     try:
         wait_for(lambda: len(point_results(out, SERIAL, SCAN)) == 3, 240, "three processed points", proc)
-        wait_for(lambda: (out / "reports" / f"{SERIAL}.html").exists(), 30, "the report", proc)
+        wait_for((out / "reports" / f"{SERIAL}.html").exists, 30, "the report", proc)
 
         mirror = Mirror(url, laptop)
         mirror.poll_once()

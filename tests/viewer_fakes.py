@@ -64,6 +64,7 @@ class FakeMonitor:
                 if fake.fault == "invalid_json" and path.endswith(".json"):
                     return self._reply(200, b"{half", headers)
                 self._reply(200, body, headers)
+                return None
 
             def do_POST(self) -> None:
                 cmd = json.loads(self.rfile.read(int(self.headers["Content-Length"])))

@@ -113,7 +113,7 @@ def _channel_charges(mv: np.ndarray, trigger_start: np.ndarray, s: AnalysisSetti
 def _aligned(readers: dict[int, WaveDumpReader], dropped: list[int]) -> Iterator[dict[int, np.ndarray]]:
     """Samples of the same events from every channel, streamed; events missing in a channel are dropped."""
     iters = {ch: r.chunks() for ch, r in readers.items()}
-    pending: dict[int, WaveformChunk | None] = {ch: None for ch in readers}
+    pending: dict[int, WaveformChunk | None] = dict.fromkeys(readers)
     exhausted: set[int] = set()
     while True:
         for ch, it in iters.items():

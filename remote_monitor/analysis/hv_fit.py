@@ -31,7 +31,7 @@ def fit_hv(hv: Sequence[float], gain: Sequence[float], gain_err: Sequence[float 
            target_gain: float = 1e7) -> HVFitResult:
     """Weighted least squares of log10(gain) = log10(a) + b log10(HV); never raises."""
     usable, skipped = [], []
-    for v, g, e in zip(hv, gain, gain_err):
+    for v, g, e in zip(hv, gain, gain_err, strict=False):
         ok = all(x is not None and math.isfinite(x) and x > 0 for x in (v, g, e))
         (usable if ok else skipped).append((v, g, e))
     points = [{"hv": float(v), "gain": float(g), "gain_err": float(e)} for v, g, e in usable]
@@ -40,7 +40,7 @@ def fit_hv(hv: Sequence[float], gain: Sequence[float], gain_err: Sequence[float 
         return HVFitResult("too_few_points", f"{len(usable)} usable HV point(s), need 2{note}",
                            target_gain=target_gain, points=points)
     try:
-        v, g, e = (np.array(col, dtype=float) for col in zip(*usable))
+        v, g, e = (np.array(col, dtype=float) for col in zip(*usable, strict=False))
         x, y = np.log10(v), np.log10(g)
         sigma = e / (g * math.log(10))
         design = np.column_stack([np.ones_like(x), x])

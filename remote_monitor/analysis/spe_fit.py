@@ -128,7 +128,7 @@ def _zfit_params(model: str, start: list[float]) -> list[Any]:
         _PARAMS[model] = [zfit.Parameter(f"spe_{model}_{i}", 0.5 * (lo + hi), lower=lo, upper=hi)
                           for i, (lo, hi) in enumerate(_BOUNDS[model])]
     params = _PARAMS[model][: len(start)]
-    for param, value, (lo, hi) in zip(params, start, _BOUNDS[model]):
+    for param, value, (lo, hi) in zip(params, start, _BOUNDS[model], strict=False):
         param.set_value(min(max(value, lo + 1e-9 * (hi - lo)), hi - 1e-9 * (hi - lo)))
     return params
 
@@ -149,7 +149,7 @@ def _minimize(model: str, nll: Callable[[np.ndarray], float], start: list[float]
     return values, errs, bool(result.valid)
 
 
-def _start_values(hist: Histogram, n_pe: int, exponential: bool) -> list[float]:
+def _start_values(hist: Histogram, n_pe: int, exponential: bool) -> list[float]:  # noqa: ARG001 (replaced by the new response model)
     """Starting point from the histogram: pedestal peak and width, occupancy from the pedestal fraction."""
     x, c = hist.centres, hist.counts.astype(float)
     total = c.sum()
@@ -214,7 +214,7 @@ def _fit_full(hist: Histogram, n_pe_max: int, exponential: bool) -> SpeFitResult
         q1_err_pc=errors[4], sigma1_pc=s1, spe_resolution=s1 / q1, mu=mu, mu_err=errors[1],
         peak_to_valley=_peak_to_valley(values, n_pe, exponential),
         chi2_ndf=_chi2_ndf(total, counts, len(values)), n_events=int(counts.sum()), converged=converged,
-        curve=_curve(hist, total, dict(zip(names, components))),
+        curve=_curve(hist, total, dict(zip(names, components, strict=False))),
     )
 
 

@@ -62,7 +62,7 @@ def _parse_ascii_events(buf, pos, n_header, record_length, max_events, header_sp
             label, value, i = 0, -1, pos
             while i < end and buf[i] != 58:  # ':'
                 c = buf[i]
-                if c != 32 and c != 9 and c != 13:
+                if c not in {32, 9, 13}:
                     label = (label * 31 + (c | 32)) % 2305843009213693951
                 i += 1
             if i < end:

@@ -42,7 +42,7 @@ def binary_event_dtype(record_length: int, header: bool = True) -> np.dtype:
     """numpy dtype of one binary WaveDump event (6 x uint32 header, then uint16 samples)."""
     fields = [("size", "<u4"), ("board", "<u4"), ("pattern", "<u4"), ("channel", "<u4"),
               ("counter", "<u4"), ("ttt", "<u4")] if header else []
-    return np.dtype(fields + [("samples", "<u2", (record_length,))])
+    return np.dtype([*fields, ("samples", "<u2", (record_length,))])
 
 
 def binary_bytes(samples: np.ndarray, channel: int, header: bool = True, board_id: int = 0, first_event: int = 0,

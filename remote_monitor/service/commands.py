@@ -10,7 +10,7 @@ import fcntl
 import json
 import shutil
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -207,7 +207,7 @@ class CommandProcessor:
                     self.mover.move(src, dst)
                     moved.append([str(src), str(dst)])
             except OSError as exc:
-                raise Rejected(f"move failed after {len(moved)} of {len(pairs)} item(s), nothing deleted: {exc}")
+                raise Rejected(f"move failed after {len(moved)} of {len(pairs)} item(s), nothing deleted: {exc}") from exc
             self._prune_empty(src_scan)
             self._update_scan(cmd)
             if dst_area != "data":
@@ -217,10 +217,8 @@ class CommandProcessor:
     def _prune_empty(self, scan: Path) -> None:
         """Remove folders a move left empty (point folder, scan folder, wavedump_output_* folder)."""
         for folder in (scan / self.layout.hv_dir, scan, scan.parent):
-            try:
+            with suppress(OSError):
                 folder.rmdir()
-            except OSError:
-                pass
 
     def _snapshot_results(self, serial: str, scan_id: str, dst_scan: Path) -> None:
         results = self.store.scan_dir(serial, scan_id)

@@ -101,11 +101,12 @@ class _Handler(BaseHTTPRequestHandler):
             for name, value in headers.items():
                 self.send_header(name, value)
             self.end_headers()
-            return
+            return None
         content_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
         if content_type.startswith("text/") or content_type == "application/json":
             content_type += "; charset=utf-8"
         self._send(200, file.read_bytes(), content_type, headers, head)
+        return None
 
     def _not_modified(self, etag: str, mtime: float) -> bool:
         if_none_match = self.headers.get("If-None-Match")
@@ -125,6 +126,7 @@ class _Handler(BaseHTTPRequestHandler):
             if path.is_file():
                 return self._send(200, path.read_bytes(), head=head)
         self._json(404, {"status": "pending", "nonce": nonce}, head=head)
+        return None
 
     # ---- POST /commands ---------------------------------------------------------------------------
     def do_POST(self) -> None:
@@ -149,6 +151,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(409, {"error": f"nonce {nonce} was sent before"})
             atomic_write_json(commands / "inbox" / f"{nonce}.json", cmd)
         self._json(202, {"nonce": nonce, "receipt": f"/commands/receipts/{nonce}"})
+        return None
 
 
 class MonitorHTTPServer(ThreadingHTTPServer):

@@ -104,7 +104,7 @@ def _coerce(where: str, default: Any, value: Any) -> Any:
         elif ok:
             value = tuple(value)
     else:  # optional int (None default): channel numbers, record length
-        ok = isinstance(value, int) and not isinstance(value, bool) or value is None
+        ok = (isinstance(value, int) and not isinstance(value, bool)) or value is None
     if not ok:
         raise ConfigError(f"{where}: expected a value like {default!r}, got {value!r}")
     return value

@@ -9,9 +9,7 @@ from pathlib import Path
 
 THETAS = (10, 20, 30, 40, 50)
 PHIS = (0, 90, 180, 270)
-SCAN_POINTS: tuple[str, ...] = ("theta0_phi0",) + tuple(
-    f"theta{t}_phi{p}" for t in THETAS for p in PHIS
-)
+SCAN_POINTS: tuple[str, ...] = ("theta0_phi0", *tuple(f"theta{t}_phi{p}" for t in THETAS for p in PHIS))
 HV_DIR = "wavesave_HV_CHECK"
 SCAN_DIR_PREFIX = "wavedump_output_"
 
