@@ -49,7 +49,8 @@ def build_message(settings: MailSettings, to: list[str], subject: str, text: str
         msg.add_alternative(html_body, subtype="html")
     for name, data, mime in attachments:
         maintype, _, subtype = mime.partition("/")
-        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+        params = {"charset": "utf-8"} if maintype == "text" else {}  # byte for byte, base64
+        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=name, params=params)
     return msg
 
 
