@@ -35,7 +35,7 @@ def test_one_message_per_event_and_one_digest_for_a_burst(tmp_path: Path) -> Non
             notifier.event("point_error", f"EA0042/261125_101500/theta{10 * n}_phi0", f"point {n}: error: dead",
                            url=f"https://www.example.org/~pmt/EA0042_{n}.html")
             wait_until(lambda n=n: len(receiver.posts) == n + 1, 20, f"message {n + 1}")
-        assert [("point %d: error" % n) in post["text"] for n, post in enumerate(receiver.posts)] == [True] * 3
+        assert [f"point {n}: error" in post["text"] for n, post in enumerate(receiver.posts)] == [True] * 3
         assert all(f"EA0042_{n}.html" in post["text"] for n, post in enumerate(receiver.posts))
 
         # the same event again is not told twice
