@@ -46,6 +46,8 @@ class PublishMirror:
                 continue
             digest = hashlib.sha256(data).hexdigest()
             target = self.publish_dir / source.name
+            if source.name not in self._copied and target.exists():  # after a restart: what is there
+                self._copied[source.name] = hashlib.sha256(target.read_bytes()).hexdigest()
             if self._copied.get(source.name) != digest or not target.exists():
                 atomic_write_bytes(target, data)
                 self._copied[source.name] = digest
