@@ -72,6 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--poll", type=float, help="use the polling observer every N s (GPFS/NFS/Lustre)")
     p.add_argument("--once", action="store_true", help="process what is there, then exit")
     p.add_argument("--serve", type=_host_port, metavar="[HOST:]PORT", help="also serve the reports")
+    p.add_argument("--publish", type=Path, metavar="DIR",
+                   help="keep a copy of index.html and every report in DIR (a web-served folder)")
+
+    p = sub.add_parser("share", help="e-mail a PMT's report with a summary of its verdict ([mail] settings)")
+    p.add_argument("serial", metavar="SN")
+    p.add_argument("--scan", metavar="ID", help="scan id (default: the PMT's newest scan)")
+    p.add_argument("--to", nargs="+", required=True, metavar="ADDR", help="recipients")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--config", type=Path)
 
     p = sub.add_parser("serve", help="serve the reports read-only and accept POST /commands")
     p.add_argument("--out", type=Path, required=True)
@@ -131,7 +140,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if args.poll is not None:
         cfg = replace(cfg, monitor=replace(cfg.monitor, poll_seconds=args.poll))
+    if args.publish is not None:
+        cfg = replace(cfg, publish=replace(cfg.publish, dir=str(args.publish)))
     return run_monitor(cfg, args.data, args.out, once=args.once, serve=args.serve)
+
+
+def cmd_share(args: argparse.Namespace) -> int:
+    from remote_monitor.service import mailer
+    from remote_monitor.service.publish import page_name
+    from remote_monitor.service.store import ResultsStore
+
+    cfg = load_config(args.config)
+    bad = [a for a in args.to if "@" not in a]
+    if bad:
+        raise ValueError(f"not an e-mail address: {', '.join(bad)}")
+    base = cfg.publish.base_url
+    url = base + page_name(args.serial, args.scan) if base else None
+    msg = mailer.share_message(ResultsStore(args.out), cfg, args.serial, args.scan, args.to, url=url)
+    try:
+        mailer.send_message(cfg.mail, msg)
+    except mailer.MailError as exc:
+        print(f"remote-monitor share: not sent: {exc}", file=sys.stderr)
+        return 1
+    print(f"sent {msg['Subject']!r} to {', '.join(args.to)}")
+    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -172,7 +204,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "demo": cmd_demo, "simulate": cmd_simulate, "run": cmd_run, "serve": cmd_serve,
-    "keygen": cmd_keygen, "reprocess": cmd_reprocess, "submit": cmd_submit,
+    "keygen": cmd_keygen, "reprocess": cmd_reprocess, "submit": cmd_submit, "share": cmd_share,
 }
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from remote_monitor.service import command_signing
 from remote_monitor.service.commands import CommandProcessor
+from remote_monitor.service.notify import Notifier
 from remote_monitor.service.processing import base_result, fingerprint, missing_sources, point_sources
 from remote_monitor.service.publish import Publisher
 from remote_monitor.service.scan_results import record_point
@@ -49,6 +50,7 @@ class Monitor:
         self.serve = serve
         self.store = ResultsStore(self.out_root)
         self.publisher = Publisher(self.store, cfg, live=serve is not None)
+        self.notifier = Notifier(cfg, self.out_root)  # [notify]: e-mail/webhook from a background thread
         self.key = ensure_key(cfg.key_path(self.out_root))
         self.commands = CommandProcessor(
             self.data_root, self.out_root, cfg.flag_root(self.data_root),
@@ -93,6 +95,7 @@ class Monitor:
         self._process_commands()
         self.rescan()
         self.publisher.publish()
+        self.notifier.start()
         last_rescan = time.monotonic()
         try:
             while not self._stop.is_set():
@@ -105,6 +108,7 @@ class Monitor:
                 self._stop.wait(self.cfg.monitor.tick_seconds)
         finally:
             self._drain()
+            self.notifier.stop()
             if observer is not None:
                 observer.stop()
                 observer.join(timeout=5)
@@ -214,6 +218,7 @@ class Monitor:
             if key not in self._inflight:
                 self._consider(key, now)
         self._collect(block=False)
+        self.notifier.watch(k.label for k in self._inflight)
         if self._archive_due:
             self._send_due_archives()
 
@@ -260,6 +265,7 @@ class Monitor:
             except BrokenProcessPool as exc:
                 self._pool = self._new_pool()
                 result = self._crashed(key, prints, exc)
+                self.notifier.event("crash", key.label, f"worker process died processing {key.label}")
             except Exception as exc:  # a bug in processing must not stop the monitor
                 log.exception("processing %s crashed", key.label)
                 result = self._crashed(key, prints, exc)
@@ -282,9 +288,11 @@ class Monitor:
             log.info("%s: files changed while processing; processing again", key.label)
             self._pending.add(key)
             return
-        record_point(self.store, key, result, self.cfg)
+        previous = self.store.read_point(key)
+        scan = record_point(self.store, key, result, self.cfg)
         self._journal(key, result)
         self.publisher.publish(key.serial)
+        self.notifier.point_recorded(self.store, key, result, previous, scan, self.publisher.mirror)
         self.processed_count += 1
         fit = result.get("fit") or {}
         gain = fit.get("gain")
@@ -306,6 +314,9 @@ class Monitor:
         for receipt in self.commands.process_inbox():
             log.info("command %s %s/%s: %s %s", receipt.get("action"), receipt.get("serial"),
                      receipt.get("scan_id"), receipt.get("status"), receipt.get("reason", ""))
+            if receipt.get("status") == "rejected":
+                self.notifier.event("rejected", str(receipt.get("nonce")), f"command {receipt.get('action')} "
+                                    f"{receipt.get('serial')}/{receipt.get('scan_id')} rejected: {receipt.get('reason')}")
             if receipt.get("status") == "accepted":
                 self._forget_scan(receipt["serial"], receipt["scan_id"])
                 self.publisher.publish(receipt["serial"])

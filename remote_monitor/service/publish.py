@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from remote_monitor.report import pages as report
+from remote_monitor.service.publish_mirror import PublishMirror
 from remote_monitor.service.store import ResultsStore, atomic_write_bytes, atomic_write_json, read_json
 from remote_monitor.stand.config import Config
 
@@ -25,6 +26,7 @@ class Publisher:
         self.live = live
         self.reports_dir: Path = store.reports_dir
         self.reference_spectrum = self._load_reference(cfg.report.reference_spectrum)
+        self.mirror = PublishMirror.from_config(cfg, self.reports_dir)  # [publish] dir / run --publish
 
     @staticmethod
     def _load_reference(path: str) -> dict[str, Any] | None:
@@ -85,4 +87,6 @@ class Publisher:
         self._write_if_changed("index.html", index, versions)
         if versions != read_json(self.reports_dir / "version.json"):
             atomic_write_json(self.reports_dir / "version.json", versions)
+        if self.mirror is not None:
+            self.mirror.sync()
 

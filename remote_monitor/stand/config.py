@@ -63,6 +63,43 @@ class ReportSettings:
 
 
 @dataclass(frozen=True)
+class MailSettings:
+    host: str = ""  # SMTP server; empty: hand the message to the local `sendmail`
+    port: int = 0  # 0: 465 with ssl, 587 with starttls, 25 otherwise
+    security: str = "starttls"  # starttls, ssl or none
+    user: str = ""  # SMTP login; empty: no login
+    password_file: str = ""  # file holding only the password (mode 0600); never on the command line
+    sender: str = ""  # From: address; default <user>@<hostname>
+    cafile: str = ""  # extra CA certificate to trust (a site CA or a self-signed server)
+    sendmail: str = "/usr/sbin/sendmail"
+    timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    mail_to: tuple[str, ...] = ()  # e-mail recipients of notifications; empty: no e-mail
+    webhook_url: str = ""  # Mattermost/Slack incoming webhook; empty: none
+    scan_complete: bool = True  # rules: each can be switched off
+    point_poor: bool = True
+    point_error: bool = True
+    trouble: bool = True  # disk full, stuck read, crash loop, repeated rejected commands
+    gather_seconds: float = 2.0  # wait this long after an event for others to join it (digest)
+    min_interval_seconds: float = 60.0  # at most one message per channel this often; the rest is a digest
+    repeat_seconds: float = 21600.0  # the same event (kind, key) is told once in this time
+    retry_seconds: float = 30.0  # first retry after a failed delivery; doubles up to retry_max_seconds
+    retry_max_seconds: float = 1800.0
+    stuck_seconds: float = 1800.0  # a point processing longer than this is a stuck read
+    min_free_gb: float = 5.0  # free space on the output disk below this is trouble
+    repeat_count: int = 3  # this many rejected commands or worker crashes within an hour are trouble
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    dir: str = ""  # web-served folder that keeps a copy of index.html and every report; empty: none
+    base_url: str = ""  # URL of that folder, e.g. https://www.example.org/~pmt/ (links in notifications)
+
+
+@dataclass(frozen=True)
 class Config:
     layout: Layout = field(default_factory=Layout)
     channels: ChannelMap = field(default_factory=ChannelMap)
@@ -74,6 +111,9 @@ class Config:
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
     areas: AreaSettings = field(default_factory=AreaSettings)
     report: ReportSettings = field(default_factory=ReportSettings)
+    mail: MailSettings = field(default_factory=MailSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
+    publish: PublishSettings = field(default_factory=PublishSettings)
 
     def flag_root(self, data_root: Path) -> Path:
         return Path(self.areas.flag_dir) if self.areas.flag_dir else data_root.parent / "FLAG"
@@ -85,9 +125,12 @@ class Config:
         return Path(self.areas.key_file) if self.areas.key_file else out_root / "monitor.key"
 
 
-def _coerce(where: str, default: Any, value: Any) -> Any:
+def _coerce(where: str, default: Any, value: Any, strings: bool = False) -> Any:
     """Check a TOML value against the type of the field's default and convert lists to tuples."""
-    if isinstance(default, bool):
+    if strings:  # a list of strings (e-mail addresses)
+        ok = isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+        value = tuple(value) if ok else value
+    elif isinstance(default, bool):
         ok = isinstance(value, bool)
     elif isinstance(default, int) and default is not None:
         ok = isinstance(value, int) and not isinstance(value, bool)
@@ -115,13 +158,14 @@ def _section(name: str, cls: type, values: Any) -> Any:
         raise ConfigError(f"[{name}] must be a table")
     defaults = cls()
     known = {f.name for f in dataclasses.fields(cls)}
+    strings = {f.name for f in dataclasses.fields(cls) if f.type == "tuple[str, ...]"}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"[{name}]: unknown key(s) {unknown}; known: {sorted(known)}")
     try:
         return dataclasses.replace(
             defaults,
-            **{k: _coerce(f"[{name}] {k}", getattr(defaults, k), v) for k, v in values.items()},
+            **{k: _coerce(f"[{name}] {k}", getattr(defaults, k), v, k in strings) for k, v in values.items()},
         )
     except LayoutError as exc:
         raise ConfigError(f"[{name}]: {exc}") from None
@@ -146,6 +190,28 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("[histogram] needs n_bins >= 10 and range_pc low < high")
     if cfg.monitor.quiet_seconds < 0 or cfg.monitor.poll_seconds < 0 or cfg.monitor.workers < 1:
         raise ConfigError("[monitor] quiet_seconds and poll_seconds must be >= 0, workers >= 1")
+    _validate_sharing(cfg)
+
+
+def _validate_sharing(cfg: Config) -> None:
+    mail, notify, publish = cfg.mail, cfg.notify, cfg.publish
+    if mail.security not in ("starttls", "ssl", "none"):
+        raise ConfigError(f"[mail] security must be starttls, ssl or none, got {mail.security!r}")
+    if not 0 <= mail.port < 65536:
+        raise ConfigError(f"[mail] port must be 0 (default) or a TCP port, got {mail.port}")
+    if mail.user and not mail.password_file:
+        raise ConfigError("[mail] password_file is needed when user is set (the password is never in the config)")
+    for address in notify.mail_to:
+        if "@" not in address:
+            raise ConfigError(f"[notify] mail_to: {address!r} is not an e-mail address")
+    for key in ("gather_seconds", "min_interval_seconds", "repeat_seconds", "retry_seconds",
+                "retry_max_seconds", "stuck_seconds", "min_free_gb"):
+        if getattr(notify, key) < 0:
+            raise ConfigError(f"[notify] {key} must be >= 0, got {getattr(notify, key)}")
+    if notify.webhook_url and not notify.webhook_url.startswith(("http://", "https://")):
+        raise ConfigError(f"[notify] webhook_url must start with http:// or https://, got {notify.webhook_url!r}")
+    if publish.base_url and not publish.base_url.endswith("/"):
+        raise ConfigError(f"[publish] base_url must end with '/', got {publish.base_url!r}")
 
 
 def load_config(path: Path | None) -> Config:
