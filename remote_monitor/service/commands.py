@@ -139,7 +139,7 @@ class CommandProcessor:
             receipt.update(status="accepted", reason=f"{cmd['action']} done")
         except Rejected as exc:
             receipt.update(status="rejected", reason=str(exc))
-        except Exception as exc:  # anything unforeseen: this command is rejected, the monitor runs on
+        except Exception as exc:  # noqa: BLE001 - anything unforeseen: this command is rejected, the monitor runs on
             receipt.update(status="rejected", reason=f"cannot process this command: {type(exc).__name__}: {exc}")
         receipt.update({k: cmd.get(k) for k in ("nonce", "action", "serial", "scan_id", "points", "issuer")})
         receipt.update(executed_at=self.now().isoformat(timespec="seconds"),
@@ -301,7 +301,7 @@ class CommandProcessor:
         for nonce, _ in self.state.intents():
             try:
                 receipt = self._recover_one(nonce)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - an error boundary
                 self.problems.append(f"command {nonce} could not be recovered: {type(exc).__name__}: {exc}")
                 continue
             if receipt is not None:

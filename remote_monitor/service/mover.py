@@ -151,12 +151,12 @@ class Mover:
                 src, dst, step = Path(job["src"]), Path(job["dst"]), job["step"]
                 if step not in ("started", "verified"):
                     raise ValueError(f"unknown step {step!r}")
-            except Exception as exc:  # a corrupt journal entry: a person has to look
+            except Exception as exc:  # noqa: BLE001 - a corrupt journal entry: a person has to look
                 self._attention(entry, f"unreadable move journal entry: {type(exc).__name__}: {exc}")
                 continue
             try:
                 self._resume_one(entry, src, dst, step)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - an error boundary
                 self._attention(entry, f"move of {src} to {dst} could not be finished: {exc}")
                 continue
             finished.append((str(src), str(dst)))

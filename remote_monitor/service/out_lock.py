@@ -10,7 +10,7 @@ import json
 import os
 import socket
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Self
 
 from remote_monitor.service.store import now_iso
 
@@ -58,7 +58,7 @@ class OutLock:
             self._fh.close()
             self._fh = None
 
-    def __enter__(self) -> OutLock:
+    def __enter__(self) -> Self:
         self.acquire()
         return self
 

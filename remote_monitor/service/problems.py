@@ -28,24 +28,37 @@ def printable(text: object, limit: int = MAX_TEXT) -> str:
     return out if len(out) <= limit else out[:limit] + "…"
 
 
+def load_problems(out_root: Path) -> list[dict[str, Any]]:
+    """The problems recorded for this <out> (empty if none or unreadable)."""
+    try:
+        loaded = json.loads((Path(out_root) / "state" / "problems.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return []
+    return [p for p in loaded if isinstance(p, dict)][-MAX_PROBLEMS:] if isinstance(loaded, list) else []
+
+
 class Problems:
     """The bounded list of problems of this <out>."""
 
     def __init__(self, out_root: Path) -> None:
         self.path = Path(out_root) / "state" / "problems.json"
-        self.items: list[dict[str, Any]] = []
+        self.items: list[dict[str, Any]] = load_problems(out_root)  # corrupt: a new list (old ones are logged)
         self._dirty = False
-        try:
-            loaded = json.loads(self.path.read_text(encoding="utf-8"))
-            if isinstance(loaded, list):
-                self.items = [p for p in loaded if isinstance(p, dict)][-MAX_PROBLEMS:]
-        except (OSError, ValueError, RecursionError):
-            pass  # missing or corrupt: start a new list (the old problems are in the log)
 
     def add(self, where: str, what: str, *, exc: BaseException | None = None) -> dict[str, Any]:
         """Record one problem: log it and keep it for the index page."""
         text = printable(f"{what}: {type(exc).__name__}: {exc}" if exc is not None else what)
-        entry = {"at": now_iso(), "where": printable(where, 200), "what": text}
+        entry = {"at": now_iso(), "where": printable(where, 200), "what": text, "count": 1}
+        same = next((p for p in self.items if p.get("where") == entry["where"] and p.get("what") == text), None)
+        if same is not None:  # the same problem again (e.g. every tick while the disk is full): counted
+            same["count"] = int(same.get("count") or 1) + 1
+            same["at"] = entry["at"]
+            self.items = [p for p in self.items if p is not same] + [same]
+            self._dirty = True
+            if same["count"] & (same["count"] - 1) == 0:  # logged and written at 2, 4, 8, ... repeats
+                log.warning("problem in %s (%d times): %s", entry["where"], same["count"], text)
+                self.flush()
+            return same
         log.warning("problem in %s: %s", entry["where"], text)
         self.items = [*self.items, entry][-MAX_PROBLEMS:]
         self._dirty = True
