@@ -156,7 +156,7 @@ class Monitor:
         from remote_monitor.service.http_server import make_server
 
         host, port = self.serve  # type: ignore[misc]
-        server = make_server(self.out_root, host, port)
+        server = make_server(self.out_root, host, port, inbox_max_files=self.cfg.monitor.inbox_max_files)
         threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
         log.info("serving reports on http://%s:%d/", *server.server_address[:2])
         return server
