@@ -59,7 +59,7 @@ def watch(args: argparse.Namespace) -> int:
     mirror, board = Mirror(url, args.out, timeout=args.timeout, max_backoff=args.max_backoff), StatusBoard(args.out)
     index = Path(args.out) / "reports" / "index.html"
     tunnel: subprocess.Popen | None = None
-    opened, shown = False, []
+    opened, shown = False, list[str]()
     try:
         if args.ssh:
             tunnel = _open_tunnel(args)

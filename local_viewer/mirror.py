@@ -38,7 +38,7 @@ def usable_entries(entries: Any) -> tuple[list[str], list[str]]:
     paths, skipped, seen = [], [], set()
     for entry in entries[:MAX_ENTRIES]:
         path = entry.get("path") if isinstance(entry, dict) else None
-        if not _safe(path):
+        if not isinstance(path, str) or not _safe(path):
             skipped.append(f"{str(path)[:80]!r}: refused (not a report or result path)")
         elif path.casefold() in seen:
             skipped.append(f"{path!r}: refused (listed twice)")
@@ -133,13 +133,13 @@ class Mirror:
                 # the body is decoded already: the new response must not decode it again
                 encoded = "Content-Encoding" in response.headers
                 drop = {"content-encoding", "content-length"} if encoded else {"content-encoding"}
-                headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in drop]
+                kept = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in drop]
                 if encoded:
-                    headers.append(("X-Was-Content-Encoding", response.headers["Content-Encoding"]))
-                return httpx.Response(response.status_code, headers=headers, content=bytes(body),
+                    kept.append(("X-Was-Content-Encoding", response.headers["Content-Encoding"]))
+                return httpx.Response(response.status_code, headers=kept, content=bytes(body),
                                       request=response.request)
         except httpx.HTTPError as exc:
-            raise MirrorError(f"{path}: {type(exc).__name__}: {exc or 'no answer'}") from None
+            raise MirrorError(f"{path}: {type(exc).__name__}: {str(exc) or 'no answer'}") from None
 
     def poll_once(self) -> list[str]:
         """Fetch what changed; returns the paths updated. Raises MirrorError after keeping what worked."""
