@@ -163,6 +163,9 @@ class Mover:
         return finished
 
     def _resume_one(self, entry: Path, src: Path, dst: Path, step: str) -> None:
+        partial = dst.with_name(f".{dst.name}.partial")
+        if partial.exists() or partial.is_symlink():
+            _remove(partial)  # the interrupted copy of this move (whichever way it is finished now)
         if not src.exists() and dst.exists():
             entry.unlink()  # the rename or the delete had happened
         elif not src.exists():
