@@ -258,7 +258,7 @@ def _command_nonce(body: bytes) -> str | None:
 
 
 class MonitorHTTPServer(ThreadingHTTPServer):
-    """Handles requests in a bounded thread pool; connections beyond max_connections are closed at once."""
+    """Handles requests in a bounded thread pool, with at most max_connections accepted at a time."""
 
     daemon_threads = True
     request_queue_size = 128  # listen backlog
@@ -281,10 +281,18 @@ class MonitorHTTPServer(ThreadingHTTPServer):
         threading.Thread(target=self._reap, name="http-deadline", daemon=True).start()
 
     # ---- connections: bounded, each with a total deadline ------------------------------------------
+    def get_request(self) -> tuple[Any, Any]:
+        """Accept only while fewer than max_connections are open: the others wait in the listen backlog
+        (not as file descriptors of the monitor)."""
+        if not self._slots.acquire(timeout=0.5):
+            raise OSError("all connection slots busy")  # serve_forever tries again (and sees shutdown())
+        try:
+            return super().get_request()
+        except BaseException:
+            self._slots.release()
+            raise
+
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            self.shutdown_request(request)  # too many open connections: refuse rather than pile up fds
-            return
         self._pool.submit(self._handle, request, client_address)
 
     def _handle(self, request: Any, client_address: Any) -> None:
