@@ -14,6 +14,7 @@ from pathlib import Path
 from .mirror import Mirror, MirrorError
 from .send_command import CommandError, drop_and_wait, post_and_wait, signed_command
 from .status import StatusBoard, notify
+from .terminal import say, terminal_safe
 from .tunnel import close_tunnel, open_tunnel, wait_for_port
 
 
@@ -38,17 +39,17 @@ def _poll(mirror: Mirror, interval: float) -> None:
     try:
         updated = mirror.poll_once()
         if updated:
-            print(f"[{now}] updated {len(updated)} file(s)")
+            say(f"[{now}] updated {len(updated)} file(s)")
     except MirrorError as exc:
         what = "server unreachable" if mirror.unreachable else "server sends bad data"
-        print(f"[{now}] {what} since {_clock(mirror.failing_since)}, showing last good copy from "
+        say(f"[{now}] {what} since {_clock(mirror.failing_since)}, showing last good copy from "
               f"{_clock(mirror.last_success)} ({exc}); next try in {mirror.next_delay(interval):g} s")
 
 
 def _open_tunnel(args: argparse.Namespace) -> subprocess.Popen:
     tunnel = open_tunnel(args.ssh, args.remote_port, args.local_port)
     ready = wait_for_port(args.local_port, tunnel, timeout=args.timeout)
-    print(f"ssh tunnel to {args.ssh}: 127.0.0.1:{args.local_port} -> 127.0.0.1:{args.remote_port} on the remote "
+    say(f"ssh tunnel to {args.ssh}: 127.0.0.1:{args.local_port} -> 127.0.0.1:{args.remote_port} on the remote "
           f"side{'' if ready else ' (not answering yet)'}")
     return tunnel
 
@@ -58,22 +59,25 @@ def watch(args: argparse.Namespace) -> int:
     mirror, board = Mirror(url, args.out, timeout=args.timeout, max_backoff=args.max_backoff), StatusBoard(args.out)
     index = Path(args.out) / "reports" / "index.html"
     tunnel: subprocess.Popen | None = None
-    opened, shown = False, []
+    opened, shown = False, list[str]()
     try:
         if args.ssh:
             tunnel = _open_tunnel(args)
         while True:
             if tunnel is not None and tunnel.poll() is not None:
-                print(f"ssh tunnel exited with code {tunnel.returncode}; reopening it")
+                say(f"ssh tunnel exited with code {tunnel.returncode}; reopening it")
                 tunnel = _open_tunnel(args)
             _poll(mirror, args.interval)
             lines, alerts = board.update()
             if lines != shown:  # the status block only when something changed: no scrolling spam
-                print("\n".join(lines))
+                say("\n".join(lines))
                 shown = lines
             for line in alerts:
-                print(line)
-            notify(alerts, bell=not args.no_bell)
+                say(line)
+            notify([terminal_safe(a) for a in alerts], bell=not args.no_bell)
+            for line in mirror.skipped:
+                say(f"skipped {line}")
+            mirror.skipped = []
             if not opened and not args.no_browser and index.is_file():
                 webbrowser.open(index.absolute().as_uri())
                 opened = True
@@ -83,7 +87,7 @@ def watch(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     except (OSError, ValueError) as exc:  # no ssh, bad --ssh destination, output directory not writable
-        print(f"local-viewer watch: error: {exc}", file=sys.stderr)
+        say(f"local-viewer watch: error: {exc}", file=sys.stderr)
         return 2
     finally:
         mirror.close()
@@ -93,24 +97,24 @@ def watch(args: argparse.Namespace) -> int:
 
 def command(args: argparse.Namespace) -> int:
     if not args.url and not args.inbox:
-        print("give --url URL (the monitor's endpoint) or --inbox DIR", file=sys.stderr)
+        say("give --url URL (the monitor's endpoint) or --inbox DIR", file=sys.stderr)
         return 2
     try:
         cmd = signed_command(args.action, args.serial, args.scan, reason=args.reason, key_file=args.key,
                              points=args.points, issuer=args.issuer)
         receipt = (post_and_wait(cmd, args.url, args.wait) if args.url else drop_and_wait(cmd, args.inbox, args.wait))
     except (OSError, ValueError, CommandError) as exc:
-        print(f"local-viewer {args.action}: error: {exc}", file=sys.stderr)
+        say(f"local-viewer {args.action}: error: {exc}", file=sys.stderr)
         return 2
     if receipt is None:
-        print(f"no receipt within {args.wait:g} s for command {cmd['nonce']} (it stays queued until it expires "
+        say(f"no receipt within {args.wait:g} s for command {cmd['nonce']} (it stays queued until it expires "
               f"at {cmd['expires_at']}); is the monitor running?")
         return 2
     if receipt.get("status") == "accepted":
-        print(f"accepted: {args.action} {args.serial} scan {args.scan}"
+        say(f"accepted: {args.action} {args.serial} scan {args.scan}"
               + (f" points {', '.join(args.points)}" if args.points else ""))
         return 0
-    print(f"rejected: {receipt.get('reason') or 'no reason given'}")
+    say(f"rejected: {receipt.get('reason') or 'no reason given'}")
     return 1
 
 

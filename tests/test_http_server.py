@@ -25,6 +25,9 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     atomic_write_json(out / "reports" / "version.json", {"EA0001.html": "abc"})
     atomic_write_json(out / "results" / "EA0001" / "261125_101500" / "points" / "theta0_phi0.json", {"status": "ok"})
     (out / "monitor.key").write_text("secret")
+    (out / "private").mkdir()
+    (out / "private" / "monitor.key").write_text("secret")
+    (out / "reports" / "key.html").symlink_to(out / "private" / "monitor.key")
     (tmp_path / "outside.html").write_text("<html>secret</html>")
     (out / "reports" / "link.html").symlink_to(tmp_path / "outside.html")
     srv = make_server(out, "127.0.0.1", 0, max_body=2048)
@@ -54,7 +57,7 @@ def test_get_files_with_etag_and_last_modified(server: tuple[str, Path]) -> None
 
 @pytest.mark.parametrize("path", ["/../monitor.key", "/reports/../monitor.key", "/reports/%2e%2e/monitor.key",
                                   "/%2e%2e/%2e%2e/etc/passwd", "/monitor.key", "/reports/", "/results/",
-                                  "/reports/link.html", "/commands/inbox", "//etc/passwd", "/reports/.hidden.html"])
+                                  "/reports/link.html", "/reports/key.html", "/private/monitor.key", "/commands/inbox", "//etc/passwd", "/reports/.hidden.html"])
 def test_nothing_outside_the_reports_and_results(server: tuple[str, Path], path: str) -> None:
     url, _ = server
     response = httpx.get(url + path)
@@ -78,7 +81,8 @@ def test_post_commands_into_the_inbox(server: tuple[str, Path]) -> None:
         assert accepted.status_code == 202 and accepted.json()["receipt"] == f"/commands/receipts/{NONCE}"
         assert json.loads((out / "commands" / "inbox" / f"{NONCE}.json").read_text()) == cmd
         assert client.post("/commands", json=cmd).status_code == 409
-        assert client.post("/commands", content=b"{not json").status_code == 400
+        assert client.post("/commands", content=b"{not json",
+                           headers={"Content-Type": "application/json"}).status_code == 400
         assert client.post("/commands", json={"nonce": "../../x"}).status_code == 400
         assert client.post("/commands", json={"nonce": "a" * 32, "pad": "x" * 4000}).status_code == 413
         assert client.post("/elsewhere", json=cmd).status_code == 404

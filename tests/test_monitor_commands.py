@@ -35,7 +35,7 @@ def test_flag_forgery_and_automatic_archive_through_the_monitor(tmp_path: Path) 
     proc = start_monitor(data, out, write_config(tmp_path, quiet=0.2))
     try:
         wait_for(lambda: len(point_results(out, SERIAL, OLD)) == 2, 240, "the first scan", proc)
-        key = command_signing.load_key(out / "monitor.key")
+        key = command_signing.load_key(out / "private" / "monitor.key")
         old_dir = data / f"wavedump_output_{OLD}" / SERIAL
 
         forged = command_signing.sign(command_signing.build_command(

@@ -54,7 +54,7 @@ def test_viewer_mirrors_and_flags_through_the_real_monitor(tmp_path: Path, capsy
 
         # the real key flags one point: its data moves to the FLAG area and the report says who and why
         code = viewer_main(["flag", SERIAL, "--scan", SCAN, "--points", "theta10_phi90", "--reason",
-                            "laser fibre unplugged", "--key", str(out / "monitor.key"), "--url", url,
+                            "laser fibre unplugged", "--key", str(out / "private" / "monitor.key"), "--url", url,
                             "--wait", "60", "--issuer", "alice"])
         assert code == 0, capsys.readouterr()
         assert "accepted" in capsys.readouterr().out

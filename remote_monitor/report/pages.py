@@ -147,12 +147,14 @@ def render_scan_page(scan: dict[str, Any], points: dict[str, dict[str, Any]], *,
     )
 
 
-def render_index_page(summaries: list[dict[str, Any]], *, generated_at: str, live: bool = False) -> str:
-    """Every PMT with its scans, newest scan first."""
+def render_index_page(summaries: list[dict[str, Any]], *, generated_at: str, live: bool = False,
+                      problems: list[dict[str, Any]] | None = None) -> str:
+    """Every PMT with its scans, newest scan first; then the problems the monitor met (newest first)."""
     by_serial: dict[str, list[dict[str, Any]]] = {}
     for s in sorted(summaries, key=lambda s: (s["scan_id"], s["serial"]), reverse=True):
         by_serial.setdefault(s["serial"], []).append(s)
     return _env().get_template("index.html.j2").render(
         pmts=list(by_serial.items()), generated_at=generated_at, live=live, version=__version__,
         colours=STATUS_COLOURS, data_json=_script_json({"live": live, "page": "index.html"}),
+        problems=list(reversed(problems or []))[:50],
     )

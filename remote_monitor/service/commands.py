@@ -1,23 +1,28 @@
 """Verify and execute signed flag/archive/unflag command files from <out>/commands/inbox/.
 
-Every command gets a receipt in commands/done/ or commands/rejected/ (with the original command inside);
-a rejected command moves nothing. Commands for one scan are serialized with a file lock.
+Every command file is untrusted input: whatever it holds, it gets a receipt in commands/done/ or
+commands/rejected/ (with the command, or the first bytes of an unusable file, inside) and leaves the
+inbox. A rejected command moves nothing. Commands for one scan are serialized with a file lock. The
+intent of an accepted command is written before anything moves, so that recover() after a crash (kill -9
+anywhere) finishes exactly that command and files its receipt, instead of calling it a replay.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
+import os
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+import stat
+from collections.abc import Callable
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from remote_monitor.service import command_signing
-from remote_monitor.service.mover import Mover
-from remote_monitor.service.store import ResultsStore, atomic_write_json, read_json
+from remote_monitor.service.command_state import CommandState, locked
+from remote_monitor.service.mover import MoveCommitted, Mover
+from remote_monitor.service.store import CorruptFile, ResultsStore
 from remote_monitor.stand.layout import (
     DEFAULT_LAYOUT,
     Layout,
@@ -29,11 +34,15 @@ from remote_monitor.stand.layout import (
 )
 
 MAX_COMMAND_BYTES = 64 * 1024
+MAX_RAW_IN_RECEIPT = 2000
 CLOCK_SKEW = timedelta(seconds=120)
+DEFAULT_MAX_LIFETIME = timedelta(days=1)
 FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "action": (str,), "serial": (str,), "scan_id": (str,), "points": (list, type(None)), "reason": (str,),
     "issuer": (str,), "issued_at": (str,), "expires_at": (str,), "nonce": (str,), "signature": (str,),
 }
+MAX_TEXT = {"reason": 2000, "issuer": 200}
+MAX_POINTS = 64
 
 
 class Rejected(Exception):
@@ -44,21 +53,27 @@ def _parse_time(text: str, name: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise Rejected(f"{name} is not an ISO 8601 time: {text!r}") from None
+        raise Rejected(f"{name} is not an ISO 8601 time: {text[:40]!r}") from None
     if moment.tzinfo is None:
-        raise Rejected(f"{name} has no time zone: {text!r}")
+        raise Rejected(f"{name} has no time zone: {text[:40]!r}")
     return moment
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+def _read_regular(path: Path, limit: int) -> bytes | None:
+    """Up to limit bytes of a regular file, never following a symlink nor blocking on a FIFO; None if gone."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:  # a symlink (ELOOP) or unreadable: reported as an unusable command
+        return f"<unreadable command file: {exc.strerror}>".encode()
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return b"<not a regular file>"
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read(limit)
+    finally:
+        os.close(fd)
 
 
 class CommandProcessor:
@@ -66,59 +81,79 @@ class CommandProcessor:
 
     def __init__(self, data_root: Path, out_root: Path, flag_root: Path, archive_root: Path, key: bytes,
                  store: ResultsStore, now: Callable[[], datetime] | None = None,
-                 layout: Layout = DEFAULT_LAYOUT) -> None:
+                 layout: Layout = DEFAULT_LAYOUT, max_lifetime: timedelta = DEFAULT_MAX_LIFETIME,
+                 receipts_keep: int = 1000, on_corrupt: Callable[[CorruptFile], None] | None = None) -> None:
         self.roots = {"data": Path(data_root).absolute(), "flag": Path(flag_root).absolute(),
                       "archive": Path(archive_root).absolute()}
         self.out_root = Path(out_root).absolute()
         self.key = key
         self.store = store
         self.layout = layout
+        self.max_lifetime = max_lifetime
         self.now = now or (lambda: datetime.now(UTC))
         base = self.out_root / "commands"
-        self.inbox, self.done, self.rejected = base / "inbox", base / "done", base / "rejected"
-        self.locks, self.nonce_file = base / "locks", base / "nonces.json"
+        self.inbox, self.locks = base / "inbox", base / "locks"
+        self.state = CommandState(base, receipts_keep, max_lifetime + 2 * CLOCK_SKEW,
+                                  on_corrupt or self._quarantine)
+        self.done, self.rejected = self.state.done, self.state.rejected
         self.mover = Mover(self.out_root / "state" / "moves")
+        self.problems: list[str] = []  # for a person: what recover() could not finish
+
+    def _quarantine(self, exc: CorruptFile) -> None:
+        from remote_monitor.service.problems import quarantine
+
+        quarantine(exc.path, self.out_root)
+        self.problems.append(f"{exc}; moved to quarantine and rebuilt")
 
     # ---- entry points -----------------------------------------------------------------------------
     def process_inbox(self) -> list[dict[str, Any]]:
         """Process every command file waiting in the inbox (oldest first)."""
         if not self.inbox.is_dir():
             return []
-        files = sorted((p for p in self.inbox.glob("*.json") if p.is_file()), key=lambda p: p.stat().st_mtime)
-        return [receipt for path in files if (receipt := self.process_file(path)) is not None]
+        files = []
+        with os.scandir(self.inbox) as it:
+            for entry in it:
+                with suppress(OSError):  # gone between listing and stat
+                    if not entry.name.startswith("."):
+                        files.append((entry.stat(follow_symlinks=False).st_mtime, entry.name))
+        return [receipt for _, name in sorted(files)
+                if (receipt := self.process_file(self.inbox / name)) is not None]
 
     def process_file(self, path: Path) -> dict[str, Any] | None:
         """Verify and execute one command file; returns its receipt (None if another process took it)."""
         received = self.now()
-        try:
-            raw = path.read_bytes()[: MAX_COMMAND_BYTES + 1]
-        except FileNotFoundError:
+        raw = _read_regular(path, MAX_COMMAND_BYTES + 1)
+        if raw is None:
             return None
         cmd: dict[str, Any] = {}
         receipt: dict[str, Any] = {"received_at": received.isoformat(timespec="seconds"), "moved": []}
+        claimed = False
         try:
             cmd = self._parse(raw)
             self._check(cmd, received)
+            if (self.state.executing / f"{cmd['nonce']}.json").exists():
+                return self._recover_one(cmd["nonce"])  # interrupted by a crash: finish, not a replay
+            self._claim(cmd, received, path)
+            claimed = True
             receipt["moved"] = self._execute(cmd)
             receipt.update(status="accepted", reason=f"{cmd['action']} done")
         except Rejected as exc:
             receipt.update(status="rejected", reason=str(exc))
+        except Exception as exc:  # noqa: BLE001 - anything unforeseen: this command is rejected, the monitor runs on
+            receipt.update(status="rejected", reason=f"cannot process this command: {type(exc).__name__}: {exc}")
         receipt.update({k: cmd.get(k) for k in ("nonce", "action", "serial", "scan_id", "points", "issuer")})
-        receipt.update(executed_at=self.now().isoformat(timespec="seconds"), command=cmd or raw.decode("utf-8", "replace"))
+        receipt.update(executed_at=self.now().isoformat(timespec="seconds"),
+                       command=cmd or raw[:MAX_RAW_IN_RECEIPT].decode("utf-8", "replace"))
         self._file_receipt(path, receipt)
+        if claimed:
+            self.state.close_intent(cmd["nonce"])
         return receipt
 
     def _file_receipt(self, path: Path, receipt: dict[str, Any]) -> None:
         """Receipt (holding the original command) into done/ or rejected/, then the inbox file goes."""
         nonce = receipt.get("nonce")
-        accepted = receipt["status"] == "accepted"
-        name = nonce if isinstance(nonce, str) and command_signing.NONCE_RE.match(nonce) else path.stem
-        target = (self.done if accepted else self.rejected) / f"{name}.json"
-        n = 1
-        while target.exists():
-            target = target.with_name(f"{name}.{n}.json")
-            n += 1
-        atomic_write_json(target, receipt)
+        name = nonce if isinstance(nonce, str) and command_signing.NONCE_RE.fullmatch(nonce) else "unnamed"
+        self.state.file_receipt(name, receipt)
         path.unlink(missing_ok=True)
 
     # ---- checks -----------------------------------------------------------------------------------
@@ -130,14 +165,27 @@ class CommandProcessor:
             cmd = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise Rejected(f"not a JSON command: {exc}") from None
+        except RecursionError:
+            raise Rejected("not a JSON command: nested too deeply") from None
         if not isinstance(cmd, dict):
             raise Rejected("command must be a JSON object")
         unknown, missing = set(cmd) - set(FIELD_TYPES), set(FIELD_TYPES) - set(cmd)
         if unknown or missing:
-            raise Rejected(f"wrong fields: unknown {sorted(unknown)}, missing {sorted(missing)}")
+            raise Rejected(f"wrong fields: unknown {sorted(unknown)[:10]}, missing {sorted(missing)}")
         for name, types in FIELD_TYPES.items():
             if not isinstance(cmd[name], types):
                 raise Rejected(f"field {name} has the wrong type")
+        points = cmd["points"] or []
+        if len(points) > MAX_POINTS or not all(isinstance(p, str) for p in points):
+            raise Rejected(f"points must be a list of at most {MAX_POINTS} point names")
+        for name in (*(n for n, t in FIELD_TYPES.items() if t == (str,)), "points"):
+            for text in (cmd[name] if name == "points" else [cmd[name]]) or []:
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise Rejected(f"field {name} is not valid Unicode text (lone surrogate)") from None
+                if len(text) > MAX_TEXT.get(name, 100):
+                    raise Rejected(f"field {name} longer than {MAX_TEXT.get(name, 100)} characters")
         return cmd
 
     def _check(self, cmd: dict[str, Any], now: datetime) -> None:
@@ -145,11 +193,14 @@ class CommandProcessor:
             raise Rejected("bad signature (wrong key, or the command was modified after signing)")
         if cmd["action"] not in command_signing.ACTIONS:
             raise Rejected(f"unknown action {cmd['action']!r}")
-        if now > _parse_time(cmd["expires_at"], "expires_at"):
+        expires, issued = _parse_time(cmd["expires_at"], "expires_at"), _parse_time(cmd["issued_at"], "issued_at")
+        if now > expires:
             raise Rejected(f"expired at {cmd['expires_at']}")
-        if _parse_time(cmd["issued_at"], "issued_at") > now + CLOCK_SKEW:
+        if issued > now + CLOCK_SKEW:
             raise Rejected(f"issued_at {cmd['issued_at']} lies in the future")
-        if not command_signing.NONCE_RE.match(cmd["nonce"]):
+        if expires - issued > self.max_lifetime:
+            raise Rejected(f"lifetime {expires - issued} longer than the allowed {self.max_lifetime}")
+        if not command_signing.NONCE_RE.fullmatch(cmd["nonce"]):
             raise Rejected("nonce must be 32 lowercase hex characters")
         try:
             validate_serial(cmd["serial"])
@@ -158,12 +209,14 @@ class CommandProcessor:
                 validate_point(point)
         except LayoutError as exc:
             raise Rejected(str(exc)) from None
-        with _locked(self.locks / "nonces.lock"):
-            seen = read_json(self.nonce_file) or {}
-            if cmd["nonce"] in seen:
-                raise Rejected(f"replayed command: nonce {cmd['nonce']} was used at {seen[cmd['nonce']]}")
-            seen[cmd["nonce"]] = now.isoformat(timespec="seconds")
-            atomic_write_json(self.nonce_file, seen)
+
+    def _claim(self, cmd: dict[str, Any], now: datetime, path: Path) -> None:
+        """Use up the nonce; the intent is on disk before the nonce counts as used."""
+        intent = {"command": cmd, "inbox_file": path.name, "received_at": now.isoformat(timespec="seconds"),
+                  "step": "claimed", "pairs": None}
+        earlier = self.state.claim(cmd["nonce"], now, intent)
+        if earlier is not None:
+            raise Rejected(f"replayed command: nonce {cmd['nonce']} was used at {earlier}")
 
     # ---- execution --------------------------------------------------------------------------------
     def _scan_path(self, area: str, serial: str, scan_id: str) -> Path:
@@ -184,7 +237,7 @@ class CommandProcessor:
         serial, scan_id, action, points = cmd["serial"], cmd["scan_id"], cmd["action"], cmd["points"]
         src_area, dst_area = {"flag": ("data", "flag"), "archive": ("data", "archive"),
                               "unflag": ("flag", "data")}[action]
-        with _locked(self.locks / f"{serial}_{scan_id}.lock"):
+        with locked(self.locks / f"{serial}_{scan_id}.lock"):
             src_scan = self._scan_path(src_area, serial, scan_id)
             dst_scan = self._scan_path(dst_area, serial, scan_id)
             if not src_scan.is_dir():
@@ -201,18 +254,115 @@ class CommandProcessor:
             for _, dst in pairs:
                 if dst.exists():
                     raise Rejected(f"{dst} exists already in the {dst_area} area")
+            self.state.write_intent(cmd["nonce"], {**self._intent(cmd), "step": "moving",
+                                                   "pairs": [[str(a), str(b)] for a, b in pairs]})
             moved: list[list[str]] = []
             try:
                 for src, dst in pairs:
-                    self.mover.move(src, dst)
+                    try:
+                        self.mover.move(src, dst)
+                    except MoveCommitted as exc:
+                        self.problems.append(str(exc))
                     moved.append([str(src), str(dst)])
             except OSError as exc:
-                raise Rejected(f"move failed after {len(moved)} of {len(pairs)} item(s), nothing deleted: {exc}") from exc
-            self._prune_empty(src_scan)
-            self._update_scan(cmd)
-            if dst_area != "data":
-                self._snapshot_results(serial, scan_id, dst_scan)
+                undone = self._move_back(moved)
+                raise Rejected(f"move failed after {len(moved)} of {len(pairs)} item(s) ({exc}); {undone}") from exc
+            self._complete(cmd, src_scan, dst_scan, dst_area)
             return moved
+
+    def _intent(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        intent = next((i for n, i in self.state.intents() if n == cmd["nonce"] and i), None)
+        return intent or {"command": cmd, "inbox_file": f"{cmd['nonce']}.json"}
+
+    def _move_back(self, moved: list[list[str]]) -> str:
+        """Undo the moves of a command that failed half way; says what happened (for the receipt)."""
+        try:
+            for src, dst in reversed(moved):
+                self.mover.move(Path(dst), Path(src))
+        except OSError as exc:
+            self.problems.append(f"moving back {moved} after a failed command failed: {exc}; resolve by hand")
+            return f"moving back the {len(moved)} moved item(s) FAILED ({exc}): see the problems list"
+        return "nothing moved" if not moved else f"the {len(moved)} moved item(s) were moved back"
+
+    def _complete(self, cmd: dict[str, Any], src_scan: Path, dst_scan: Path, dst_area: str) -> None:
+        """After the moves: empty folders pruned, scan state updated, results copied along."""
+        self._prune_empty(src_scan)
+        self._update_scan(cmd)
+        if dst_area != "data":
+            self._snapshot_results(cmd["serial"], cmd["scan_id"], dst_scan)
+
+    # ---- recovery after a crash -------------------------------------------------------------------
+    def recover(self) -> list[dict[str, Any]]:
+        """At start: finish interrupted moves, then every command whose intent is on disk. Never raises."""
+        self.mover.resume()
+        self.problems += self.mover.problems
+        self.mover.problems = []
+        receipts = []
+        for nonce, _ in self.state.intents():
+            try:
+                receipt = self._recover_one(nonce)
+            except Exception as exc:  # noqa: BLE001 - an error boundary
+                self.problems.append(f"command {nonce} could not be recovered: {type(exc).__name__}: {exc}")
+                continue
+            if receipt is not None:
+                receipts.append(receipt)
+        return receipts
+
+    def _recover_one(self, nonce: str) -> dict[str, Any] | None:
+        intent = dict(self.state.intents()).get(nonce)
+        if intent is None or not isinstance(intent.get("command"), dict):
+            self.problems.append(f"command {nonce}: unreadable intent in {self.state.executing}; resolve by hand")
+            self._set_aside(nonce)
+            return None
+        cmd = intent["command"]
+        inbox_file = self.inbox / Path(str(intent.get("inbox_file") or f"{nonce}.json")).name
+        if self.state.receipt(nonce) is not None:  # the receipt was filed: only the clean-up was left
+            inbox_file.unlink(missing_ok=True)
+            self.state.close_intent(nonce)
+            return None
+        receipt: dict[str, Any] = {"received_at": intent.get("received_at"), "recovered": True, "moved": []}
+        try:
+            if intent.get("step") == "moving":
+                receipt["moved"] = self._finish_moves(cmd, intent.get("pairs") or [])
+            else:
+                receipt["moved"] = self._execute(cmd)
+            receipt.update(status="accepted", reason=f"{cmd['action']} done (finished after a restart)")
+        except Rejected as exc:
+            receipt.update(status="rejected", reason=str(exc))
+        receipt.update({k: cmd.get(k) for k in ("nonce", "action", "serial", "scan_id", "points", "issuer")})
+        receipt.update(executed_at=self.now().isoformat(timespec="seconds"), command=cmd)
+        self._file_receipt(inbox_file, receipt)
+        self.state.close_intent(nonce)
+        return receipt
+
+    def _finish_moves(self, cmd: dict[str, Any], pairs: list[list[str]]) -> list[list[str]]:
+        """Carry the accepted moves of an interrupted command forward; inconsistencies go to a person."""
+        serial, scan_id, action = cmd["serial"], cmd["scan_id"], cmd["action"]
+        src_area, dst_area = {"flag": ("data", "flag"), "archive": ("data", "archive"),
+                              "unflag": ("flag", "data")}[action]
+        with locked(self.locks / f"{serial}_{scan_id}.lock"):
+            moved, lost = [], []
+            for src, dst in ((Path(a), Path(b)) for a, b in pairs):
+                if src.exists() and not dst.exists():
+                    self.mover.move(src, dst)
+                if dst.exists() and not src.exists():
+                    moved.append([str(src), str(dst)])
+                else:
+                    lost.append(f"{src} -> {dst}")
+            if lost:
+                self.problems.append(f"command {cmd['nonce']} ({action} {serial}/{scan_id}): inconsistent after a "
+                                     f"crash, resolve by hand: {lost}")
+                raise Rejected(f"interrupted and inconsistent, a person has to look: {lost}")
+            self._complete(cmd, self._scan_path(src_area, serial, scan_id), self._scan_path(dst_area, serial, scan_id),
+                           dst_area)
+            return moved
+
+    def _set_aside(self, nonce: str) -> None:
+        folder = self.state.base / "attention"
+        folder.mkdir(parents=True, exist_ok=True)
+        with suppress(OSError):
+            os.replace(self.state.executing / f"{nonce}.json", folder / f"{nonce}.json")
+
 
     def _prune_empty(self, scan: Path) -> None:
         """Remove folders a move left empty (point folder, scan folder, wavedump_output_* folder)."""
@@ -222,7 +372,7 @@ class CommandProcessor:
 
     def _snapshot_results(self, serial: str, scan_id: str, dst_scan: Path) -> None:
         results = self.store.scan_dir(serial, scan_id)
-        if results.is_dir():
+        if results.is_dir() and dst_scan.is_dir():
             shutil.copytree(results, dst_scan / "monitor_results", dirs_exist_ok=True)
 
     def _update_scan(self, cmd: dict[str, Any]) -> None:

@@ -3,24 +3,35 @@ persist each result atomically, re-render the PMT's report, execute signed comma
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import queue
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from remote_monitor.service import command_signing
 from remote_monitor.service.commands import CommandProcessor
 from remote_monitor.service.notify import Notifier
+from remote_monitor.service.out_lock import OutLock
+from remote_monitor.service.problems import Problems, printable, quarantine
 from remote_monitor.service.processing import base_result, fingerprint, missing_sources, point_sources
 from remote_monitor.service.publish import Publisher
 from remote_monitor.service.scan_results import record_point
-from remote_monitor.service.store import ResultsStore, atomic_write_json, now_iso, remove_stale_temp_files
+from remote_monitor.service.store import (
+    CorruptFile,
+    ResultsStore,
+    atomic_write_json,
+    now_iso,
+    remove_stale_temp_files,
+)
 from remote_monitor.service.watcher import start_watching
 from remote_monitor.service.workers import new_pool, process_job
 from remote_monitor.stand.config import Config
@@ -29,9 +40,26 @@ from remote_monitor.stand.layout import PointKey, iter_scans, parse_source_file,
 log = logging.getLogger("remote_monitor")
 
 
-def ensure_key(path: Path) -> bytes:
-    """The monitor's HMAC key; created (mode 0600) on first start."""
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def ensure_key(cfg: Config, out_root: Path) -> bytes:
+    """The monitor's HMAC key. A configured key_file must exist (KeyFileError otherwise); the default one,
+    <out>/private/monitor.key (never served), is created (mode 0600) on first start."""
+    path = cfg.key_path(out_root)
+    if cfg.areas.key_file:
+        if not path.exists():
+            raise command_signing.KeyFileError(
+                f"{path}: the configured key_file does not exist; create it with `remote-monitor keygen --key "
+                f"{path}` or copy the operators' key there")
+        return command_signing.load_key(path)
+    old = out_root / "monitor.key"
+    if not path.exists() and old.is_file() and not old.is_symlink():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        old.rename(path)  # keys of earlier versions lived in the served <out>
+        log.info("moved the command key %s to %s (outside the served tree)", old, path)
     if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         command_signing.generate_key_file(path)
         log.info("created command key %s (copy it to the operators' laptops)", path)
     return command_signing.load_key(path)
@@ -48,14 +76,19 @@ class Monitor:
         self.out_root = out_root.absolute()
         self.once = once
         self.serve = serve
-        self.store = ResultsStore(self.out_root)
+        self.problems = Problems(self.out_root)
+        self.store = ResultsStore(self.out_root, on_corrupt=self._on_corrupt)
         self.publisher = Publisher(self.store, cfg, live=serve is not None)
         self.notifier = Notifier(cfg, self.out_root)  # [notify]: e-mail/webhook from a background thread
-        self.key = ensure_key(cfg.key_path(self.out_root))
+        self.key = ensure_key(cfg, self.out_root)
         self.commands = CommandProcessor(
             self.data_root, self.out_root, cfg.flag_root(self.data_root),
             cfg.archive_root(self.data_root), self.key, self.store, layout=cfg.layout,
+            max_lifetime=timedelta(seconds=cfg.monitor.max_command_lifetime_seconds),
+            receipts_keep=cfg.monitor.receipts_keep, on_corrupt=self._on_corrupt,
         )
+        self._unwritten: dict[PointKey, dict[str, Any]] = {}  # disk full: retried
+        self._publish_due: set[str | None] = set()
         self.inbox = self.out_root / "commands" / "inbox"
         self.journal = self.out_root / "state" / "processed.jsonl"
         self.quiet = 0.0 if once else cfg.monitor.quiet_seconds
@@ -91,10 +124,10 @@ class Monitor:
         for folder in ("results", "reports", "state"):
             for path in remove_stale_temp_files(self.out_root / folder):
                 log.info("removed %s, left by an interrupted write", path)
-        self.commands.mover.resume()
+        self._guard("recovery of interrupted commands", self._recover_commands)
         self._process_commands()
-        self.rescan()
-        self.publisher.publish()
+        self._guard("scan of the data area", self.rescan)
+        self._publish()
         self.notifier.start()
         last_rescan = time.monotonic()
         try:
@@ -127,7 +160,7 @@ class Monitor:
         from remote_monitor.service.http_server import make_server
 
         host, port = self.serve  # type: ignore[misc]
-        server = make_server(self.out_root, host, port)
+        server = make_server(self.out_root, host, port, inbox_max_files=self.cfg.monitor.inbox_max_files)
         threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
         log.info("serving reports on http://%s:%d/", *server.server_address[:2])
         return server
@@ -208,19 +241,80 @@ class Monitor:
         commands_due = False
         while True:
             try:
-                commands_due |= self._note_event(self._events.get_nowait())
+                raw = self._events.get_nowait()
             except queue.Empty:
                 break
+            commands_due |= bool(self._guard(f"file event {raw}", self._note_event, raw))
         if commands_due:
             self._process_commands()
+        self._retry_unwritten()
         now = time.monotonic()
         for key in sorted(self._pending):
             if key not in self._inflight:
-                self._consider(key, now)
-        self._collect(block=False)
+                self._guard(f"point {key.label}", self._consider, key, now)
+        self._guard("collecting results", self._collect, False)
         self.notifier.watch(k.label for k in self._inflight)
         if self._archive_due:
-            self._send_due_archives()
+            self._guard("archive requests", self._send_due_archives)
+
+    # ---- error boundaries -------------------------------------------------------------------------
+    def _guard(self, where: str, action: Callable[..., Any], *args: Any, failed: Any = None) -> Any:
+        """Run one event's handling; whatever goes wrong is recorded (log + index page) and the loop runs on.
+
+        A corrupt file of <out> is quarantined (and rebuilt on the next attempt); a full disk is retried."""
+        try:
+            return action(*args)
+        except CorruptFile as exc:
+            self._on_corrupt(exc)
+        except OSError as exc:
+            if exc.errno in DISK_FULL:
+                self.problems.add(where, "disk full: writing paused, retried every tick", exc=exc)
+            else:
+                self.problems.add(where, "failed", exc=exc)
+        except Exception as exc:  # the boundary: one bad event must not stop the monitor
+            log.debug("problem in %s", where, exc_info=True)
+            self.problems.add(where, "failed", exc=exc)
+        return failed
+
+    def _on_corrupt(self, exc: CorruptFile) -> None:
+        """A corrupt state or result file: moved to <out>/quarantine/, then rebuilt like a missing one."""
+        target = None
+        if exc.path.absolute().is_relative_to(self.out_root):
+            target = quarantine(exc.path, self.out_root)
+        self.problems.add(str(exc.path), f"corrupt file moved to {target} and rebuilt" if target
+                          else "corrupt file", exc=exc)
+
+    def _recover_commands(self) -> None:
+        """Finish what crashes interrupted (moves, accepted commands); what needs a person is reported."""
+        for receipt in self.commands.recover():
+            self._after_command(receipt)
+        self._report_command_problems()
+
+    def _report_command_problems(self) -> None:
+        for what in self.commands.problems:
+            self.problems.add("commands", what)
+        self.commands.problems.clear()
+
+    def _publish(self, serial: str | None = None) -> None:
+        """Re-render pages; on failure (e.g. disk full) the pages are rendered again on the next tick."""
+        self._publish_due.add(serial)
+        if None in self._publish_due:
+            self._publish_due = {None}  # everything is rendered anyway
+        for due in list(self._publish_due):
+            if self._guard("publishing the reports", self._publish_one, due, failed=False):
+                self._publish_due.discard(due)
+
+    def _publish_one(self, serial: str | None) -> bool:
+        self.publisher.publish(serial)
+        return True
+
+    def _retry_unwritten(self) -> None:
+        self.problems.flush()
+        for key, result in list(self._unwritten.items()):
+            if self._guard(f"writing {key.label}", self._record, key, result):
+                del self._unwritten[key]
+        if self._publish_due:
+            self._publish()
 
     def _consider(self, key: PointKey, now: float) -> None:
         """Start a point once its files exist and have stopped changing; forget it if it is done or gone."""
@@ -288,11 +382,9 @@ class Monitor:
             log.info("%s: files changed while processing; processing again", key.label)
             self._pending.add(key)
             return
-        previous = self.store.read_point(key)
-        scan = record_point(self.store, key, result, self.cfg)
-        self._journal(key, result)
-        self.publisher.publish(key.serial)
-        self.notifier.point_recorded(self.store, key, result, previous, scan, self.publisher.mirror)
+        if not self._guard(f"writing {key.label}", self._record, key, result):
+            self._unwritten[key] = result  # retried every tick (disk full)
+            return
         self.processed_count += 1
         fit = result.get("fit") or {}
         gain = fit.get("gain")
@@ -300,8 +392,18 @@ class Monitor:
             "point SN=%s scan=%s point=%s events=%d gain=%s status=%s seconds=%.2f reason=%s",
             key.serial, key.scan_id, key.point, result.get("events", 0),
             f"{gain:.4g}" if gain is not None else "-", result["status"],
-            result.get("processing_seconds", 0.0), result.get("reason", ""),
+            result.get("processing_seconds", 0.0), printable(result.get("reason", "")),
         )
+
+    def _record(self, key: PointKey, result: dict[str, Any]) -> bool:
+        self._unwritten.pop(key, None)
+        previous = self.store.read_point(key)
+        scan = record_point(self.store, key, result, self.cfg)
+        self._journal(key, result)
+        self._publish(key.serial)
+        self._guard("notifications", self.notifier.point_recorded, self.store, key, result, previous, scan,
+                    self.publisher.mirror)
+        return True
 
     def _journal(self, key: PointKey, result: dict[str, Any]) -> None:
         self.journal.parent.mkdir(parents=True, exist_ok=True)
@@ -311,15 +413,20 @@ class Monitor:
             fh.write(json.dumps(line, sort_keys=True) + "\n")
 
     def _process_commands(self) -> None:
-        for receipt in self.commands.process_inbox():
-            log.info("command %s %s/%s: %s %s", receipt.get("action"), receipt.get("serial"),
-                     receipt.get("scan_id"), receipt.get("status"), receipt.get("reason", ""))
-            if receipt.get("status") == "rejected":
-                self.notifier.event("rejected", str(receipt.get("nonce")), f"command {receipt.get('action')} "
-                                    f"{receipt.get('serial')}/{receipt.get('scan_id')} rejected: {receipt.get('reason')}")
-            if receipt.get("status") == "accepted":
-                self._forget_scan(receipt["serial"], receipt["scan_id"])
-                self.publisher.publish(receipt["serial"])
+        receipts = self._guard("command inbox", self.commands.process_inbox) or []
+        for receipt in receipts:
+            self._guard(f"command {printable(receipt.get('nonce'))}", self._after_command, receipt)
+        self._report_command_problems()
+
+    def _after_command(self, receipt: dict[str, Any]) -> None:
+        log.info("command %s %s/%s: %s %s", *(printable(receipt.get(k), 300) for k in
+                                              ("action", "serial", "scan_id", "status", "reason")))
+        if receipt.get("status") == "rejected":
+            self.notifier.event("rejected", str(receipt.get("nonce")), f"command {receipt.get('action')} "
+                                f"{receipt.get('serial')}/{receipt.get('scan_id')} rejected: {receipt.get('reason')}")
+        if receipt.get("status") == "accepted":
+            self._forget_scan(receipt["serial"], receipt["scan_id"])
+            self._publish(receipt["serial"])
 
     def _forget_scan(self, serial: str, scan_id: str) -> None:
         """Points of a scan whose data just moved are re-examined (they are gone, or back after unflag)."""
@@ -331,6 +438,7 @@ class Monitor:
 
 def run_monitor(cfg: Config, data_root: Path, out_root: Path, *, once: bool = False,
                 serve: tuple[str, int] | None = None) -> int:
-    """Entry point of `remote-monitor run`."""
-    return Monitor(cfg, data_root, out_root, once=once, serve=serve).run()
+    """Entry point of `remote-monitor run`; OutLocked if another monitor works on out_root."""
+    with OutLock(out_root):
+        return Monitor(cfg, data_root, out_root, once=once, serve=serve).run()
 

@@ -13,6 +13,7 @@ from remote_monitor.stand.layout import (
     ROOT_SOURCE,
     Layout,
     PointKey,
+    is_regular_data_file,
     parse_source_file,
     point_angles,
     point_dir_name,
@@ -27,7 +28,7 @@ def point_sources(data_root: Path, key: PointKey, layout: Layout = DEFAULT_LAYOU
     found: dict[str, Path] = {}
     for path in sorted(folder.glob(f"*{key.point}.*")):
         parsed = parse_source_file(path, data_root, layout)
-        if parsed is not None and parsed[0] == key:
+        if parsed is not None and parsed[0] == key and is_regular_data_file(path, data_root):
             found.setdefault(parsed[1], path)
     return found
 
@@ -44,7 +45,10 @@ def fingerprint(sources: dict[str, Path]) -> dict[str, dict[str, Any]]:
     """Path, size and mtime of each source file: a point is reprocessed only when this changes."""
     prints = {}
     for name, path in sorted(sources.items()):
-        st = path.stat()
+        try:
+            st = path.stat()
+        except OSError:
+            continue  # deleted between listing and stat: not part of the point (any more)
         prints[name] = {"path": str(path), "size": st.st_size, "mtime": st.st_mtime}
     return prints
 

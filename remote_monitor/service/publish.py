@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from remote_monitor.report import pages as report
+from remote_monitor.service.problems import load_problems
 from remote_monitor.service.publish_mirror import PublishMirror
 from remote_monitor.service.store import ResultsStore, atomic_write_bytes, atomic_write_json, read_json
 from remote_monitor.stand.config import Config
@@ -83,7 +84,8 @@ class Publisher:
             for sn, scan_id in scans
         ]
         generated = max((s.get("updated_at") or "" for s in summaries), default="")
-        index = report.render_index_page(summaries, generated_at=generated, live=self.live)
+        index = report.render_index_page(summaries, generated_at=generated, live=self.live,
+                                         problems=load_problems(self.store.out_root))
         self._write_if_changed("index.html", index, versions)
         if versions != read_json(self.reports_dir / "version.json"):
             atomic_write_json(self.reports_dir / "version.json", versions)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,16 +47,31 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, json.dumps(obj, indent=1, sort_keys=True, allow_nan=False).encode("utf-8"))
 
 
+class CorruptFile(ValueError):
+    """A state or result file that cannot be used (not UTF-8, not JSON, too deeply nested, wrong shape)."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(f"{path}: corrupt JSON ({why})")
+        self.path = Path(path)
+
+
 def read_json(path: Path) -> Any:
-    """The parsed file, None if it does not exist; a corrupt file is a clear ValueError naming it."""
+    """The parsed file, None if it does not exist; a corrupt file is a CorruptFile (ValueError) naming it."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_bytes().decode("utf-8")
+        return json.loads(text)
     except FileNotFoundError:
         return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: corrupt JSON ({exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise CorruptFile(path, f"{type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    """Like read_json, but the file must hold a JSON object."""
+    obj = read_json(path)
+    if obj is not None and not isinstance(obj, dict):
+        raise CorruptFile(path, f"a {type(obj).__name__}, not an object")
+    return obj
 
 
 def now_iso() -> str:
@@ -65,10 +81,20 @@ def now_iso() -> str:
 class ResultsStore:
     """<out>/results/<SN>/<scan_id>/{scan.json, points/<point>.json}; everything derived from the files."""
 
-    def __init__(self, out_root: Path) -> None:
+    def __init__(self, out_root: Path, on_corrupt: Callable[[CorruptFile], None] | None = None) -> None:
         self.out_root = Path(out_root)
         self.results_dir = self.out_root / "results"
         self.reports_dir = self.out_root / "reports"
+        self.on_corrupt = on_corrupt  # when set, corrupt files are handed over (quarantined) and read as missing
+
+    def _read(self, path: Path) -> dict[str, Any] | None:
+        try:
+            return read_json_object(path)
+        except CorruptFile as exc:
+            if self.on_corrupt is None:
+                raise
+            self.on_corrupt(exc)
+            return None
 
     def scan_dir(self, serial: str, scan_id: str) -> Path:
         return self.results_dir / validate_serial(serial) / validate_scan_id(scan_id)
@@ -80,14 +106,15 @@ class ResultsStore:
         atomic_write_json(self.point_path(key), result)
 
     def read_point(self, key: PointKey) -> dict[str, Any] | None:
-        return read_json(self.point_path(key))
+        return self._read(self.point_path(key))
 
     def points(self, serial: str, scan_id: str) -> dict[str, dict[str, Any]]:
         folder = self.scan_dir(serial, scan_id) / "points"
-        return {p.stem: read_json(p) for p in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
+        found = {p.stem: self._read(p) for p in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
+        return {name: point for name, point in found.items() if point is not None}
 
     def read_scan(self, serial: str, scan_id: str) -> dict[str, Any] | None:
-        return read_json(self.scan_dir(serial, scan_id) / "scan.json")
+        return self._read(self.scan_dir(serial, scan_id) / "scan.json")
 
     def update_scan(self, serial: str, scan_id: str, **fields: Any) -> dict[str, Any]:
         """Read-modify-write scan.json (created as a live scan if missing)."""

@@ -48,13 +48,16 @@ class MonitorSettings:
     workers: int = 1
     tick_seconds: float = 0.2
     incomplete_seconds: float = 30.0  # a point still missing a channel after this long is an error
+    max_command_lifetime_seconds: float = 86400.0  # commands expiring later than this after issue are rejected
+    inbox_max_files: int = 200  # POST /commands answers 429 while the inbox holds this many files
+    receipts_keep: int = 1000  # newest receipts kept in each of commands/done and commands/rejected
 
 
 @dataclass(frozen=True)
 class AreaSettings:
     flag_dir: str = ""  # default <data>/../FLAG
     archive_dir: str = ""  # default <data>/../ARCHIVE
-    key_file: str = ""  # default <out>/monitor.key
+    key_file: str = ""  # default <out>/private/monitor.key (outside the served reports/ and results/)
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ class Config:
         return Path(self.areas.archive_dir) if self.areas.archive_dir else data_root.parent / "ARCHIVE"
 
     def key_path(self, out_root: Path) -> Path:
-        return Path(self.areas.key_file) if self.areas.key_file else out_root / "monitor.key"
+        return Path(self.areas.key_file) if self.areas.key_file else out_root / "private" / "monitor.key"
 
 
 def _coerce(where: str, default: Any, value: Any, strings: bool = False) -> Any:
@@ -190,6 +193,10 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("[histogram] needs n_bins >= 10 and range_pc low < high")
     if cfg.monitor.quiet_seconds < 0 or cfg.monitor.poll_seconds < 0 or cfg.monitor.workers < 1:
         raise ConfigError("[monitor] quiet_seconds and poll_seconds must be >= 0, workers >= 1")
+    m = cfg.monitor
+    if m.max_command_lifetime_seconds <= 0 or m.inbox_max_files < 1 or m.receipts_keep < 1:
+        raise ConfigError("[monitor] max_command_lifetime_seconds must be > 0, inbox_max_files and "
+                          "receipts_keep >= 1")
     _validate_sharing(cfg)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -13,10 +15,11 @@ SCAN_POINTS: tuple[str, ...] = ("theta0_phi0", *tuple(f"theta{t}_phi{p}" for t i
 HV_DIR = "wavesave_HV_CHECK"
 SCAN_DIR_PREFIX = "wavedump_output_"
 
-SERIAL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-SCAN_ID_RE = re.compile(r"^\d{6}_\d{6}$")
-POINT_RE = re.compile(r"^(?:theta(?P<theta>\d+)_phi(?P<phi>\d+)|HV_(?P<hv>-?\d+))$")
-_NAME_PART = re.compile(r"^[A-Za-z0-9_.-]*$")
+# every pattern is used with fullmatch (a trailing newline does not pass, unlike with `$`)
+SERIAL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+SCAN_ID_RE = re.compile(r"\d{6}_\d{6}")
+POINT_RE = re.compile(r"theta(?P<theta>\d+)_phi(?P<phi>\d+)|HV_(?P<hv>-?\d+)")
+_NAME_PART = re.compile(r"[A-Za-z0-9_.-]*")
 ROOT_SOURCE = "root"  # source name of a Pyrate ROOT file; waveform files are named by channel number
 
 
@@ -26,21 +29,21 @@ class LayoutError(ValueError):
 
 def validate_serial(serial: str) -> str:
     """Return the serial number if it is a plain name, else raise LayoutError."""
-    if not isinstance(serial, str) or not SERIAL_RE.match(serial):
+    if not isinstance(serial, str) or not SERIAL_RE.fullmatch(serial):
         raise LayoutError(f"invalid serial number {serial!r}: only letters, digits, '_' and '-'")
     return serial
 
 
 def validate_scan_id(scan_id: str) -> str:
     """Return the scan id (YYMMDD_HHMMSS) if well formed, else raise LayoutError."""
-    if not isinstance(scan_id, str) or not SCAN_ID_RE.match(scan_id):
+    if not isinstance(scan_id, str) or not SCAN_ID_RE.fullmatch(scan_id):
         raise LayoutError(f"invalid scan id {scan_id!r}: expected YYMMDD_HHMMSS")
     return scan_id
 
 
 def validate_point(point: str) -> str:
     """Return the point id if it is a scan point or an HV point, else raise LayoutError."""
-    if not isinstance(point, str) or not POINT_RE.match(point):
+    if not isinstance(point, str) or not POINT_RE.fullmatch(point):
         raise LayoutError(f"invalid point {point!r}")
     if point.startswith("theta") and point not in SCAN_POINTS:
         raise LayoutError(f"{point!r} is not one of the 21 scan points")
@@ -60,15 +63,15 @@ class Layout:
     def __post_init__(self) -> None:
         for name in ("scan_dir_prefix", "point_dir_prefix", "hv_dir", "file_prefix", "file_infix"):
             value = getattr(self, name)
-            if not _NAME_PART.match(value) or ".." in value or (name != "file_infix" and not value):
+            if not _NAME_PART.fullmatch(value) or ".." in value or (name != "file_infix" and not value):
                 raise LayoutError(f"layout {name} = {value!r}: only letters, digits, '_', '-', '.' (no '..')")
 
     @cached_property
     def file_re(self) -> re.Pattern[str]:
         point = r"theta\d+_phi\d+|HV_-?\d+"
         return re.compile(
-            rf"^(?:{re.escape(self.file_prefix)}(?P<ch>\d+){re.escape(self.file_infix)}(?P<point>{point})"
-            rf"\.(?:txt|dat)|pyrate_(?P<rpoint>{point})\.root)$"
+            rf"{re.escape(self.file_prefix)}(?P<ch>\d+){re.escape(self.file_infix)}(?P<point>{point})"
+            rf"\.(?:txt|dat)|pyrate_(?P<rpoint>{point})\.root"
         )
 
 
@@ -94,7 +97,7 @@ class PointKey:
 
 def point_angles(point: str) -> tuple[int, int] | None:
     """(theta, phi) in degrees of a scan point, None for an HV point."""
-    m = POINT_RE.match(point)
+    m = POINT_RE.fullmatch(point)
     if not m or m["theta"] is None:
         return None
     return int(m["theta"]), int(m["phi"])
@@ -102,7 +105,7 @@ def point_angles(point: str) -> tuple[int, int] | None:
 
 def point_hv(point: str) -> int | None:
     """High voltage in volts of an HV point, None for a scan point."""
-    m = POINT_RE.match(point)
+    m = POINT_RE.fullmatch(point)
     return int(m["hv"]) if m and m["hv"] is not None else None
 
 
@@ -136,8 +139,8 @@ def parse_source_file(path: Path, data_root: Path, layout: Layout = DEFAULT_LAYO
     if len(parts) != 4 or not parts[0].startswith(layout.scan_dir_prefix):
         return None
     scan_id, serial = parts[0][len(layout.scan_dir_prefix):], parts[1]
-    m = layout.file_re.match(parts[3])
-    if not (SCAN_ID_RE.match(scan_id) and SERIAL_RE.match(serial) and m):
+    m = layout.file_re.fullmatch(parts[3])
+    if not (SCAN_ID_RE.fullmatch(scan_id) and SERIAL_RE.fullmatch(serial) and m):
         return None
     point = m["point"] or m["rpoint"]
     if parts[2] != point_dir_name(point, layout):
@@ -147,14 +150,27 @@ def parse_source_file(path: Path, data_root: Path, layout: Layout = DEFAULT_LAYO
     return PointKey(serial, scan_id, point), (m["ch"] if m["ch"] is not None else ROOT_SOURCE)
 
 
+def is_regular_data_file(path: Path, data_root: Path) -> bool:
+    """True for a regular file inside data_root (a symlink counts if its target is one inside data_root).
+
+    FIFOs, devices, sockets, directories, dangling or looping symlinks and symlinks leaving the data tree
+    are never read; a file that vanishes between listing and stat is simply not there."""
+    try:
+        real = Path(os.path.realpath(path, strict=True))
+        mode = os.stat(real).st_mode
+    except (OSError, RuntimeError, ValueError):
+        return False
+    return stat.S_ISREG(mode) and real.is_relative_to(os.path.realpath(data_root))
+
+
 def iter_scans(data_root: Path, layout: Layout = DEFAULT_LAYOUT) -> list[tuple[str, str, Path]]:
     """All (serial, scan_id, directory) below data_root, oldest scan first."""
     found = []
     for scan_root in sorted(data_root.glob(f"{layout.scan_dir_prefix}*")):
         scan_id = scan_root.name[len(layout.scan_dir_prefix):]
-        if not SCAN_ID_RE.match(scan_id) or not scan_root.is_dir():
+        if not SCAN_ID_RE.fullmatch(scan_id) or not scan_root.is_dir():
             continue
         for sn_dir in sorted(scan_root.iterdir()):
-            if sn_dir.is_dir() and SERIAL_RE.match(sn_dir.name):
+            if sn_dir.is_dir() and SERIAL_RE.fullmatch(sn_dir.name):
                 found.append((sn_dir.name, scan_id, sn_dir))
     return sorted(found, key=lambda s: (s[1], s[0]))
