@@ -35,7 +35,8 @@ class ProgressHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         msg, args = str(record.msg), record.args if isinstance(record.args, tuple) else ()
         if msg.startswith(SIMULATED) and self.simulate is not None:
-            self.progress.update(self.simulate, advance=1, description=f"simulated {str(args[0]).rsplit("/", 1)[-1] if args else ""}")
+            point = str(args[0]).rsplit("/", 1)[-1] if args else ""
+            self.progress.update(self.simulate, advance=1, description=f"simulated {point}")
         elif msg.startswith(QUEUED) and not self.fixed_total:
             self.progress.start_task(self.process)
             task = self.progress.tasks[self.process]
