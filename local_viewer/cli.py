@@ -11,6 +11,23 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from remote_monitor.cli_common import (
+    DEFAULT_URL,
+    ENV,
+    GuidedParser,
+    HelpFormatter,
+    add_global_options,
+    examples,
+    guarded,
+    http_url,
+    port,
+    positive,
+    resolve_globals,
+    user_config_path,
+    user_defaults,
+    version_string,
+)
+
 from .mirror import Mirror, MirrorError
 from .send_command import CommandError, drop_and_wait, post_and_wait, signed_command
 from .status import StatusBoard, notify
@@ -24,13 +41,6 @@ def _clock(ts: float | None) -> str:
         return "never"
     moment = datetime.fromtimestamp(ts)
     return moment.strftime("%H:%M:%S" if moment.date() == datetime.now().date() else "%Y-%m-%d %H:%M:%S")
-
-
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
 
 
 def _poll(mirror: Mirror, interval: float) -> None:
@@ -96,9 +106,6 @@ def watch(args: argparse.Namespace) -> int:
 
 
 def command(args: argparse.Namespace) -> int:
-    if not args.url and not args.inbox:
-        say("give --url URL (the monitor's endpoint) or --inbox DIR", file=sys.stderr)
-        return 2
     try:
         cmd = signed_command(args.action, args.serial, args.scan, reason=args.reason, key_file=args.key,
                              points=args.points, issuer=args.issuer)
@@ -118,41 +125,98 @@ def command(args: argparse.Namespace) -> int:
     return 1
 
 
+WATCH_EXAMPLES = examples(
+    "local-viewer watch                                   # the monitor on this machine (default URL)",
+    "local-viewer watch --url http://monitor.lab:8765/   # or the URL as the first argument",
+    "local-viewer watch --ssh op@login.cluster            # through an ssh tunnel to the monitor's port",
+    "PMT_MONITOR_URL=http://monitor.lab:8765/ local-viewer watch --once --no-browser",
+)
+COMMAND_EXAMPLES = {
+    "flag": examples("local-viewer flag EA0042 --scan 261125_101500 --reason 'HV cable loose'",
+                     "local-viewer flag EA0042 --scan 261125_101500 --points theta10_phi90 --reason 'no SPE peak'"),
+    "archive": examples("local-viewer archive EA0042 --scan 261125_101500"),
+    "unflag": examples("local-viewer unflag EA0042 --scan 261125_101500 --reason 'cable fixed, data fine'"),
+}
+DEFAULTS_NOTE = (f"Defaults for --key, --url and --ssh come from ${ENV['key']}, ${ENV['url']}, ${ENV['ssh']}, "
+                 "else from key/url/ssh in ~/.config/pmt-monitor/viewer.toml (or --config FILE).")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="local-viewer", description=__doc__)
-    sub = parser.add_subparsers(dest="what", required=True)
-    w = sub.add_parser("watch", help="mirror the reports, open them, print live status and alerts")
-    w.add_argument("url", nargs="?", default="http://127.0.0.1:8765/")
-    w.add_argument("--out", type=Path, default=Path.home() / "pmt-reports")
-    w.add_argument("--interval", type=_positive, default=3.0, help="seconds between polls (default 3)")
-    w.add_argument("--timeout", type=_positive, default=10.0, help="HTTP timeout in seconds (default 10)")
-    w.add_argument("--max-backoff", type=_positive, default=60.0, help="longest wait between failing polls")
-    w.add_argument("--ssh", metavar="USER@HOST", help="open an ssh tunnel to the monitor's loopback port")
-    w.add_argument("--remote-port", type=int, default=8765)
-    w.add_argument("--local-port", type=int, default=8765)
-    w.add_argument("--no-browser", action="store_true")
-    w.add_argument("--no-bell", action="store_true")
+    parser = GuidedParser(prog="local-viewer", description=__doc__ + "\n\n" + DEFAULTS_NOTE,
+                          formatter_class=HelpFormatter, epilog=WATCH_EXAMPLES)
+    parser.add_argument("--version", action="version", version=version_string("local-viewer"))
+    sub = parser.add_subparsers(dest="what", required=True, metavar="COMMAND", parser_class=GuidedParser)
+    w = sub.add_parser("watch", help="mirror the reports, open them, print live status and alerts",
+                       description="Mirror the monitor's reports and results into --out, open the index in the "
+                                   "browser once, and print a status line per scan and an alert per bad point. "
+                                   "When the monitor is unreachable the last good copy stays readable.",
+                       formatter_class=HelpFormatter, epilog=WATCH_EXAMPLES)
+    w.add_argument("url", nargs="?", type=http_url, default=None, metavar="URL",
+                   help=f"the monitor's URL (same as --url; default ${ENV['url']}, viewer.toml or {DEFAULT_URL})")
+    w.add_argument("--url", dest="url_option", type=http_url, default=None, metavar="URL",
+                   help="the monitor's URL")
+    w.add_argument("--out", type=Path, default=Path.home() / "pmt-reports", help="where the mirror goes")
+    w.add_argument("--interval", type=positive, default=3.0, help="seconds between polls")
+    w.add_argument("--timeout", type=positive, default=10.0, help="HTTP timeout in seconds")
+    w.add_argument("--max-backoff", type=positive, default=60.0, help="longest wait between failing polls (s)")
+    w.add_argument("--ssh", metavar="USER@HOST", help="open an ssh tunnel to the monitor's loopback port "
+                                                      f"(default ${ENV['ssh']} or viewer.toml)")
+    w.add_argument("--remote-port", type=port, default=8765, help="the monitor's port on the remote side")
+    w.add_argument("--local-port", type=port, default=8765, help="this side's end of the tunnel")
+    w.add_argument("--no-browser", action="store_true", help="do not open the index in the browser")
+    w.add_argument("--no-bell", action="store_true", help="no terminal bell / desktop notification on alerts")
     w.add_argument("--once", action="store_true", help="poll once and exit (1 if the server failed)")
     w.set_defaults(run=watch)
     for action in ("flag", "archive", "unflag"):
-        c = sub.add_parser(action, help=f"send a signed {action} command")
-        c.add_argument("serial")
+        c = sub.add_parser(action, help=f"send a signed {action} command",
+                           description=f"Send a signed {action} command for one scan (or some of its points) "
+                                       "to the monitor and wait for its receipt (accepted or rejected, with the "
+                                       "reason). " + DEFAULTS_NOTE,
+                           formatter_class=HelpFormatter, epilog=COMMAND_EXAMPLES[action])
+        c.add_argument("serial", help="PMT serial number, e.g. EA0042")
         c.add_argument("--scan", required=True, help="scan id YYMMDD_HHMMSS")
-        c.add_argument("--reason", required=action != "archive", default="scan complete and good")
+        c.add_argument("--reason", required=action != "archive",
+                       default="scan complete and good" if action == "archive" else None,
+                       help="why (shown in the report and the receipt)")
         c.add_argument("--points", nargs="+", help="only these points (default: the whole scan)")
-        c.add_argument("--key", type=Path, required=True, help="the monitor's command key file")
+        c.add_argument("--key", type=Path, default=None,
+                       help=f"the monitor's command key file (default ${ENV['key']} or viewer.toml)")
         target = c.add_mutually_exclusive_group()
-        target.add_argument("--url", help="the monitor's HTTP endpoint")
+        target.add_argument("--url", type=http_url, help=f"the monitor's HTTP endpoint (default ${ENV['url']}, "
+                                                         f"viewer.toml or {DEFAULT_URL})")
         target.add_argument("--inbox", type=Path, help="write into this command inbox directory instead")
         c.add_argument("--issuer", help="who sends it (default user@host)")
-        c.add_argument("--wait", type=_positive, default=30.0, help="seconds to wait for the receipt")
+        c.add_argument("--wait", type=positive, default=30.0, help="seconds to wait for the receipt")
         c.set_defaults(run=command, action=action)
+    add_global_options(parser, sub, config_help="user config with key, url, ssh defaults "
+                                                "(default ~/.config/pmt-monitor/viewer.toml)")
     return parser
 
 
+def _apply_defaults(args: argparse.Namespace) -> None:
+    """Fill key, url and ssh from the environment and the user config where the command line left them."""
+    defaults = user_defaults(args.config)
+    if args.run is watch:
+        args.url = args.url_option or args.url or defaults.get("url") or DEFAULT_URL
+        args.ssh = args.ssh or defaults.get("ssh")
+        return
+    if args.key is None and defaults.get("key"):
+        args.key = Path(defaults["key"]).expanduser()
+    if args.key is None:
+        raise ValueError(f"no command key: give --key FILE, set ${ENV['key']} or key = \"...\" in "
+                         f"{args.config or user_config_path()}")
+    if not args.url and not args.inbox:
+        args.url = http_url(defaults.get("url") or DEFAULT_URL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.run(args)
+    args = resolve_globals(build_parser().parse_args(argv))
+
+    def run() -> int:
+        _apply_defaults(args)
+        return int(args.run(args))
+
+    return guarded("local-viewer", args.what, run, args.verbose, (CommandError, MirrorError))
 
 
 if __name__ == "__main__":

@@ -1,14 +1,30 @@
-"""`remote-monitor` command line: run, demo, simulate, reprocess, serve, keygen, submit."""
+"""`remote-monitor` command line: run, demo, simulate, reprocess, serve, keygen, submit.
+
+Start with `remote-monitor demo` (simulated PMT scan with faults -> report), then `run --data --out`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from remote_monitor import __version__
+from remote_monitor.cli_common import (
+    ENV,
+    GuidedParser,
+    HelpFormatter,
+    add_global_options,
+    examples,
+    guarded,
+    port,
+    positive,
+    resolve_globals,
+    version_string,
+)
 from remote_monitor.stand.config import ConfigError, load_config
 
 log = logging.getLogger("remote_monitor")
@@ -29,30 +45,77 @@ def setup_logging(out_root: Path | None, verbose: bool = False) -> None:
 
 
 def _host_port(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    try:
-        return host or "127.0.0.1", int(port)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected [HOST:]PORT, got {text!r}") from None
+    host, _, number = text.rpartition(":")
+    return host or "127.0.0.1", port(number)
 
 
 def _add_simulation_args(p: argparse.ArgumentParser, events: int, record_length: int) -> None:
-    p.add_argument("--serial", action="append", help="PMT serial number (repeatable)")
+    p.add_argument("--serial", action="append", help="PMT serial number (repeatable; default SIM0001)")
     p.add_argument("--events", type=int, default=events, help="events per point")
     p.add_argument("--record-length", type=int, default=record_length, help="samples per event")
-    p.add_argument("--format", choices=("ascii", "binary"), default="ascii", dest="fmt")
+    p.add_argument("--format", choices=("ascii", "binary"), default="ascii", dest="fmt",
+                   help="WaveDump output format")
     p.add_argument("--reference", action="store_true", help="also write the reference PMT (channel 4)")
     p.add_argument("--fault", action="append", default=[], metavar="KIND:POINT",
                    help="inject a fault, e.g. dead:theta20_phi90, low_gain:..., missing_channel:..., "
                         "truncated:..., garbage:...")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same data)")
+
+
+#: help for options defined without one (shared names; kept here so every option has help)
+OPTION_HELP = {
+    "--data": "the stand's data root (holds wavedump_output_<scan id>/<serial>/...)",
+    "--out": "output directory: results/, reports/, monitor.log, commands/",
+    "--config": "monitor configuration TOML (see stand/monitor.example.toml; default: built-in settings)",
+    "--time": "Slurm time limit of the job",
+    "--poll": "seconds between polls of the data directory (polling observer)",
+    "--host": "address to listen on (127.0.0.1: reach it through an ssh tunnel)",
+    "--port": "TCP port (0: any free port)",
+    "--key": f"command key file (default ${ENV['key']})",
+}
+EXAMPLES = {
+    "demo": examples("remote-monitor demo", "remote-monitor demo --workdir /tmp/demo --serial EA0001 --serial EA0002",
+                     "remote-monitor demo --events 2000 --fault dead:theta20_phi90"),
+    "simulate": examples("remote-monitor simulate --data /tmp/stand --serial EA0001",
+                         "remote-monitor simulate --data /tmp/stand --delay 5 --chunks 4   # a live scan"),
+    "run": examples("remote-monitor run --data /data/stand --out /data/monitor --serve 8765",
+                    "remote-monitor run --data /gpfs/stand --out ~/monitor --poll 10 --config monitor.toml",
+                    "remote-monitor run --data /tmp/stand --out /tmp/out --once   # process what is there, exit"),
+    "serve": examples("remote-monitor serve --out /data/monitor --port 8765"),
+    "keygen": examples("remote-monitor keygen --key /data/monitor/monitor.key"),
+    "reprocess": examples("remote-monitor reprocess --scan-dir ARCHIVE/wavedump_output_261120_090000/EA0042 --out /tmp/re",
+                          "remote-monitor reprocess --slurm /data/ARCHIVE --out /data/reprocessed --config monitor.toml"),
+    "submit": examples("remote-monitor submit --data /gpfs/stand --out ~/monitor --time 2-00:00:00"),
+}
+DESCRIPTIONS = {
+    "demo": "Simulate a PMT scan (21 positions + HV check) with injected faults, process it with the monitor, "
+            "print each point against the simulation's truth and the path of the HTML report.",
+    "simulate": "Write a simulated test-stand dataset (WaveDump files in the stand's layout + truth.json).",
+    "run": "Watch the data directory, process each scan point as soon as its files are complete, keep the "
+           "results and the HTML reports current; optionally serve them.",
+    "serve": "Serve <out>/reports and results read-only over HTTP and accept signed POST /commands.",
+    "keygen": "Write a new random command key (mode 0600) for signing flag/archive/unflag commands.",
+    "reprocess": "Process one scan directory now, or submit a Slurm job array over an archive.",
+    "submit": "Start the monitor as a Slurm job (needs sbatch on PATH).",
+}
+
+
+def _guide(sub: argparse._SubParsersAction) -> None:
+    """Description, examples and the defaults layout on every subcommand; help on every option."""
+    for name, child in sub.choices.items():
+        child.description = child.description or DESCRIPTIONS.get(name)
+        child.epilog = child.epilog or EXAMPLES.get(name)
+        child.formatter_class = HelpFormatter
+        for action in child._actions:
+            if action.help is None and action.option_strings:
+                action.help = OPTION_HELP.get(action.option_strings[-1], "")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="remote-monitor", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = GuidedParser(prog="remote-monitor", description=__doc__, formatter_class=HelpFormatter,
+                          epilog=EXAMPLES["demo"] + "\n" + EXAMPLES["run"].split("\n", 1)[1])
+    parser.add_argument("--version", action="version", version=version_string("remote-monitor"))
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=GuidedParser)
 
     p = sub.add_parser("demo", help="simulate a PMT scan with faults, process it, write the report")
     p.add_argument("--workdir", type=Path, default=Path("demo"), help="where data/ and out/ go")
@@ -69,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--config", type=Path)
-    p.add_argument("--poll", type=float, help="use the polling observer every N s (GPFS/NFS/Lustre)")
+    p.add_argument("--poll", type=positive, help="use the polling observer every N s (GPFS/NFS/Lustre)")
     p.add_argument("--once", action="store_true", help="process what is there, then exit")
     p.add_argument("--serve", type=_host_port, metavar="[HOST:]PORT", help="also serve the reports")
     p.add_argument("--publish", type=Path, metavar="DIR",
@@ -85,10 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve the reports read-only and accept POST /commands")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--port", type=port, default=8765)
 
     p = sub.add_parser("keygen", help="write a new random command key (mode 0600)")
-    p.add_argument("--key", type=Path, required=True)
+    p.add_argument("--key", type=Path, required=ENV["key"] not in os.environ,
+                   default=os.environ.get(ENV["key"]) or None)
 
     p = sub.add_parser("reprocess", help="process one scan directory now, or an archive as a Slurm array")
     p.add_argument("--out", type=Path, required=True)
@@ -103,10 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path)
     p.add_argument("--time", default="7-00:00:00")
     p.add_argument("--poll", type=float, default=10.0)
+    _guide(sub)
+    add_global_options(parser, sub, config_help=OPTION_HELP["--config"])
     return parser
 
 
-def _simulation_config(args: argparse.Namespace, **extra: object) -> object:
+def _simulation_config(args: argparse.Namespace, **extra: Any) -> Any:
     from remote_monitor.simulation.stand import SimulationConfig, parse_fault
 
     return SimulationConfig(
@@ -116,20 +182,38 @@ def _simulation_config(args: argparse.Namespace, **extra: object) -> object:
     )
 
 
+def _bars(args: argparse.Namespace, simulate_total: int | None = None, process_total: int | None = None) -> Any:
+    """Progress bars on an interactive terminal (not with -v, where every log line shows)."""
+    from remote_monitor.progress import progress_bars
+
+    return progress_bars(sys.stderr.isatty() and not args.verbose, simulate_total, process_total)
+
+
+def _points_per_scan(cfg: Any) -> int:
+    from remote_monitor.stand.layout import SCAN_POINTS
+
+    return len(SCAN_POINTS) + len(cfg.hv_offsets)
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from remote_monitor.simulation.stand import simulate_scan
 
     cfg = _simulation_config(args, write_delay_s=args.delay, chunks_per_file=args.chunks)
-    for serial in args.serial or ["SIM0001"]:
-        truth = simulate_scan(args.data, serial, scan_id=args.scan_id, cfg=cfg)
-        print(f"wrote scan {truth['scan_id']} of {serial} below {args.data}")
+    serials = args.serial or ["SIM0001"]
+    with _bars(args, simulate_total=len(serials) * _points_per_scan(cfg)):
+        for serial in serials:
+            truth = simulate_scan(args.data, serial, scan_id=args.scan_id, cfg=cfg)
+            print(f"wrote scan {truth['scan_id']} of {serial} below {args.data}")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from remote_monitor.demo import run_demo
 
-    return run_demo(args.workdir, args.serial or ["SIM0001"], _simulation_config(args))
+    cfg = _simulation_config(args)
+    serials = args.serial or ["SIM0001"]
+    with _bars(args, simulate_total=len(serials) * _points_per_scan(cfg)):
+        return run_demo(args.workdir, serials, cfg)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -142,6 +226,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg = replace(cfg, monitor=replace(cfg.monitor, poll_seconds=args.poll))
     if args.publish is not None:
         cfg = replace(cfg, publish=replace(cfg.publish, dir=str(args.publish)))
+    if args.once:
+        with _bars(args):
+            return run_monitor(cfg, args.data, args.out, once=args.once, serve=args.serve)
     return run_monitor(cfg, args.data, args.out, once=args.once, serve=args.serve)
 
 
@@ -188,9 +275,11 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
         job = submit_reprocess_array(args.slurm, args.out, config=args.config)
         print(f"submitted reprocessing job array {job}")
         return 0
-    from remote_monitor.service.reprocess import reprocess_scan
+    from remote_monitor.service.reprocess import reprocess_scan, scan_points_on_disk
 
-    reprocess_scan(args.scan_dir, args.out, load_config(args.config))
+    cfg = load_config(args.config)
+    with _bars(args, process_total=len(scan_points_on_disk(args.scan_dir.absolute(), cfg.layout))):
+        reprocess_scan(args.scan_dir, args.out, cfg)
     return 0
 
 
@@ -209,18 +298,14 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    out = getattr(args, "out", None) or (args.workdir / "out" if args.command == "demo" else None)
-    setup_logging(out, args.verbose)
-    try:
+    args = resolve_globals(build_parser().parse_args(argv))
+
+    def run() -> int:
+        out = getattr(args, "out", None) or (args.workdir / "out" if args.command == "demo" else None)
+        setup_logging(out, args.verbose)
         return COMMANDS[args.command](args)
-    except (ConfigError, ValueError, OSError) as exc:
-        log.error("%s", exc)
-        print(f"remote-monitor {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except RuntimeError as exc:  # e.g. SlurmUnavailableError
-        print(f"remote-monitor {args.command}: {exc}", file=sys.stderr)
-        return 2
+
+    return guarded("remote-monitor", args.command, run, args.verbose, (ConfigError,))
 
 
 if __name__ == "__main__":

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import itertools
 import math
+from html import escape
 from typing import Any
 
-STATUS_COLOURS = {"healthy": "#009E73", "poor": "#E69F00", "error": "#D55E00", "no_data": "#9E9E9E"}
-COMPONENT_COLOURS = ["#56B4E9", "#CC79A7", "#0072B2", "#F0E442", "#999999", "#E69F00", "#000000"]
+# Okabe-Ito colours (safe for the common colour-vision deficiencies); every status also has a text label.
+STATUS_COLOURS = {"healthy": "#009E73", "poor": "#E69F00", "error": "#D55E00", "uncertain": "#56B4E9",
+                  "no_data": "#9E9E9E"}
+VERDICT_COLOURS = {"pass": "#009E73", "check": "#E69F00", "fail": "#D55E00", "in progress": "#0072B2"}
+#: fit components by name; the total fit is blue (#0072B2), the reference overlay reddish purple (#CC79A7),
+#: the data black: no two series of a spectrum share a colour
+COMPONENT_COLOURS = {"pedestal": "#999999", "1 PE": "#E69F00", "2 PE": "#56B4E9", "3 PE": "#009E73",
+                     "4 PE": "#F0E442", "exponential": "#D55E00"}
+FIT_COLOUR, REFERENCE_COLOUR, OTHER_COLOUR = "#0072B2", "#CC79A7", "#7f7f7f"
 FONT = {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 15}
 
 
@@ -17,7 +25,7 @@ def _layout(title: str, **extra: Any) -> dict[str, Any]:
             **extra}
 
 
-def _r(values: list[float], digits: int = 3) -> list[float | None]:
+def _r(values: list[float | None], digits: int = 3) -> list[float | None]:
     return [None if v is None or not math.isfinite(v) else round(v, digits) for v in values]
 
 
@@ -38,27 +46,30 @@ def spectrum_figure(point: dict[str, Any], reference: dict[str, Any] | None = No
                     "thickness": 1, "width": 0, "color": "#555"},
         "marker": {"size": 4, "color": "#222"},
     }]
-    for i, (name, values) in enumerate(sorted((curve.get("components") or {}).items(),
-                                              key=lambda kv: (kv[0] != "pedestal", kv[0]))):
+    for name, values in sorted((curve.get("components") or {}).items(), key=lambda kv: (kv[0] != "pedestal", kv[0])):
         if max(values[:end], default=0) < 0.5:
             continue
         data.append({"type": "scatter", "mode": "lines", "name": name, "x": _r(curve["x"][:end]),
                      "y": _r(values[:end], 2), "line": {"width": 1.5, "dash": "dot",
-                                                        "color": COMPONENT_COLOURS[i % len(COMPONENT_COLOURS)]}})
+                                                        "color": COMPONENT_COLOURS.get(name, OTHER_COLOUR)}})
     if curve.get("total"):
         data.append({"type": "scatter", "mode": "lines", "name": f"fit ({fit.get('model', '')} model)",
                      "x": _r(curve["x"][:end]), "y": _r(curve["total"][:end], 2),
-                     "line": {"width": 2.5, "color": "#0072B2"}})
+                     "line": {"width": 2.5, "color": FIT_COLOUR}})
     if reference and sum(reference["counts"]) > 0 and sum(counts) > 0:
         scale = sum(counts) / sum(reference["counts"])
         ref_x = [0.5 * (a + b) for a, b in itertools.pairwise(reference["edges"])]
         keep = [i for i, x in enumerate(ref_x) if x <= centres[end - 1]]
         data.append({"type": "scatter", "mode": "lines", "name": "reference PMT (same area)",
                      "x": _r([ref_x[i] for i in keep]), "y": _r([reference["counts"][i] * scale for i in keep], 2),
-                     "line": {"shape": "hvh", "color": "#CC79A7", "width": 1.5}})
+                     "line": {"shape": "hvh", "color": REFERENCE_COLOUR, "width": 1.5}})
     title = f"Charge spectrum {point['point']}"
+    peak = max(counts[:end], default=1) or 1
+    # log by default: at the stand's low occupancy the pedestal is 10-100x the 1-PE peak
+    yaxis = {"title": {"text": "events / bin"}, "type": "log", "range": [-0.3, math.log10(peak) + 0.3],
+             "dtick": 1}
     return {"data": data, "layout": _layout(title, xaxis={"title": {"text": "charge [pC]"}, "zeroline": False},
-                                            yaxis={"title": {"text": "events / bin"}, "rangemode": "tozero"})}
+                                            yaxis=yaxis)}
 
 
 def polar_map_figure(points: dict[str, dict[str, Any]], healthy_band: tuple[float, float]) -> dict[str, Any]:
@@ -72,12 +83,12 @@ def polar_map_figure(points: dict[str, dict[str, Any]], healthy_band: tuple[floa
     for pid, p in sorted(points.items()):
         if p.get("kind") != "scan" or p.get("theta") is None:
             continue
-        gain = (p.get("fit") or {}).get("gain")
         status = p.get("status", "no_data")
+        gain = None if status == "error" else (p.get("fit") or {}).get("gain")  # an error has no gain to show
         xs.append(round(p["theta"] * math.cos(math.radians(p["phi"])), 3))
         ys.append(round(p["theta"] * math.sin(math.radians(p["phi"])), 3))
         gains.append(round(gain / 1e7, 4) if gain else None)
-        texts.append(f"{pid}<br>{status}<br>gain {gain / 1e7:.4f}e7" if gain else f"{pid}<br>{status}")
+        texts.append(f"{pid}<br>{status}<br>gain {gain / 1e7:.4f}e7" if gain else f"{pid}<br>{status}: {escape(str(p.get('reason', '')))}")
         colours.append(STATUS_COLOURS.get(status, "#9E9E9E"))
     data = [{
         "type": "scatter", "mode": "markers", "x": xs, "y": ys,
@@ -87,13 +98,14 @@ def polar_map_figure(points: dict[str, dict[str, Any]], healthy_band: tuple[floa
                    "colorbar": {"title": {"text": "gain / 1e7"}, "tickformat": ".3f"},
                    "line": {"color": colours, "width": 4}},
     }]
-    layout = _layout(f"gain / 1e7 (band {lo / 1e7:.3f}–{hi / 1e7:.3f}); ring = status",
-                     xaxis={"visible": False, "range": [-62, 62], "scaleanchor": "y"},
-                     yaxis={"visible": False, "range": [-62, 62]}, shapes=rings + spokes, showlegend=False,
-                     annotations=[{"x": 55, "y": 3, "text": "φ 0°", "showarrow": False},
-                                  {"x": 0, "y": 58, "text": "φ 90°", "showarrow": False},
-                                  {"x": -55, "y": 3, "text": "φ 180°", "showarrow": False},
-                                  {"x": 0, "y": -58, "text": "φ 270°", "showarrow": False}]
+    # phi labels sit outside the outer ring so that they never cover a marker; the title is the page's h2
+    layout = _layout("", margin={"l": 10, "r": 10, "t": 10, "b": 10},
+                     xaxis={"visible": False, "range": [-72, 72], "scaleanchor": "y"},
+                     yaxis={"visible": False, "range": [-72, 72]}, shapes=rings + spokes, showlegend=False,
+                     annotations=[{"x": 66, "y": 0, "text": "φ0°", "showarrow": False},
+                                  {"x": 0, "y": 66, "text": "φ90°", "showarrow": False},
+                                  {"x": -66, "y": 0, "text": "φ180°", "showarrow": False},
+                                  {"x": 0, "y": -66, "text": "φ270°", "showarrow": False}]
                      + [{"x": t * 0.72, "y": t * 0.72, "text": f"θ{t}", "showarrow": False,
                          "font": {"size": 11, "color": "#888"}} for t in (10, 30, 50)])
     return {"data": data, "layout": layout}

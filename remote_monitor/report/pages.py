@@ -16,13 +16,22 @@ from typing import Any
 
 import jinja2
 
-from remote_monitor import __version__
-from remote_monitor.report.figures import STATUS_COLOURS, hv_figure, polar_map_figure, spectrum_figure
+from remote_monitor.report.figures import (
+    STATUS_COLOURS,
+    VERDICT_COLOURS,
+    hv_figure,
+    polar_map_figure,
+    spectrum_figure,
+)
+from remote_monitor.report.svg import figure_svg, polar_svg
+from remote_monitor.report.verdict import pmt_verdict
 from remote_monitor.stand.layout import SCAN_POINTS, point_angles
+from remote_monitor.stand.provenance import code_version, version_text
 
 GRID_SIZE = 11  # 5 rings each side of the centre
 CSV_FIELDS = ["point", "kind", "theta", "phi", "hv", "status", "reason", "gain", "gain_err", "q1_pc",
-              "spe_resolution", "mu", "peak_to_valley", "chi2_ndf", "events", "selected_events", "reference_gain"]
+              "spe_resolution", "mu", "peak_to_valley", "chi2_ndf", "events", "selected_events", "reference_gain",
+              "code_version", "git_commit", "config_hash", "inputs"]
 
 
 @lru_cache(maxsize=1)
@@ -61,7 +70,7 @@ def summarize_scan(scan: dict[str, Any], points: dict[str, dict[str, Any]],
                    healthy_band: tuple[float, float] = (0.999e7, 1.049e7), target_gain: float = 1e7) -> dict[str, Any]:
     """One index row: state, progress, poor/error counts, mean gain, uniformity, HV at target."""
     scan_points = {k: v for k, v in points.items() if k in SCAN_POINTS}
-    gains = [_gain(p) for p in scan_points.values() if p.get("status") in ("healthy", "poor") and _gain(p)]
+    gains = [g for p in scan_points.values() if p.get("status") in ("healthy", "poor") and (g := _gain(p))]
     mean = sum(gains) / len(gains) if gains else None
     hv_fit = scan.get("hv_fit") or {}
     return {
@@ -71,23 +80,36 @@ def summarize_scan(scan: dict[str, Any], points: dict[str, dict[str, Any]],
         "n_healthy": sum(1 for p in scan_points.values() if p.get("status") == "healthy"),
         "n_poor": sum(1 for p in scan_points.values() if p.get("status") == "poor"),
         "n_error": sum(1 for p in points.values() if p.get("status") == "error"),
+        "n_uncertain": sum(1 for p in scan_points.values() if p.get("status") == "uncertain"),
         "mean_gain": mean, "uniformity": (max(gains) - min(gains)) / mean if mean else None,
         "hv_at_target": hv_fit.get("hv_at_target"), "hv_at_target_err": hv_fit.get("hv_at_target_err"),
         "target_gain": target_gain, "healthy_band": list(healthy_band),
         "updated_at": scan.get("updated_at", ""), "started_at": scan.get("started_at", ""),
         "state_info": scan.get("state_info"), "flagged_points": scan.get("flagged_points") or [],
+        "verdict": pmt_verdict(scan, points).to_dict(),
     }
 
 
+def _inputs_text(prov: dict[str, Any]) -> str:
+    """'2:wave2save_x.txt:12345:<digest>;3:...' (channel, file name, size, head+tail BLAKE2b) for the CSV."""
+    return ";".join(f"{ch}:{f.get('name')}:{f.get('size', '')}:{f.get('head_tail_blake2b', f.get('error', ''))}"
+                    for ch, f in sorted((prov.get("inputs") or {}).items()))
+
+
 def _point_row(pid: str, p: dict[str, Any] | None) -> dict[str, Any]:
-    fit = (p or {}).get("fit") or {}
+    """One point as the page, the CSV and the campaign table show it; an error point shows no gain."""
+    status = (p or {}).get("status", "no_data")
+    fit = {} if status == "error" else (p or {}).get("fit") or {}
     ref = (p or {}).get("reference") or {}
-    row = {"point": pid, "status": (p or {}).get("status", "no_data"), "reason": (p or {}).get("reason", "no data yet"),
+    prov = (p or {}).get("provenance") or {}
+    row = {"point": pid, "status": status, "reason": (p or {}).get("reason", "no data yet"),
            "gain": fit.get("gain"), "gain_err": fit.get("gain_err"), "q1_pc": fit.get("q1_pc"),
            "spe_resolution": fit.get("spe_resolution"), "mu": fit.get("mu"), "peak_to_valley": fit.get("peak_to_valley"),
            "chi2_ndf": fit.get("chi2_ndf"), "events": (p or {}).get("events"),
            "selected_events": (p or {}).get("selected_events"), "reference_gain": ref.get("gain"),
-           "fit_status": fit.get("status"), "model": fit.get("model"), "warnings": (p or {}).get("warnings", [])}
+           "fit_status": ((p or {}).get("fit") or {}).get("status"), "model": fit.get("model"),
+           "warnings": (p or {}).get("warnings", []), "code_version": prov.get("version"),
+           "git_commit": prov.get("git_commit"), "config_hash": prov.get("config_hash"), "inputs": _inputs_text(prov)}
     for name in ("kind", "theta", "phi", "hv"):
         row[name] = (p or {}).get(name)
     return row
@@ -117,10 +139,31 @@ def _data_uri(text: str, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(text.encode()).decode()}"
 
 
+def provenance_summary(points: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The distinct (code version, git commit, config hash) that produced these points, with point counts."""
+    counts: dict[tuple[str, str, str], int] = {}
+    for p in points.values():
+        prov = p.get("provenance") or {}
+        key = (version_text(prov) if prov else "unrecorded", str(prov.get("config_hash") or "–"),
+               str(prov.get("git_commit") or "–"))
+        counts[key] = counts.get(key, 0) + 1
+    return [{"version": v, "config_hash": c, "points": n} for (v, c, _), n in sorted(counts.items())]
+
+
+def _static_spectra(cells: list[dict[str, Any]], spectra: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per point: its static spectrum SVG (empty without a spectrum) and the caption a reader without scripts sees."""
+    return [{"point": c["point"], "status": c["status"], "reason": c["reason"], "gain": c["gain"],
+             "gain_err": c["gain_err"], "svg": figure_svg(spectra.get(c["point"]))} for c in cells]
+
+
 def render_scan_page(scan: dict[str, Any], points: dict[str, dict[str, Any]], *, healthy_band: tuple[float, float],
                      target_gain: float, other_scans: list[str], reference_spectrum: dict[str, Any] | None = None,
                      generated_at: str, live: bool = False) -> str:
-    """The per-PMT page of one scan (deterministic for the same inputs)."""
+    """The per-PMT page of one scan (deterministic for the same inputs).
+
+    Everything a reader needs is plain HTML (verdict, grid, numbers) or a static SVG; with scripts on,
+    Plotly charts replace the SVGs and add zoom, hover and the log/linear switch.
+    """
     summary = summarize_scan(scan, points, healthy_band, target_gain)
     cells = []
     for pid in SCAN_POINTS:
@@ -131,19 +174,23 @@ def render_scan_page(scan: dict[str, Any], points: dict[str, dict[str, Any]], *,
     hv_cells = [_point_row(pid, points[pid]) for pid in hv_ids]
     spectra = {pid: spectrum_figure(p, reference_spectrum) for pid, p in sorted(points.items())}
     first = next((c["point"] for c in cells if spectra.get(c["point"])), hv_ids[0] if hv_ids else None)
+    hv_fig = hv_figure(scan.get("hv_fit"), target_gain)
     data = {
         "serial": scan["serial"], "scan_id": scan["scan_id"], "live": live, "first_point": first,
         "page": f"{scan['serial']}.html", "rows": {c["point"]: c for c in cells + hv_cells},
         "spectra": {k: v for k, v in spectra.items() if v}, "polar": polar_map_figure(points, healthy_band),
-        "hv": hv_figure(scan.get("hv_fit"), target_gain),
+        "hv": hv_fig,
     }
     return _env().get_template("scan.html.j2").render(
         s=summary, scan=scan, cells=cells, hv_cells=hv_cells, hv_fit=scan.get("hv_fit"), other_scans=sorted(other_scans, reverse=True),
-        colours=STATUS_COLOURS, version=__version__, generated_at=generated_at, live=live,
+        colours=STATUS_COLOURS, verdict_colours=VERDICT_COLOURS, version=version_text(code_version()),
+        provenance=provenance_summary(points), generated_at=generated_at, live=live,
         data_json=_script_json(data), plotly_js=_plotly_js(), has_reference=any(c["reference_gain"] for c in cells + hv_cells),
         csv_uri=_data_uri(scan_csv(points), "text/csv"), json_uri=_data_uri(scan_json(scan, points), "application/json"),
         csv_name=f"{scan['serial']}_{scan['scan_id']}.csv", json_name=f"{scan['serial']}_{scan['scan_id']}.json",
-        grid_size=GRID_SIZE,
+        grid_size=GRID_SIZE, first_point=first,
+        static_spectra=_static_spectra(cells + hv_cells, spectra),
+        polar_svg=polar_svg(cells, healthy_band, STATUS_COLOURS), hv_svg=figure_svg(hv_fig),
     )
 
 
@@ -154,7 +201,7 @@ def render_index_page(summaries: list[dict[str, Any]], *, generated_at: str, liv
     for s in sorted(summaries, key=lambda s: (s["scan_id"], s["serial"]), reverse=True):
         by_serial.setdefault(s["serial"], []).append(s)
     return _env().get_template("index.html.j2").render(
-        pmts=list(by_serial.items()), generated_at=generated_at, live=live, version=__version__,
-        colours=STATUS_COLOURS, data_json=_script_json({"live": live, "page": "index.html"}),
+        pmts=list(by_serial.items()), generated_at=generated_at, live=live, version=version_text(code_version()),
+        colours=STATUS_COLOURS, verdict_colours=VERDICT_COLOURS, data_json=_script_json({"live": live, "page": "index.html"}),
         problems=list(reversed(problems or []))[:50],
     )

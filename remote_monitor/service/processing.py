@@ -20,6 +20,7 @@ from remote_monitor.stand.layout import (
     point_hv,
     scan_dir,
 )
+from remote_monitor.stand.provenance import point_provenance
 
 
 def point_sources(data_root: Path, key: PointKey, layout: Layout = DEFAULT_LAYOUT) -> dict[str, Path]:
@@ -123,6 +124,7 @@ def process_point(key: PointKey, sources: dict[str, Path], cfg: Config) -> dict[
 
     started = time.perf_counter()
     result = base_result(key, fingerprint(sources))
+    result["provenance"] = point_provenance(cfg, sources)
     missing = missing_sources(sources, cfg)
     try:
         if missing:

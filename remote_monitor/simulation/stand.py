@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import time
@@ -36,6 +37,8 @@ HEALTHY_BAND = (0.999e7, 1.049e7)
 TRIGGER_START_SAMPLE = 60
 PMT_DELAY_NS = 325.0
 ADC_MAX = 16383
+
+log = logging.getLogger("remote_monitor.simulation")
 
 
 @dataclass(frozen=True)
@@ -220,6 +223,7 @@ def simulate_scan(data_root: Path, serial: str, scan_id: str | None = None, cfg:
         _write_point(paths, waves, cfg)
         if cfg.pmt_channel in paths:
             _apply_file_fault(paths[cfg.pmt_channel], info["fault"], cfg.fmt)
+        log.info("simulated %s", key.label)
         if cfg.write_delay_s and i < len(points) - 1:
             time.sleep(cfg.write_delay_s)
     out = scan_dir(data_root, serial, scan_id) / "truth.json"
