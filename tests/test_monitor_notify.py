@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from remote_monitor.report.verdict import pmt_verdict
+from remote_monitor.service import command_signing
+from remote_monitor.service.store import atomic_write_json
 from remote_monitor.simulation.stand import SimulationConfig, parse_fault, simulate_scan
 from remote_monitor.stand.layout import SCAN_POINTS
 
 from .monitor_helpers import FAST_CONFIG, point_results, start_monitor, stop, wait_for
-from .share_helpers import Inbox, SilentServer, WebhookReceiver, smtp_server
+from .share_helpers import Inbox, SilentServer, WebhookReceiver, free_port, smtp_server
 
 SERIAL, SCAN = "NOTE01", "261126_080000"
 BASE = "https://www.example.org/~pmt/"
@@ -101,3 +103,31 @@ def test_hung_mail_server_does_not_stop_processing_and_mail_arrives_later(tmp_pa
         hook.close()
     assert code == 0, output
     assert "notification by mail failed" in output and "timed out" in output
+
+
+def test_forged_commands_and_a_restart_loop_are_told_as_trouble(tmp_path: Path) -> None:
+    data, out = tmp_path / "data", tmp_path / "out"
+    hook = WebhookReceiver()
+    config = _config(tmp_path, free_port(), hook.url)
+    config.write_text(config.read_text().replace('mail_to = ["shift@example.org"]', "mail_to = []"))
+    try:
+        proc = start_monitor(data, out, config)
+        wait_for((out / "reports" / "index.html").exists, 120, "the monitor to start", proc)
+        for n in range(3):  # three commands signed with a wrong key
+            forged = command_signing.sign(command_signing.build_command(
+                "flag", SERIAL, SCAN, reason=f"attempt {n}", issuer="mallory"), b"\x00" * 32)
+            atomic_write_json(out / "commands" / "inbox" / f"{forged['nonce']}.json", forged)
+        wait_for(lambda: hook.posts, 60, "the trouble message", proc)
+        code, output = stop(proc)
+        assert code == 0, output
+        assert len(hook.posts) == 1 and "3 rejected commands within an hour" in hook.posts[0]["text"]
+        assert "signature" in hook.posts[0]["text"]
+
+        # the monitor is started again and again (a crash loop under Slurm or systemd): said on the third start
+        for _ in range(2):
+            once = start_monitor(data, out, config, "--once")
+            output = once.communicate(timeout=120)[0]
+            assert once.returncode == 0, output
+        assert len(hook.posts) == 2 and "started 3 times within an hour" in hook.posts[1]["text"]
+    finally:
+        hook.close()
