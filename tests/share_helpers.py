@@ -106,7 +106,10 @@ class SilentServer:
                 self.accepted.append(self.sock.accept()[0])
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close alone would not
         self.sock.close()
+        self._thread.join(5)
         for conn in self.accepted:
             conn.close()
 

@@ -20,6 +20,7 @@ from remote_monitor.stand.layout import SCAN_POINTS
 from .report_fixtures import SCAN_ID, SERIAL
 from .share_helpers import (
     Inbox,
+    free_port,
     self_signed_cert,
     server_tls,
     smtp_server,
@@ -166,3 +167,27 @@ def test_a_refusing_server_gets_the_message_retried_until_it_is_delivered(tmp_pa
     recipients, msg = inbox.messages[0]
     assert recipients == ["shift@example.org"] and "no signal" in msg.get_content()
     assert not list((tmp_path / "out" / "state" / "outbox").glob("*.json"))
+
+
+def test_connection_refused_then_the_server_starts(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens here yet
+    cfg = replace(
+        Config(),
+        mail=MailSettings(host="127.0.0.1", port=port, security="none", timeout_seconds=5),
+        notify=NotifySettings(mail_to=("shift@example.org",), gather_seconds=0.1, retry_seconds=0.2,
+                              retry_max_seconds=0.4),
+    )
+    notifier = Notifier(cfg, tmp_path / "out")
+    notifier.start()
+    outbox = tmp_path / "out" / "state" / "outbox"
+    try:
+        notifier.event("scan_complete", "EA0042/261125_101500", "PMT EA0042 scan 261125_101500 complete: PASS")
+        wait_until(lambda: "ConnectionRefusedError" in "".join(p.read_text() for p in outbox.glob("*.json")),
+                   20, "a refused attempt recorded in the outbox")
+        inbox = Inbox()
+        with smtp_server(inbox, port=port):
+            wait_until(lambda: inbox.messages, 20, "the message once the server listens")
+    finally:
+        notifier.stop()
+    assert "complete: PASS" in inbox.messages[0][1].get_content()
+    assert not list(outbox.glob("*.json"))

@@ -114,3 +114,21 @@ def test_undelivered_messages_survive_a_restart(tmp_path: Path) -> None:
     finally:
         notifier.stop()
         receiver.close()
+
+
+def test_stuck_reads_and_a_full_disk_are_trouble(tmp_path: Path) -> None:
+    receiver = WebhookReceiver()
+    notifier = _notifier(tmp_path, receiver.url, stuck_seconds=0.5, min_free_gb=1e9)  # no disk is that big
+    try:
+        notifier.watch(["EA0042/261125_101500/theta10_phi0", "EA0042/261125_101500/theta10_phi90"])
+        time.sleep(0.7)
+        notifier.watch(["EA0042/261125_101500/theta10_phi0"])  # the other one finished in time
+        def told() -> str:
+            return "\n".join(post["text"] for post in receiver.posts)
+
+        wait_until(lambda: "has been processing for" in told(), 20, "the stuck-read message")
+        assert "theta10_phi0 has been processing for" in told() and "theta10_phi90" not in told()
+        assert "GB free on the disk of" in told()
+    finally:
+        notifier.stop()
+        receiver.close()

@@ -57,6 +57,8 @@ def build_message(settings: MailSettings, to: list[str], subject: str, text: str
 def _password(settings: MailSettings) -> str:
     path = Path(settings.password_file)
     try:
+        if path.stat().st_mode & 0o077:
+            log.warning("%s can be read by other users: chmod 600 it", path)
         return path.read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise MailError(f"[mail] password_file {path}: cannot read it ({exc.strerror})") from None

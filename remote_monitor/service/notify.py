@@ -100,6 +100,8 @@ class Notifier:
 
     def watch(self, busy: Iterable[str]) -> None:
         """Called every tick with the labels of the points in flight: stuck reads, then (each minute) disk."""
+        if not self.enabled:
+            return
         now = time.monotonic()
         busy = set(busy)
         self._busy_since = {label: self._busy_since.get(label, now) for label in busy}
@@ -156,12 +158,13 @@ class Notifier:
     def _run(self) -> None:
         while True:
             stopping = self._stop.is_set()
-            self._take(timeout=0.0 if stopping else self._sleep_time())
             try:
+                self._take(timeout=0.0 if stopping else self._sleep_time())
                 self._release(force=stopping)
                 self.outbox.deliver_due(self.channels)
-            except Exception:  # the notifier must never take the monitor down
+            except Exception:  # the notifier must never take the monitor down (e.g. a full disk)
                 log.exception("notifier failed; retrying")
+                self._stop.wait(1.0)
             if stopping:
                 return
 
