@@ -121,14 +121,23 @@ class ChargeAccumulator:
     def pending_events(self, channel: int) -> int:
         return sum(len(c.event_numbers) for c in self.pending[channel])
 
+    def resume_point(self, channel: int, reader: WaveDumpReader) -> tuple[int, int]:
+        """(byte offset, events before it) from which a new reader would see exactly the pending events too."""
+        merged = self._merged(channel)
+        if merged is None or merged.offsets is None or not len(merged.offsets):
+            return reader.offset, reader.events_read
+        return int(merged.offsets.min()), reader.events_read - len(merged.offsets)
+
     def _merged(self, channel: int) -> WaveformChunk | None:
         chunks = self.pending[channel]
         if not chunks:
             return None
         if len(chunks) > 1:
+            offsets = [c.offsets for c in chunks if c.offsets is not None]
             chunks[:] = [WaveformChunk(channel, np.concatenate([c.samples for c in chunks]),
                                        np.concatenate([c.event_numbers for c in chunks]),
-                                       np.concatenate([c.trigger_time_tags for c in chunks]))]
+                                       np.concatenate([c.trigger_time_tags for c in chunks]),
+                                       np.concatenate(offsets) if len(offsets) == len(chunks) else None)]
         return chunks[0]
 
     def _aligned(self, final: bool) -> dict[int, np.ndarray] | None:
@@ -156,8 +165,8 @@ class ChargeAccumulator:
             _, first_index = np.unique(c.event_numbers, return_index=True)
             keep = first_index[np.isin(c.event_numbers[first_index], common)]
             block[ch] = c.samples[keep]
-            self.pending[ch] = [WaveformChunk(ch, c.samples[later], c.event_numbers[later],
-                                              c.trigger_time_tags[later])] if later.any() else []
+            self.pending[ch] = [WaveformChunk(ch, c.samples[later], c.event_numbers[later], c.trigger_time_tags[later],
+                                              None if c.offsets is None else c.offsets[later])] if later.any() else []
         return block if len(common) else None
 
     def take(self, final: bool = False) -> BlockCharges:

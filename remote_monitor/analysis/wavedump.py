@@ -43,6 +43,7 @@ class WaveformChunk:
     samples: np.ndarray  # (n_events, record_length)
     event_numbers: np.ndarray
     trigger_time_tags: np.ndarray
+    offsets: np.ndarray | None = None  # byte offset of each event in its file (None: not known)
 
 
 @dataclass
@@ -175,9 +176,10 @@ class WaveDumpReader:
                 at = self.offset + int(ev) * dtype.itemsize + (24 if self.header else 0) + int(s) * self.sample_bytes
                 raise self._fail(f"byte {at}", f"ADC sample {int(samples[ev, s])} above the "
                                  f"{self.max_adc.bit_length()}-bit range (max {self.max_adc})")
+            offsets = self.offset + np.arange(n, dtype=np.int64) * dtype.itemsize
             self.offset += n * dtype.itemsize
             self.events_read += n
-            yield WaveformChunk(self.channel, samples, numbers, tags)
+            yield WaveformChunk(self.channel, samples, numbers, tags, offsets)
             if n < per_read:
                 if final and len(data) % dtype.itemsize:
                     self._truncated(f"byte {self.offset}", len(data) % dtype.itemsize, dtype.itemsize)
@@ -228,17 +230,19 @@ class WaveDumpReader:
             samples = np.empty((events, lay.record_length), dtype=np.uint16)
             numbers = np.full(events, -1, dtype=np.int64)
             tags = np.zeros(events, dtype=np.int64)
+            starts = np.zeros(events, dtype=np.int64)
             n, end, status, where = kernels.parse_events(
                 buf, 0, lay.labels, lay.length_line, lay.number_line, lay.ttt_line, lay.record_length,
-                self.max_adc, samples, numbers, tags)
+                self.max_adc, samples, numbers, tags, starts)
             if status not in (kernels.OK, kernels.INCOMPLETE):
                 self._raise_ascii(buf, status, where, n)
             if n:
                 if lay.number_line < 0:
                     numbers[:n] = np.arange(self.events_read, self.events_read + n)
+                offsets = starts[:n] + self.offset
                 self.offset += end
                 self.events_read += n
-                yield WaveformChunk(self.channel, samples[:n], numbers[:n], tags[:n])
+                yield WaveformChunk(self.channel, samples[:n], numbers[:n], tags[:n], offsets)
                 continue
             if len(data) == read_size and read_size < MAX_EVENT_BYTES:  # one event longer than a read
                 read_size *= 2

@@ -37,8 +37,8 @@ def line_info(buf, start, end):  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True)
 def parse_events(buf, pos, labels, length_line, number_line, ttt_line, record_length, max_adc,
-                 samples, numbers, tags):  # pragma: no cover - compiled
-    """Parse whole events from buf[pos:] into samples/numbers/tags (at most len(numbers) events).
+                 samples, numbers, tags, starts):  # pragma: no cover - compiled
+    """Parse whole events from buf[pos:] into samples/numbers/tags/starts (at most len(numbers) events).
 
     Every header line must carry the label of the first event's line; the record-length line its value.
     Returns (events parsed, byte after the last complete event, status, byte where the problem starts).
@@ -49,6 +49,7 @@ def parse_events(buf, pos, labels, length_line, number_line, ttt_line, record_le
         ev_start = pos
         if pos >= n:
             return ev, ev_start, OK, 0
+        starts[ev] = pos
         for h in range(n_header):
             end = pos
             while end < n and buf[end] != 10:

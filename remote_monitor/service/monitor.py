@@ -16,6 +16,7 @@ from typing import Any
 
 from remote_monitor.service import command_signing
 from remote_monitor.service.commands import CommandProcessor
+from remote_monitor.service.live import LiveFollowing
 from remote_monitor.service.processing import base_result, fingerprint, missing_sources, point_sources
 from remote_monitor.service.publish import Publisher
 from remote_monitor.service.scan_results import record_point
@@ -66,6 +67,7 @@ class Monitor:
         self._stop = threading.Event()
         self._pool: ProcessPoolExecutor | None = None
         self.processed_count = 0
+        self.live = LiveFollowing(cfg, self.store)
 
     # ---- life cycle -------------------------------------------------------------------------------
     def request_stop(self, *_: Any) -> None:
@@ -214,6 +216,9 @@ class Monitor:
             if key not in self._inflight:
                 self._consider(key, now)
         self._collect(block=False)
+        for key, provisional in self.live.poll():
+            record_point(self.store, key, provisional, self.cfg)
+            self.publisher.publish(key.serial)
         if self._archive_due:
             self._send_due_archives()
 
@@ -229,6 +234,7 @@ class Monitor:
         if seen is None or seen[0] != prints:
             self._seen[key] = (prints, now)
             if self.quiet > 0:
+                self.live.follow(key, sources, self._pool)
                 return
             seen = self._seen[key]
         quiet_for = now - seen[1]
@@ -243,11 +249,12 @@ class Monitor:
         if stored is not None and stored.get("source_files") == prints:
             return
         assert self._pool is not None
+        job = self.live.final_job(key, sources, prints) or (process_job, key, sources, self.cfg)
         try:
-            future = self._pool.submit(process_job, key, sources, self.cfg)
+            future = self._pool.submit(*job)
         except BrokenProcessPool:
             self._pool = self._new_pool()
-            future = self._pool.submit(process_job, key, sources, self.cfg)
+            future = self._pool.submit(*job)
         self._inflight[key] = (future, prints)
         log.info("processing %s", key.label)
 
@@ -283,6 +290,7 @@ class Monitor:
             self._pending.add(key)
             return
         record_point(self.store, key, result, self.cfg)
+        self.live.done(key)
         self._journal(key, result)
         self.publisher.publish(key.serial)
         self.processed_count += 1

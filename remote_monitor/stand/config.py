@@ -48,6 +48,8 @@ class MonitorSettings:
     workers: int = 1
     tick_seconds: float = 0.2
     incomplete_seconds: float = 30.0  # a point still missing a channel after this long is an error
+    follow: bool = True  # read growing files as WaveDump writes them (provisional gain, fast final result)
+    provisional_seconds: float = 5.0  # provisional fit of a point being acquired at most this often
 
 
 @dataclass(frozen=True)
