@@ -128,9 +128,10 @@ class WaveDumpReader:
     # ---- binary -----------------------------------------------------------------------------------
     def _binary_dtype(self, fd: int) -> np.dtype | None:
         if self.header:
-            first = np.frombuffer(self._pread(fd, 24, 0), dtype="<u4")
-            if first.size < 6:
+            head = self._pread(fd, 24, 0)
+            if len(head) < 24:
                 return None
+            first = np.frombuffer(head, dtype="<u4")
             size = int(first[0])
             length, rest = divmod(size - 24, self.sample_bytes)
             if size <= 24 or rest or length > MAX_RECORD_LENGTH:
@@ -269,8 +270,9 @@ class WaveDumpReader:
             raise self._fail(line, f"ADC sample {text[:20].decode(errors='replace')} above the "
                              f"{self.max_adc.bit_length()}-bit range (max {self.max_adc})")
         if status == kernels.LENGTH_CHANGED:
-            raise self._fail(line, f"record length changes from {lay.record_length} to "
-                             f"{text[:40].decode(errors='replace')!r} (event {self.events_read + n})")
+            value = text.split(b":", 1)[-1].strip()[:20].decode(errors="replace")
+            raise self._fail(line, f"record length changes from {lay.record_length} to {value!r} "
+                             f"(event {self.events_read + n})")
         index = self._header_index(buf, where)
         expected = lay.names[index].strip().split(b":")[0].decode(errors="replace") if index >= 0 else "?"
         raise self._fail(line, f"expected header {expected!r}, found {text[:40]!r} (record length mismatch "
