@@ -97,10 +97,13 @@ class LiveFollowing:
         if saved is not None and follower.restore(saved):
             log.info("%s: resumed at %d events from the saved state", key.label, follower.n_events)
         self.followers[key] = follower
+        self._last_fit.setdefault(key, (time.monotonic(), follower.n_events))  # first fit after a while
         return follower
 
     def follow(self, key: PointKey, sources: dict[str, Path], pool: ProcessPoolExecutor | None) -> None:
-        """Read what was written since the last look; a provisional fit every provisional_seconds."""
+        """Read what was written since the last look; a provisional fit every provisional_seconds.
+
+        pool None: the workers are busy with final results, which go first (no provisional fit now)."""
         if not self.enabled:
             return
         follower = self._follower(key, sources)

@@ -234,7 +234,7 @@ class Monitor:
         if seen is None or seen[0] != prints:
             self._seen[key] = (prints, now)
             if self.quiet > 0:
-                self.live.follow(key, sources, self._pool)
+                self.live.follow(key, sources, None if self._inflight else self._pool)
                 return
             seen = self._seen[key]
         quiet_for = now - seen[1]
