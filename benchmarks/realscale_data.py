@@ -32,13 +32,15 @@ def _ascii_bodies(samples: np.ndarray) -> list[bytes]:
 class PointWriter:
     """Appends events of one point (all channels) to files, in ASCII (.txt) or binary (.dat)."""
 
-    def __init__(self, folder: Path, record_length: int, fmt: str, seed: int = 1) -> None:
+    def __init__(self, folder: Path, record_length: int, fmt: str, seed: int = 1,
+                 paths: dict[int, Path] | None = None) -> None:
         self.folder, self.length, self.fmt = folder, record_length, fmt
         self.pool = pool_waveforms(record_length, seed)
         self.bodies = {ch: _ascii_bodies(s) for ch, s in self.pool.items()} if fmt == "txt" else {}
-        self.paths = {ch: folder / f"wave{ch}.{fmt}" for ch in CHANNELS}
+        self.paths = paths or {ch: folder / f"wave{ch}.{fmt}" for ch in CHANNELS}
         self.written = 0
         for path in self.paths.values():
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(b"")
 
     def _ascii(self, ch: int, first: int, n: int) -> bytes:

@@ -19,7 +19,7 @@ from remote_monitor.analysis.units import ADC_BITS
 from remote_monitor.analysis.wavedump_writer import binary_event_dtype
 
 MAX_RECORD_LENGTH = 1 << 22
-READ_BYTES = 4 << 20  # target size of one read
+READ_BYTES = 64 << 20  # upper bound of one read (chunk_events events are read at a time below it)
 MAX_EVENT_BYTES = 256 << 20
 _HEAD_BYTES = 1 << 16
 _RECORD_RE = re.compile(rb"^\s*record\s*length\s*:", re.IGNORECASE)
