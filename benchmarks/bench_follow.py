@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from realscale_data import PointWriter  # noqa: E402
+from realscale_data import PointWriter
 
-from remote_monitor.stand.layout import PointKey, channel_file  # noqa: E402
+from remote_monitor.stand.layout import PointKey, channel_file
 
 KEY = PointKey("BENCH01", "261129_120000", "theta0_phi0")
 

@@ -120,3 +120,18 @@ def test_one_pass_kernels_equal_the_numpy_pyrate_math_bit_for_bit(tmp_path: Path
     assert got.n_events == 3000 and len(expected[2]) > 1000
     assert np.array_equal(got.pmt_charge_pc, expected[2])
     assert got.reference_charge_pc is not None and np.array_equal(got.reference_charge_pc, expected[4])
+
+
+def test_channel_far_ahead_in_event_numbers_is_read_to_the_end(tmp_path: Path) -> None:
+    """The trigger file has only events 300..599, the PMT file 0..599: the trigger is read ahead, held back
+    while the PMT catches up, and must still be read to its end."""
+    trigger = np.full((300, LENGTH), 800, dtype=np.uint16)
+    trigger[:, 60:80] += 6000
+    pmt = np.full((600, LENGTH), 14000, dtype=np.uint16)
+    pmt[:, 224:232] -= 100
+    files = {0: tmp_path / "wave0.txt", 2: tmp_path / "wave2.txt"}
+    write_ascii(files[0], trigger, 0, first_event=300)
+    write_ascii(files[2], pmt, 2)
+    charges = extract_point_charges(files, ChannelMap(), AnalysisSettings(chunk_events=50))
+    assert charges.n_events == charges.n_selected == 300
+    assert "dropped 300 event(s) not present in every channel" in charges.warnings

@@ -256,13 +256,16 @@ def read_blocks(readers: dict[int, WaveDumpReader], acc: ChargeAccumulator, fina
     limit = 2 * max(r.chunk_events for r in readers.values())
     with ThreadPoolExecutor(max_workers=len(iters), thread_name_prefix="reader") as pool:
         futures = {ch: pool.submit(next, it, None) for ch, it in iters.items()}
+        unfinished = set(iters)
         try:
             while futures:
-                chunks = {ch: f.result() for ch, f in futures.items()}
-                live = [ch for ch, c in chunks.items() if c is not None]
-                for ch in live:
-                    acc.add(chunks[ch], ch)  # type: ignore[arg-type]
-                due = [ch for ch in live if acc.pending_events(ch) < limit] or live
+                for ch, future in futures.items():
+                    chunk = future.result()
+                    if chunk is None:
+                        unfinished.discard(ch)
+                    else:
+                        acc.add(chunk, ch)
+                due = [ch for ch in unfinished if acc.pending_events(ch) < limit] or sorted(unfinished)
                 futures = {ch: pool.submit(next, iters[ch], None) for ch in due}
                 yield acc.take(final=final and not futures)
         finally:  # on an error or an early stop: let running reads end, then close the files
