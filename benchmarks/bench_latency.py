@@ -23,6 +23,14 @@ QUIET_S, POINTS = 0.5, ["theta0_phi0", "theta10_phi0", "theta10_phi90", "theta10
                         "theta20_phi0"]
 
 
+def _final(path: Path) -> bool:
+    """A point's final result (not the provisional one shown while it is acquired)."""
+    try:
+        return json.loads(path.read_text()).get("status") != "acquiring"
+    except (OSError, ValueError):
+        return False
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data, out, config = Path(tmp) / "data", Path(tmp) / "out", Path(tmp) / "monitor.toml"
@@ -44,7 +52,7 @@ def main() -> None:
         report_mtime: dict[str, float] = {}
         while len(seen) < len(POINTS):
             for path in points_dir.glob("*.json") if points_dir.is_dir() else []:
-                if path.stem not in seen:
+                if path.stem not in seen and _final(path):
                     seen[path.stem] = time.time()
                     report_mtime[path.stem] = report.stat().st_mtime if report.exists() else float("nan")
             time.sleep(0.02)

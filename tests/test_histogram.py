@@ -23,3 +23,12 @@ def test_matches_numpy_histogram_and_ignores_nan_and_outside() -> None:
 def test_bad_binning_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="hi > lo"):
         fill_histogram(np.zeros(3), 10, 1.0, 1.0)
+
+
+def test_running_histogram_filled_in_pieces_equals_one_fill() -> None:
+    values = np.random.default_rng(4).normal(2.0, 4.0, 50_000)
+    running = Histogram.empty(560, -3.0, 25.0)
+    for piece in np.array_split(values, 7):
+        running.fill(piece)
+    assert np.array_equal(running.counts, fill_histogram(values, 560, -3.0, 25.0).counts)
+    assert running.total == fill_histogram(values, 560, -3.0, 25.0).total > 0

@@ -119,3 +119,79 @@ def test_binary_with_corrupt_event_size(tmp_path: Path, samples: np.ndarray) -> 
         read_waveforms(path)
     with pytest.raises(WaveformFileError, match="needs record_length"):
         WaveDumpReader(tmp_path / "raw.dat", header=False)
+
+
+@pytest.mark.parametrize("extra", [("unix_time",), ("string_of_time",), ("start_index_cell",),
+                                   ("unix_time", "string_of_time")])
+def test_extra_header_lines_of_stand_builds(tmp_path: Path, samples: np.ndarray, extra: tuple[str, ...]) -> None:
+    path = tmp_path / "wave2.txt"
+    write_ascii(path, samples, 2, board_id=31, first_event=1000, extra_header=extra)
+    assert path.read_bytes().startswith(b"Record Length: 50\nBoardID: 31\n")
+    chunk, warnings = read_waveforms(path, chunk_events=6)
+    assert warnings == [] and np.array_equal(chunk.samples, samples)
+    assert list(chunk.event_numbers) == list(range(1000, 1037))
+
+
+@pytest.mark.parametrize("sample_bytes", [1, 2])
+def test_binary_8_and_16_bit_samples(tmp_path: Path, samples: np.ndarray, sample_bytes: int) -> None:
+    values = samples % 256 if sample_bytes == 1 else samples
+    path = tmp_path / "wave2.dat"
+    write_binary(path, values, 2, first_event=77, sample_bytes=sample_bytes)
+    assert path.stat().st_size == 37 * (24 + 50 * sample_bytes)
+    chunk, _ = read_waveforms(path, sample_bytes=sample_bytes, adc_bits=8 * sample_bytes, chunk_events=5)
+    assert np.array_equal(chunk.samples, values) and chunk.event_numbers[0] == 77
+
+
+def test_ascii_16_bit_samples_need_adc_bits_16(tmp_path: Path) -> None:
+    path = tmp_path / "wave2.txt"
+    write_ascii(path, np.full((3, 10), 65535, dtype=np.uint16), 2)
+    assert read_waveforms(path, adc_bits=16)[0].samples.max() == 65535
+    with pytest.raises(WaveformFileError, match=r"line 8: ADC sample 65535 above the 14-bit range"):
+        read_waveforms(path)
+
+
+@pytest.mark.parametrize("value", [16384, 70000, 99999999999999999999])
+def test_ascii_sample_above_14_bit_is_an_error_not_wrapped(tmp_path: Path, samples: np.ndarray, value: int) -> None:
+    path, lines = _ascii(tmp_path, samples)
+    lines[7 + 50 + 7 + 4] = str(value).encode()  # sample 4 of the second event: line 69
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(WaveformFileError) as err:
+        read_waveforms(path)
+    assert err.value.where == "line 69" and "above the 14-bit range" in err.value.reason
+
+
+def test_binary_sample_above_14_bit_is_an_error(tmp_path: Path, samples: np.ndarray) -> None:
+    bad = samples.copy()
+    bad[2, 3] = 20000
+    path = tmp_path / "wave2.dat"
+    write_binary(path, bad, 2)
+    with pytest.raises(WaveformFileError, match=f"byte {2 * 124 + 24 + 3 * 2}: ADC sample 20000 above"):
+        read_waveforms(path)
+
+
+def test_record_length_changing_mid_file_names_the_line(tmp_path: Path, samples: np.ndarray) -> None:
+    path = tmp_path / "wave2.txt"
+    write_ascii(path, samples[:10], 2)
+    write_ascii(path, np.zeros((2, 60), dtype=np.uint16), 2, first_event=10, mode="ab")
+    with pytest.raises(WaveformFileError) as err:
+        read_waveforms(path, chunk_events=4)
+    assert err.value.where == f"line {10 * 57 + 1}" and "record length changes from 50 to '60'" in err.value.reason
+    binary = tmp_path / "wave2.dat"
+    write_binary(binary, samples[:10], 2)
+    write_binary(binary, np.zeros((2, 60), dtype=np.uint16), 2, first_event=10, mode="ab")
+    with pytest.raises(WaveformFileError, match=f"byte {10 * 124}: event size field 144 != 124"):
+        read_waveforms(binary)
+
+
+def test_reading_on_from_the_offset_of_a_growing_file(tmp_path: Path, samples: np.ndarray) -> None:
+    for suffix, writer in (("txt", write_ascii), ("dat", write_binary)):
+        path = tmp_path / f"wave2.{suffix}"
+        writer(tmp_path / f"full.{suffix}", samples, 2)
+        data = (tmp_path / f"full.{suffix}").read_bytes()
+        reader = WaveDumpReader(path)
+        got = []
+        for cut in (0, 10, 700, 701, 2500, len(data) - 1, len(data)):
+            path.write_bytes(data[:cut])
+            got += [c.samples for c in reader.read_new()]
+            assert reader.warnings == []
+        assert np.array_equal(np.concatenate(got), samples)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import reduce
 from pathlib import Path
 
 import numpy as np
 
-from remote_monitor.analysis.units import MV_PER_ADC, NS_PER_SAMPLE, PC_PER_MV_SAMPLE
+from remote_monitor.analysis import pulse_kernels
+from remote_monitor.analysis.units import ADC_BITS, ADC_RANGE_V, MV_PER_ADC, NS_PER_SAMPLE, PC_PER_MV_SAMPLE
 from remote_monitor.analysis.wavedump import WaveDumpReader, WaveformChunk
 
 PRE_SAMPLES_DEFAULT, POST_SAMPLES_DEFAULT = 10, 50
@@ -55,7 +57,9 @@ class AnalysisSettings:
     time_window_ns: tuple[float, float] = (321.0, 330.0)
     charge_range_pc: tuple[float, float] = (-5.0, 60.0)
     record_length: int | None = None
-    chunk_events: int = 2048
+    chunk_events: int = 4096
+    sample_bytes: int = 2  # binary files: 2 (16-bit words, 14-bit ADCs) or 1 (8-bit samples)
+    adc_bits: int = ADC_BITS  # samples above 2**adc_bits - 1 are a file error, not wrapped
 
 
 @dataclass
@@ -70,6 +74,7 @@ class PointCharges:
     warnings: list[str] = field(default_factory=list)
 
 
+# ---- the Pyrate math in numpy (reference for the numba kernels of pulse_kernels, used by the tests) -----------
 def corrected_mv(samples: np.ndarray, polarity: int, baseline_samples: int = 40) -> np.ndarray:
     """Baseline-subtracted waveform in mV, sign flipped so that pulses are positive."""
     raw = samples.astype(np.float32)
@@ -94,103 +99,196 @@ def window_charge_pc(mv: np.ndarray, start: np.ndarray, length: int) -> np.ndarr
     return (cumulative[rows, hi] - cumulative[rows, lo]) * PC_PER_MV_SAMPLE
 
 
-def _channel_charges(mv: np.ndarray, trigger_start: np.ndarray, s: AnalysisSettings) -> tuple[np.ndarray, ...]:
-    """(charge pC, PMT-minus-trigger ns, time-selected) of a PMT channel."""
-    start = pulse_start(mv, s.pmt_threshold_mv)
-    dt_ns = np.where(start >= 0, (start - trigger_start) * NS_PER_SAMPLE, np.nan)
-    if s.mode == "fixed_window":
-        window_start = trigger_start + round(s.fixed_window_start_ns / NS_PER_SAMPLE)
-        charge = window_charge_pc(mv, window_start, round(s.fixed_window_length_ns / NS_PER_SAMPLE))
-        in_time = np.ones(len(mv), dtype=bool)
-    else:
-        charge = window_charge_pc(mv, start - s.pre_samples, s.pre_samples + s.post_samples)
-        lo, hi = s.time_window_ns
-        in_time = (start >= 0) & (dt_ns >= lo) & (dt_ns <= hi)
-    lo_q, hi_q = s.charge_range_pc
-    return charge, dt_ns, in_time & (charge >= lo_q) & (charge <= hi_q)
+class ChargeAccumulator:
+    """Aligns the channels' events by event number and measures them, block by block.
 
+    Used for a whole file (`extract_point_charges`) and for files still being written (the follower):
+    `add` the chunks read, then `take` returns the charges of every event now present in all channels.
+    Events that can no longer appear in every channel are dropped and counted."""
 
-def _aligned(readers: dict[int, WaveDumpReader], dropped: list[int]) -> Iterator[dict[int, np.ndarray]]:
-    """Samples of the same events from every channel, streamed; events missing in a channel are dropped."""
-    iters = {ch: r.chunks() for ch, r in readers.items()}
-    pending: dict[int, WaveformChunk | None] = dict.fromkeys(readers)
-    exhausted: set[int] = set()
-    while True:
-        for ch, it in iters.items():
-            if ch not in exhausted:
-                chunk = next(it, None)
-                if chunk is None:
-                    exhausted.add(ch)
-                else:
-                    old = pending[ch]
-                    pending[ch] = chunk if old is None else WaveformChunk(
-                        ch, np.concatenate([old.samples, chunk.samples]),
-                        np.concatenate([old.event_numbers, chunk.event_numbers]),
-                        np.concatenate([old.trigger_time_tags, chunk.trigger_time_tags]))
-        done = len(exhausted) == len(iters)
-        present = [c for c in pending.values() if c is not None and len(c.event_numbers)]
-        if len(present) < len(pending):
-            if done:  # what is left exists in some channels only
-                dropped[0] += len(reduce(np.union1d, [c.event_numbers for c in present])) if present else 0
-                return
-            continue
-        limit = np.inf if done else min(int(c.event_numbers.max()) for c in present)
-        ready_numbers = [c.event_numbers[c.event_numbers <= limit] for c in present]
-        common = reduce(np.intersect1d, ready_numbers)
-        dropped[0] += len(reduce(np.union1d, ready_numbers)) - len(common)
+    def __init__(self, channels: ChannelMap, settings: AnalysisSettings) -> None:
+        self.channels, self.settings = channels, settings
+        self.wanted = [channels.trigger, channels.pmt] + ([channels.reference] if channels.reference is not None
+                                                          else [])
+        self.pending: dict[int, list[WaveformChunk]] = {ch: [] for ch in self.wanted}
+        self.n_events = self.n_untriggered = self.dropped = 0
+        self.mv_per_adc = ADC_RANGE_V / 2**settings.adc_bits * 1000.0
+
+    def add(self, chunk: WaveformChunk, channel: int) -> None:
+        if len(chunk.event_numbers):
+            self.pending[channel].append(chunk)
+
+    def pending_events(self, channel: int) -> int:
+        return sum(len(c.event_numbers) for c in self.pending[channel])
+
+    def resume_point(self, channel: int, reader: WaveDumpReader) -> tuple[int, int]:
+        """(byte offset, events before it) from which a new reader would see exactly the pending events too."""
+        merged = self._merged(channel)
+        if merged is None or merged.offsets is None or not len(merged.offsets):
+            return reader.offset, reader.events_read
+        return int(merged.offsets.min()), reader.events_read - len(merged.offsets)
+
+    def _merged(self, channel: int) -> WaveformChunk | None:
+        chunks = self.pending[channel]
+        if not chunks:
+            return None
+        if len(chunks) > 1:
+            offsets = [c.offsets for c in chunks if c.offsets is not None]
+            chunks[:] = [WaveformChunk(channel, np.concatenate([c.samples for c in chunks]),
+                                       np.concatenate([c.event_numbers for c in chunks]),
+                                       np.concatenate([c.trigger_time_tags for c in chunks]),
+                                       np.concatenate(offsets) if len(offsets) == len(chunks) else None)]
+        return chunks[0]
+
+    def _aligned(self, final: bool) -> dict[int, np.ndarray] | None:
+        merged = {ch: self._merged(ch) for ch in self.wanted}
+        present = [c for c in merged.values() if c is not None]
+        if len(present) < len(merged):
+            if final and present:
+                self.dropped += len(reduce(np.union1d, [c.event_numbers for c in present]))
+                for chunks in self.pending.values():
+                    chunks.clear()
+            return None
+        first = present[0].event_numbers
+        if all(np.array_equal(c.event_numbers, first) for c in present[1:]) and np.all(np.diff(first) > 0):
+            for chunks in self.pending.values():
+                chunks.clear()
+            return {ch: c.samples for ch, c in merged.items()}  # type: ignore[union-attr]
+        limit = np.inf if final else min(int(c.event_numbers.max()) for c in present)
+        ready = [c.event_numbers[c.event_numbers <= limit] for c in present]
+        common = reduce(np.intersect1d, ready)
+        self.dropped += len(reduce(np.union1d, ready)) - len(common)
         block: dict[int, np.ndarray] = {}
-        for ch, c in pending.items():
+        for ch, c in merged.items():
             assert c is not None
-            ready = c.event_numbers <= limit
-            keep = np.isin(c.event_numbers, common) & ready
-            order = np.argsort(c.event_numbers[keep], kind="stable")
-            block[ch] = c.samples[keep][order]
-            pending[ch] = WaveformChunk(ch, c.samples[~ready], c.event_numbers[~ready], c.trigger_time_tags[~ready])
-        if len(common):
-            yield block
-        if done:
-            return
+            later = c.event_numbers > limit
+            _, first_index = np.unique(c.event_numbers, return_index=True)
+            keep = first_index[np.isin(c.event_numbers[first_index], common)]
+            block[ch] = c.samples[keep]
+            self.pending[ch] = [WaveformChunk(ch, c.samples[later], c.event_numbers[later], c.trigger_time_tags[later],
+                                              None if c.offsets is None else c.offsets[later])] if later.any() else []
+        return block if len(common) else None
+
+    def take(self, final: bool = False) -> BlockCharges:
+        """Charges of the events present in every channel now (with final=True: the rest is dropped)."""
+        block = self._aligned(final)
+        if block is None:
+            return BlockCharges.empty(self.channels.reference is not None)
+        s = self.settings
+        trig = block[self.channels.trigger]
+        trigger_start = np.empty(len(trig), dtype=np.int64)
+        pulse_kernels.trigger_starts(trig, s.baseline_samples, self.mv_per_adc, s.trigger_threshold_mv, trigger_start)
+        triggered = trigger_start >= 0
+        self.n_events += len(trig)
+        self.n_untriggered += int(np.count_nonzero(~triggered))
+        charge, dt_ns, selected = self._channel(block[self.channels.pmt], trigger_start)
+        ref = None
+        if self.channels.reference is not None:
+            ref_charge, _, ref_selected = self._channel(block[self.channels.reference], trigger_start)
+            ref = ref_charge[ref_selected & triggered]
+        return BlockCharges(charge[selected & triggered], ref, dt_ns[triggered & ~np.isnan(dt_ns)], len(trig))
+
+    def _channel(self, samples: np.ndarray, trigger_start: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(charge pC, PMT-minus-trigger ns, selected) of a PMT channel, in one numba pass."""
+        s = self.settings
+        leading = s.mode != "fixed_window"
+        if leading:
+            length = s.pre_samples + s.post_samples
+            window_lo = trigger_start
+        else:
+            length = round(s.fixed_window_length_ns / NS_PER_SAMPLE)
+            window_lo = trigger_start + round(s.fixed_window_start_ns / NS_PER_SAMPLE)
+        start = np.empty(len(samples), dtype=np.int64)
+        charge = np.empty(len(samples), dtype=np.float64)
+        pulse_kernels.pmt_features(samples, s.baseline_samples, self.mv_per_adc, s.pmt_threshold_mv, window_lo,
+                                   length, leading, s.pre_samples, PC_PER_MV_SAMPLE, start, charge)
+        dt_ns = np.where(start >= 0, (start - trigger_start) * NS_PER_SAMPLE, np.nan)
+        in_time = np.ones(len(samples), dtype=bool)
+        if leading:
+            lo, hi = s.time_window_ns
+            in_time = (start >= 0) & (dt_ns >= lo) & (dt_ns <= hi)
+        lo_q, hi_q = s.charge_range_pc
+        return charge, dt_ns, in_time & (charge >= lo_q) & (charge <= hi_q)
+
+    def warnings(self) -> list[str]:
+        out = []
+        if self.dropped:
+            out.append(f"dropped {self.dropped} event(s) not present in every channel")
+        if self.n_untriggered:
+            out.append(f"dropped {self.n_untriggered} event(s) without a trigger pulse over "
+                       f"{self.settings.trigger_threshold_mv} mV")
+        return out
 
 
-def extract_point_charges(files: dict[int, Path], channels: ChannelMap, settings: AnalysisSettings) -> PointCharges:
-    """Stream the channel files of one point in lock step and return the selected charges."""
+@dataclass
+class BlockCharges:
+    """Selected charges of a block of aligned events."""
+
+    pmt: np.ndarray
+    reference: np.ndarray | None
+    dt_ns: np.ndarray
+    n_events: int
+
+    @classmethod
+    def empty(cls, reference: bool) -> BlockCharges:
+        return cls(np.zeros(0), np.zeros(0) if reference else None, np.zeros(0), 0)
+
+
+def make_readers(files: dict[int, Path], channels: ChannelMap, settings: AnalysisSettings) -> dict[int, WaveDumpReader]:
+    """One reader per channel the analysis uses (missing required channels are an error)."""
     missing = [ch for ch in channels.required if ch not in files]
     if missing:
         raise MissingChannelError(f"missing channel(s) {missing}: no file for "
                                   + ", ".join(f"channel {c}" for c in missing))
     wanted = [channels.trigger, channels.pmt] + ([channels.reference] if channels.reference is not None else [])
-    readers = {ch: WaveDumpReader(files[ch], record_length=settings.record_length,
-                                  chunk_events=settings.chunk_events, channel=ch) for ch in wanted}
-    dropped = [0]
-    charges, ref_charges, times = [], [], []
-    n_events = n_untriggered = 0
-    for block in _aligned(readers, dropped):
-        trigger_mv = corrected_mv(block[channels.trigger], +1, settings.baseline_samples)
-        trigger_start = pulse_start(trigger_mv, settings.trigger_threshold_mv)
-        triggered = trigger_start >= 0
-        n_events += len(trigger_start)
-        n_untriggered += int(np.count_nonzero(~triggered))
-        pmt_mv = corrected_mv(block[channels.pmt], -1, settings.baseline_samples)
-        charge, dt_ns, selected = _channel_charges(pmt_mv, trigger_start, settings)
-        selected &= triggered
-        charges.append(charge[selected])
-        times.append(dt_ns[triggered & ~np.isnan(dt_ns)])
-        if channels.reference is not None:
-            ref_mv = corrected_mv(block[channels.reference], -1, settings.baseline_samples)
-            ref_charge, _, ref_selected = _channel_charges(ref_mv, trigger_start, settings)
-            ref_charges.append(ref_charge[ref_selected & triggered])
-    warnings = [w for r in readers.values() for w in r.warnings]
-    if dropped[0]:
-        warnings.append(f"dropped {dropped[0]} event(s) not present in every channel")
-    if n_untriggered:
-        warnings.append(f"dropped {n_untriggered} event(s) without a trigger pulse over "
-                        f"{settings.trigger_threshold_mv} mV")
-    pmt = np.concatenate(charges) if charges else np.zeros(0)
+    return {ch: WaveDumpReader(files[ch], record_length=settings.record_length, chunk_events=settings.chunk_events,
+                               channel=ch, sample_bytes=settings.sample_bytes, adc_bits=settings.adc_bits)
+            for ch in wanted}
+
+
+def read_blocks(readers: dict[int, WaveDumpReader], acc: ChargeAccumulator, final: bool = True,
+                fresh: bool = False) -> Iterator[BlockCharges]:
+    """Read the channel files in parallel threads (the numba parsers release the GIL), prefetching the next
+    chunk of each file while the current block is measured; yields the charges block by block.
+
+    fresh=True reads every file from its start (`chunks`), otherwise from each reader's offset (`read_new`)."""
+    iters = {ch: (r.chunks() if fresh else r.read_new(final=final)) for ch, r in readers.items()}
+    limit = 2 * max(r.chunk_events for r in readers.values())
+    with ThreadPoolExecutor(max_workers=len(iters), thread_name_prefix="reader") as pool:
+        futures = {ch: pool.submit(next, it, None) for ch, it in iters.items()}
+        unfinished = set(iters)
+        try:
+            while futures:
+                for ch, future in futures.items():
+                    chunk = future.result()
+                    if chunk is None:
+                        unfinished.discard(ch)
+                    else:
+                        acc.add(chunk, ch)
+                due = [ch for ch in unfinished if acc.pending_events(ch) < limit] or sorted(unfinished)
+                futures = {ch: pool.submit(next, iters[ch], None) for ch in due}
+                yield acc.take(final=final and not futures)
+        finally:  # on an error or an early stop: let running reads end, then close the files
+            wait(futures.values())
+            for it in iters.values():
+                it.close()  # type: ignore[attr-defined]
+
+
+def extract_point_charges(files: dict[int, Path], channels: ChannelMap, settings: AnalysisSettings) -> PointCharges:
+    """Read the channel files of one point in parallel and return the selected charges."""
+    readers = make_readers(files, channels, settings)
+    acc = ChargeAccumulator(channels, settings)
+    blocks = list(read_blocks(readers, acc, final=True, fresh=True))
+    warnings = [w for r in readers.values() for w in r.warnings] + acc.warnings()
+    pmt = np.concatenate([b.pmt for b in blocks]) if blocks else np.zeros(0)
+    ref = None
+    if channels.reference is not None:
+        ref = np.concatenate([b.reference for b in blocks if b.reference is not None]) if blocks else np.zeros(0)
     return PointCharges(
         pmt_charge_pc=pmt,
-        reference_charge_pc=np.concatenate(ref_charges) if channels.reference is not None and ref_charges else None,
-        n_events=n_events,
+        reference_charge_pc=ref,
+        n_events=acc.n_events,
         n_selected=len(pmt),
-        pmt_minus_trigger_ns=np.concatenate(times) if times else np.zeros(0),
+        pmt_minus_trigger_ns=np.concatenate([b.dt_ns for b in blocks]) if blocks else np.zeros(0),
         warnings=warnings,
     )

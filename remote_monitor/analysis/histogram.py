@@ -31,8 +31,20 @@ class Histogram:
     def from_dict(cls, data: dict[str, Any]) -> Histogram:
         return cls(np.asarray(data["edges"], dtype=float), np.asarray(data["counts"], dtype=np.int64))
 
+    @classmethod
+    def empty(cls, n_bins: int, lo: float, hi: float) -> Histogram:
+        """No counts yet, n_bins equal bins on [lo, hi)."""
+        if n_bins < 1 or not hi > lo:
+            raise ValueError(f"histogram needs n_bins >= 1 and hi > lo, got {n_bins}, {lo}, {hi}")
+        return cls(np.linspace(lo, hi, n_bins + 1), np.zeros(n_bins, dtype=np.int64))
 
-@njit(cache=True)
+    def fill(self, values: np.ndarray) -> None:
+        """Add values (running histogram of a point being acquired); same binning rule as fill_histogram."""
+        _fill(np.ascontiguousarray(values, dtype=np.float64), len(self.counts), float(self.edges[0]),
+              float(self.edges[-1]), self.counts)
+
+
+@njit(cache=True, nogil=True)
 def _fill(values, n_bins, lo, hi, counts):  # pragma: no cover - compiled
     scale = n_bins / (hi - lo)
     for v in values:
@@ -45,8 +57,6 @@ def _fill(values, n_bins, lo, hi, counts):  # pragma: no cover - compiled
 
 def fill_histogram(values: np.ndarray, n_bins: int, lo: float, hi: float) -> Histogram:
     """Histogram of values in n_bins equal bins on [lo, hi); values outside and NaN are ignored."""
-    if n_bins < 1 or not hi > lo:
-        raise ValueError(f"histogram needs n_bins >= 1 and hi > lo, got {n_bins}, {lo}, {hi}")
-    counts = np.zeros(n_bins, dtype=np.int64)
-    _fill(np.ascontiguousarray(values, dtype=np.float64), n_bins, float(lo), float(hi), counts)
-    return Histogram(np.linspace(lo, hi, n_bins + 1), counts)
+    hist = Histogram.empty(n_bins, lo, hi)
+    hist.fill(values)
+    return hist

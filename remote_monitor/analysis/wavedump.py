@@ -1,22 +1,30 @@
-"""Stream CAEN WaveDump files (ASCII or binary) in bounded memory, with clear errors for broken files."""
+"""Read CAEN WaveDump files (ASCII or binary) by byte offset, in bounded memory and linear time.
+
+A reader keeps the byte offset after the last complete event, so the same reader follows a file that
+WaveDump is still writing (`read_new`) or streams a finished one (`chunks`). Every problem with the
+bytes of a file is a `WaveformFileError` naming the file and the line (ASCII) or byte (binary)."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
-from numba import njit
 
+from remote_monitor.analysis import wavedump_ascii as kernels
+from remote_monitor.analysis.units import ADC_BITS
 from remote_monitor.analysis.wavedump_writer import binary_event_dtype
 
-_INCOMPLETE, _BAD_SAMPLE = 1, 2
-_RECORD_RE = re.compile(rb"record\s*length\s*:\s*(\d+)", re.IGNORECASE)
-_EVENT_RE = re.compile(rb"event\s*number\s*:\s*(\d+)", re.IGNORECASE)
-_TTT_RE = re.compile(rb"trigger\s*time\s*stamp\s*:\s*(\d+)", re.IGNORECASE)
+MAX_RECORD_LENGTH = 1 << 22
+READ_BYTES = 64 << 20  # upper bound of one read (chunk_events events are read at a time below it)
+MAX_EVENT_BYTES = 256 << 20
+_HEAD_BYTES = 1 << 16
+_RECORD_RE = re.compile(rb"^\s*record\s*length\s*:", re.IGNORECASE)
+_EVENT_RE = re.compile(rb"^\s*event\s*number\s*:", re.IGNORECASE)
+_TTT_RE = re.compile(rb"^\s*trigger\s*time\s*stamp\s*:", re.IGNORECASE)
 
 
 class WaveformFileError(ValueError):
@@ -35,128 +43,128 @@ class WaveformChunk:
     samples: np.ndarray  # (n_events, record_length)
     event_numbers: np.ndarray
     trigger_time_tags: np.ndarray
+    offsets: np.ndarray | None = None  # byte offset of each event in its file (None: not known)
 
 
-@njit(cache=True)
-def _parse_ascii_events(buf, pos, n_header, record_length, max_events, header_spans, header_info,
-                        samples):  # pragma: no cover - compiled
-    """Parse up to max_events events from buf starting at pos.
-
-    Per header line: its byte span, a hash of its label (text before ':', case and spaces ignored) and the
-    number after ':' (-1 if none). Returns (events parsed, byte after the last complete event, status,
-    byte of the problem).
-    """
-    n = buf.shape[0]
-    for ev in range(max_events):
-        ev_start = pos
-        if pos >= n:
-            return ev, ev_start, 0, 0
-        for h in range(n_header):
-            end = pos
-            while end < n and buf[end] != 10:
-                end += 1
-            if end >= n:
-                return ev, ev_start, _INCOMPLETE, ev_start
-            header_spans[ev, h, 0] = pos
-            header_spans[ev, h, 1] = end
-            label, value, i = 0, -1, pos
-            while i < end and buf[i] != 58:  # ':'
-                c = buf[i]
-                if c not in {32, 9, 13}:
-                    label = (label * 31 + (c | 32)) % 2305843009213693951
-                i += 1
-            if i < end:
-                i += 1
-                while i < end and buf[i] == 32:
-                    i += 1
-                while i < end and 48 <= buf[i] <= 57:
-                    value = (0 if value < 0 else value * 10) + (buf[i] - 48)
-                    i += 1
-            else:
-                label = -1  # no ':' at all: not a header line
-            header_info[ev, h, 0] = label
-            header_info[ev, h, 1] = value
-            pos = end + 1
-        for s in range(record_length):
-            line_start = pos
-            while pos < n and buf[pos] == 32:
-                pos += 1
-            value = 0
-            digits = 0
-            while pos < n and 48 <= buf[pos] <= 57:
-                value = value * 10 + (buf[pos] - 48)
-                digits += 1
-                pos += 1
-            while pos < n and (buf[pos] == 32 or buf[pos] == 13):
-                pos += 1
-            if pos >= n:
-                return ev, ev_start, _INCOMPLETE, ev_start
-            if buf[pos] != 10 or digits == 0:
-                return ev, ev_start, _BAD_SAMPLE, line_start
-            samples[ev, s] = value
-            pos += 1
-    return max_events, pos, 0, 0
+@dataclass
+class _AsciiLayout:
+    labels: np.ndarray
+    names: list[bytes]
+    record_length: int
+    length_line: int
+    number_line: int
+    ttt_line: int
+    first_event_bytes: int
 
 
 class WaveDumpReader:
-    """Iterate over a WaveDump file chunk by chunk; `.warnings` collects dropped truncated events."""
+    """Events of one channel file, read from `offset` on; `.warnings` collects dropped truncated events."""
 
     def __init__(self, path: Path, record_length: int | None = None, header: bool | None = None,
-                 chunk_events: int = 2048, channel: int | None = None) -> None:
+                 chunk_events: int = 2048, channel: int | None = None, sample_bytes: int = 2,
+                 adc_bits: int = ADC_BITS) -> None:
         self.path = Path(path)
         self.binary = self.path.suffix.lower() == ".dat"
         self.header = True if header is None else header
         self.record_length = record_length
         self.chunk_events = max(1, chunk_events)
         self.channel = channel if channel is not None else _channel_from_name(self.path)
+        self.sample_bytes = sample_bytes
+        self.max_adc = (1 << adc_bits) - 1
         self.warnings: list[str] = []
         self.events_read = 0
+        self.offset = 0
+        self._ascii: _AsciiLayout | None = None
+        if sample_bytes not in (1, 2):
+            raise WaveformFileError(self.path, "file", f"sample_bytes must be 1 or 2, got {sample_bytes}")
         if self.binary and not self.header and record_length is None:
             raise WaveformFileError(self.path, "file", "binary file without header needs record_length")
 
     def _fail(self, where: str, reason: str) -> WaveformFileError:
         return WaveformFileError(self.path, where, reason)
 
+    # ---- public -----------------------------------------------------------------------------------
     def chunks(self) -> Iterator[WaveformChunk]:
-        """Events in chunks of at most chunk_events."""
+        """All events from the start of the file; a truncated last event is dropped with a warning."""
         self.warnings.clear()
-        self.events_read = 0
-        with open(self.path, "rb") as fh:
-            if not fh.read(1):
+        self.events_read = self.offset = 0
+        yield from self.read_new(final=True)
+
+    def read_new(self, final: bool = False) -> Iterator[WaveformChunk]:
+        """The complete events written since the last call (from `offset` to the current end of file).
+
+        With final=True the bytes left after the last complete event are reported as a truncated event."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        except OSError as exc:
+            raise self._fail("file", f"cannot open: {exc.strerror or exc}") from None
+        try:
+            yield from self._read(fd, final)
+        finally:
+            os.close(fd)
+
+    # ---- reading ----------------------------------------------------------------------------------
+    def _pread(self, fd: int, size: int, offset: int) -> bytes:
+        try:
+            return os.pread(fd, size, offset)
+        except (OSError, OverflowError, MemoryError) as exc:
+            raise self._fail(f"byte {offset}", f"read failed: {exc}") from None
+
+    def _read(self, fd: int, final: bool) -> Iterator[WaveformChunk]:
+        if self.offset == 0 and not self._pread(fd, 1, 0):
+            if final:
                 raise self._fail("byte 0", "empty file")
-            fh.seek(0)
-            yield from (self._binary_chunks(fh) if self.binary else self._ascii_chunks(fh))
+            return
+        if self.binary:
+            yield from self._binary(fd, final)
+        else:
+            yield from self._ascii_events(fd, final)
+
+    def _truncated(self, what: str, left: int, of: int | None = None) -> None:
+        total = f" of {of}" if of else ""
+        self.warnings.append(f"{self.path.name}: truncated last event at {what} dropped ({left}{total} bytes "
+                             "of an incomplete event)")
 
     # ---- binary -----------------------------------------------------------------------------------
-    def _binary_chunks(self, fh: BinaryIO) -> Iterator[WaveformChunk]:
+    def _binary_dtype(self, fd: int) -> np.dtype | None:
         if self.header:
-            first = np.frombuffer(fh.read(24), dtype="<u4")
-            if first.size < 6:
-                self.warnings.append(f"{self.path.name}: truncated event at byte 0 dropped (file shorter "
-                                     "than one event header)")
-                return
+            head = self._pread(fd, 24, 0)
+            if len(head) < 24:
+                return None
+            first = np.frombuffer(head, dtype="<u4")
             size = int(first[0])
-            if size <= 24 or (size - 24) % 2:
-                raise self._fail("byte 0", f"event size field {size} is not 24 + 2 * record length")
-            if self.record_length is not None and (size - 24) // 2 != self.record_length:
-                raise self._fail("byte 0", f"record length {(size - 24) // 2} != expected {self.record_length}")
-            self.record_length = (size - 24) // 2
-            fh.seek(0)
-        dtype = binary_event_dtype(int(self.record_length), self.header)  # type: ignore[arg-type]
-        offset = 0
+            length, rest = divmod(size - 24, self.sample_bytes)
+            if size <= 24 or rest or length > MAX_RECORD_LENGTH:
+                raise self._fail("byte 0", f"event size field {size} is not 24 + {self.sample_bytes} x record "
+                                 "length")
+            if self.record_length is not None and length != self.record_length:
+                raise self._fail("byte 0", f"record length {length} != expected {self.record_length}")
+            self.record_length = length
+        if not 0 < int(self.record_length or 0) <= MAX_RECORD_LENGTH:
+            raise self._fail("file", f"record length {self.record_length} out of range")
+        return binary_event_dtype(int(self.record_length), self.header,  # type: ignore[arg-type]
+                                  self.sample_bytes)
+
+    def _binary(self, fd: int, final: bool) -> Iterator[WaveformChunk]:
+        dtype = self._binary_dtype(fd)
+        if dtype is None:
+            if final:
+                self._truncated("byte 0", os.fstat(fd).st_size, 24)
+            return
+        per_read = max(1, min(self.chunk_events, READ_BYTES // dtype.itemsize))
         while True:
-            data = fh.read(dtype.itemsize * self.chunk_events)
-            if not data:
-                return
+            data = self._pread(fd, dtype.itemsize * per_read, self.offset)
             n = len(data) // dtype.itemsize
-            if len(data) % dtype.itemsize:
-                self.warnings.append(f"{self.path.name}: truncated last event at byte {offset + n * dtype.itemsize} "
-                                     f"dropped ({len(data) % dtype.itemsize} of {dtype.itemsize} bytes)")
+            if n == 0:
+                if final and data:
+                    self._truncated(f"byte {self.offset}", len(data), dtype.itemsize)
+                return
             events = np.frombuffer(data, dtype=dtype, count=n)
+            samples = events["samples"]
             if self.header:
                 bad = np.flatnonzero(events["size"] != dtype.itemsize)
                 if bad.size:
-                    at = offset + int(bad[0]) * dtype.itemsize
+                    at = self.offset + int(bad[0]) * dtype.itemsize
                     raise self._fail(f"byte {at}", f"event size field {int(events['size'][bad[0]])} != "
                                      f"{dtype.itemsize} of the first event (record length changed or corrupt)")
                 numbers = events["counter"].astype(np.int64)
@@ -164,105 +172,119 @@ class WaveDumpReader:
             else:
                 numbers = np.arange(self.events_read, self.events_read + n, dtype=np.int64)
                 tags = np.zeros(n, dtype=np.int64)
-            offset += n * dtype.itemsize
+            if samples.size and int(samples.max()) > self.max_adc:
+                ev, s = np.argwhere(samples > self.max_adc)[0]
+                at = self.offset + int(ev) * dtype.itemsize + (24 if self.header else 0) + int(s) * self.sample_bytes
+                raise self._fail(f"byte {at}", f"ADC sample {int(samples[ev, s])} above the "
+                                 f"{self.max_adc.bit_length()}-bit range (max {self.max_adc})")
+            offsets = self.offset + np.arange(n, dtype=np.int64) * dtype.itemsize
+            self.offset += n * dtype.itemsize
             self.events_read += n
-            if n:
-                yield WaveformChunk(self.channel, events["samples"], numbers, tags)
+            yield WaveformChunk(self.channel, samples, numbers, tags, offsets)
+            if n < per_read:
+                if final and len(data) % dtype.itemsize:
+                    self._truncated(f"byte {self.offset}", len(data) % dtype.itemsize, dtype.itemsize)
+                return
 
     # ---- ASCII ------------------------------------------------------------------------------------
-    def _ascii_layout(self, head: bytes) -> tuple[int, int, list[bytes]]:
-        """Header line count, record length and header labels, from the first event."""
-        lines = head.split(b"\n")
-        labels: list[bytes] = []
-        record_length = None
-        for line in lines[:-1]:
-            text = line.strip()
-            if text.isdigit():
-                break
-            if b":" not in text:
-                raise self._fail(f"line {len(labels) + 1}", f"expected a header line, found {text[:40]!r}")
-            labels.append(text.split(b":", 1)[0].strip().lower())
-            match = _RECORD_RE.search(text)
-            if match:
-                record_length = int(match.group(1))
-        else:
-            raise self._fail("line 1", "no complete event header found (not a WaveDump ASCII file?)")
-        if record_length is None:
+    def _ascii_layout(self, fd: int, final: bool) -> _AsciiLayout | None:
+        head = self._pread(fd, _HEAD_BYTES, 0)
+        found = kernels.header_layout(head)
+        if found is None:
+            if len(head) == _HEAD_BYTES or final:
+                first = head.split(b"\n")[0].strip()
+                if b":" not in first:
+                    raise self._fail("line 1", f"expected a header line, found {first[:40]!r}")
+                raise self._fail("line 1", "no complete event header found (not a WaveDump ASCII file?)")
+            return None
+        names, labels = found
+        for i, name in enumerate(names):
+            if b":" not in name:
+                raise self._fail(f"line {i + 1}", f"expected a header line, found {name.strip()[:40]!r}")
+        index = {key: next((i for i, n in enumerate(names) if rx.match(n)), -1)
+                 for key, rx in (("length", _RECORD_RE), ("number", _EVENT_RE), ("ttt", _TTT_RE))}
+        if index["length"] < 0:
             raise self._fail("line 1", "no 'Record Length:' in the event header")
-        if self.record_length is not None and record_length != self.record_length:
-            raise self._fail("line 1", f"record length {record_length} != expected {self.record_length}")
-        return len(labels), record_length, labels
+        text = names[index["length"]].split(b":", 1)[1].strip()
+        length = int(text) if text.isdigit() and len(text) < 9 else -1
+        if not 0 < length <= MAX_RECORD_LENGTH:
+            raise self._fail(f"line {index['length'] + 1}", f"record length {text[:20]!r} out of range")
+        if self.record_length is not None and length != self.record_length:
+            raise self._fail("line 1", f"record length {length} != expected {self.record_length}")
+        event_bytes = sum(len(n) + 1 for n in names) + 6 * length
+        return _AsciiLayout(labels, names, length, index["length"], index["number"], index["ttt"], event_bytes)
 
-    def _ascii_chunks(self, fh: BinaryIO) -> Iterator[WaveformChunk]:
-        head = fh.read(4096)
-        n_header, length, labels = self._ascii_layout(head)
-        self.record_length = length
-        fh.seek(0)
-        block_bytes = max(1 << 16, self.chunk_events * (length + n_header) * 7)
-        buf = b""
-        line_base = 1  # line number of buf[0]
-        eof = False
-        spans = np.zeros((self.chunk_events, n_header, 2), dtype=np.int64)
-        info = np.zeros((self.chunk_events, n_header, 2), dtype=np.int64)
-        samples = np.zeros((self.chunk_events, length), dtype=np.uint16)
-        self._expected_labels: np.ndarray | None = None
+    def _ascii_events(self, fd: int, final: bool) -> Iterator[WaveformChunk]:
+        if self._ascii is None:
+            self._ascii = self._ascii_layout(fd, final)
+            if self._ascii is None:
+                return
+        lay = self._ascii
+        self.record_length = lay.record_length
+        events = max(1, min(self.chunk_events, READ_BYTES // lay.first_event_bytes))
+        read_size = int(events * lay.first_event_bytes * 1.05) + 4096
         while True:
-            if not eof:
-                more = fh.read(block_bytes)
-                eof = not more
-                buf += more
-            arr = np.frombuffer(buf, dtype=np.uint8)
-            n, end, status, where = _parse_ascii_events(arr, 0, n_header, length, self.chunk_events, spans, info,
-                                                        samples)
-            if status == _BAD_SAMPLE:
-                line = line_base + int(np.count_nonzero(arr[:where] == 10))
-                text = bytes(arr[where: where + 40]).split(b"\n")[0]
-                hint = " (header in the wrong place: record length mismatch?)" if b":" in text else ""
-                raise self._fail(f"line {line}", f"expected an ADC sample, found {text!r}{hint}")
+            data = self._pread(fd, read_size, self.offset)
+            if not data:
+                return
+            buf = np.frombuffer(data, dtype=np.uint8)
+            samples = np.empty((events, lay.record_length), dtype=np.uint16)
+            numbers = np.full(events, -1, dtype=np.int64)
+            tags = np.zeros(events, dtype=np.int64)
+            starts = np.zeros(events, dtype=np.int64)
+            n, end, status, where = kernels.parse_events(
+                buf, 0, lay.labels, lay.length_line, lay.number_line, lay.ttt_line, lay.record_length,
+                self.max_adc, samples, numbers, tags, starts)
+            if status not in (kernels.OK, kernels.INCOMPLETE):
+                self._raise_ascii(buf, status, where, n)
             if n:
-                yield self._ascii_chunk(arr, n, spans, info, samples, labels, line_base)
-                line_base += int(np.count_nonzero(arr[:end] == 10))
-                buf = buf[end:]
-            elif status == _INCOMPLETE and eof:
-                if buf.strip():
-                    self.warnings.append(f"{self.path.name}: truncated last event at line {line_base} dropped "
-                                         f"({len(buf)} bytes of an incomplete event)")
-                return
-            elif not buf and eof:
-                return
+                if lay.number_line < 0:
+                    numbers[:n] = np.arange(self.events_read, self.events_read + n)
+                offsets = starts[:n] + self.offset
+                self.offset += end
+                self.events_read += n
+                yield WaveformChunk(self.channel, samples[:n], numbers[:n], tags[:n], offsets)
+                continue
+            if len(data) == read_size and read_size < MAX_EVENT_BYTES:  # one event longer than a read
+                read_size *= 2
+                continue
+            if final and data.strip():
+                self._truncated(f"line {self._line_at(buf, 0)}", len(data))
+            return
 
-    def _ascii_chunk(self, arr: np.ndarray, n: int, spans: np.ndarray, info: np.ndarray, samples: np.ndarray,
-                     labels: list[bytes], line_base: int) -> WaveformChunk:
-        """Check every event's header against the first one (vectorised) and pick event number and time tag."""
-        if self._expected_labels is None:
-            self._expected_labels = info[0, :, 0].copy()
-        bad = np.argwhere(info[:n, :, 0] != self._expected_labels)
-        if bad.size:
-            ev, h = (int(x) for x in bad[0])
-            start = int(spans[ev, h, 0])
-            line = bytes(arr[start: spans[ev, h, 1]])
-            at = line_base + int(np.count_nonzero(arr[:start] == 10))
-            raise self._fail(f"line {at}", f"expected header {labels[h].decode(errors='replace')!r}, found "
-                             f"{line[:40]!r} (record length mismatch or corrupt event)")
+    def _line_at(self, buf: np.ndarray, where: int) -> int:
+        lay = self._ascii
+        assert lay is not None
+        before = self.events_read * (len(lay.names) + lay.record_length)
+        return before + 1 + int(np.count_nonzero(buf[:where] == 10))
 
-        def column(pattern: re.Pattern[bytes]) -> np.ndarray | None:
-            index = next((i for i, label in enumerate(labels) if pattern.search(label + b":0")), None)
-            return None if index is None else info[:n, index, 1]
+    def _raise_ascii(self, buf: np.ndarray, status: int, where: int, n: int) -> None:
+        lay = self._ascii
+        assert lay is not None
+        line = f"line {self._line_at(buf, where)}"
+        text = bytes(buf[where: where + 60]).split(b"\n")[0].strip()
+        if status == kernels.BAD_SAMPLE:
+            hint = " (header in the wrong place: record length mismatch?)" if b":" in text else ""
+            raise self._fail(line, f"expected an ADC sample, found {text[:40]!r}{hint}")
+        if status == kernels.OUT_OF_RANGE:
+            raise self._fail(line, f"ADC sample {text[:20].decode(errors='replace')} above the "
+                             f"{self.max_adc.bit_length()}-bit range (max {self.max_adc})")
+        if status == kernels.LENGTH_CHANGED:
+            value = text.split(b":", 1)[-1].strip()[:20].decode(errors="replace")
+            raise self._fail(line, f"record length changes from {lay.record_length} to {value!r} "
+                             f"(event {self.events_read + n})")
+        index = self._header_index(buf, where)
+        expected = lay.names[index].strip().split(b":")[0].decode(errors="replace") if index >= 0 else "?"
+        raise self._fail(line, f"expected header {expected!r}, found {text[:40]!r} (record length mismatch "
+                         "or corrupt event)")
 
-        lengths = column(_RECORD_RE)
-        if lengths is not None and np.any(lengths != self.record_length):
-            ev = int(np.flatnonzero(lengths != self.record_length)[0])
-            raise self._fail(f"event {self.events_read + ev}", f"record length {int(lengths[ev])} "
-                             f"!= {self.record_length} of the first event")
-        numbers = column(_EVENT_RE)
-        tags = column(_TTT_RE)
-        first = self.events_read
-        self.events_read += n
-        return WaveformChunk(
-            self.channel, samples[:n].copy(),
-            numbers.copy() if numbers is not None else np.arange(first, first + n, dtype=np.int64),
-            tags.copy() if tags is not None else np.zeros(n, dtype=np.int64),
-        )
+    def _header_index(self, buf: np.ndarray, where: int) -> int:
+        """Which header line of its event the line at byte `where` should have been."""
+        lay = self._ascii
+        assert lay is not None
+        line = self._line_at(buf, where) - 1
+        index = line % (len(lay.names) + lay.record_length)
+        return index if index < len(lay.names) else -1
 
 
 def _channel_from_name(path: Path) -> int:

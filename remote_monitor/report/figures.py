@@ -9,7 +9,7 @@ from typing import Any
 
 # Okabe-Ito colours (safe for the common colour-vision deficiencies); every status also has a text label.
 STATUS_COLOURS = {"healthy": "#009E73", "poor": "#E69F00", "error": "#D55E00", "uncertain": "#56B4E9",
-                  "no_data": "#9E9E9E"}
+                  "no_data": "#9E9E9E", "acquiring": "#0072B2"}
 VERDICT_COLOURS = {"pass": "#009E73", "check": "#E69F00", "fail": "#D55E00", "in progress": "#0072B2"}
 #: fit components by name; the total fit is blue (#0072B2), the reference overlay reddish purple (#CC79A7),
 #: the data black: no two series of a spectrum share a colour

@@ -19,6 +19,7 @@ from typing import Any
 
 from remote_monitor.service import command_signing
 from remote_monitor.service.commands import CommandProcessor
+from remote_monitor.service.live import LiveFollowing
 from remote_monitor.service.notify import Notifier
 from remote_monitor.service.out_lock import OutLock
 from remote_monitor.service.problems import Problems, printable, quarantine
@@ -101,6 +102,7 @@ class Monitor:
         self._stop = threading.Event()
         self._pool: ProcessPoolExecutor | None = None
         self.processed_count = 0
+        self.live = LiveFollowing(cfg, self.store)
 
     # ---- life cycle -------------------------------------------------------------------------------
     def request_stop(self, *_: Any) -> None:
@@ -254,6 +256,8 @@ class Monitor:
                 self._guard(f"point {key.label}", self._consider, key, now)
         self._guard("collecting results", self._collect, False)
         self.notifier.watch(k.label for k in self._inflight)
+        for key, provisional in self._guard("following growing files", self.live.poll, failed=[]):
+            self._guard(f"provisional result of {key.label}", self._record_provisional, key, provisional)
         if self._archive_due:
             self._guard("archive requests", self._send_due_archives)
 
@@ -328,6 +332,7 @@ class Monitor:
         if seen is None or seen[0] != prints:
             self._seen[key] = (prints, now)
             if self.quiet > 0:
+                self.live.follow(key, sources, None if self._inflight else self._pool)
                 return
             seen = self._seen[key]
         quiet_for = now - seen[1]
@@ -342,11 +347,12 @@ class Monitor:
         if stored is not None and stored.get("source_files") == prints:
             return
         assert self._pool is not None
+        job = self.live.final_job(key, sources, prints) or (process_job, key, sources, self.cfg)
         try:
-            future = self._pool.submit(process_job, key, sources, self.cfg)
+            future = self._pool.submit(*job)
         except BrokenProcessPool:
             self._pool = self._new_pool()
-            future = self._pool.submit(process_job, key, sources, self.cfg)
+            future = self._pool.submit(*job)
         self._inflight[key] = (future, prints)
         log.info("processing %s", key.label)
 
@@ -399,11 +405,17 @@ class Monitor:
         self._unwritten.pop(key, None)
         previous = self.store.read_point(key)
         scan = record_point(self.store, key, result, self.cfg)
+        self.live.done(key)
         self._journal(key, result)
         self._publish(key.serial)
         self._guard("notifications", self.notifier.point_recorded, self.store, key, result, previous, scan,
                     self.publisher.mirror)
         return True
+
+    def _record_provisional(self, key: PointKey, provisional: dict[str, Any]) -> None:
+        """The live spectrum and provisional gain of a point being acquired (replaced by the final result)."""
+        record_point(self.store, key, provisional, self.cfg)
+        self._publish(key.serial)
 
     def _journal(self, key: PointKey, result: dict[str, Any]) -> None:
         self.journal.parent.mkdir(parents=True, exist_ok=True)

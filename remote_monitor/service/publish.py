@@ -58,6 +58,23 @@ class Publisher:
             live=self.live,
         )
 
+    def _summary(self, serial: str, scan_id: str, fresh: bool) -> dict[str, Any]:
+        """A scan's index row; kept per scan in <out>/state/summaries so that publishing one PMT's point does
+        not re-read every point of every other scan (fresh=True: computed from the points and saved)."""
+        path = self.store.out_root / "state" / "summaries" / f"{serial}_{scan_id}.json"
+        if not fresh:
+            cached = read_json(path)
+            if isinstance(cached, dict) and cached.get("serial") == serial and cached.get("scan_id") == scan_id:
+                return cached
+        summary = report.summarize_scan(
+            self.store.read_scan(serial, scan_id) or {"serial": serial, "scan_id": scan_id, "state": "live"},
+            self.store.points(serial, scan_id),
+            healthy_band=self.cfg.gain.healthy_band,
+            target_gain=self.cfg.gain.target,
+        )
+        atomic_write_json(path, summary)
+        return summary
+
     def publish(self, serial: str | None = None) -> None:
         """Re-render the pages of one PMT (all PMTs if None), then the index and version.json."""
         self.reports_dir.mkdir(parents=True, exist_ok=True)
@@ -74,15 +91,7 @@ class Publisher:
                 self._write_if_changed(page_name(sn, scan_id), page, versions)
                 if scan_id == scan_ids[0]:
                     self._write_if_changed(page_name(sn), page, versions)
-        summaries = [
-            report.summarize_scan(
-                self.store.read_scan(sn, scan_id) or {"serial": sn, "scan_id": scan_id, "state": "live"},
-                self.store.points(sn, scan_id),
-                healthy_band=self.cfg.gain.healthy_band,
-                target_gain=self.cfg.gain.target,
-            )
-            for sn, scan_id in scans
-        ]
+        summaries = [self._summary(sn, scan_id, fresh=serial is None or sn == serial) for sn, scan_id in scans]
         generated = max((s.get("updated_at") or "" for s in summaries), default="")
         index = report.render_index_page(summaries, generated_at=generated, live=self.live,
                                          problems=load_problems(self.store.out_root))

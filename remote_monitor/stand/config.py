@@ -51,6 +51,8 @@ class MonitorSettings:
     max_command_lifetime_seconds: float = 86400.0  # commands expiring later than this after issue are rejected
     inbox_max_files: int = 200  # POST /commands answers 429 while the inbox holds this many files
     receipts_keep: int = 1000  # newest receipts kept in each of commands/done and commands/rejected
+    follow: bool = True  # read growing files as WaveDump writes them (provisional gain, fast final result)
+    provisional_seconds: float = 5.0  # provisional fit of a point being acquired at most this often
 
 
 @dataclass(frozen=True)

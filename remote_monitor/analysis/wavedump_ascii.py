@@ -1,0 +1,137 @@
+"""numba kernels that parse WaveDump ASCII bytes by offset: one pass, header checks and ADC range included."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+OK, INCOMPLETE, BAD_SAMPLE, BAD_HEADER, OUT_OF_RANGE, LENGTH_CHANGED = 0, 1, 2, 3, 4, 5
+_MAX_DIGITS = 18
+_TEN = np.uint64(10)
+
+
+@njit(cache=True, nogil=True)
+def line_info(buf, start, end):  # pragma: no cover - compiled
+    """(label hash, number) of a header line buf[start:end].
+
+    The label is the text before the first ':' (case, spaces, tabs and CR ignored); the number is the
+    first run of digits after ':' (-1 if none). A line without ':' has label -1."""
+    label, value, i = 0, -1, start
+    while i < end and buf[i] != 58:  # ':'
+        c = buf[i]
+        if c not in {32, 9, 13}:
+            label = label * 31 + (c | 32)  # wraps around: a hash
+        i += 1
+    if i >= end:
+        return -1, -1
+    i += 1
+    while i < end and (buf[i] == 32 or buf[i] == 9):
+        i += 1
+    digits = 0
+    while i < end and 48 <= buf[i] <= 57 and digits < _MAX_DIGITS:
+        value = (0 if value < 0 else value * 10) + (buf[i] - 48)
+        digits += 1
+        i += 1
+    return label, value
+
+
+@njit(cache=True, nogil=True)
+def parse_events(buf, pos, labels, length_line, number_line, ttt_line, record_length, max_adc,
+                 samples, numbers, tags, starts):  # pragma: no cover - compiled
+    """Parse whole events from buf[pos:] into samples/numbers/tags/starts (at most len(numbers) events).
+
+    Every header line must carry the label of the first event's line; the record-length line its value.
+    Returns (events parsed, byte after the last complete event, status, byte where the problem starts).
+    An event cut by the end of buf is not counted (status INCOMPLETE): the caller reads on from there."""
+    n = buf.shape[0]
+    n_header = labels.shape[0]
+    for ev in range(numbers.shape[0]):
+        ev_start = pos
+        if pos >= n:
+            return ev, ev_start, OK, 0
+        starts[ev] = pos
+        for h in range(n_header):
+            end = pos
+            while end < n and buf[end] != 10:
+                end += 1
+            if end >= n:
+                return ev, ev_start, INCOMPLETE, ev_start
+            label, value = line_info(buf, pos, end)
+            if label != labels[h]:
+                return ev, ev_start, BAD_HEADER, pos
+            if h == length_line and value != record_length:
+                return ev, ev_start, LENGTH_CHANGED, pos
+            if h == number_line:
+                numbers[ev] = value
+            if h == ttt_line:
+                tags[ev] = value
+            pos = end + 1
+        for s in range(record_length):
+            if pos + 8 <= n:  # fast path: up to 6 digits then LF, decoded without data-dependent branches
+                d0 = np.int64(buf[pos]) - 48
+                d1 = np.int64(buf[pos + 1]) - 48
+                d2 = np.int64(buf[pos + 2]) - 48
+                d3 = np.int64(buf[pos + 3]) - 48
+                d4 = np.int64(buf[pos + 4]) - 48
+                d5 = np.int64(buf[pos + 5]) - 48
+                k0 = np.int64(np.uint64(d0) < _TEN)
+                k1 = k0 * np.int64(np.uint64(d1) < _TEN)
+                k2 = k1 * np.int64(np.uint64(d2) < _TEN)
+                k3 = k2 * np.int64(np.uint64(d3) < _TEN)
+                k4 = k3 * np.int64(np.uint64(d4) < _TEN)
+                k5 = k4 * np.int64(np.uint64(d5) < _TEN)
+                width = k0 + k1 + k2 + k3 + k4 + k5
+                v = d0 * k0
+                v = v * (1 + 9 * k1) + d1 * k1
+                v = v * (1 + 9 * k2) + d2 * k2
+                v = v * (1 + 9 * k3) + d3 * k3
+                v = v * (1 + 9 * k4) + d4 * k4
+                v = v * (1 + 9 * k5) + d5 * k5
+                if 0 < width < 6 and buf[pos + width] == 10:
+                    if v > max_adc:
+                        return ev, ev_start, OUT_OF_RANGE, pos
+                    samples[ev, s] = v
+                    pos += width + 1
+                    continue
+            line_start = pos
+            while pos < n and buf[pos] == 32:
+                pos += 1
+            value = 0
+            digits = 0
+            while pos < n:
+                c = buf[pos]
+                if c < 48 or c > 57:
+                    break
+                if digits < _MAX_DIGITS:
+                    value = value * 10 + (c - 48)
+                digits += 1
+                pos += 1
+            while pos < n and (buf[pos] == 32 or buf[pos] == 13):
+                pos += 1
+            if pos >= n:
+                return ev, ev_start, INCOMPLETE, ev_start
+            if buf[pos] != 10 or digits == 0:
+                return ev, ev_start, BAD_SAMPLE, line_start
+            if value > max_adc:
+                return ev, ev_start, OUT_OF_RANGE, line_start
+            samples[ev, s] = value
+            pos += 1
+    return numbers.shape[0], pos, OK, 0
+
+
+def header_layout(head: bytes) -> tuple[list[bytes], np.ndarray] | None:
+    """Header lines of the first event (up to the first sample line) and their label hashes.
+
+    None if head ends before the first sample line. Lines are returned without the line end."""
+    lines: list[bytes] = []
+    for line in head.split(b"\n")[:-1]:
+        text = line.strip()
+        if text.isdigit():
+            arr = np.frombuffer(b"\n".join(lines) + b"\n", dtype=np.uint8)
+            hashes, pos = [], 0
+            for item in lines:
+                hashes.append(line_info(arr, pos, pos + len(item))[0])
+                pos += len(item) + 1
+            return lines, np.array(hashes, dtype=np.int64)
+        lines.append(line)
+    return None

@@ -1,0 +1,168 @@
+"""Points while they are acquired: follow their files, publish a provisional gain every few seconds, and
+give the final result from the running histogram as soon as the files are quiet (no full re-read).
+
+The monitor calls `follow` while a point's files change, `final_job` when they are quiet, `poll` every
+tick and `done` once the final result is recorded. Fits run in the monitor's worker processes."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from remote_monitor.analysis.wavedump import WaveformFileError
+from remote_monitor.service.follower import PointFollower
+from remote_monitor.service.store import ResultsStore, atomic_write_json, now_iso, read_json
+from remote_monitor.stand.config import Config
+from remote_monitor.stand.layout import ROOT_SOURCE, PointKey
+
+log = logging.getLogger("remote_monitor")
+
+
+def _fit(summary_hist: dict[str, Any], cfg: Config) -> dict[str, Any]:
+    from remote_monitor.analysis.histogram import Histogram
+    from remote_monitor.analysis.spe_fit import fit_spe
+
+    fit = fit_spe(Histogram.from_dict(summary_hist), model=cfg.fit.model, n_pe_max=cfg.fit.n_pe_max,
+                  exponential=cfg.fit.exponential, min_events=cfg.fit.min_events)
+    return fit.to_dict()
+
+
+def result_from_summary(key: PointKey, prints: dict[str, Any], summary: dict[str, Any], cfg: Config,
+                        provisional: bool) -> dict[str, Any]:
+    """A point's result from its running histogram (what `processing.process_point` gives after a full read)."""
+    from remote_monitor.service.processing import base_result, classify
+
+    started = time.perf_counter()
+    result = base_result(key, {} if provisional else prints)
+    result.update(events=summary["n_events"], selected_events=summary["n_selected"],
+                  warnings=list(summary["warnings"]), histogram=summary["histogram"])
+    result["fit"] = fit = _fit(summary["histogram"], cfg)
+    if provisional:
+        gain = fit.get("gain") if fit.get("status") == "ok" else None
+        result["status"] = "acquiring"
+        result["acquiring"] = {"events": summary["n_events"], "gain": gain, "gain_err": fit.get("gain_err"),
+                               "fit_status": fit.get("status"), "updated_at": now_iso()}
+        result["reason"] = (f"acquiring: {summary['n_events']} events, provisional gain {gain:.4g} ± "
+                            f"{fit.get('gain_err') or 0:.2g}" if gain is not None else
+                            f"acquiring: {summary['n_events']} events, no provisional gain yet ({fit.get('status')})")
+    else:
+        result["status"], result["reason"] = classify(fit, cfg, key.kind)
+        truncated = [w for w in summary["warnings"] if "truncated" in w.lower()]
+        if truncated:
+            result["status"] = "error"
+            result["reason"] = f"truncated waveform file ({result['reason']}): {truncated[0]}"
+        if summary.get("reference") is not None:
+            ref = _fit(summary["reference"], cfg)
+            result["reference"] = {"gain": ref["gain"], "gain_err": ref["gain_err"], "status": ref["status"]}
+        result["followed"] = True
+    result["processed_at"] = now_iso()
+    result["processing_seconds"] = round(time.perf_counter() - started, 3)
+    return result
+
+
+class LiveFollowing:
+    """Followers of the points being acquired, their provisional fits and saved states."""
+
+    def __init__(self, cfg: Config, store: ResultsStore) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.state_dir = store.out_root / "state" / "follow"
+        self.followers: dict[PointKey, PointFollower] = {}
+        self.broken: set[PointKey] = set()
+        self._last_fit: dict[PointKey, tuple[float, int]] = {}
+        self._provisional: dict[PointKey, Future] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self.cfg.monitor.follow
+
+    def _state_path(self, key: PointKey) -> Path:
+        return self.state_dir / f"{key.serial}_{key.scan_id}_{key.point}.json"
+
+    def _follower(self, key: PointKey, sources: dict[str, Path]) -> PointFollower | None:
+        if key in self.broken or ROOT_SOURCE in sources:
+            return None
+        files = {int(ch): path for ch, path in sources.items()}
+        follower = self.followers.get(key)
+        if follower is not None and follower.files == {ch: files.get(ch) for ch in follower.files}:
+            return follower
+        try:
+            follower = PointFollower(files, self.cfg)
+        except (WaveformFileError, ValueError):  # a required channel has no file yet
+            return None
+        saved = read_json(self._state_path(key))
+        if saved is not None and follower.restore(saved):
+            log.info("%s: resumed at %d events from the saved state", key.label, follower.n_events)
+        self.followers[key] = follower
+        self._last_fit.setdefault(key, (time.monotonic(), follower.n_events))  # first fit after a while
+        return follower
+
+    def follow(self, key: PointKey, sources: dict[str, Path], pool: ProcessPoolExecutor | None) -> None:
+        """Read what was written since the last look; a provisional fit every provisional_seconds.
+
+        pool None: the workers are busy with final results, which go first (no provisional fit now)."""
+        if not self.enabled:
+            return
+        follower = self._follower(key, sources)
+        if follower is None:
+            return
+        try:
+            follower.update()
+        except (WaveformFileError, OSError) as exc:
+            log.info("%s: not followed any more (%s); processed when quiet", key.label, exc)
+            self.broken.add(key)
+            self.followers.pop(key, None)
+            return
+        last_time, last_events = self._last_fit.get(key, (0.0, -1))
+        due = time.monotonic() - last_time >= self.cfg.monitor.provisional_seconds
+        if pool is not None and due and follower.n_events != last_events and key not in self._provisional:
+            self._last_fit[key] = (time.monotonic(), follower.n_events)
+            self._provisional[key] = pool.submit(result_from_summary, key, {}, follower.summary(), self.cfg, True)
+            self._save(key, follower)
+
+    def _save(self, key: PointKey, follower: PointFollower) -> None:
+        try:
+            atomic_write_json(self._state_path(key), follower.state())
+        except OSError as exc:
+            log.warning("%s: follower state not saved: %s", key.label, exc)
+
+    def final_job(self, key: PointKey, sources: dict[str, Path], prints: dict[str, Any]) -> tuple[Any, ...] | None:
+        """(function, args) giving the final result from the running histogram; None: process in full."""
+        if not self.enabled:
+            return None
+        follower = self._follower(key, sources) if key in self.followers or self._state_path(key).exists() else None
+        if follower is None:
+            return None
+        try:
+            follower.update(final=True)
+        except (WaveformFileError, OSError):
+            self.done(key)
+            return None  # the full processing gives the error result with its reason
+        provisional = self._provisional.pop(key, None)
+        if provisional is not None:
+            provisional.cancel()  # the final fit need not wait behind it
+        return result_from_summary, key, prints, follower.summary(), self.cfg, False
+
+    def poll(self) -> list[tuple[PointKey, dict[str, Any]]]:
+        """Provisional results that are ready (those of points already final are dropped)."""
+        ready = []
+        for key, future in list(self._provisional.items()):
+            if not future.done():
+                continue
+            del self._provisional[key]
+            try:
+                ready.append((key, future.result()))
+            except Exception as exc:  # noqa: BLE001 - a failed provisional fit only delays the live view
+                log.info("%s: provisional fit failed: %s", key.label, exc)
+        return [(k, r) for k, r in ready if k in self.followers and not self.followers[k].finalized]
+
+    def done(self, key: PointKey) -> None:
+        """The final result of the point is recorded: forget it and its saved state."""
+        self.followers.pop(key, None)
+        self.broken.discard(key)
+        self._last_fit.pop(key, None)
+        self._provisional.pop(key, None)
+        self._state_path(key).unlink(missing_ok=True)
