@@ -178,6 +178,7 @@ def test_rendered_pages_hold_no_executable_payload() -> None:
     assert "<img src=x" not in index and "<script>window" not in index and "Problems the monitor met" in index
 
 
+@pytest.mark.browser
 def test_browser_runs_no_injected_script(tmp_path: Path) -> None:
     """Headless Chromium on the served page: the report works (its own scripts run), no payload runs."""
     from .browser_helpers import chromium
