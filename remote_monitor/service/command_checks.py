@@ -111,3 +111,13 @@ def check_command(cmd: dict[str, Any], now: datetime, key: bytes, max_lifetime: 
     except LayoutError as exc:
         raise Rejected(str(exc)) from None
 
+
+
+def nonce_of(raw: bytes) -> str | None:
+    """The nonce of a command that failed its checks, if it has a well-formed one (to name its receipt)."""
+    try:
+        cmd = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    nonce = cmd.get("nonce") if isinstance(cmd, dict) else None
+    return nonce if isinstance(nonce, str) and command_signing.NONCE_RE.fullmatch(nonce) else None

@@ -25,6 +25,7 @@ from remote_monitor.service.command_checks import (
     MAX_RAW_IN_RECEIPT,
     Rejected,
     check_command,
+    nonce_of,
     parse_command,
     read_regular,
 )
@@ -106,6 +107,8 @@ class CommandProcessor:
         receipt.update({k: cmd.get(k) for k in ("nonce", "action", "serial", "scan_id", "points", "issuer")})
         receipt.update(executed_at=self.now().isoformat(timespec="seconds"),
                        command=cmd or raw[:MAX_RAW_IN_RECEIPT].decode("utf-8", "replace"))
+        if not cmd:  # unusable, but the sender finds the receipt under its nonce
+            receipt["nonce"] = nonce_of(raw)
         self._file_receipt(path, receipt)
         if claimed:
             self.state.close_intent(cmd["nonce"])
