@@ -263,7 +263,7 @@ class Monitor:
             self._on_corrupt(exc)
         except OSError as exc:
             if exc.errno in DISK_FULL:
-                self.problems.add(where, "disk full: writing paused, retried every tick", exc=exc)
+                self.problems.add(where, f"disk full ({exc.strerror}): writing paused, retried every tick")
             else:
                 self.problems.add(where, "failed", exc=exc)
         except Exception as exc:  # the boundary: one bad event must not stop the monitor
