@@ -94,6 +94,9 @@ def test_poison_command_is_rejected_with_a_receipt_and_leaves_the_inbox(stand: d
     assert not list(inbox(stand).iterdir())
     assert len(receipts(stand, "rejected")) == 1
     assert len(json.dumps(receipts(stand, "rejected")[0])) < 10_000  # junk is not copied whole into receipts
+    if case.startswith("lone surrogate"):  # the sender finds the receipt under the command's nonce
+        nonce = json.loads(POISON[case])["nonce"]
+        assert (stand["out"] / "commands" / "rejected" / f"{nonce}.json").is_file()
     assert tree(stand["data"]) == before
     # the processor still works after the poison
     assert processor(stand).process_file(_drop(stand, signed()))["status"] == "accepted"

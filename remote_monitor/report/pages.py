@@ -49,8 +49,9 @@ def _plotly_js() -> str:
 
 
 def _script_json(obj: Any) -> str:
-    """JSON safe to embed inside <script type="application/json">."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":")).replace("</", "<\\/")
+    """JSON safe to embed inside <script type="application/json">: no '<' at all, so neither '</script>'
+    nor '<!--' (which would change how the HTML parser reads the rest of the block) can come from data."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).replace("<", "\\u003c")
 
 
 def grid_position(point: str) -> tuple[int, int]:

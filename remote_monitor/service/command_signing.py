@@ -16,7 +16,7 @@ from typing import Any
 ACTIONS = ("flag", "archive", "unflag")
 FIELDS = ("action", "serial", "scan_id", "points", "reason", "issuer", "issued_at", "expires_at", "nonce",
           "signature")
-NONCE_RE = re.compile(r"^[0-9a-f]{32}$")
+NONCE_RE = re.compile(r"[0-9a-f]{32}")  # use with fullmatch
 
 
 class KeyFileError(ValueError):
@@ -77,5 +77,8 @@ def verify_signature(cmd: dict[str, Any], key: bytes) -> bool:
     signature = cmd.get("signature")
     if not isinstance(signature, str):
         return False
-    expected = hmac.new(key, canonical_bytes(cmd), hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, signature)
+    try:
+        expected = hmac.new(key, canonical_bytes(cmd), hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected, signature)
+    except (UnicodeEncodeError, TypeError, ValueError, RecursionError):  # lone surrogates, non-ASCII signature
+        return False

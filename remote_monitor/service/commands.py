@@ -9,10 +9,8 @@ anywhere) finishes exactly that command and files its receipt, instead of callin
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import stat
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
@@ -20,60 +18,25 @@ from pathlib import Path
 from typing import Any
 
 from remote_monitor.service import command_signing
+from remote_monitor.service.command_checks import (
+    CLOCK_SKEW,
+    DEFAULT_MAX_LIFETIME,
+    MAX_COMMAND_BYTES,
+    MAX_RAW_IN_RECEIPT,
+    Rejected,
+    check_command,
+    nonce_of,
+    parse_command,
+    read_regular,
+)
 from remote_monitor.service.command_state import CommandState, locked
 from remote_monitor.service.mover import MoveCommitted, Mover
 from remote_monitor.service.store import CorruptFile, ResultsStore
 from remote_monitor.stand.layout import (
     DEFAULT_LAYOUT,
     Layout,
-    LayoutError,
     point_dir_name,
-    validate_point,
-    validate_scan_id,
-    validate_serial,
 )
-
-MAX_COMMAND_BYTES = 64 * 1024
-MAX_RAW_IN_RECEIPT = 2000
-CLOCK_SKEW = timedelta(seconds=120)
-DEFAULT_MAX_LIFETIME = timedelta(days=1)
-FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "action": (str,), "serial": (str,), "scan_id": (str,), "points": (list, type(None)), "reason": (str,),
-    "issuer": (str,), "issued_at": (str,), "expires_at": (str,), "nonce": (str,), "signature": (str,),
-}
-MAX_TEXT = {"reason": 2000, "issuer": 200}
-MAX_POINTS = 64
-
-
-class Rejected(Exception):
-    """A command fails a check; the message is the reason written into its receipt."""
-
-
-def _parse_time(text: str, name: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise Rejected(f"{name} is not an ISO 8601 time: {text[:40]!r}") from None
-    if moment.tzinfo is None:
-        raise Rejected(f"{name} has no time zone: {text[:40]!r}")
-    return moment
-
-
-def _read_regular(path: Path, limit: int) -> bytes | None:
-    """Up to limit bytes of a regular file, never following a symlink nor blocking on a FIFO; None if gone."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:  # a symlink (ELOOP) or unreadable: reported as an unusable command
-        return f"<unreadable command file: {exc.strerror}>".encode()
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return b"<not a regular file>"
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            return fh.read(limit)
-    finally:
-        os.close(fd)
 
 
 class CommandProcessor:
@@ -122,15 +85,15 @@ class CommandProcessor:
     def process_file(self, path: Path) -> dict[str, Any] | None:
         """Verify and execute one command file; returns its receipt (None if another process took it)."""
         received = self.now()
-        raw = _read_regular(path, MAX_COMMAND_BYTES + 1)
+        raw = read_regular(path, MAX_COMMAND_BYTES + 1)
         if raw is None:
             return None
         cmd: dict[str, Any] = {}
         receipt: dict[str, Any] = {"received_at": received.isoformat(timespec="seconds"), "moved": []}
         claimed = False
         try:
-            cmd = self._parse(raw)
-            self._check(cmd, received)
+            cmd = parse_command(raw)
+            check_command(cmd, received, self.key, self.max_lifetime)
             if (self.state.executing / f"{cmd['nonce']}.json").exists():
                 return self._recover_one(cmd["nonce"])  # interrupted by a crash: finish, not a replay
             self._claim(cmd, received, path)
@@ -144,6 +107,8 @@ class CommandProcessor:
         receipt.update({k: cmd.get(k) for k in ("nonce", "action", "serial", "scan_id", "points", "issuer")})
         receipt.update(executed_at=self.now().isoformat(timespec="seconds"),
                        command=cmd or raw[:MAX_RAW_IN_RECEIPT].decode("utf-8", "replace"))
+        if not cmd:  # unusable, but the sender finds the receipt under its nonce
+            receipt["nonce"] = nonce_of(raw)
         self._file_receipt(path, receipt)
         if claimed:
             self.state.close_intent(cmd["nonce"])
@@ -157,59 +122,6 @@ class CommandProcessor:
         path.unlink(missing_ok=True)
 
     # ---- checks -----------------------------------------------------------------------------------
-    @staticmethod
-    def _parse(raw: bytes) -> dict[str, Any]:
-        if len(raw) > MAX_COMMAND_BYTES:
-            raise Rejected(f"command file larger than {MAX_COMMAND_BYTES} bytes")
-        try:
-            cmd = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise Rejected(f"not a JSON command: {exc}") from None
-        except RecursionError:
-            raise Rejected("not a JSON command: nested too deeply") from None
-        if not isinstance(cmd, dict):
-            raise Rejected("command must be a JSON object")
-        unknown, missing = set(cmd) - set(FIELD_TYPES), set(FIELD_TYPES) - set(cmd)
-        if unknown or missing:
-            raise Rejected(f"wrong fields: unknown {sorted(unknown)[:10]}, missing {sorted(missing)}")
-        for name, types in FIELD_TYPES.items():
-            if not isinstance(cmd[name], types):
-                raise Rejected(f"field {name} has the wrong type")
-        points = cmd["points"] or []
-        if len(points) > MAX_POINTS or not all(isinstance(p, str) for p in points):
-            raise Rejected(f"points must be a list of at most {MAX_POINTS} point names")
-        for name in (*(n for n, t in FIELD_TYPES.items() if t == (str,)), "points"):
-            for text in (cmd[name] if name == "points" else [cmd[name]]) or []:
-                try:
-                    text.encode("utf-8")
-                except UnicodeEncodeError:
-                    raise Rejected(f"field {name} is not valid Unicode text (lone surrogate)") from None
-                if len(text) > MAX_TEXT.get(name, 100):
-                    raise Rejected(f"field {name} longer than {MAX_TEXT.get(name, 100)} characters")
-        return cmd
-
-    def _check(self, cmd: dict[str, Any], now: datetime) -> None:
-        if not command_signing.verify_signature(cmd, self.key):
-            raise Rejected("bad signature (wrong key, or the command was modified after signing)")
-        if cmd["action"] not in command_signing.ACTIONS:
-            raise Rejected(f"unknown action {cmd['action']!r}")
-        expires, issued = _parse_time(cmd["expires_at"], "expires_at"), _parse_time(cmd["issued_at"], "issued_at")
-        if now > expires:
-            raise Rejected(f"expired at {cmd['expires_at']}")
-        if issued > now + CLOCK_SKEW:
-            raise Rejected(f"issued_at {cmd['issued_at']} lies in the future")
-        if expires - issued > self.max_lifetime:
-            raise Rejected(f"lifetime {expires - issued} longer than the allowed {self.max_lifetime}")
-        if not command_signing.NONCE_RE.fullmatch(cmd["nonce"]):
-            raise Rejected("nonce must be 32 lowercase hex characters")
-        try:
-            validate_serial(cmd["serial"])
-            validate_scan_id(cmd["scan_id"])
-            for point in cmd["points"] or []:
-                validate_point(point)
-        except LayoutError as exc:
-            raise Rejected(str(exc)) from None
-
     def _claim(self, cmd: dict[str, Any], now: datetime, path: Path) -> None:
         """Use up the nonce; the intent is on disk before the nonce counts as used."""
         intent = {"command": cmd, "inbox_file": path.name, "received_at": now.isoformat(timespec="seconds"),
@@ -230,7 +142,7 @@ class CommandProcessor:
         """What belongs to one point: its folder, or for an HV point its files in the HV-check folder."""
         folder = scan / point_dir_name(point, self.layout)
         if point.startswith("HV_"):
-            return sorted(p for p in folder.glob(f"*{point}.*") if self.layout.file_re.match(p.name))
+            return sorted(p for p in folder.glob(f"*{point}.*") if self.layout.file_re.fullmatch(p.name))
         return [folder] if folder.exists() else []
 
     def _execute(self, cmd: dict[str, Any]) -> list[list[str]]:

@@ -123,8 +123,8 @@ class Monitor:
         self._pool = self._new_pool()
         observer = self._start_observer() if not self.once else None
         server = self._start_server() if self.serve else None
-        for folder in ("results", "reports", "state"):
-            for path in remove_stale_temp_files(self.out_root / folder):
+        for area in ("results", "reports", "state"):
+            for path in remove_stale_temp_files(self.out_root / area):
                 log.info("removed %s, left by an interrupted write", path)
         self._guard("recovery of interrupted commands", self._recover_commands)
         self._process_commands()
@@ -272,7 +272,7 @@ class Monitor:
             self._on_corrupt(exc)
         except OSError as exc:
             if exc.errno in DISK_FULL:
-                self.problems.add(where, "disk full: writing paused, retried every tick", exc=exc)
+                self.problems.add(where, f"disk full ({exc.strerror}): writing paused, retried every tick")
             else:
                 self.problems.add(where, "failed", exc=exc)
         except Exception as exc:  # the boundary: one bad event must not stop the monitor

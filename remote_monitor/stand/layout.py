@@ -27,21 +27,21 @@ class LayoutError(ValueError):
     """A name in the data or a command does not fit the stand's layout."""
 
 
-def validate_serial(serial: str) -> str:
+def validate_serial(serial: object) -> str:
     """Return the serial number if it is a plain name, else raise LayoutError."""
     if not isinstance(serial, str) or not SERIAL_RE.fullmatch(serial):
         raise LayoutError(f"invalid serial number {serial!r}: only letters, digits, '_' and '-'")
     return serial
 
 
-def validate_scan_id(scan_id: str) -> str:
+def validate_scan_id(scan_id: object) -> str:
     """Return the scan id (YYMMDD_HHMMSS) if well formed, else raise LayoutError."""
     if not isinstance(scan_id, str) or not SCAN_ID_RE.fullmatch(scan_id):
         raise LayoutError(f"invalid scan id {scan_id!r}: expected YYMMDD_HHMMSS")
     return scan_id
 
 
-def validate_point(point: str) -> str:
+def validate_point(point: object) -> str:
     """Return the point id if it is a scan point or an HV point, else raise LayoutError."""
     if not isinstance(point, str) or not POINT_RE.fullmatch(point):
         raise LayoutError(f"invalid point {point!r}")
