@@ -57,8 +57,9 @@ def _add_simulation_args(p: argparse.ArgumentParser, events: int, record_length:
                    help="WaveDump output format")
     p.add_argument("--reference", action="store_true", help="also write the reference PMT (channel 4)")
     p.add_argument("--fault", action="append", default=[], metavar="KIND:POINT",
-                   help="inject a fault, e.g. dead:theta20_phi90, low_gain:..., missing_channel:..., "
-                        "truncated:..., garbage:...")
+                   help="inject a fault (repeatable), e.g. dead:theta20_phi90, low_gain:..., missing_channel:..., "
+                        "truncated:..., garbage:... (default: none; the demo without --fault injects dead, "
+                        "low_gain, truncated and missing_channel at four points)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same data)")
 
 
