@@ -1,4 +1,4 @@
-"""`remote-monitor` command line: run, demo, simulate, reprocess, serve, keygen, submit.
+"""`remote-monitor` command line: run, demo, simulate, reprocess, serve, keygen, submit, export.
 
 Start with `remote-monitor demo` (simulated PMT scan with faults -> report), then `run --data --out`.
 """
@@ -57,8 +57,9 @@ def _add_simulation_args(p: argparse.ArgumentParser, events: int, record_length:
                    help="WaveDump output format")
     p.add_argument("--reference", action="store_true", help="also write the reference PMT (channel 4)")
     p.add_argument("--fault", action="append", default=[], metavar="KIND:POINT",
-                   help="inject a fault, e.g. dead:theta20_phi90, low_gain:..., missing_channel:..., "
-                        "truncated:..., garbage:...")
+                   help="inject a fault (repeatable), e.g. dead:theta20_phi90, low_gain:..., missing_channel:..., "
+                        "truncated:..., garbage:... (default: none; the demo without --fault injects dead, "
+                        "low_gain, truncated and missing_channel at four points)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same data)")
 
 
@@ -86,6 +87,8 @@ EXAMPLES = {
     "reprocess": examples("remote-monitor reprocess --scan-dir ARCHIVE/wavedump_output_261120_090000/EA0042 --out /tmp/re",
                           "remote-monitor reprocess --slurm /data/ARCHIVE --out /data/reprocessed --config monitor.toml"),
     "submit": examples("remote-monitor submit --data /gpfs/stand --out ~/monitor --time 2-00:00:00"),
+    "export": examples("remote-monitor export --out /data/monitor                 # into /data/monitor/campaign",
+                       "remote-monitor export --out /data/monitor --to ~/campaign --format csv root"),
 }
 DESCRIPTIONS = {
     "demo": "Simulate a PMT scan (21 positions + HV check) with injected faults, process it with the monitor, "
@@ -97,6 +100,9 @@ DESCRIPTIONS = {
     "keygen": "Write a new random command key (mode 0600) for signing flag/archive/unflag commands.",
     "reprocess": "Process one scan directory now, or submit a Slurm job array over an archive.",
     "submit": "Start the monitor as a Slurm job (needs sbatch on PATH).",
+    "export": "Campaign outputs over every PMT and scan in <out>/results: campaign_points (one row per point) "
+              "and campaign_pmts (one row per PMT scan, with the verdict) as CSV and Parquet, and campaign.root "
+              "with each point's charge histogram (TH1D) and fitted curves (TGraph) for ROOT users.",
 }
 
 
@@ -167,6 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path)
     p.add_argument("--time", default="7-00:00:00")
     p.add_argument("--poll", type=float, default=10.0)
+    p = sub.add_parser("export", help="campaign tables (CSV/Parquet) and ROOT histograms over all PMTs")
+    p.add_argument("--out", type=Path, required=True, help="the monitor's output directory (holds results/)")
+    p.add_argument("--to", type=Path, help="where the files go (default: <out>/campaign)")
+    p.add_argument("--format", nargs="+", choices=("csv", "parquet", "root"), default=["csv", "parquet", "root"],
+                   dest="formats", help="which outputs")
     _guide(sub)
     add_global_options(parser, sub, config_help=OPTION_HELP["--config"])
     return parser
@@ -291,9 +302,24 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from remote_monitor.report.campaign import export_campaign
+    from remote_monitor.service.store import ResultsStore
+
+    if not (args.out / "results").is_dir():
+        raise ValueError(f"{args.out}: no results/ directory (give the monitor's --out directory)")
+    cfg = load_config(args.config)
+    written = export_campaign(ResultsStore(args.out), args.to or args.out / "campaign", cfg.gain.healthy_band,
+                              cfg.gain.target, tuple(args.formats), cfg=cfg)
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
 COMMANDS = {
     "demo": cmd_demo, "simulate": cmd_simulate, "run": cmd_run, "serve": cmd_serve,
     "keygen": cmd_keygen, "reprocess": cmd_reprocess, "submit": cmd_submit, "share": cmd_share,
+    "export": cmd_export,
 }
 
 

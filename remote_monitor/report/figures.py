@@ -7,6 +7,8 @@ import math
 from html import escape
 from typing import Any
 
+from remote_monitor.report.curves import expand_curve
+
 # Okabe-Ito colours (safe for the common colour-vision deficiencies); every status also has a text label.
 STATUS_COLOURS = {"healthy": "#009E73", "poor": "#E69F00", "error": "#D55E00", "uncertain": "#56B4E9",
                   "no_data": "#9E9E9E", "acquiring": "#0072B2"}
@@ -37,7 +39,7 @@ def spectrum_figure(point: dict[str, Any], reference: dict[str, Any] | None = No
     edges, counts = hist["edges"], hist["counts"]
     centres = [0.5 * (a + b) for a, b in itertools.pairwise(edges)]
     fit = point.get("fit") or {}
-    curve = fit.get("curve") or {}
+    curve = expand_curve(fit.get("curve"), hist) or {}
     last = max([i for i, c in enumerate(counts) if c > 0] + [0])
     end = min(len(counts), last + 10)
     data: list[dict[str, Any]] = [{

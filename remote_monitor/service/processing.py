@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from remote_monitor.report.curves import compact_fit
 from remote_monitor.service.store import now_iso
 from remote_monitor.stand.config import Config
 from remote_monitor.stand.layout import (
@@ -136,6 +137,7 @@ def process_point(key: PointKey, sources: dict[str, Path], cfg: Config) -> dict[
         result.update(events=charges.n_events, selected_events=charges.n_selected)
         result["warnings"] = list(charges.warnings)
         result["fit"], result["histogram"] = _fit_charges(charges.pmt_charge_pc, cfg)
+        result["fit"] = compact_fit(result["fit"], result["histogram"])  # no x, rounded, spans: ~4x smaller
         result["status"], result["reason"] = classify(result["fit"], cfg, key.kind)
         truncated = [w for w in charges.warnings if "truncated" in w.lower()]
         if truncated:
