@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -37,15 +38,16 @@ min_events = 200
 """
 
 
-def _writer(data: Path, stop_after: int | None = None, start: int = 0, delay: float = 0.4) -> threading.Thread:
-    waves = simulate_point_waveforms(np.random.default_rng(11), BLOCK * BLOCKS, 260, 1.0e7, 1.0,
+def _writer(data: Path, stop_after: int | None = None, start: int = 0, delay: float = 0.4,
+            key: PointKey = KEY, blocks: int = BLOCKS) -> threading.Thread:
+    waves = simulate_point_waveforms(np.random.default_rng(11), BLOCK * blocks, 260, 1.0e7, 1.0,
                                      SimulationConfig(include_sipm=True))
-    paths = {ch: channel_file(data, KEY, ch) for ch in (0, 1, 2)}
+    paths = {ch: channel_file(data, key, ch) for ch in (0, 1, 2)}
 
     def run() -> None:
         for path in paths.values():
             path.parent.mkdir(parents=True, exist_ok=True)
-        for b in range(start, BLOCKS if stop_after is None else stop_after):
+        for b in range(start, blocks if stop_after is None else stop_after):
             for ch, path in paths.items():
                 rows = slice(b * BLOCK, (b + 1) * BLOCK)
                 with open(path, "ab") as fh:
@@ -55,10 +57,19 @@ def _writer(data: Path, stop_after: int | None = None, start: int = 0, delay: fl
     return threading.Thread(target=run)
 
 
-def _result(out: Path) -> dict | None:
+def _result(out: Path, key: PointKey = KEY) -> dict | None:
     from remote_monitor.service.store import read_json
 
-    return read_json(out / "results" / KEY.serial / KEY.scan_id / f"{KEY.point}.json")
+    return read_json(out / "results" / key.serial / key.scan_id / "points" / f"{key.point}.json")
+
+
+def _warm_up(data: Path, out: Path, proc: subprocess.Popen) -> None:
+    """A small point first: the worker has imported zfit and fitted once before the followed point starts."""
+    warm = PointKey(KEY.serial, KEY.scan_id, "theta0_phi0")
+    writer = _writer(data, key=warm, blocks=2, delay=0.0)
+    writer.start()
+    writer.join()
+    wait_for(lambda: (r := _result(out, warm)) and r["status"] != "acquiring", 180, "the warm-up point", proc)
 
 
 def _config(tmp_path: Path) -> Path:
@@ -73,12 +84,17 @@ def test_provisional_gain_while_acquiring_then_final_from_running_histogram(tmp_
     config = _config(tmp_path)
     proc = start_monitor(data, out, config)
     wait_for((out / "reports" / "index.html").exists, 120, "the monitor to start", proc)
+    _warm_up(data, out, proc)
     writer = _writer(data)
     writer.start()
-    acquiring = wait_for(lambda: (r := _result(out)) and r["status"] == "acquiring" and r["acquiring"]["gain"] and r,
-                         120, "a provisional gain", proc, interval=0.02)
+    page = out / "reports" / f"{KEY.serial}.html"
+    cell = f'data-point="{KEY.point}" data-status="acquiring"'
+    wait_for(lambda: page.exists() and cell in page.read_text() and "provisional gain" in page.read_text(),
+             120, "a provisional gain in the report", proc, interval=0.02)
     snapshot = tmp_path / "snapshot"
     shutil.copytree(out / "reports", snapshot)
+    acquiring = _result(out)
+    assert acquiring is not None and acquiring["status"] == "acquiring" and acquiring["acquiring"]["gain"]
     assert writer.is_alive(), "the point was complete before a provisional gain was shown"
     assert 0 < acquiring["acquiring"]["events"] < BLOCK * BLOCKS
     assert acquiring["reason"].startswith(f"acquiring: {acquiring['acquiring']['events']} events, provisional gain")
@@ -90,7 +106,7 @@ def test_provisional_gain_while_acquiring_then_final_from_running_histogram(tmp_
     assert final["followed"] and final["events"] == BLOCK * BLOCKS
     full = process_point(KEY, point_sources(data, KEY), load_config(config))
     assert final["histogram"] == full["histogram"] and final["fit"]["gain"] == pytest.approx(full["fit"]["gain"])
-    assert [e["point"] for e in journal(out)] == [KEY.point]
+    assert [e["point"] for e in journal(out)] == ["theta0_phi0", KEY.point]
 
     with chromium() as browser:  # the report as it was during acquisition
         page, errors, _ = open_page(browser, snapshot / f"{KEY.serial}.html")
@@ -109,6 +125,7 @@ def test_restart_resumes_from_the_saved_state(tmp_path: Path) -> None:
     config = _config(tmp_path)
     proc = start_monitor(data, out, config)
     wait_for((out / "reports" / "index.html").exists, 120, "the monitor to start", proc)
+    _warm_up(data, out, proc)
     writer = _writer(data, stop_after=BLOCKS // 2, delay=0.3)
     writer.start()
     state = out / "state" / "follow" / f"{KEY.serial}_{KEY.scan_id}_{KEY.point}.json"
