@@ -106,7 +106,7 @@ DESCRIPTIONS = {
 }
 
 
-def _guide(sub: argparse._SubParsersAction) -> None:
+def _guide(sub: argparse._SubParsersAction[Any]) -> None:
     """Description, examples and the defaults layout on every subcommand; help on every option."""
     for name, child in sub.choices.items():
         child.description = child.description or DESCRIPTIONS.get(name)

@@ -73,7 +73,7 @@ class LiveFollowing:
         self.followers: dict[PointKey, PointFollower] = {}
         self.broken: set[PointKey] = set()
         self._last_fit: dict[PointKey, tuple[float, int]] = {}
-        self._provisional: dict[PointKey, Future] = {}
+        self._provisional: dict[PointKey, Future[Any]] = {}
 
     @property
     def enabled(self) -> bool:

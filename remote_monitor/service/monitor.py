@@ -96,7 +96,7 @@ class Monitor:
         self._events: queue.Queue[str] = queue.Queue()
         self._seen: dict[PointKey, tuple[dict[str, Any], float]] = {}
         self._pending: set[PointKey] = set()
-        self._inflight: dict[PointKey, tuple[Future, dict[str, Any]]] = {}
+        self._inflight: dict[PointKey, tuple[Future[dict[str, Any]], dict[str, Any]]] = {}
         self._archive_due: set[tuple[str, str]] = set()
         self._archive_sent: set[tuple[str, str]] = set()
         self._stop = threading.Event()
