@@ -70,8 +70,12 @@ def spectrum_figure(point: dict[str, Any], reference: dict[str, Any] | None = No
     # log by default: at the stand's low occupancy the pedestal is 10-100x the 1-PE peak
     yaxis = {"title": {"text": "events / bin"}, "type": "log", "range": [-0.3, math.log10(peak) + 0.3],
              "dtick": 1}
+    # legend inside the top right corner: empty in a falling spectrum, and no space taken from the plot
+    legend = {"x": 0.99, "xanchor": "right", "y": 0.99, "yanchor": "top", "bgcolor": "rgba(255,255,255,0.8)",
+              "font": {"size": 11}}
     return {"data": data, "layout": _layout(title, xaxis={"title": {"text": "charge [pC]"}, "zeroline": False},
-                                            yaxis=yaxis)}
+                                            yaxis=yaxis, legend=legend, height=460,
+                                            margin={"l": 60, "r": 10, "t": 40, "b": 50})}
 
 
 def polar_map_figure(points: dict[str, dict[str, Any]], healthy_band: tuple[float, float]) -> dict[str, Any]:

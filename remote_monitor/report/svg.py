@@ -30,7 +30,8 @@ def _ticks(lo: float, hi: float, log: bool) -> list[float]:
 
 def _label(v: float) -> str:
     if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-2):
-        return f"{v:.0e}".replace("e+0", "e").replace("e-0", "e-")
+        e = math.floor(math.log10(abs(v)))
+        return f"{v / 10 ** e:.3g}e{e}"
     return f"{v:g}"
 
 
@@ -62,7 +63,8 @@ def _range(values: list[float | None], log: bool, tozero: bool = False) -> tuple
         return (0.0, 1.0)
     if log:
         lo, hi = math.log10(min(vals)), math.log10(max(vals))
-        return (math.floor(lo * 2) / 2 - 0.1, hi + 0.3)
+        pad = max(0.05 * (hi - lo), 0.02)
+        return (lo - pad, hi + pad)
     lo, hi = (min(0.0, *vals) if tozero else min(vals)), max(vals)
     pad = 0.05 * ((hi - lo) or abs(hi) or 1.0)
     return (lo if tozero else lo - pad, hi + pad)
@@ -133,6 +135,8 @@ def figure_svg(figure: dict[str, Any] | None, log_y: bool | None = None) -> str:
     yr = (float(given[0]), float(given[1])) if given and logy else _range(ys, logy, tozero=not logy)
     ax = _Axes(_range(xs, logx), yr, logx, logy)
     body = _frame(ax, _axis_title(layout, "xaxis"), _axis_title(layout, "yaxis"))
+    pw, ph = W - LEFT - RIGHT, H - TOP - BOTTOM
+    body.append(f'<svg x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" viewBox="{LEFT} {TOP} {pw} {ph}">')
     legend = []
     for t in traces:
         colour = (t.get("line") or {}).get("color") or (t.get("marker") or {}).get("color") or "#222"
@@ -149,6 +153,7 @@ def figure_svg(figure: dict[str, Any] | None, log_y: bool | None = None) -> str:
         legend.append((str(t.get("name", "")), colour, bool((t.get("line") or {}).get("dash"))))
     for shape in layout.get("shapes") or []:
         body.append(_shape(ax, shape))
+    body.append("</svg>")  # end of the clipped plot area
     if layout.get("showlegend", True):
         body += _legend(legend)
     title = ((layout.get("title") or {}).get("text") or "")
@@ -191,12 +196,12 @@ def cividis(u: float) -> str:
 def polar_svg(cells: list[dict[str, Any]], band: tuple[float, float], colours: dict[str, str]) -> str:
     """The gain map: PMT face from the front, fill = gain (Cividis), ring = status; a colour bar beside it."""
     lo, hi = band[0] / 1e7 - 0.05, band[1] / 1e7 + 0.05
-    size, cx, cy, scale = 360, 180, 180, 3.0
+    size, cx, cy, scale = 400, 200, 200, 2.8
     body = [f'<circle cx="{cx}" cy="{cy}" r="{t * scale:g}" fill="none" stroke="#ddd"/>' for t in (10, 20, 30, 40, 50)]
-    body += [f'<text x="{cx + 168}" y="{cy + 4}" text-anchor="end" fill="#777">φ0°</text>',
-             f'<text x="{cx}" y="{cy - 166}" text-anchor="middle" fill="#777">φ90°</text>',
-             f'<text x="{cx - 168}" y="{cy + 4}" fill="#777">φ180°</text>',
-             f'<text x="{cx}" y="{cy + 174}" text-anchor="middle" fill="#777">φ270°</text>']
+    body += [f'<text x="{cx + 156}" y="{cy + 4}" fill="#777">φ0°</text>',
+             f'<text x="{cx}" y="{cy - 160}" text-anchor="middle" fill="#777">φ90°</text>',
+             f'<text x="{cx - 156}" y="{cy + 4}" text-anchor="end" fill="#777">φ180°</text>',
+             f'<text x="{cx}" y="{cy + 170}" text-anchor="middle" fill="#777">φ270°</text>']
     for c in cells:
         x = cx + scale * c["theta"] * math.cos(math.radians(c["phi"]))
         y = cy - scale * c["theta"] * math.sin(math.radians(c["phi"]))
@@ -205,12 +210,12 @@ def polar_svg(cells: list[dict[str, Any]], band: tuple[float, float], colours: d
         tip = f"{c['point']}: {c['status']}" + (f", gain {gain / 1e7:.4f}e7" if gain else f" ({c['reason']})")
         body.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="11" fill="{fill}" stroke="{colours.get(c["status"], "#999")}" '
                     f'stroke-width="4"><title>{escape(tip)}</title></circle>')
-    bar_x = size + 30
+    bar_x = size + 20
     body += [f'<rect x="{bar_x}" y="{40 + i * 2.8:.1f}" width="18" height="3" fill="{cividis(1 - i / 99)}"/>'
              for i in range(100)]
     body += [f'<text x="{bar_x + 24}" y="{44 + (1 - (v - lo) / (hi - lo)) * 277:.0f}">{v:.3f}</text>'
              for v in (lo, (lo + hi) / 2, hi)]
     body.append(f'<text x="{bar_x - 4}" y="28">gain / 1e7</text>')
-    return (f'<svg class="static-svg" viewBox="0 0 480 {size}" role="img" aria-label="gain map" '
+    return (f'<svg class="static-svg" viewBox="0 0 500 {size}" role="img" aria-label="gain map" '
             'xmlns="http://www.w3.org/2000/svg" font-family="system-ui, sans-serif" font-size="12" fill="#222">'
             + "".join(body) + "</svg>")
