@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--poll", type=float, help="use the polling observer every N s (GPFS/NFS/Lustre)")
     p.add_argument("--once", action="store_true", help="process what is there, then exit")
     p.add_argument("--serve", type=_host_port, metavar="[HOST:]PORT", help="also serve the reports")
+    p.add_argument("--stop-after", type=float, metavar="SECONDS",
+                   help="stop by itself after this long with exit code 75 (batch jobs: before the time limit)")
+    p.add_argument("--grace", type=float, metavar="SECONDS",
+                   help="on SIGTERM wait this long for the points in flight (default [monitor] grace_seconds)")
 
     p = sub.add_parser("serve", help="serve the reports read-only and accept POST /commands")
     p.add_argument("--out", type=Path, required=True)
@@ -131,7 +135,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if args.poll is not None:
         cfg = replace(cfg, monitor=replace(cfg.monitor, poll_seconds=args.poll))
-    return run_monitor(cfg, args.data, args.out, once=args.once, serve=args.serve)
+    if args.grace is not None:
+        cfg = replace(cfg, monitor=replace(cfg.monitor, grace_seconds=args.grace))
+    return run_monitor(cfg, args.data, args.out, once=args.once, serve=args.serve, stop_after=args.stop_after)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -9,8 +9,6 @@ import queue
 import signal
 import threading
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ from remote_monitor.service.publish import Publisher
 from remote_monitor.service.scan_results import record_point
 from remote_monitor.service.store import ResultsStore, atomic_write_json, now_iso, remove_stale_temp_files
 from remote_monitor.service.watcher import start_watching
-from remote_monitor.service.workers import new_pool, process_job
+from remote_monitor.service.workers import WorkerPool
 from remote_monitor.stand.config import Config
 from remote_monitor.stand.layout import PointKey, iter_scans, parse_source_file, scan_dir
 
@@ -45,6 +43,7 @@ class Monitor:
         self.layout = cfg.layout
         self.data_root = data_root.absolute()
         self.out_root = out_root.absolute()
+        self._check_data_root()
         self.once = once
         self.serve = serve
         self.store = ResultsStore(self.out_root)
@@ -60,26 +59,46 @@ class Monitor:
         self._events: queue.Queue[str] = queue.Queue()
         self._seen: dict[PointKey, tuple[dict[str, Any], float]] = {}
         self._pending: set[PointKey] = set()
-        self._inflight: dict[PointKey, tuple[Future, dict[str, Any]]] = {}
+        self._inflight: dict[PointKey, dict[str, Any]] = {}  # point -> fingerprint of the files it read
         self._archive_due: set[tuple[str, str]] = set()
         self._archive_sent: set[tuple[str, str]] = set()
         self._stop = threading.Event()
-        self._pool: ProcessPoolExecutor | None = None
+        self._abandon = threading.Event()  # a second stop signal: do not wait for the points in flight
+        self._pool: WorkerPool | None = None
         self.processed_count = 0
+        self.stop_at: float | None = None  # monotonic time after which run() stops by itself (job time limit)
+        self.time_up = False
 
     # ---- life cycle -------------------------------------------------------------------------------
     def request_stop(self, *_: Any) -> None:
-        """SIGTERM/SIGINT: finish the points in flight, save, exit 0."""
-        log.info("stop requested: finishing %d point(s) in flight", len(self._inflight))
+        """SIGTERM/SIGINT: take no new point, finish those in flight within the grace time, exit 0.
+
+        A second signal abandons the points in flight at once (they are retried at the next start)."""
+        if self._stop.is_set():
+            log.info("second stop signal: abandoning %d point(s) in flight", len(self._inflight))
+            self._abandon.set()
+        else:
+            log.info("stop requested: finishing %d point(s) in flight (at most %g s)", len(self._inflight),
+                     self.cfg.monitor.grace_seconds)
         self._stop.set()
 
-    def _new_pool(self) -> ProcessPoolExecutor:
-        return new_pool(self.cfg.monitor.workers)
+    def _new_pool(self) -> WorkerPool:
+        return WorkerPool(self.cfg.monitor.workers, self.cfg.monitor.point_timeout_seconds)
+
+    def _check_data_root(self) -> None:
+        """A missing data directory is an error (never created: a typo would watch nothing for ever)."""
+        if not self.data_root.is_dir():
+            raise FileNotFoundError(f"--data {self.data_root}: no such directory (the monitor never creates it)")
+        if not iter_scans(self.data_root, self.layout):
+            lay = self.layout
+            log.warning(
+                "no scans in %s yet; expecting %s<YYMMDD_HHMMSS>/<SN>/%stheta<T>_phi<P>/%s<CH>%stheta<T>_phi<P>.txt "
+                "(or .dat; HV points in %s/), see [layout] in the configuration",
+                self.data_root, lay.scan_dir_prefix, lay.point_dir_prefix, lay.file_prefix, lay.file_infix, lay.hv_dir)
 
     def run(self) -> int:
         """Watch until stopped (or, with once=True, until everything present is processed)."""
-        for folder in (self.data_root, self.inbox):
-            folder.mkdir(parents=True, exist_ok=True)
+        self.inbox.mkdir(parents=True, exist_ok=True)
         previous = {}
         if threading.current_thread() is threading.main_thread():
             previous = {sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -98,6 +117,10 @@ class Monitor:
             while not self._stop.is_set():
                 self.tick()
                 if self.once and not self._pending and not self._inflight and not self._archive_due:
+                    break
+                if self.stop_at is not None and time.monotonic() >= self.stop_at:
+                    log.info("run time limit reached: stopping so that the next job continues")
+                    self.time_up = True
                     break
                 if time.monotonic() - last_rescan > 60.0:
                     self.rescan()
@@ -129,11 +152,22 @@ class Monitor:
         return server
 
     def _drain(self) -> None:
-        """Wait for the points in flight and record them, then shut the workers down."""
-        while self._inflight:
-            self._collect(block=True)
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        """Record the points in flight that finish within the grace time, then stop the workers.
+
+        A point still running at the deadline is not recorded: its files are unchanged, so the next
+        start processes it again."""
+        if self._pool is None:
+            return
+        self._pool.closing = True
+        deadline = time.monotonic() + self.cfg.monitor.grace_seconds
+        while self._inflight and time.monotonic() < deadline and not self._abandon.is_set():
+            self._collect()
+            time.sleep(0.05)
+        self._collect()
+        for key in self._pool.shutdown():
+            self._inflight.pop(key, None)
+            log.warning("%s: abandoned at shutdown, not recorded; processed again at the next start", key.label)
+        self._pool = None
 
     # ---- discovery --------------------------------------------------------------------------------
     def rescan(self) -> None:
@@ -213,7 +247,7 @@ class Monitor:
         for key in sorted(self._pending):
             if key not in self._inflight:
                 self._consider(key, now)
-        self._collect(block=False)
+        self._collect()
         if self._archive_due:
             self._send_due_archives()
 
@@ -238,40 +272,41 @@ class Monitor:
             self.once or quiet_for >= self.cfg.monitor.incomplete_seconds
         ):
             return
-        stored = self.store.read_point(key)
-        self._pending.discard(key)
-        if stored is not None and stored.get("source_files") == prints:
-            return
         assert self._pool is not None
-        try:
-            future = self._pool.submit(process_job, key, sources, self.cfg)
-        except BrokenProcessPool:
-            self._pool = self._new_pool()
-            future = self._pool.submit(process_job, key, sources, self.cfg)
-        self._inflight[key] = (future, prints)
+        if not self._pool.idle():
+            return  # every worker busy (or still warming up): the point stays pending
+        stored = self.store.read_point(key)
+        if stored is not None and stored.get("source_files") == prints:
+            self._pending.discard(key)
+            return
+        if not self._pool.submit(key, sources, self.cfg):
+            return
+        self._pending.discard(key)
+        self._inflight[key] = prints
         log.info("processing %s", key.label)
 
-    def _collect(self, block: bool) -> None:
-        for key, (future, prints) in list(self._inflight.items()):
-            if not future.done() and not block:
+    def _collect(self) -> None:
+        """Record what the workers finished; a point whose worker died is left for the next start."""
+        assert self._pool is not None
+        for outcome in self._pool.take():
+            prints = self._inflight.pop(outcome.key, None)
+            if prints is None:
                 continue
-            try:
-                result = future.result()
-            except BrokenProcessPool as exc:
-                self._pool = self._new_pool()
-                result = self._crashed(key, prints, exc)
-            except Exception as exc:  # a bug in processing must not stop the monitor
-                log.exception("processing %s crashed", key.label)
-                result = self._crashed(key, prints, exc)
-            del self._inflight[key]
-            self._finish(key, prints, result)
-            if block:
-                return
+            if outcome.kind == "lost":
+                log.warning("%s: %s; not recorded, processed again at the next start", outcome.key.label,
+                            outcome.reason)
+                continue
+            if outcome.kind == "done" and outcome.result is not None:
+                result = outcome.result
+            else:
+                log.error("%s: %s", outcome.key.label, outcome.reason)
+                prefix = "processing crashed" if outcome.kind == "error" else "read timeout"
+                result = self._crashed(outcome.key, prints, f"{prefix}: {outcome.reason}")
+            self._finish(outcome.key, prints, result)
 
     @staticmethod
-    def _crashed(key: PointKey, prints: dict[str, Any], exc: BaseException) -> dict[str, Any]:
-        return {**base_result(key, prints), "status": "error", "processed_at": now_iso(),
-                "reason": f"processing crashed: {type(exc).__name__}: {exc}"}
+    def _crashed(key: PointKey, prints: dict[str, Any], reason: str) -> dict[str, Any]:
+        return {**base_result(key, prints), "status": "error", "processed_at": now_iso(), "reason": reason}
 
     def _finish(self, key: PointKey, prints: dict[str, Any], result: dict[str, Any]) -> None:
         sources = point_sources(self.data_root, key, self.layout)
@@ -318,8 +353,14 @@ class Monitor:
                 self._note_path(path)
 
 
-def run_monitor(cfg: Config, data_root: Path, out_root: Path, *, once: bool = False,
-                serve: tuple[str, int] | None = None) -> int:
-    """Entry point of `remote-monitor run`."""
-    return Monitor(cfg, data_root, out_root, once=once, serve=serve).run()
+EXIT_TIME_UP = 75  # EX_TEMPFAIL: stopped at --stop-after; the batch script resubmits the job
 
+
+def run_monitor(cfg: Config, data_root: Path, out_root: Path, *, once: bool = False,
+                serve: tuple[str, int] | None = None, stop_after: float | None = None) -> int:
+    """Entry point of `remote-monitor run`: 0 when stopped (signal, --once), EXIT_TIME_UP at stop_after."""
+    monitor = Monitor(cfg, data_root, out_root, once=once, serve=serve)
+    if stop_after is not None:
+        monitor.stop_at = time.monotonic() + stop_after
+    code = monitor.run()
+    return EXIT_TIME_UP if monitor.time_up else code

@@ -48,6 +48,24 @@ class MonitorSettings:
     workers: int = 1
     tick_seconds: float = 0.2
     incomplete_seconds: float = 30.0  # a point still missing a channel after this long is an error
+    grace_seconds: float = 20.0  # on SIGTERM: wait this long for points in flight, then abandon them
+    point_timeout_seconds: float = 300.0  # a point taking longer (stuck read) is abandoned, worker replaced
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    kind: str = "slurm"  # "slurm" or "pjm"
+    partition: str = ""  # Slurm --partition, PJM resource group (-L rscgrp=)
+    account: str = ""  # Slurm --account, PJM group (-g)
+    cpus: int = 2
+    memory: str = "4G"
+    time: str = "1-00:00:00"  # [D-]HH:MM:SS; the job resubmits itself before it runs out
+    mail_user: str = ""
+    mail_type: str = "FAIL"
+    python: str = ""  # interpreter on the compute node; default: the one that ran `submit`
+    setup: str = ""  # one shell line run first in the job, e.g. "module load python/3.11"
+    resubmit_margin_seconds: float = 300.0  # stop this long before the time limit and resubmit
+    extra_args: tuple[str, ...] = ()  # more sbatch/pjsub options, as given
 
 
 @dataclass(frozen=True)
@@ -72,6 +90,7 @@ class Config:
     gain: GainSettings = field(default_factory=GainSettings)
     hv: HVSettings = field(default_factory=HVSettings)
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
+    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     areas: AreaSettings = field(default_factory=AreaSettings)
     report: ReportSettings = field(default_factory=ReportSettings)
 
@@ -96,6 +115,9 @@ def _coerce(where: str, default: Any, value: Any) -> Any:
         value = float(value) if ok else value
     elif isinstance(default, str):
         ok = isinstance(value, str)
+    elif isinstance(default, tuple) and not default and isinstance(value, list) and all(
+            isinstance(v, str) for v in value):
+        ok, value = True, tuple(value)
     elif isinstance(default, tuple):
         ok = isinstance(value, list) and all(isinstance(v, (int, float)) for v in value)
         if ok and default and len(default) == 2 and isinstance(default[0], float):
@@ -146,6 +168,10 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("[histogram] needs n_bins >= 10 and range_pc low < high")
     if cfg.monitor.quiet_seconds < 0 or cfg.monitor.poll_seconds < 0 or cfg.monitor.workers < 1:
         raise ConfigError("[monitor] quiet_seconds and poll_seconds must be >= 0, workers >= 1")
+    if cfg.monitor.grace_seconds < 0 or cfg.monitor.point_timeout_seconds <= 0:
+        raise ConfigError("[monitor] grace_seconds must be >= 0 and point_timeout_seconds > 0")
+    if cfg.scheduler.kind not in ("slurm", "pjm"):
+        raise ConfigError(f"[scheduler] kind must be slurm or pjm, got {cfg.scheduler.kind!r}")
 
 
 def load_config(path: Path | None) -> Config:
