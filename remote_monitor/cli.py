@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from remote_monitor import __version__
-from remote_monitor.stand.config import ConfigError, load_config
+from remote_monitor.stand.config import ConfigError, SchedulerSettings, load_config
 
 log = logging.getLogger("remote_monitor")
 
@@ -46,6 +46,33 @@ def _add_simulation_args(p: argparse.ArgumentParser, events: int, record_length:
                    help="inject a fault, e.g. dead:theta20_phi90, low_gain:..., missing_channel:..., "
                         "truncated:..., garbage:...")
     p.add_argument("--seed", type=int, default=0)
+
+
+def _add_scheduler_args(p: argparse.ArgumentParser) -> None:
+    """Batch job options; each overrides the [scheduler] key of the same name."""
+    p.add_argument("--scheduler", choices=("slurm", "pjm"), dest="kind", help="[scheduler] kind")
+    p.add_argument("--partition", help="Slurm partition / PJM resource group (rscgrp)")
+    p.add_argument("--account", help="Slurm account / PJM group")
+    p.add_argument("--cpus", type=int, help="CPUs of the job")
+    p.add_argument("--mem", dest="memory", help="memory of the job, e.g. 4G")
+    p.add_argument("--time", help="time limit [D-]HH:MM:SS; the monitor job resubmits itself before it")
+    p.add_argument("--mail-user", help="e-mail address for job events")
+    p.add_argument("--mail-type", help="Slurm --mail-type (default FAIL)")
+    p.add_argument("--python", help="absolute path of the interpreter in the job (default: this one)")
+    p.add_argument("--setup", help="shell line run first in the job, e.g. 'module load python/3.11'")
+    p.add_argument("--resubmit-margin", type=float, dest="resubmit_margin_seconds",
+                   help="stop this many seconds before the time limit and resubmit (default 300)")
+
+
+def _scheduler_settings(args: argparse.Namespace) -> SchedulerSettings:
+    from dataclasses import fields, replace
+
+    settings = load_config(args.config).scheduler
+    given = {f.name: getattr(args, f.name) for f in fields(settings)
+             if getattr(args, f.name, None) is not None}
+    if getattr(args, "slurm", None) is not None:
+        given["kind"] = "slurm"
+    return replace(settings, **given)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,19 +112,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("keygen", help="write a new random command key (mode 0600)")
     p.add_argument("--key", type=Path, required=True)
 
-    p = sub.add_parser("reprocess", help="process one scan directory now, or an archive as a Slurm array")
+    p = sub.add_parser("reprocess", help="process one scan directory now, or an archive as a batch job array")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--config", type=Path)
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--scan-dir", type=Path, help="<root>/wavedump_output_<id>/<SN>")
-    group.add_argument("--slurm", type=Path, metavar="ARCHIVE", help="submit a job array over ARCHIVE")
+    group.add_argument("--batch", type=Path, metavar="ARCHIVE",
+                       help="submit a job array (PJM: bulk job) with one task per PMT scan under ARCHIVE")
+    group.add_argument("--slurm", type=Path, metavar="ARCHIVE", help="the same as --batch with --scheduler slurm")
+    _add_scheduler_args(p)
 
-    p = sub.add_parser("submit", help="start the monitor as a Slurm job")
+    p = sub.add_parser("submit", help="start the monitor as a batch job (Slurm or PJM) and wait until it runs")
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--config", type=Path)
-    p.add_argument("--time", default="7-00:00:00")
-    p.add_argument("--poll", type=float, default=10.0)
+    p.add_argument("--poll", type=float, default=10.0, help="polling interval on the shared file system (s)")
+    p.add_argument("--serve", metavar="[HOST:]PORT",
+                   help="also serve from the job (reachable only on the compute node; prefer `serve` on the "
+                        "login node)")
+    p.add_argument("--wait", type=float, default=120.0, help="seconds to wait for the job to run (default 120)")
+    _add_scheduler_args(p)
     return parser
 
 
@@ -156,11 +190,15 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_reprocess(args: argparse.Namespace) -> int:
-    if args.slurm is not None:
-        from remote_monitor.service.batch.slurm import submit_reprocess_array
+    archive = args.batch or args.slurm
+    if archive is not None:
+        from remote_monitor.service.batch.jobs import submit_reprocess
 
-        job = submit_reprocess_array(args.slurm, args.out, config=args.config)
-        print(f"submitted reprocessing job array {job}")
+        settings = _scheduler_settings(args)
+        layout = load_config(args.config).layout
+        job, tasks, script = submit_reprocess(archive, args.out, settings, config=args.config,
+                                              layout=layout)
+        print(f"submitted reprocessing job array {job} ({tasks} task(s), script {script})")
         return 0
     from remote_monitor.service.reprocess import reprocess_scan
 
@@ -169,11 +207,14 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from remote_monitor.service.batch.slurm import submit_monitor
+    from remote_monitor.service.batch.jobs import submit_monitor
 
-    job = submit_monitor(args.data, args.out, config=args.config, time=args.time, poll=args.poll)
-    print(f"submitted monitor job {job}")
-    return 0
+    result = submit_monitor(args.data, args.out, _scheduler_settings(args), config=args.config,
+                            poll=args.poll, serve=args.serve, wait=args.wait)
+    stream = sys.stderr if result.state == "failed" else sys.stdout
+    print(f"{'monitor job ' + result.job_id + ': ' if result.state != 'failed' else 'error: '}{result.message}",
+          file=stream)
+    return 1 if result.state == "failed" else 0
 
 
 COMMANDS = {
@@ -192,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", exc)
         print(f"remote-monitor {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except RuntimeError as exc:  # e.g. SlurmUnavailableError
+    except RuntimeError as exc:  # e.g. SchedulerError: sbatch missing or refusing the job
         print(f"remote-monitor {args.command}: {exc}", file=sys.stderr)
         return 2
 

@@ -64,6 +64,7 @@ class Monitor:
         self._archive_sent: set[tuple[str, str]] = set()
         self._stop = threading.Event()
         self._abandon = threading.Event()  # a second stop signal: do not wait for the points in flight
+        self._stop_requested_at = 0.0
         self._pool: WorkerPool | None = None
         self.processed_count = 0
         self.stop_at: float | None = None  # monotonic time after which run() stops by itself (job time limit)
@@ -73,11 +74,15 @@ class Monitor:
     def request_stop(self, *_: Any) -> None:
         """SIGTERM/SIGINT: take no new point, finish those in flight within the grace time, exit 0.
 
-        A second signal abandons the points in flight at once (they are retried at the next start)."""
-        if self._stop.is_set():
+        A second signal (more than 2 s later) abandons the points in flight at once; they are processed again
+        at the next start."""
+        if self._stop.is_set() and time.monotonic() - self._stop_requested_at > 2.0:
             log.info("second stop signal: abandoning %d point(s) in flight", len(self._inflight))
             self._abandon.set()
+        elif self._stop.is_set():
+            return  # the same stop, delivered twice (a batch shell forwards what the scheduler sent everyone)
         else:
+            self._stop_requested_at = time.monotonic()
             log.info("stop requested: finishing %d point(s) in flight (at most %g s)", len(self._inflight),
                      self.cfg.monitor.grace_seconds)
         self._stop.set()
