@@ -250,3 +250,23 @@ def test_viewer_mirrors_and_flags_through_an_ssh_tunnel(cluster: Path, tmp_path:
         serve.wait(timeout=30)
         if _queued(job):
             _cancel_and_time(job)
+
+
+def test_submit_reports_a_job_that_cannot_start_or_fails(cluster: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    config = _config(tmp_path)
+    subprocess.run(["scontrol", "create", "PartitionName=pmtshort", "Nodes=localhost", "MaxTime=1", "State=UP"],
+                   check=True)
+    try:
+        done = _cli("submit", "--data", str(data), "--out", str(tmp_path / "out"), "--config", str(config),
+                    "--partition", "pmtshort", "--time", "10:00", "--resubmit-margin", "60", "--mem", "1G")
+    finally:
+        subprocess.run(["scontrol", "delete", "PartitionName=pmtshort"], check=False)
+    assert done.returncode == 1 and "PartitionTimeLimit" in done.stderr and "cancelled" in done.stderr, done
+    assert "is running" not in done.stdout
+
+    broken = _cli("submit", "--data", str(data), "--out", str(tmp_path / "out2"), "--config", str(config),
+                  "--time", "10:00", "--resubmit-margin", "60", "--mem", "1G", "--python", "/nonexistent/python3")
+    assert broken.returncode == 1, broken
+    assert "ended before the monitor was running" in broken.stderr and "/nonexistent/python3" in broken.stderr
