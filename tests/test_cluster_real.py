@@ -136,9 +136,12 @@ def test_scancel_mid_point_then_resubmit(cluster: Path, tmp_path: Path) -> None:
         data, serial, scan_id=scan, cfg=SimulationConfig(**SIM, seed=11, write_delay_s=1.0), points=POINTS)))
     writer.start()  # a live scan, written while the job watches
     job = _submit(data, out, config, "--time", "30:00")
-    wait_for(lambda: point_results(out, serial, scan) and _in_flight(out, serial, scan), 600,
-             "a result, then a point in flight")
-    took = _cancel_and_time(job)
+    try:
+        wait_for(lambda: point_results(out, serial, scan) and _in_flight(out, serial, scan), 600,
+                 "a result, then a point in flight")
+        took = _cancel_and_time(job)
+    finally:
+        _cancel_chain(out, job)
     print(f"scancel mid-point: job {job} ended {took:.1f} s later (grace {GRACE:g} s, Slurm KillWait 30 s)")
     assert took < GRACE + 8
     log = (out / "monitor.log").read_text()
@@ -148,12 +151,30 @@ def test_scancel_mid_point_then_resubmit(cluster: Path, tmp_path: Path) -> None:
     writer.join()
 
     job = _submit(data, out, config, "--time", "30:00")
-    wait_for(lambda: len(point_results(out, serial, scan)) == len(POINTS), 900, "every point after resubmission")
-    _cancel_and_time(job)
+    try:
+        wait_for(lambda: len(point_results(out, serial, scan)) == len(POINTS), 900, "every point after resubmission")
+    finally:
+        _cancel_chain(out, job)
     results = point_results(out, serial, scan)
     _assert_matches_truth(results, truth)
     counts = Counter(e["point"] for e in journal(out))
     assert sorted(counts) == sorted(POINTS) and set(counts.values()) == {1}, counts  # none done twice
+
+
+def _resubmitted(out: Path) -> list[str]:
+    """Ids of the jobs the monitor jobs submitted near their time limit, from their logs."""
+    text = "".join(p.read_text() for p in (out / "jobs").glob("pmt-monitor-*.log"))
+    return re.findall(r"submitted the next monitor job (\d+)", text)
+
+
+def _cancel_chain(out: Path, first: str) -> None:
+    """Cancel a self-resubmitting monitor job and every successor it submitted, until none is left."""
+    for _ in range(60):
+        queued = [job for job in {first, *_resubmitted(out)} if _queued(job)]
+        if not queued:
+            return
+        subprocess.run(["scancel", *queued], check=False)
+        time.sleep(2)
 
 
 def test_time_limit_then_the_next_job_continues(cluster: Path, tmp_path: Path) -> None:
@@ -162,15 +183,12 @@ def test_time_limit_then_the_next_job_continues(cluster: Path, tmp_path: Path) -
     truth = simulate_scan(data, serial, scan_id=scan, cfg=SimulationConfig(**SIM, seed=12), points=points)
     # 2 minutes of time limit, stopping 75 s before it: the first job runs 45 s, then submits the next one
     first = _submit(data, out, _config(tmp_path), "--time", "2", "--resubmit-margin", "75")
-    jobs = out / "jobs"
-    next_job = wait_for(lambda: re.findall(r"submitted the next monitor job (\d+)",
-                                           "".join(p.read_text() for p in jobs.glob("pmt-monitor-*.log"))),
-                        300, "the job to resubmit itself")
-    done_by_first = len(point_results(out, serial, scan))
-    wait_for(lambda: len(point_results(out, serial, scan)) == len(points), 900, "every point in the next job(s)")
-    for job in {*next_job, first}:
-        if _queued(job):
-            _cancel_and_time(job)
+    try:
+        next_job = wait_for(lambda: _resubmitted(out), 300, "the job to resubmit itself")
+        done_by_first = len(point_results(out, serial, scan))
+        wait_for(lambda: len(point_results(out, serial, scan)) == len(points), 900, "every point in the next job(s)")
+    finally:
+        _cancel_chain(out, first)
     print(f"time limit: job {first} did {done_by_first} of {len(points)} points, then job(s) {next_job} the rest")
     assert 0 < done_by_first < len(points)
     assert "run time limit reached" in (out / "monitor.log").read_text()
@@ -248,8 +266,7 @@ def test_viewer_mirrors_and_flags_through_an_ssh_tunnel(cluster: Path, tmp_path:
     finally:
         serve.terminate()
         serve.wait(timeout=30)
-        if _queued(job):
-            _cancel_and_time(job)
+        _cancel_chain(out, job)
 
 
 def test_submit_reports_a_job_that_cannot_start_or_fails(cluster: Path, tmp_path: Path) -> None:
