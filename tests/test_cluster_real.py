@@ -179,10 +179,10 @@ def _cancel_chain(out: Path, first: str) -> None:
 
 def test_time_limit_then_the_next_job_continues(cluster: Path, tmp_path: Path) -> None:
     data, out, serial, scan = tmp_path / "data", tmp_path / "out", "SLURM2", "261129_140000"
-    points = [*POINTS, "theta20_phi270", "theta30_phi0", "theta30_phi90", "theta30_phi180"]
+    points = POINTS
     truth = simulate_scan(data, serial, scan_id=scan, cfg=SimulationConfig(**SIM, seed=12), points=points)
-    # 2 minutes of time limit, stopping 75 s before it: the first job runs 45 s, then submits the next one
-    first = _submit(data, out, _config(tmp_path), "--time", "2", "--resubmit-margin", "75")
+    # 2 minutes of time limit, stopping 60 s before it: the first job runs 60 s, then submits the next one
+    first = _submit(data, out, _config(tmp_path), "--time", "2", "--resubmit-margin", "60")
     try:
         next_job = wait_for(lambda: _resubmitted(out), 300, "the job to resubmit itself")
         done_by_first = len(point_results(out, serial, scan))

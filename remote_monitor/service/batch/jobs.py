@@ -127,8 +127,10 @@ def wait_until_running(scheduler: Scheduler, job_id: str, log: Path, monitor_log
     """Poll the scheduler until the job runs (and the monitor logged its start), ends, or cannot start."""
     deadline = time.monotonic() + wait
     state = scheduler.state(job_id)
+    hopeless_polls = 0  # Slurm may show a passing reason (PartitionConfig) before the lasting one
     while time.monotonic() < deadline:
-        if state.state == "pending" and state.hopeless:
+        hopeless_polls = hopeless_polls + 1 if state.state == "pending" and state.hopeless else 0
+        if hopeless_polls >= 3:
             scheduler.cancel(job_id)
             return Submitted(job_id, "failed", f"job {job_id} cannot start: pending ({state.reason}); "
                              "cancelled it", log)
