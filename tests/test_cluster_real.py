@@ -180,17 +180,23 @@ def _cancel_chain(out: Path, first: str) -> None:
 def test_time_limit_then_the_next_job_continues(cluster: Path, tmp_path: Path) -> None:
     data, out, serial, scan = tmp_path / "data", tmp_path / "out", "SLURM2", "261129_140000"
     points = POINTS
-    truth = simulate_scan(data, serial, scan_id=scan, cfg=SimulationConfig(**SIM, seed=12), points=points)
-    # 2 minutes of time limit, stopping 60 s before it: the first job runs 60 s, then submits the next one
-    first = _submit(data, out, _config(tmp_path), "--time", "2", "--resubmit-margin", "60")
+    data.mkdir()
+    truth: dict = {}
+    writer = threading.Thread(target=lambda: truth.update(simulate_scan(
+        data, serial, scan_id=scan, cfg=SimulationConfig(**SIM, seed=12, write_delay_s=8.0), points=points)))
+    # 2 minutes of time limit, stopping 75 s before it: the first job runs 45 s, then submits the next one;
+    # the live scan takes about 60 s, so its last points arrive for the next job
+    first = _submit(data, out, _config(tmp_path), "--time", "2", "--resubmit-margin", "75")
+    writer.start()
     try:
         next_job = wait_for(lambda: _resubmitted(out), 300, "the job to resubmit itself")
         done_by_first = len(point_results(out, serial, scan))
         wait_for(lambda: len(point_results(out, serial, scan)) == len(points), 900, "every point in the next job(s)")
     finally:
         _cancel_chain(out, first)
+        writer.join()
     print(f"time limit: job {first} did {done_by_first} of {len(points)} points, then job(s) {next_job} the rest")
-    assert 0 < done_by_first < len(points)
+    assert done_by_first < len(points)
     assert "run time limit reached" in (out / "monitor.log").read_text()
     _assert_matches_truth(point_results(out, serial, scan), truth)
     counts = Counter(e["point"] for e in journal(out))

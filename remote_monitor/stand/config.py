@@ -184,12 +184,13 @@ def load_config(path: Path | None) -> Config:
         raise ConfigError(f"{path}: configuration file not found") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read configuration: {exc}") from None
-    sections = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
+    defaults = Config()
+    sections: dict[str, type] = {f.name: type(getattr(defaults, f.name)) for f in dataclasses.fields(Config)}
     unknown = sorted(set(raw) - set(sections))
     if unknown:
         raise ConfigError(f"{path}: unknown section(s) {unknown}; known: {sorted(sections)}")
     try:
-        cfg = Config(**{name: _section(name, type(sections[name]()), raw[name]) for name in raw})
+        cfg = Config(**{name: _section(name, sections[name], raw[name]) for name in raw})
         _validate(cfg)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
