@@ -32,7 +32,7 @@ from .mirror import Mirror, MirrorError
 from .send_command import CommandError, drop_and_wait, post_and_wait, signed_command
 from .status import StatusBoard, notify
 from .terminal import say, terminal_safe
-from .tunnel import close_tunnel, open_tunnel, wait_for_port
+from .tunnel import SshOptions, close_tunnel, open_tunnel, ssh_failure, wait_for_port
 
 
 def _clock(ts: float | None) -> str:
@@ -56,19 +56,42 @@ def _poll(mirror: Mirror, interval: float) -> None:
               f"{_clock(mirror.last_success)} ({exc}); next try in {mirror.next_delay(interval):g} s")
 
 
-def _open_tunnel(args: argparse.Namespace) -> subprocess.Popen:
-    tunnel = open_tunnel(args.ssh, args.remote_port, args.local_port)
+def _ssh_options(args: argparse.Namespace) -> SshOptions:
+    return SshOptions(port=args.ssh_port, identity=args.identity, jump=args.jump, config=args.ssh_config,
+                      options=tuple(args.ssh_option or ()), accept_new_host_key=args.accept_new_host_key)
+
+
+def _open_tunnel(args: argparse.Namespace) -> subprocess.Popen[str]:
+    tunnel = open_tunnel(args.ssh, args.remote_port, args.local_port, options=_ssh_options(args))
     ready = wait_for_port(args.local_port, tunnel, timeout=args.timeout)
-    say(f"ssh tunnel to {args.ssh}: 127.0.0.1:{args.local_port} -> 127.0.0.1:{args.remote_port} on the remote "
-          f"side{'' if ready else ' (not answering yet)'}")
+    if not ready and tunnel.poll() is not None:
+        say(f"ssh tunnel to {args.ssh} failed: {ssh_failure(tunnel, args.ssh)}", file=sys.stderr)
+    else:
+        say(f"ssh tunnel to {args.ssh}: 127.0.0.1:{args.local_port} -> 127.0.0.1:{args.remote_port} on the "
+            f"remote side{'' if ready else ' (not answering yet)'}")
     return tunnel
+
+
+def _add_ssh_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ssh", metavar="[USER@]HOST", help="reach the monitor through an ssh tunnel to HOST (an ssh "
+                   "config alias works); the tunnel ends on HOST's loopback, where `remote-monitor serve` listens "
+                   f"(watch: default ${ENV['ssh']} or viewer.toml)")
+    p.add_argument("--ssh-port", type=port, metavar="PORT", help="ssh port of HOST (default: ssh config, or 22)")
+    p.add_argument("--identity", metavar="FILE", help="private key for ssh (-i)")
+    p.add_argument("--jump", metavar="[USER@]HOST[:PORT]", help="jump host(s) on the way (ssh -J)")
+    p.add_argument("--ssh-config", metavar="FILE", help="ssh config file to use (ssh -F)")
+    p.add_argument("--ssh-option", action="append", metavar="KEY=VALUE", help="more ssh -o options")
+    p.add_argument("--accept-new-host-key", action="store_true",
+                   help="trust an unknown host key on first use (StrictHostKeyChecking=accept-new)")
+    p.add_argument("--remote-port", type=port, default=8765, help="the monitor's port on HOST")
+    p.add_argument("--local-port", type=port, default=8765, help="local end of the tunnel")
 
 
 def watch(args: argparse.Namespace) -> int:
     url = f"http://127.0.0.1:{args.local_port}/" if args.ssh else args.url
     mirror, board = Mirror(url, args.out, timeout=args.timeout, max_backoff=args.max_backoff), StatusBoard(args.out)
     index = Path(args.out) / "reports" / "index.html"
-    tunnel: subprocess.Popen | None = None
+    tunnel: subprocess.Popen[str] | None = None
     opened, shown = False, list[str]()
     try:
         if args.ssh:
@@ -106,6 +129,18 @@ def watch(args: argparse.Namespace) -> int:
 
 
 def command(args: argparse.Namespace) -> int:
+    tunnel: subprocess.Popen[str] | None = None
+    try:
+        if args.ssh:
+            tunnel = _open_tunnel(args)
+            args.url = f"http://127.0.0.1:{args.local_port}/"
+        return _send(args)
+    finally:
+        if tunnel is not None:
+            close_tunnel(tunnel)
+
+
+def _send(args: argparse.Namespace) -> int:
     try:
         cmd = signed_command(args.action, args.serial, args.scan, reason=args.reason, key_file=args.key,
                              points=args.points, issuer=args.issuer)
@@ -159,10 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--interval", type=positive, default=3.0, help="seconds between polls")
     w.add_argument("--timeout", type=positive, default=10.0, help="HTTP timeout in seconds")
     w.add_argument("--max-backoff", type=positive, default=60.0, help="longest wait between failing polls (s)")
-    w.add_argument("--ssh", metavar="USER@HOST", help="open an ssh tunnel to the monitor's loopback port "
-                                                      f"(default ${ENV['ssh']} or viewer.toml)")
-    w.add_argument("--remote-port", type=port, default=8765, help="the monitor's port on the remote side")
-    w.add_argument("--local-port", type=port, default=8765, help="this side's end of the tunnel")
+    _add_ssh_args(w)
     w.add_argument("--no-browser", action="store_true", help="do not open the index in the browser")
     w.add_argument("--no-bell", action="store_true", help="no terminal bell / desktop notification on alerts")
     w.add_argument("--once", action="store_true", help="poll once and exit (1 if the server failed)")
@@ -187,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
         target.add_argument("--inbox", type=Path, help="write into this command inbox directory instead")
         c.add_argument("--issuer", help="who sends it (default user@host)")
         c.add_argument("--wait", type=positive, default=30.0, help="seconds to wait for the receipt")
+        c.add_argument("--timeout", type=positive, default=10.0, help="seconds to wait for the ssh tunnel")
+        _add_ssh_args(c)
         c.set_defaults(run=command, action=action)
     add_global_options(parser, sub, config_help="user config with key, url, ssh defaults "
                                                 "(default ~/.config/pmt-monitor/viewer.toml)")

@@ -25,7 +25,7 @@ from remote_monitor.cli_common import (
     resolve_globals,
     version_string,
 )
-from remote_monitor.stand.config import ConfigError, load_config
+from remote_monitor.stand.config import ConfigError, SchedulerSettings, load_config
 
 log = logging.getLogger("remote_monitor")
 
@@ -117,6 +117,33 @@ def _guide(sub: argparse._SubParsersAction[Any]) -> None:
                 action.help = OPTION_HELP.get(action.option_strings[-1], "")
 
 
+def _add_scheduler_args(p: argparse.ArgumentParser) -> None:
+    """Batch job options; each overrides the [scheduler] key of the same name."""
+    p.add_argument("--scheduler", choices=("slurm", "pjm"), dest="kind", help="[scheduler] kind")
+    p.add_argument("--partition", help="Slurm partition / PJM resource group (rscgrp)")
+    p.add_argument("--account", help="Slurm account / PJM group")
+    p.add_argument("--cpus", type=int, help="CPUs of the job")
+    p.add_argument("--mem", dest="memory", help="memory of the job, e.g. 4G")
+    p.add_argument("--time", help="time limit [D-]HH:MM:SS; the monitor job resubmits itself before it")
+    p.add_argument("--mail-user", help="e-mail address for job events")
+    p.add_argument("--mail-type", help="Slurm --mail-type (default FAIL)")
+    p.add_argument("--python", help="absolute path of the interpreter in the job (default: this one)")
+    p.add_argument("--setup", help="shell line run first in the job, e.g. 'module load python/3.11'")
+    p.add_argument("--resubmit-margin", type=float, dest="resubmit_margin_seconds",
+                   help="stop this many seconds before the time limit and resubmit (default 300)")
+
+
+def _scheduler_settings(args: argparse.Namespace) -> SchedulerSettings:
+    from dataclasses import fields, replace
+
+    settings = load_config(args.config).scheduler
+    given = {f.name: getattr(args, f.name) for f in fields(settings)
+             if getattr(args, f.name, None) is not None}
+    if getattr(args, "slurm", None) is not None:
+        given["kind"] = "slurm"
+    return replace(settings, **given)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = GuidedParser(prog="remote-monitor", description=__doc__, formatter_class=HelpFormatter,
                           epilog=EXAMPLES["demo"] + "\n" + EXAMPLES["run"].split("\n", 1)[1])
@@ -141,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--poll", type=positive, help="use the polling observer every N s (GPFS/NFS/Lustre)")
     p.add_argument("--once", action="store_true", help="process what is there, then exit")
     p.add_argument("--serve", type=_host_port, metavar="[HOST:]PORT", help="also serve the reports")
+    p.add_argument("--stop-after", type=float, metavar="SECONDS",
+                   help="stop by itself after this long with exit code 75 (batch jobs: before the time limit)")
+    p.add_argument("--grace", type=float, metavar="SECONDS",
+                   help="on SIGTERM wait this long for the points in flight (default [monitor] grace_seconds)")
     p.add_argument("--publish", type=Path, metavar="DIR",
                    help="keep a copy of index.html and every report in DIR (a web-served folder)")
 
@@ -160,19 +191,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", type=Path, required=ENV["key"] not in os.environ,
                    default=os.environ.get(ENV["key"]) or None)
 
-    p = sub.add_parser("reprocess", help="process one scan directory now, or an archive as a Slurm array")
+    p = sub.add_parser("reprocess", help="process one scan directory now, or an archive as a batch job array")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--config", type=Path)
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--scan-dir", type=Path, help="<root>/wavedump_output_<id>/<SN>")
-    group.add_argument("--slurm", type=Path, metavar="ARCHIVE", help="submit a job array over ARCHIVE")
+    group.add_argument("--batch", type=Path, metavar="ARCHIVE",
+                       help="submit a job array (PJM: bulk job) with one task per PMT scan under ARCHIVE")
+    group.add_argument("--slurm", type=Path, metavar="ARCHIVE", help="the same as --batch with --scheduler slurm")
+    _add_scheduler_args(p)
 
-    p = sub.add_parser("submit", help="start the monitor as a Slurm job")
+    p = sub.add_parser("submit", help="start the monitor as a batch job (Slurm or PJM) and wait until it runs")
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--config", type=Path)
-    p.add_argument("--time", default="7-00:00:00")
-    p.add_argument("--poll", type=float, default=10.0)
+    p.add_argument("--poll", type=float, default=10.0, help="polling interval on the shared file system (s)")
+    p.add_argument("--serve", metavar="[HOST:]PORT",
+                   help="also serve from the job (reachable only on the compute node; prefer `serve` on the "
+                        "login node)")
+    p.add_argument("--wait", type=float, default=120.0, help="seconds to wait for the job to run (default 120)")
+    _add_scheduler_args(p)
     p = sub.add_parser("export", help="campaign tables (CSV/Parquet) and ROOT histograms over all PMTs")
     p.add_argument("--out", type=Path, required=True, help="the monitor's output directory (holds results/)")
     p.add_argument("--to", type=Path, help="where the files go (default: <out>/campaign)")
@@ -237,10 +275,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg = replace(cfg, monitor=replace(cfg.monitor, poll_seconds=args.poll))
     if args.publish is not None:
         cfg = replace(cfg, publish=replace(cfg.publish, dir=str(args.publish)))
+    if args.grace is not None:
+        cfg = replace(cfg, monitor=replace(cfg.monitor, grace_seconds=args.grace))
     if args.once:
         with _bars(args):
-            return run_monitor(cfg, args.data, args.out, once=args.once, serve=args.serve)
-    return run_monitor(cfg, args.data, args.out, once=args.once, serve=args.serve)
+            return run_monitor(cfg, args.data, args.out, once=args.once, serve=args.serve, stop_after=args.stop_after)
+    return run_monitor(cfg, args.data, args.out, once=args.once, serve=args.serve, stop_after=args.stop_after)
 
 
 def cmd_share(args: argparse.Namespace) -> int:
@@ -280,11 +320,15 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_reprocess(args: argparse.Namespace) -> int:
-    if args.slurm is not None:
-        from remote_monitor.service.batch.slurm import submit_reprocess_array
+    archive = args.batch or args.slurm
+    if archive is not None:
+        from remote_monitor.service.batch.jobs import submit_reprocess
 
-        job = submit_reprocess_array(args.slurm, args.out, config=args.config)
-        print(f"submitted reprocessing job array {job}")
+        settings = _scheduler_settings(args)
+        layout = load_config(args.config).layout
+        job, tasks, script = submit_reprocess(archive, args.out, settings, config=args.config,
+                                              layout=layout)
+        print(f"submitted reprocessing job array {job} ({tasks} task(s), script {script})")
         return 0
     from remote_monitor.service.reprocess import reprocess_scan, scan_points_on_disk
 
@@ -295,11 +339,14 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from remote_monitor.service.batch.slurm import submit_monitor
+    from remote_monitor.service.batch.jobs import submit_monitor
 
-    job = submit_monitor(args.data, args.out, config=args.config, time=args.time, poll=args.poll)
-    print(f"submitted monitor job {job}")
-    return 0
+    result = submit_monitor(args.data, args.out, _scheduler_settings(args), config=args.config,
+                            poll=args.poll, serve=args.serve, wait=args.wait)
+    stream = sys.stderr if result.state == "failed" else sys.stdout
+    print(f"{'monitor job ' + result.job_id + ': ' if result.state != 'failed' else 'error: '}{result.message}",
+          file=stream)
+    return 1 if result.state == "failed" else 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:

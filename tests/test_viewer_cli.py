@@ -114,8 +114,9 @@ def test_ssh_tunnel_argument_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         time.sleep(0.05)
     close_tunnel(proc)
     assert proc.poll() is not None
-    assert json.loads(log.read_text()) == ["-N", "-o", "ExitOnForwardFailure=yes", "-o", "ServerAliveInterval=30",
-                                           "-L", "18765:127.0.0.1:8765", "--", "op@login.cluster"]
+    assert json.loads(log.read_text()) == ["-N", "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes",
+                                           "-o", "ServerAliveInterval=30", "-L", "18765:127.0.0.1:8765", "--",
+                                           "op@login.cluster"]
     for hostile in ("-oProxyCommand=touch /tmp/x", "a b@c", "x;rm -rf ~"):
         with pytest.raises(ValueError, match="USER@HOST"):
             tunnel_command(hostile, 8765, 8765)

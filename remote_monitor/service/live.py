@@ -1,14 +1,14 @@
 """Points while they are acquired: follow their files, publish a provisional gain every few seconds, and
 give the final result from the running histogram as soon as the files are quiet (no full re-read).
 
-The monitor calls `follow` while a point's files change, `final_job` when they are quiet, `poll` every
-tick and `done` once the final result is recorded. Fits run in the monitor's worker processes."""
+The monitor calls `follow` while a point's files change (it may return a provisional fit job),
+`provisional_finished` with that job's result, `final_job` when the files are quiet and `done` once the final
+result is recorded. Fits run in the monitor's worker processes."""
 
 from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,7 @@ class LiveFollowing:
         self.followers: dict[PointKey, PointFollower] = {}
         self.broken: set[PointKey] = set()
         self._last_fit: dict[PointKey, tuple[float, int]] = {}
-        self._provisional: dict[PointKey, Future[Any]] = {}
+        self._provisional: set[PointKey] = set()  # provisional fits in a worker
 
     @property
     def enabled(self) -> bool:
@@ -100,28 +100,31 @@ class LiveFollowing:
         self._last_fit.setdefault(key, (time.monotonic(), follower.n_events))  # first fit after a while
         return follower
 
-    def follow(self, key: PointKey, sources: dict[str, Path], pool: ProcessPoolExecutor | None) -> None:
-        """Read what was written since the last look; a provisional fit every provisional_seconds.
+    def follow(self, key: PointKey, sources: dict[str, Path], can_fit: bool) -> tuple[Any, ...] | None:
+        """Read what was written since the last look; every provisional_seconds a provisional fit job
+        (function, *args) for a worker, whose result goes to `provisional_finished`.
 
-        pool None: the workers are busy with final results, which go first (no provisional fit now)."""
+        can_fit False: the workers are busy with final results, which go first (no provisional fit now)."""
         if not self.enabled:
-            return
+            return None
         follower = self._follower(key, sources)
         if follower is None:
-            return
+            return None
         try:
             follower.update()
         except (WaveformFileError, OSError) as exc:
             log.info("%s: not followed any more (%s); processed when quiet", key.label, exc)
             self.broken.add(key)
             self.followers.pop(key, None)
-            return
+            return None
         last_time, last_events = self._last_fit.get(key, (0.0, -1))
         due = time.monotonic() - last_time >= self.cfg.monitor.provisional_seconds
-        if pool is not None and due and follower.n_events != last_events and key not in self._provisional:
-            self._last_fit[key] = (time.monotonic(), follower.n_events)
-            self._provisional[key] = pool.submit(result_from_summary, key, {}, follower.summary(), self.cfg, True)
-            self._save(key, follower)
+        if not (can_fit and due and follower.n_events != last_events and key not in self._provisional):
+            return None
+        self._last_fit[key] = (time.monotonic(), follower.n_events)
+        self._provisional.add(key)
+        self._save(key, follower)
+        return result_from_summary, key, {}, follower.summary(), self.cfg, True
 
     def _save(self, key: PointKey, follower: PointFollower) -> None:
         try:
@@ -141,28 +144,22 @@ class LiveFollowing:
         except (WaveformFileError, OSError):
             self.done(key)
             return None  # the full processing gives the error result with its reason
-        provisional = self._provisional.pop(key, None)
-        if provisional is not None:
-            provisional.cancel()  # the final fit need not wait behind it
         return result_from_summary, key, prints, follower.summary(), self.cfg, False
 
-    def poll(self) -> list[tuple[PointKey, dict[str, Any]]]:
-        """Provisional results that are ready (those of points already final are dropped)."""
-        ready = []
-        for key, future in list(self._provisional.items()):
-            if not future.done():
-                continue
-            del self._provisional[key]
-            try:
-                ready.append((key, future.result()))
-            except Exception as exc:  # noqa: BLE001 - a failed provisional fit only delays the live view
-                log.info("%s: provisional fit failed: %s", key.label, exc)
-        return [(k, r) for k, r in ready if k in self.followers and not self.followers[k].finalized]
+    def provisional_finished(self, key: PointKey, result: dict[str, Any] | None) -> dict[str, Any] | None:
+        """A provisional fit came back (None: it failed or was not started); the result to show, or None
+        when the point is final by now."""
+        self._provisional.discard(key)
+        if result is None:
+            log.info("%s: no provisional fit this time", key.label)
+            return None
+        follower = self.followers.get(key)
+        return result if follower is not None and not follower.finalized else None
 
     def done(self, key: PointKey) -> None:
         """The final result of the point is recorded: forget it and its saved state."""
         self.followers.pop(key, None)
         self.broken.discard(key)
         self._last_fit.pop(key, None)
-        self._provisional.pop(key, None)
+        self._provisional.discard(key)
         self._state_path(key).unlink(missing_ok=True)

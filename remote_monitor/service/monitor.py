@@ -11,8 +11,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -34,7 +32,7 @@ from remote_monitor.service.store import (
     remove_stale_temp_files,
 )
 from remote_monitor.service.watcher import start_watching
-from remote_monitor.service.workers import new_pool, process_job
+from remote_monitor.service.workers import WorkerPool, process_job
 from remote_monitor.stand.config import Config
 from remote_monitor.stand.layout import PointKey, iter_scans, parse_source_file, scan_dir
 
@@ -75,6 +73,7 @@ class Monitor:
         self.layout = cfg.layout
         self.data_root = data_root.absolute()
         self.out_root = out_root.absolute()
+        self._check_data_root()
         self.once = once
         self.serve = serve
         self.problems = Problems(self.out_root)
@@ -96,27 +95,52 @@ class Monitor:
         self._events: queue.Queue[str] = queue.Queue()
         self._seen: dict[PointKey, tuple[dict[str, Any], float]] = {}
         self._pending: set[PointKey] = set()
-        self._inflight: dict[PointKey, tuple[Future[dict[str, Any]], dict[str, Any]]] = {}
+        self._inflight: dict[PointKey, dict[str, Any]] = {}  # point -> fingerprint of the files it read
         self._archive_due: set[tuple[str, str]] = set()
         self._archive_sent: set[tuple[str, str]] = set()
         self._stop = threading.Event()
-        self._pool: ProcessPoolExecutor | None = None
+        self._abandon = threading.Event()  # a second stop signal: do not wait for the points in flight
+        self._stop_requested_at = 0.0
+        self._pool: WorkerPool | None = None
         self.processed_count = 0
         self.live = LiveFollowing(cfg, self.store)
+        self.stop_at: float | None = None  # monotonic time after which run() stops by itself (job time limit)
+        self.time_up = False
 
     # ---- life cycle -------------------------------------------------------------------------------
     def request_stop(self, *_: Any) -> None:
-        """SIGTERM/SIGINT: finish the points in flight, save, exit 0."""
-        log.info("stop requested: finishing %d point(s) in flight", len(self._inflight))
+        """SIGTERM/SIGINT: take no new point, finish those in flight within the grace time, exit 0.
+
+        A second signal (more than 2 s later) abandons the points in flight at once; they are processed again
+        at the next start."""
+        if self._stop.is_set() and time.monotonic() - self._stop_requested_at > 2.0:
+            log.info("second stop signal: abandoning %d point(s) in flight", len(self._inflight))
+            self._abandon.set()
+        elif self._stop.is_set():
+            return  # the same stop, delivered twice (a batch shell forwards what the scheduler sent everyone)
+        else:
+            self._stop_requested_at = time.monotonic()
+            log.info("stop requested: finishing %d point(s) in flight (at most %g s)", len(self._inflight),
+                     self.cfg.monitor.grace_seconds)
         self._stop.set()
 
-    def _new_pool(self) -> ProcessPoolExecutor:
-        return new_pool(self.cfg.monitor.workers)
+    def _new_pool(self) -> WorkerPool:
+        return WorkerPool(self.cfg.monitor.workers, self.cfg.monitor.point_timeout_seconds)
+
+    def _check_data_root(self) -> None:
+        """A missing data directory is an error (never created: a typo would watch nothing for ever)."""
+        if not self.data_root.is_dir():
+            raise FileNotFoundError(f"--data {self.data_root}: no such directory (the monitor never creates it)")
+        if not iter_scans(self.data_root, self.layout):
+            lay = self.layout
+            log.warning(
+                "no scans in %s yet; expecting %s<YYMMDD_HHMMSS>/<SN>/%stheta<T>_phi<P>/%s<CH>%stheta<T>_phi<P>.txt "
+                "(or .dat; HV points in %s/), see [layout] in the configuration",
+                self.data_root, lay.scan_dir_prefix, lay.point_dir_prefix, lay.file_prefix, lay.file_infix, lay.hv_dir)
 
     def run(self) -> int:
         """Watch until stopped (or, with once=True, until everything present is processed)."""
-        for folder in (self.data_root, self.inbox):
-            folder.mkdir(parents=True, exist_ok=True)
+        self.inbox.mkdir(parents=True, exist_ok=True)
         previous = {}
         if threading.current_thread() is threading.main_thread():
             previous = {sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -136,6 +160,10 @@ class Monitor:
             while not self._stop.is_set():
                 self.tick()
                 if self.once and not self._pending and not self._inflight and not self._archive_due:
+                    break
+                if self.stop_at is not None and time.monotonic() >= self.stop_at:
+                    log.info("run time limit reached: stopping so that the next job continues")
+                    self.time_up = True
                     break
                 if time.monotonic() - last_rescan > 60.0:
                     self.rescan()
@@ -168,11 +196,23 @@ class Monitor:
         return server
 
     def _drain(self) -> None:
-        """Wait for the points in flight and record them, then shut the workers down."""
-        while self._inflight:
-            self._collect(block=True)
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        """Record the points in flight that finish within the grace time, then stop the workers.
+
+        A point still running at the deadline is not recorded: its files are unchanged, so the next
+        start processes it again."""
+        if self._pool is None:
+            return
+        self._pool.closing = True
+        deadline = time.monotonic() + self.cfg.monitor.grace_seconds
+        while self._inflight and time.monotonic() < deadline and not self._abandon.is_set():
+            self._collect()
+            time.sleep(0.05)
+        self._collect()
+        for key in self._pool.shutdown():
+            if isinstance(key, PointKey) and self._inflight.pop(key, None) is not None:
+                log.warning("%s: abandoned at shutdown, not recorded; processed again at the next start",
+                            key.label)
+        self._pool = None
 
     # ---- discovery --------------------------------------------------------------------------------
     def rescan(self) -> None:
@@ -254,10 +294,8 @@ class Monitor:
         for key in sorted(self._pending):
             if key not in self._inflight:
                 self._guard(f"point {key.label}", self._consider, key, now)
-        self._guard("collecting results", self._collect, False)
+        self._guard("collecting results", self._collect)
         self.notifier.watch(k.label for k in self._inflight)
-        for key, provisional in self._guard("following growing files", self.live.poll, failed=[]):
-            self._guard(f"provisional result of {key.label}", self._record_provisional, key, provisional)
         if self._archive_due:
             self._guard("archive requests", self._send_due_archives)
 
@@ -332,7 +370,7 @@ class Monitor:
         if seen is None or seen[0] != prints:
             self._seen[key] = (prints, now)
             if self.quiet > 0:
-                self.live.follow(key, sources, None if self._inflight else self._pool)
+                self._follow(key, sources)
                 return
             seen = self._seen[key]
         quiet_for = now - seen[1]
@@ -342,42 +380,57 @@ class Monitor:
             self.once or quiet_for >= self.cfg.monitor.incomplete_seconds
         ):
             return
-        stored = self.store.read_point(key)
-        self._pending.discard(key)
-        if stored is not None and stored.get("source_files") == prints:
-            return
         assert self._pool is not None
+        if not self._pool.idle():
+            return  # every worker busy (or still warming up): the point stays pending
+        stored = self.store.read_point(key)
+        if stored is not None and stored.get("source_files") == prints:
+            self._pending.discard(key)
+            return
         job = self.live.final_job(key, sources, prints) or (process_job, key, sources, self.cfg)
-        try:
-            future = self._pool.submit(*job)
-        except BrokenProcessPool:
-            self._pool = self._new_pool()
-            future = self._pool.submit(*job)
-        self._inflight[key] = (future, prints)
+        if not self._pool.submit(key, job):
+            return
+        self._pending.discard(key)
+        self._inflight[key] = prints
         log.info("processing %s", key.label)
 
-    def _collect(self, block: bool) -> None:
-        for key, (future, prints) in list(self._inflight.items()):
-            if not future.done() and not block:
+    def _follow(self, key: PointKey, sources: dict[str, Path]) -> None:
+        """Read on in a growing point; a provisional fit goes to a free worker when no final result waits."""
+        job = self.live.follow(key, sources, can_fit=not self._inflight)
+        if job is not None and (self._pool is None or not self._pool.submit(("provisional", key), job)):
+            self.live.provisional_finished(key, None)
+
+    def _collect(self) -> None:
+        """Record what the workers finished; a point whose worker died is left for the next start."""
+        assert self._pool is not None
+        for outcome in self._pool.take():
+            if isinstance(outcome.key, tuple):  # ("provisional", point): a live fit of a point being acquired
+                self._provisional_done(outcome.key[1], outcome.result if outcome.kind == "done" else None)
                 continue
-            try:
-                result = future.result()
-            except BrokenProcessPool as exc:
-                self._pool = self._new_pool()
-                result = self._crashed(key, prints, exc)
+            key = outcome.key
+            prints = self._inflight.pop(key, None) if isinstance(key, PointKey) else None
+            if prints is None or not isinstance(key, PointKey):
+                continue
+            if outcome.kind == "lost":
+                log.warning("%s: %s; not recorded, processed again at the next start", key.label, outcome.reason)
                 self.notifier.event("crash", key.label, f"worker process died processing {key.label}")
-            except Exception as exc:  # a bug in processing must not stop the monitor
-                log.exception("processing %s crashed", key.label)
-                result = self._crashed(key, prints, exc)
-            del self._inflight[key]
+                continue
+            if outcome.kind == "done" and outcome.result is not None:
+                result = outcome.result
+            else:
+                log.error("%s: %s", key.label, outcome.reason)
+                prefix = "processing crashed" if outcome.kind == "error" else "read timeout"
+                result = self._crashed(key, prints, f"{prefix}: {outcome.reason}")
             self._finish(key, prints, result)
-            if block:
-                return
+
+    def _provisional_done(self, key: PointKey, result: dict[str, Any] | None) -> None:
+        provisional = self.live.provisional_finished(key, result)
+        if provisional is not None:
+            self._guard(f"provisional result of {key.label}", self._record_provisional, key, provisional)
 
     @staticmethod
-    def _crashed(key: PointKey, prints: dict[str, Any], exc: BaseException) -> dict[str, Any]:
-        return {**base_result(key, prints), "status": "error", "processed_at": now_iso(),
-                "reason": f"processing crashed: {type(exc).__name__}: {exc}"}
+    def _crashed(key: PointKey, prints: dict[str, Any], reason: str) -> dict[str, Any]:
+        return {**base_result(key, prints), "status": "error", "processed_at": now_iso(), "reason": reason}
 
     def _finish(self, key: PointKey, prints: dict[str, Any], result: dict[str, Any]) -> None:
         sources = point_sources(self.data_root, key, self.layout)
@@ -448,9 +501,18 @@ class Monitor:
                 self._note_path(path)
 
 
+EXIT_TIME_UP = 75  # EX_TEMPFAIL: stopped at --stop-after; the batch script resubmits the job
+
+
 def run_monitor(cfg: Config, data_root: Path, out_root: Path, *, once: bool = False,
-                serve: tuple[str, int] | None = None) -> int:
-    """Entry point of `remote-monitor run`; OutLocked if another monitor works on out_root."""
+                serve: tuple[str, int] | None = None, stop_after: float | None = None) -> int:
+    """Entry point of `remote-monitor run`: 0 when stopped (signal, --once), EXIT_TIME_UP at stop_after.
+
+    Raises OutLocked if another monitor works on out_root."""
     with OutLock(out_root):
-        return Monitor(cfg, data_root, out_root, once=once, serve=serve).run()
+        monitor = Monitor(cfg, data_root, out_root, once=once, serve=serve)
+        if stop_after is not None:
+            monitor.stop_at = time.monotonic() + stop_after
+        code = monitor.run()
+        return EXIT_TIME_UP if monitor.time_up else code
 

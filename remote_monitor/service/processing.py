@@ -129,7 +129,8 @@ def process_point(key: PointKey, sources: dict[str, Path], cfg: Config) -> dict[
     missing = missing_sources(sources, cfg)
     try:
         if missing:
-            raise MissingChannelError(f"missing channel(s) {missing} for {key.label}")
+            raise MissingChannelError(f"missing channel(s) {missing} for {key.label}: no regular file (FIFOs, "
+                                      "devices and symlinks out of the data tree are never read)")
         charges = _read_charges(sources, cfg)
     except (WaveformFileError, MissingChannelError, OSError, ValueError) as exc:
         result.update(status="error", reason=str(exc))

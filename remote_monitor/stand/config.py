@@ -53,6 +53,24 @@ class MonitorSettings:
     receipts_keep: int = 1000  # newest receipts kept in each of commands/done and commands/rejected
     follow: bool = True  # read growing files as WaveDump writes them (provisional gain, fast final result)
     provisional_seconds: float = 5.0  # provisional fit of a point being acquired at most this often
+    grace_seconds: float = 20.0  # on SIGTERM: wait this long for points in flight, then abandon them
+    point_timeout_seconds: float = 300.0  # a point taking longer (stuck read) is abandoned, worker replaced
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    kind: str = "slurm"  # "slurm" or "pjm"
+    partition: str = ""  # Slurm --partition, PJM resource group (-L rscgrp=)
+    account: str = ""  # Slurm --account, PJM group (-g)
+    cpus: int = 2
+    memory: str = "4G"
+    time: str = "1-00:00:00"  # [D-]HH:MM:SS; the job resubmits itself before it runs out
+    mail_user: str = ""
+    mail_type: str = "FAIL"
+    python: str = ""  # interpreter on the compute node; default: the one that ran `submit`
+    setup: str = ""  # one shell line run first in the job, e.g. "module load python/3.11"
+    resubmit_margin_seconds: float = 300.0  # stop this long before the time limit and resubmit
+    extra_args: tuple[str, ...] = ()  # more sbatch/pjsub options, as given
 
 
 @dataclass(frozen=True)
@@ -114,6 +132,7 @@ class Config:
     gain: GainSettings = field(default_factory=GainSettings)
     hv: HVSettings = field(default_factory=HVSettings)
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
+    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     areas: AreaSettings = field(default_factory=AreaSettings)
     report: ReportSettings = field(default_factory=ReportSettings)
     mail: MailSettings = field(default_factory=MailSettings)
@@ -144,6 +163,9 @@ def _coerce(where: str, default: Any, value: Any, strings: bool = False) -> Any:
         value = float(value) if ok else value
     elif isinstance(default, str):
         ok = isinstance(value, str)
+    elif isinstance(default, tuple) and not default and isinstance(value, list) and all(
+            isinstance(v, str) for v in value):
+        ok, value = True, tuple(value)
     elif isinstance(default, tuple):
         ok = isinstance(value, list) and all(isinstance(v, (int, float)) for v in value)
         if ok and default and len(default) == 2 and isinstance(default[0], float):
@@ -199,6 +221,10 @@ def _validate(cfg: Config) -> None:
     if m.max_command_lifetime_seconds <= 0 or m.inbox_max_files < 1 or m.receipts_keep < 1:
         raise ConfigError("[monitor] max_command_lifetime_seconds must be > 0, inbox_max_files and "
                           "receipts_keep >= 1")
+    if cfg.monitor.grace_seconds < 0 or cfg.monitor.point_timeout_seconds <= 0:
+        raise ConfigError("[monitor] grace_seconds must be >= 0 and point_timeout_seconds > 0")
+    if cfg.scheduler.kind not in ("slurm", "pjm"):
+        raise ConfigError(f"[scheduler] kind must be slurm or pjm, got {cfg.scheduler.kind!r}")
     _validate_sharing(cfg)
 
 
@@ -234,7 +260,7 @@ def load_config(path: Path | None) -> Config:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read configuration: {exc}") from None
     defaults = Config()
-    sections = {f.name: type(getattr(defaults, f.name)) for f in dataclasses.fields(Config)}
+    sections: dict[str, type] = {f.name: type(getattr(defaults, f.name)) for f in dataclasses.fields(Config)}
     unknown = sorted(set(raw) - set(sections))
     if unknown:
         raise ConfigError(f"{path}: unknown section(s) {unknown}; known: {sorted(sections)}")

@@ -1,1 +1,1 @@
-"""Batch schedulers (Slurm) that run the monitor and reprocessing as jobs."""
+"""Batch schedulers (Slurm, Fujitsu PJM) that run the monitor and reprocessing as jobs."""

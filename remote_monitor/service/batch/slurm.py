@@ -1,61 +1,77 @@
-"""Start the monitor as a Slurm job and reprocess an archive as a job array (sbatch with argument lists)."""
+"""Slurm: sbatch (options as an argument list, never spliced into a shell), squeue, scancel."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 
-from remote_monitor.service.store import atomic_write_bytes
-from remote_monitor.stand.config import load_config
-from remote_monitor.stand.layout import DEFAULT_LAYOUT, iter_scans
+from remote_monitor.service.batch.scheduler import JobRequest, JobState, Scheduler, SchedulerError, run_tool
+
+# Pending reasons that do not go away by waiting (the job would stay queued for ever).
+HOPELESS = {
+    "PartitionTimeLimit": "the time limit is above the partition's maximum (use --time)",
+    "PartitionNodeLimit": "more nodes than the partition allows",
+    "PartitionConfig": "the request does not fit the partition (CPUs, memory?)",
+    "PartitionDown": "the partition is down",
+    "PartitionInactive": "the partition is inactive",
+    "InvalidAccount": "the account is not valid (use --account)",
+    "InvalidQOS": "the QOS is not valid",
+    "AccountNotAllowed": "the account may not use this partition",
+    "QOSMaxWallDurationPerJobLimit": "the time limit is above the QOS maximum (use --time)",
+    "AssocMaxWallDurationPerJobLimit": "the time limit is above your association's maximum (use --time)",
+    "BadConstraints": "the constraints cannot be met",
+    "MaxMemPerLimit": "more memory than allowed (use --mem)",
+}
+SLURMSTATES_RUNNING = {"RUNNING"}
+SLURMSTATES_PENDING = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "RESV_DEL_HOLD", "SUSPENDED"}
 
 
-class SlurmUnavailableError(RuntimeError):
-    """sbatch is not available here."""
+class Slurm(Scheduler):
+    name = "slurm"
+    task_variable = "SLURM_ARRAY_TASK_ID"
 
+    def submit_command(self, script: Path, request: JobRequest) -> list[str]:
+        args = ["sbatch", "--parsable", f"--job-name={request.name}", f"--output={request.log}",
+                f"--time={request.time}", f"--cpus-per-task={request.cpus}", "--ntasks=1", "--nodes=1"]
+        if request.memory:
+            args.append(f"--mem={request.memory}")
+        if request.partition:
+            args.append(f"--partition={request.partition}")
+        if request.account:
+            args.append(f"--account={request.account}")
+        if request.mail_user:
+            args += [f"--mail-user={request.mail_user}", f"--mail-type={request.mail_type or 'FAIL'}"]
+        if request.array:
+            args.append(f"--array=0-{request.array - 1}")
+        return [*args, *request.extra_args, str(script)]
 
-def _sbatch(sbatch: str, args: list[str]) -> str:
-    exe = shutil.which(sbatch)
-    if exe is None:
-        raise SlurmUnavailableError(
-            f"{sbatch} not found on PATH: run this on a cluster login node, or start the monitor by hand "
-            "with remote-monitor run --data DIR --out DIR")
-    done = subprocess.run([exe, "--parsable", *args], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"sbatch failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
-    return done.stdout.strip().split(";")[0]  # --parsable prints "jobid" or "jobid;cluster"
+    def submit(self, script: Path, request: JobRequest) -> str:
+        command = self.submit_command(script, request)
+        out = run_tool(command[0], command[1:], "sbatch")
+        job_id = out.strip().split(";")[0]  # --parsable prints "jobid" or "jobid;cluster"
+        if not job_id.isdigit():
+            raise SchedulerError(f"sbatch printed no job id: {out.strip()!r}")
+        return job_id
 
+    def state(self, job_id: str) -> JobState:
+        try:
+            out = run_tool("squeue", ["-h", "-j", job_id, "-o", "%T|%r"], "squeue")
+        except SchedulerError as exc:
+            if "Invalid job id" in str(exc):
+                return JobState("ended")
+            raise
+        lines = [line for line in out.splitlines() if line.strip()]
+        if not lines:
+            return JobState("ended")
+        states = [line.split("|", 1) for line in lines]
+        if any(s[0] in SLURMSTATES_RUNNING for s in states):
+            return JobState("running")
+        state, reason = states[0][0], states[0][1] if len(states[0]) > 1 else ""
+        if state in SLURMSTATES_PENDING:
+            hint = HOPELESS.get(reason)
+            return JobState("pending", f"{reason}: {hint}" if hint else reason, hopeless=hint is not None)
+        return JobState("ended" if state in {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL",
+                                             "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE"} else "unknown",
+                        state)
 
-def _script(name: str) -> str:
-    return str(resources.files("remote_monitor.service.batch").joinpath(name))
-
-
-def submit_monitor(data: Path, out: Path, config: Path | None = None, time: str = "7-00:00:00", cpus: int = 2,
-                   mem: str = "4G", poll: float = 10, extra_sbatch_args: Sequence[str] = (),
-                   sbatch: str = "sbatch") -> str:
-    """Submit monitor_job.sh; returns the job id."""
-    args = [f"--time={time}", f"--cpus-per-task={cpus}", f"--mem={mem}", *extra_sbatch_args,
-            _script("monitor_job.sh"), "--data", str(Path(data).absolute()), "--out", str(Path(out).absolute()),
-            "--poll", str(poll)]
-    if config is not None:
-        args += ["--config", str(Path(config).absolute())]
-    return _sbatch(sbatch, args)
-
-
-def submit_reprocess_array(archive_root: Path, out: Path, config: Path | None = None, time: str = "04:00:00",
-                           extra_sbatch_args: Sequence[str] = (), sbatch: str = "sbatch") -> str:
-    """One array task per PMT scan found under archive_root; returns the job id."""
-    layout = load_config(Path(config)).layout if config is not None else DEFAULT_LAYOUT
-    scans = [str(folder.absolute()) for _, _, folder in iter_scans(Path(archive_root), layout)]
-    if not scans:
-        raise ValueError(f"{archive_root}: no PMT scans (wavedump_output_*/<SN>) found")
-    task_list = Path(out).absolute() / "slurm" / "reprocess_tasks.txt"
-    atomic_write_bytes(task_list, ("\n".join(scans) + "\n").encode())
-    args = [f"--time={time}", f"--array=0-{len(scans) - 1}", *extra_sbatch_args, _script("reprocess_array.sh"),
-            str(task_list), "--out", str(Path(out).absolute())]
-    if config is not None:
-        args += ["--config", str(Path(config).absolute())]
-    return _sbatch(sbatch, args)
+    def cancel(self, job_id: str) -> None:
+        run_tool("scancel", [job_id], "scancel")
