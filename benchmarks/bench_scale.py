@@ -38,12 +38,21 @@ def measure(folder: Path, fmt: str) -> dict[str, float]:
     warm.mkdir(exist_ok=True)
     PointWriter(warm, 64, fmt).write(50)
     extract_point_charges({ch: warm / f"wave{ch}.{fmt}" for ch in (0, 1, 2)}, channels, AnalysisSettings())
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_before = _peak_rss_mb()
     t0 = time.perf_counter()
     result = extract_point_charges(files, channels, AnalysisSettings())
     seconds = time.perf_counter() - t0
     return {"seconds": seconds, "events": result.n_events, "selected": result.n_selected,
-            "rss_before_mb": rss_before, "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "rss_before_mb": rss_before, "rss_peak_mb": _peak_rss_mb()}
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process (VmHWM: unlike ru_maxrss it does not inherit the high-water
+    mark of the benchmark's parent process across fork + exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _in_subprocess(folder: Path, fmt: str) -> dict[str, float]:
