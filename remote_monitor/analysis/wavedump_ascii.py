@@ -33,7 +33,7 @@ def line_info(buf, start, end):  # pragma: no cover - compiled
     label, value, i = 0, -1, start
     while i < end and buf[i] != 58:  # ':'
         c = buf[i]
-        if c not in {32, 9, 13}:
+        if c != 32 and c != 9 and c != 13:  # noqa: PLR1714 - a set here is built per byte by numba
             label = label * 31 + (c | 32)  # wraps around: a hash
         i += 1
     if i >= end:
