@@ -127,3 +127,21 @@ def test_resume_from_saved_state_after_a_restart(tmp_path: Path, waves: dict, fm
     # a state of files that were rewritten meanwhile is refused
     files[2].write_bytes(_bytes(fmt, waves[2][::-1], 2, 0))
     assert not PointFollower(files, CFG).restore(state)
+
+
+def test_final_result_from_the_running_histogram_equals_full_processing(tmp_path: Path, waves: dict) -> None:
+    from remote_monitor.service.live import result_from_summary
+    from remote_monitor.service.processing import fingerprint, process_point
+    from remote_monitor.stand.layout import PointKey
+
+    files = _files(tmp_path, "txt")
+    for ch, path in files.items():
+        path.write_bytes(_bytes("txt", waves[ch], ch, 0))
+    follower = PointFollower(files, CFG)
+    follower.update(final=True)
+    key = PointKey("SN1", "261129_100000", "theta0_phi0")
+    sources = {str(ch): p for ch, p in files.items()}
+    followed = result_from_summary(key, fingerprint(sources), follower.summary(), CFG, provisional=False)
+    full = process_point(key, sources, CFG)
+    for field in ("status", "events", "selected_events", "histogram", "fit", "source_files"):
+        assert followed[field] == full[field], field

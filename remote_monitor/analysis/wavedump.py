@@ -233,7 +233,7 @@ class WaveDumpReader:
             tags = np.zeros(events, dtype=np.int64)
             starts = np.zeros(events, dtype=np.int64)
             n, end, status, where = kernels.parse_events(
-                buf, 0, lay.labels, lay.length_line, lay.number_line, lay.ttt_line, lay.record_length,
+                buf, kernels.word_view(data), 0, lay.labels, lay.length_line, lay.number_line, lay.ttt_line, lay.record_length,
                 self.max_adc, samples, numbers, tags, starts)
             if status not in (kernels.OK, kernels.INCOMPLETE):
                 self._raise_ascii(buf, status, where, n)

@@ -7,7 +7,21 @@ from numba import njit
 
 OK, INCOMPLETE, BAD_SAMPLE, BAD_HEADER, OUT_OF_RANGE, LENGTH_CHANGED = 0, 1, 2, 3, 4, 5
 _MAX_DIGITS = 18
-_TEN = np.uint64(10)
+_U = np.uint64
+_NEWLINES, _ONES, _HIGHS, _ZEROS = _U(0x0A0A0A0A0A0A0A0A), _U(0x0101010101010101), _U(0x8080808080808080), \
+    _U(0x3030303030303030)
+_OVER9, _NIBBLES, _ONE, _SEVEN, _EIGHT = _U(0x7676767676767676), _U(0x0F0F0F0F0F0F0F0F), _U(1), _U(7), _U(8)
+_SIXTEEN, _THIRTYTWO, _56 = _U(16), _U(32), _U(56)
+_MUL1, _MUL2, _MUL4 = _U(10 * 256 + 1), _U(100 * 65536 + 1), _U(10000 * (1 << 32) + 1)
+_MASK2, _MASK4 = _U(0x00FF00FF00FF00FF), _U(0x0000FFFF0000FFFF)
+
+
+def word_view(data: bytes) -> np.ndarray:
+    """words[k, i]: the 8 bytes of data starting at byte 8 * i + k, as a little-endian uint64 (no copy)."""
+    cols = max(0, (len(data) - 7) // 8)
+    if cols == 0:
+        return np.zeros((8, 0), dtype="<u8")
+    return np.ndarray((8, cols), dtype="<u8", buffer=data, strides=(1, 8))
 
 
 @njit(cache=True, nogil=True)
@@ -19,7 +33,7 @@ def line_info(buf, start, end):  # pragma: no cover - compiled
     label, value, i = 0, -1, start
     while i < end and buf[i] != 58:  # ':'
         c = buf[i]
-        if c not in {32, 9, 13}:
+        if c != 32 and c != 9 and c != 13:  # noqa: PLR1714 - a set here is built per byte by numba
             label = label * 31 + (c | 32)  # wraps around: a hash
         i += 1
     if i >= end:
@@ -36,7 +50,7 @@ def line_info(buf, start, end):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def parse_events(buf, pos, labels, length_line, number_line, ttt_line, record_length, max_adc,
+def parse_events(buf, words, pos, labels, length_line, number_line, ttt_line, record_length, max_adc,
                  samples, numbers, tags, starts):  # pragma: no cover - compiled
     """Parse whole events from buf[pos:] into samples/numbers/tags/starts (at most len(numbers) events).
 
@@ -44,6 +58,8 @@ def parse_events(buf, pos, labels, length_line, number_line, ttt_line, record_le
     Returns (events parsed, byte after the last complete event, status, byte where the problem starts).
     An event cut by the end of buf is not counted (status INCOMPLETE): the caller reads on from there."""
     n = buf.shape[0]
+    n_words = words.shape[1]
+    max_adc = np.uint64(max_adc)
     n_header = labels.shape[0]
     for ev in range(numbers.shape[0]):
         ev_start = pos
@@ -67,31 +83,24 @@ def parse_events(buf, pos, labels, length_line, number_line, ttt_line, record_le
                 tags[ev] = value
             pos = end + 1
         for s in range(record_length):
-            if pos + 8 <= n:  # fast path: up to 6 digits then LF, decoded without data-dependent branches
-                d0 = np.int64(buf[pos]) - 48
-                d1 = np.int64(buf[pos + 1]) - 48
-                d2 = np.int64(buf[pos + 2]) - 48
-                d3 = np.int64(buf[pos + 3]) - 48
-                d4 = np.int64(buf[pos + 4]) - 48
-                d5 = np.int64(buf[pos + 5]) - 48
-                k0 = np.int64(np.uint64(d0) < _TEN)
-                k1 = k0 * np.int64(np.uint64(d1) < _TEN)
-                k2 = k1 * np.int64(np.uint64(d2) < _TEN)
-                k3 = k2 * np.int64(np.uint64(d3) < _TEN)
-                k4 = k3 * np.int64(np.uint64(d4) < _TEN)
-                k5 = k4 * np.int64(np.uint64(d5) < _TEN)
-                width = k0 + k1 + k2 + k3 + k4 + k5
-                v = d0 * k0
-                v = v * (1 + 9 * k1) + d1 * k1
-                v = v * (1 + 9 * k2) + d2 * k2
-                v = v * (1 + 9 * k3) + d3 * k3
-                v = v * (1 + 9 * k4) + d4 * k4
-                v = v * (1 + 9 * k5) + d5 * k5
-                if 0 < width < 6 and buf[pos + width] == 10:
+            if (pos >> 3) < n_words:  # fast path: 8 bytes at once, digits then LF decoded without branches (SWAR)
+                w = words[pos & 7, pos >> 3]
+                x = w ^ _NEWLINES
+                m = (x - _ONES) & ~x & _HIGHS
+                low = m & (~m + _ONE)  # lowest byte that is a newline (its high bit)
+                below = (low >> _SEVEN) - _ONE  # 0xFF in each byte before the newline
+                width = ((below & _ONES) * _ONES) >> _56
+                d = w - _ZEROS
+                bad = ((d + _OVER9) | d) & _HIGHS & below
+                if m != 0 and bad == 0 and 0 < width < 6:
+                    v = (w << ((_EIGHT - width) * _EIGHT)) & _NIBBLES
+                    v = (v * _MUL1) >> _EIGHT
+                    v = ((v & _MASK2) * _MUL2) >> _SIXTEEN
+                    v = ((v & _MASK4) * _MUL4) >> _THIRTYTWO
                     if v > max_adc:
                         return ev, ev_start, OUT_OF_RANGE, pos
                     samples[ev, s] = v
-                    pos += width + 1
+                    pos += np.int64(width) + 1
                     continue
             line_start = pos
             while pos < n and buf[pos] == 32:

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from remote_monitor.analysis.wavedump import WaveformFileError
 from remote_monitor.service.follower import PointFollower
 from remote_monitor.service.store import ResultsStore, atomic_write_json, now_iso, read_json
@@ -25,7 +27,10 @@ def _fit(summary_hist: dict[str, Any], cfg: Config) -> dict[str, Any]:
     from remote_monitor.analysis.histogram import Histogram
     from remote_monitor.analysis.spe_fit import fit_spe
 
-    fit = fit_spe(Histogram.from_dict(summary_hist), model=cfg.fit.model, n_pe_max=cfg.fit.n_pe_max,
+    lo, hi = cfg.histogram.range_pc
+    hist = Histogram.empty(cfg.histogram.n_bins, lo, hi)  # exact edges: to_dict rounds them to 6 digits
+    hist.counts[:] = np.asarray(summary_hist["counts"], dtype=np.int64)
+    fit = fit_spe(hist, model=cfg.fit.model, n_pe_max=cfg.fit.n_pe_max,
                   exponential=cfg.fit.exponential, min_events=cfg.fit.min_events)
     return fit.to_dict()
 
