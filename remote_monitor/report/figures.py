@@ -6,7 +6,8 @@ import itertools
 import math
 from typing import Any
 
-STATUS_COLOURS = {"healthy": "#009E73", "poor": "#E69F00", "error": "#D55E00", "no_data": "#9E9E9E"}
+STATUS_COLOURS = {"healthy": "#009E73", "poor": "#E69F00", "uncertain": "#56B4E9", "error": "#D55E00",
+                  "no_data": "#9E9E9E"}
 COMPONENT_COLOURS = ["#56B4E9", "#CC79A7", "#0072B2", "#F0E442", "#999999", "#E69F00", "#000000"]
 FONT = {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 15}
 
