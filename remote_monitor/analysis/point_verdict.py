@@ -39,13 +39,13 @@ def signal_fraction(hist: dict[str, Any] | None) -> float | None:
 
 def _no_gain(fit: dict[str, Any], hist: dict[str, Any] | None) -> str | None:
     """Why the point has no usable gain, or None."""
+    light = signal_fraction(hist)
+    if light is not None and light < MIN_SIGNAL_FRACTION:
+        return f"no light: only {100 * light:.2f} % of events above the pedestal (laser, fibre or dead PMT?)"
     if fit["status"] != "ok":
         return f"no gain: {fit['status']}: {fit.get('reason') or ''}".strip()
     if fit.get("gain") is None or not fit.get("converged", False):
         return "SPE fit did not converge"
-    light = signal_fraction(hist)
-    if light is not None and light < MIN_SIGNAL_FRACTION:
-        return f"no light: only {100 * light:.2f} % of events above the pedestal (laser, fibre or dead PMT?)"
     if fit.get("mu") is not None and fit["mu"] < 0.01:
         return f"no SPE signal (occupancy {fit['mu']:.3f} PE): laser or fibre problem?"
     q1, sigma0 = fit.get("q1_pc"), fit.get("sigma0_pc")

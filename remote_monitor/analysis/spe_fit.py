@@ -3,8 +3,8 @@
 Model "full" (default): the PMT response of `spe_model` (pedestal, Gamma main peak, under-amplified
 photoelectrons, exact Poisson sum of n-PE convolutions, Gaussian noise). The headline gain is the mean of the
 1-PE main peak / e. Its error combines the Hesse error with a model systematic: the same fit repeated with a
-second adequate under-amplified shape (an exponential, k_u = 1) and half the gain difference taken, with a
-floor (SYST_FLOOR). Model "seed": the old system's two Gaussians (`spe_seed`), for comparison.
+second adequate under-amplified shape (an exponential of free mean, k_u = 1) and SYST_FRACTION of the gain
+difference taken, with a floor (SYST_FLOOR). Model "seed": the old system's two Gaussians (`spe_seed`), for comparison.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def _start_values(hist: Histogram) -> dict[str, float]:
         smooth = np.convolve(c, np.ones(5) / 5, mode="same")
         q1 = float(x[above][np.argmax(smooth[above])] - q0) * 1.1
     q1 = min(max(q1, 3 * s0, 0.1), 40.0)
-    return {"mu": mu, "q0": q0, "sigma0": s0, "q1": q1, "r1": 0.33, "w": 0.1, "k_u": 2.0}
+    return {"mu": mu, "q0": q0, "sigma0": s0, "q1": q1, "r1": 0.33, "w": 0.1, "u": 0.3, "k_u": 1.5}
 
 
 def _fit_range(hist: Histogram, start: dict[str, float]) -> tuple[int, int]:
@@ -103,7 +103,7 @@ def _peak_to_valley(p: dict[str, float], n_max: int) -> float | None:
     if q1 <= 2 * s0:
         return None
     shape = ResponseShape(np.linspace(q0 - 4 * s0, q0 + 2 * q1, 601), n_max)
-    density = sum(response_counts(p, shape, 1.0).values())
+    density = np.sum(list(response_counts(p, shape, 1.0).values()), axis=0)
     first = int(np.searchsorted(shape.edges, q0 + s0))
     peak_at = first + int(np.argmax(density[first:]))
     if peak_at <= first:
@@ -136,11 +136,11 @@ def _fit_full(hist: Histogram, systematic: bool) -> SpeFitResult:
         alt, _, _ = _minimize(model, counts, values, {"k_u": 1.0}, hesse=False)
         syst = max(syst, SYST_FRACTION * abs(alt["q1"] - q1))
     parts = response_counts(values, ResponseShape(hist.edges, n_max), float(counts.sum()))
-    total = sum(parts.values())
+    total = np.sum(list(parts.values()), axis=0)
     shown = {k: v for k, v in parts.items() if k in ("pedestal", "under-amplified") or v.max() > 0.5}
     k = 1.0 / values["r1"] ** 2
     theta = q1 / k
-    mean_pe = (1 - values["w"]) * q1 + values["w"] * values["k_u"] * theta
+    mean_pe = (1 - values["w"]) * q1 + values["w"] * values["u"] * q1
     limits = _at_limit(values)
     reason = "fit converged" if valid else "Minuit did not converge"
     if limits:

@@ -1,12 +1,13 @@
 """The PMT charge response as a binned zfit PDF (analytic bin integrals, one vectorised expression).
 
 Response of one photoelectron (charge above the pedestal):
-    (1 - w) Gamma(k, theta)  +  w Gamma(k_u, theta),   k = 1 / r1^2,  theta = Q1 / k
-the main peak has mean Q1 (the gain, Q1 / e) and relative width r1; the under-amplified part (photoelectrons
-that miss the first dynode, elastic backscatter) has the same scale and a small shape k_u (k_u = 1 is an
-exponential of mean theta; mean k_u theta). Because every part shares the scale theta, the n-fold convolution
-with j under-amplified photoelectrons among n is again a Gamma, of shape (n - j) k + j k_u: all n-PE terms are
-exact and come from one call of tf.math.igamma. Poisson weights in the occupancy mu, binomial weights in w.
+    (1 - w) Gamma(mean Q1, relative width r1)  +  w Gamma(mean u Q1, shape k_u)
+the main peak has mean Q1 (the gain, Q1 / e) and relative width r1 (Gamma = Polya); the under-amplified part
+(photoelectrons that miss the first dynode, elastic backscatter) has mean u Q1 and shape k_u (k_u = 1: an
+exponential). The n-fold convolution with j under-amplified photoelectrons among n is a Gamma when j = 0 or
+j = n (exact: shape n k or n k_u); mixed terms (both kinds in one event, weight <~ 2 w mu of the signal) use
+the Gamma of the same mean and variance. All terms come from one call of tf.math.igamma (analytic bin
+integrals). Poisson weights in the occupancy mu, binomial weights in w.
 The pedestal is a Gaussian (q0, sigma0) integrated over each bin; the signal is convolved with the same
 Gaussian noise on the bin grid (a discrete kernel whose width is corrected for the bin width).
 
@@ -26,10 +27,10 @@ from scipy.special import gammainc, gammaln, ndtr
 
 os.environ.setdefault("ZFIT_DISABLE_TF_WARNINGS", "1")
 
-PARAM_NAMES = ("mu", "q0", "sigma0", "q1", "r1", "w", "k_u")
+PARAM_NAMES = ("mu", "q0", "sigma0", "q1", "r1", "w", "u", "k_u")
 BOUNDS: dict[str, tuple[float, float]] = {
     "mu": (1e-4, 8.0), "q0": (-3.0, 3.0), "sigma0": (5e-3, 1.0), "q1": (0.05, 60.0), "r1": (0.12, 0.8),
-    "w": (0.0, 0.45), "k_u": (0.4, 6.0),
+    "w": (0.0, 0.45), "u": (0.03, 0.8), "k_u": (0.5, 4.0),
 }
 TERM_TIERS = (5, 8, 12, 18, 26)
 
@@ -68,7 +69,7 @@ class ResponseShape:
 
     def kernel_half(self) -> int:
         """Half length in bins of the noise kernel (covers 6 sigma0 at the upper bound)."""
-        return max(3, min(len(self.edges) - 2, int(math.ceil(6 * BOUNDS["sigma0"][1] / self.width))))
+        return max(3, min(len(self.edges) - 2, math.ceil(6 * BOUNDS["sigma0"][1] / self.width)))
 
 
 def term_weights(p: dict[str, float], shape: ResponseShape) -> np.ndarray:
@@ -82,11 +83,12 @@ def term_weights(p: dict[str, float], shape: ResponseShape) -> np.ndarray:
 def term_bins(p: dict[str, float], shape: ResponseShape) -> np.ndarray:
     """Noise-free bin probabilities of every (n, j) term, rows = terms (numpy)."""
     n, j = shape.terms
-    k = 1.0 / p["r1"] ** 2
-    theta = p["q1"] / k
-    a = (n - j) * k + j * p["k_u"]
-    u = np.clip((shape.edges - p["q0"]) / theta, 0.0, None)
-    return np.diff(gammainc(a[:, None], u[None, :]), axis=1)
+    q1, uq = p["q1"], p["u"] * p["q1"]
+    mean = (n - j) * q1 + j * uq
+    var = (n - j) * (p["r1"] * q1) ** 2 + j * uq**2 / p["k_u"]
+    a, scale = mean**2 / var, var / mean
+    x = np.clip((shape.edges[None, :] - p["q0"]) / scale[:, None], 0.0, None)
+    return np.diff(gammainc(a[:, None], x), axis=1)
 
 
 def _noise_kernel(p: dict[str, float], shape: ResponseShape) -> np.ndarray:
@@ -108,20 +110,20 @@ def response_counts(p: dict[str, float], shape: ResponseShape, total: float) -> 
     for m in range(1, shape.n_max + 1):
         parts[f"{m} PE"] = smear[(n == m) & (j == 0)].sum(axis=0)
     parts["under-amplified"] = smear[j > 0].sum(axis=0)
-    norm = sum(v.sum() for v in parts.values())
+    norm = float(sum(v.sum() for v in parts.values()))
     return {name: total * v / norm for name, v in parts.items()}
 
 
 def _zfit_pdf_class() -> type:
     """The zfit PDF class, defined on first use (zfit is imported lazily: it takes seconds)."""
-    import tensorflow as tf
+    import tensorflow as tf  # type: ignore[import-untyped]
     import zfit
     import zfit.z.numpy as znp
 
     def _ndtr(x: Any) -> Any:
         return 0.5 * tf.math.erfc(-x / math.sqrt(2.0))
 
-    class SpeResponsePDF(zfit.pdf.BaseBinnedPDF):  # type: ignore[misc,name-defined]
+    class SpeResponsePDF(zfit.pdf.BaseBinnedPDF):
         """Pedestal + Poisson sum of Gamma n-PE terms with under-amplified photoelectrons, noise-smeared."""
 
         def __init__(self, obs: Any, params: dict[str, Any], shape: ResponseShape, extended: Any) -> None:
@@ -136,11 +138,11 @@ def _zfit_pdf_class() -> type:
         def _rel_counts(self, x: Any, norm: Any = None, *, params: Any = None) -> Any:  # noqa: ARG002
             p = {name: znp.asarray(self.params[name].value()) for name in PARAM_NAMES}
             h = self._shape.width
-            k = 1.0 / p["r1"] ** 2
-            theta = p["q1"] / k
-            a = (self._n - self._j) * k + self._j * p["k_u"]
-            u = tf.maximum((self._edges - p["q0"]) / theta, 0.0)
-            cdf = tf.math.igamma(a[:, None], u[None, :])
+            uq = p["u"] * p["q1"]
+            mean = (self._n - self._j) * p["q1"] + self._j * uq
+            var = (self._n - self._j) * (p["r1"] * p["q1"]) ** 2 + self._j * uq**2 / p["k_u"]
+            a, scale = mean**2 / var, var / mean
+            cdf = tf.math.igamma(a[:, None], tf.maximum((self._edges[None, :] - p["q0"]) / scale[:, None], 0.0))
             w = tf.clip_by_value(p["w"], 1e-12, 1 - 1e-12)
             log_weight = (-p["mu"] + self._n * tf.math.log(p["mu"]) + self._log_coeff
                           + self._j * tf.math.log(w) + (self._n - self._j) * tf.math.log(1 - w))
@@ -177,8 +179,8 @@ def _live_data(space: Any, counts: Any) -> Any:
     import zfit
     from zfit._data.binneddatav1 import BinnedHolder
 
-    class LiveHolder(BinnedHolder):  # type: ignore[misc]
-        def __init__(self) -> None:  # noqa: PLW0231 - the values come from the variable, not from __init__
+    class LiveHolder(BinnedHolder):
+        def __init__(self) -> None:
             self.space, self.variances = space, None
 
         @property

@@ -3,6 +3,8 @@
 Pulse: Gaussian rising edge (sigma 4.1 ns: 10-90 % rise 6.9 ns) and exponential fall (9.5 ns): FWHM 11.4 ns.
 A pulse's time is its 50 % constant-fraction time on the rising edge. Noise: white noise filtered to a few
 hundred MHz (band-limited), a slow baseline wander and a small pickup line, per event with random phases.
+The noise level is the rms of the white noise before the low-pass (per sample 0.61 of it after the low-pass);
+its charge over the 120 ns window after baseline subtraction is about 0.49 pC per mV.
 Digitiser: 14 bit, a DC offset per channel and point, clipping at 0 and 16383.
 """
 
@@ -19,8 +21,8 @@ RISE_SIGMA_NS = 4.1
 FALL_NS = 9.5
 CF50_TO_PEAK_NS = RISE_SIGMA_NS * math.sqrt(2 * math.log(2))
 PULSE_SAMPLES = 48  # 96 ns: 10 ns before the CF time to 86 ns after (tail below 1e-4)
-NOISE_TAPS = np.array([0.25, 0.5, 0.25]) / math.sqrt(0.375)  # unit-variance low-pass (band-limited noise)
-WANDER_MV, WANDER_PERIOD_NS = 0.25, 4000.0
+NOISE_TAPS = np.array([0.25, 0.5, 0.25])  # low-pass of unit DC gain: per-sample rms 0.61 x the white rms
+WANDER_MV, WANDER_PERIOD_NS = 0.1, 20000.0
 PICKUP_MV, PICKUP_PERIOD_NS = 0.12, 33.0
 
 
@@ -49,7 +51,7 @@ def add_pulses(wave_mv: np.ndarray, rows: np.ndarray, t_ns: np.ndarray, charge_p
 
 
 def noise(rng: np.random.Generator, n: int, length: int, rms_mv: float) -> np.ndarray:
-    """Band-limited white noise of the given rms, plus baseline wander and pickup with random phases."""
+    """Band-limited white noise (white of rms `rms_mv`, low-passed), plus baseline wander and pickup."""
     white = rng.normal(0.0, rms_mv, (n, length + 2))
     out = NOISE_TAPS[0] * white[:, :-2] + NOISE_TAPS[1] * white[:, 1:-1] + NOISE_TAPS[2] * white[:, 2:]
     t = np.arange(length) * NS_PER_SAMPLE

@@ -14,7 +14,6 @@ the stand (they are outside the charge window or rare inside it).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,17 +80,15 @@ def event_pes(rng: np.random.Generator, n_events: int, mu: float) -> np.ndarray:
 def event_charges(rng: np.random.Generator, n_events: int, mu: float, gain: float, phys: PmtPhysics,
                   pedestal_pc: np.ndarray) -> np.ndarray:
     """Charge-level twin of the waveform path (for the benchmark): per-event sum of the photoelectron charges
-    plus a pedestal drawn from `pedestal_pc` (charges of noise-only records from the same noise model and the
-    same window integration). Dark counts in the window are included at their rate."""
+    plus the pedestal `pedestal_pc` (one charge per event, of noise-only records from the same noise model and
+    the same window integration; resampled with replacement when shorter). Dark counts in the window are
+    included at their rate."""
     rows = event_pes(rng, n_events, mu)
     dark_mu = phys.dark_rate_hz * 120e-9
     dark_rows = event_pes(rng, n_events, dark_mu)
     all_rows = np.concatenate([rows, dark_rows])
     q = pe_charges(rng, len(all_rows), gain, phys)
     total = np.bincount(all_rows, weights=q, minlength=n_events)
+    if len(pedestal_pc) >= n_events:
+        return total + pedestal_pc[:n_events]
     return total + rng.choice(pedestal_pc, n_events)
-
-
-def occupancy_truth(mu: float) -> float:
-    """Mean number of laser photoelectrons per event (dark counts excluded)."""
-    return float(mu) if math.isfinite(mu) else 0.0

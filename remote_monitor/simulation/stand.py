@@ -26,7 +26,13 @@ import numpy as np
 from remote_monitor.analysis.units import ELEMENTARY_CHARGE_PC, NS_PER_SAMPLE
 from remote_monitor.analysis.wavedump_writer import ascii_bytes, binary_bytes
 from remote_monitor.simulation.pulses import add_pulses, digitise, noise
-from remote_monitor.simulation.spe_charge import PmtPhysics, event_pes, mean_charge_per_pe, pe_charges, pe_times
+from remote_monitor.simulation.spe_charge import (
+    PmtPhysics,
+    event_pes,
+    mean_charge_per_pe,
+    pe_charges,
+    pe_times,
+)
 from remote_monitor.stand.layout import (
     SCAN_POINTS,
     PointKey,
@@ -66,7 +72,7 @@ class SimulationConfig:
     include_sipm: bool = True
     pmt_channel: int = 2
     seed: int = 0
-    noise_mv: float = 0.6
+    noise_mv: float = 0.3  # rms of the band-limited white noise per sample
     mu: float = 0.2  # laser occupancy (PE per event) at theta0_phi0; the stand runs at 0.05..0.3
     occupancy: dict[str, float] = field(default_factory=dict)  # per-point override of the occupancy
     sipm_mu: float = 30.0  # photoelectrons per event on the SiPM (laser monitor)
@@ -95,7 +101,7 @@ def _pmt_channel(rng: np.random.Generator, trig_ns: np.ndarray, length: int, gai
     all_t = np.concatenate([t, t[after] + rng.uniform(500.0, 1900.0, int(after.sum())),
                             rng.uniform(0.0, length * NS_PER_SAMPLE, len(dark_rows))])
     add_pulses(mv, all_rows, all_t, pe_charges(rng, len(all_rows), gain, phys))
-    return digitise(mv, 14000 + rng.integers(-200, 200), -1)
+    return digitise(mv, 14000 + float(rng.integers(-200, 200)), -1)
 
 
 def simulate_point_waveforms(rng: np.random.Generator, n_events: int, record_length: int, gain: float, mu: float,
