@@ -46,18 +46,17 @@ def fit_hv(hv: Sequence[float], gain: Sequence[float], gain_err: Sequence[float 
     `excluded`: points the caller left out, as {"hv": ..., "reason": ...}, reported with the result."""
     usable: list[tuple[float, float, float]] = []
     skipped: list[float] = []
-    for v, g, e in zip(hv, gain, gain_err, strict=False):
-        if all(x is not None and math.isfinite(x) and x > 0 for x in (v, g, e)):
-            usable.append((float(v), float(g), max(float(e or 0.0), ERR_FLOOR * float(g))))
+    for hv_i, g_i, e_i in zip(hv, gain, gain_err, strict=False):
+        if all(x is not None and math.isfinite(x) and x > 0 for x in (hv_i, g_i, e_i)):
+            usable.append((float(hv_i), float(g_i), max(float(e_i or 0.0), ERR_FLOOR * float(g_i))))
         else:
-            skipped.append(v)
+            skipped.append(hv_i)
     points = [{"hv": p[0], "gain": p[1], "gain_err": p[2]} for p in usable]
-    excluded = [dict(x) for x in excluded] + [
-        {"hv": x, "reason": "no positive gain and error"} for x in skipped]
+    left_out = [dict(x) for x in excluded] + [{"hv": x, "reason": "no positive gain and error"} for x in skipped]
     note = f"; skipped {len(skipped)} point(s) without a positive gain and error" if skipped else ""
     if len(usable) < 2:
         return HVFitResult("too_few_points", f"{len(usable)} usable HV point(s), need 2{note}",
-                           target_gain=target_gain, points=points, excluded=excluded)
+                           target_gain=target_gain, points=points, excluded=left_out)
     try:
         arr = np.array(usable, dtype=float)
         v, g, e = arr[:, 0], arr[:, 1], arr[:, 2]
@@ -80,7 +79,7 @@ def fit_hv(hv: Sequence[float], gain: Sequence[float], gain_err: Sequence[float 
         hv_err = hv_target * math.log(10) * math.sqrt(float(grad @ cov @ grad))
     except (np.linalg.LinAlgError, ZeroDivisionError, FloatingPointError, ValueError) as exc:
         return HVFitResult("failed", f"HV fit failed: {exc}{note}", target_gain=target_gain, points=points,
-                           excluded=excluded)
+                           excluded=left_out)
     status, reason = "ok", f"power law fitted to {len(x)} points{note}"
     if not v.min() <= hv_target <= v.max():
         status = "target_outside_range"
@@ -89,4 +88,4 @@ def fit_hv(hv: Sequence[float], gain: Sequence[float], gain_err: Sequence[float 
     return HVFitResult(status, reason, a=float(10**log_a), b=float(b), cov=cov.tolist(),
                        hv_at_target=float(hv_target), hv_at_target_err=float(hv_err), target_gain=target_gain,
                        chi2_ndf=chi2_ndf, b_err=float(math.sqrt(cov[1, 1])), err_scale=scale, points=points,
-                       excluded=excluded)
+                       excluded=left_out)
