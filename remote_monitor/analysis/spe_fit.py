@@ -34,7 +34,7 @@ __all__ = ["SpeFitResult", "_full_components", "fit_spe"]
 
 SYST_FLOOR = 0.002  # relative gain systematic never below 0.2 % (bin-grid and noise-kernel approximations)
 SYST_FRACTION = 0.5  # systematic = this fraction of |gain(k_u free) - gain(k_u = 1)|
-BIN_STEP = 32  # the fit range is a whole number of BIN_STEP bins, so that few models (graphs) are built
+BIN_STEP = 64  # the fit range is a whole number of BIN_STEP bins, so that few models (graphs) are built
 
 
 def _start_values(hist: Histogram) -> dict[str, float]:
@@ -56,17 +56,19 @@ def _start_values(hist: Histogram) -> dict[str, float]:
         smooth = np.convolve(c, np.ones(5) / 5, mode="same")
         q1 = float(x[above][np.argmax(smooth[above])] - q0) * 1.1
     q1 = min(max(q1, 3 * s0, 0.1), 40.0)
-    return {"mu": mu, "q0": q0, "sigma0": s0, "q1": q1, "r1": 0.33, "w": 0.1, "u": 0.3, "k_u": 1.5}
+    return {"mu": mu, "q0": q0, "sigma0": s0, "q1": q1, "r1": 0.33, "w": 0.15, "u": 0.35, "k_u": 1.5}
 
 
 def _fit_range(hist: Histogram, start: dict[str, float]) -> tuple[int, int]:
-    """Bins [lo, hi) that hold the data: from 8 pedestal widths below the pedestal to past the last count."""
+    """Bins [lo, hi) that hold the data: from 8 pedestal widths below the pedestal to 30 % past the
+    99.99 % quantile, in whole BIN_STEPs (so that similar points share one model and its traced graphs)."""
     edges, c = hist.edges, hist.counts
     lo = int(np.searchsorted(edges, start["q0"] - 8 * start["sigma0"])) - 1
     lo = max(0, (lo // BIN_STEP) * BIN_STEP)
-    nonzero = np.flatnonzero(c)
-    last = int(nonzero[-1]) + 1 if len(nonzero) else len(c)
-    hi = min(len(c), lo + BIN_STEP * math.ceil((last - lo + 8) / BIN_STEP))
+    cumulative = np.cumsum(c)
+    end = int(np.searchsorted(cumulative, 0.9999 * cumulative[-1])) + 1
+    end = int(np.searchsorted(edges, edges[end] + 0.3 * (edges[end] - start["q0"])))
+    hi = min(len(c), lo + BIN_STEP * math.ceil((end - lo) / BIN_STEP))
     return lo, hi
 
 
@@ -104,12 +106,12 @@ def _peak_to_valley(p: dict[str, float], n_max: int) -> float | None:
         return None
     shape = ResponseShape(np.linspace(q0 - 4 * s0, q0 + 2 * q1, 601), n_max)
     density = np.sum(list(response_counts(p, shape, 1.0).values()), axis=0)
-    first = int(np.searchsorted(shape.edges, q0 + s0))
-    peak_at = first + int(np.argmax(density[first:]))
-    if peak_at <= first:
-        return None
-    valley = float(density[first:peak_at + 1].min())
-    return float(density[peak_at]) / valley if valley > 0 else None
+    d = density[int(np.searchsorted(shape.edges, q0 + s0)):]
+    rising = np.flatnonzero(np.diff(d) > 0)
+    if len(rising) == 0:
+        return 1.0  # no valley: the 1-PE peak is not separated from the pedestal
+    valley = float(d[rising[0]])
+    return float(d[rising[0]:].max()) / valley if valley > 0 else None
 
 
 def _at_limit(values: dict[str, float]) -> list[str]:
@@ -130,6 +132,8 @@ def _fit_full(hist: Histogram, systematic: bool) -> SpeFitResult:
     n_max = n_pe_terms(start["mu"])
     model = get_model(hist.edges[lo:hi + 1], n_max)
     values, errors, valid = _minimize(model, counts, start, {}, hesse=True)
+    if not valid:  # Minuit stopped early (flat directions of the under-amplified part): go on from there
+        values, errors, valid = _minimize(model, counts, values, {}, hesse=True)
     q1, q1_stat = values["q1"], errors.get("q1", math.nan)
     syst = SYST_FLOOR * q1
     if systematic:

@@ -18,7 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from remote_monitor.analysis.units import gain_to_pc
+from remote_monitor.analysis.charges import corrected_mv, window_charge_pc
+from remote_monitor.analysis.units import NS_PER_SAMPLE, gain_to_pc
+from remote_monitor.simulation.pulses import digitise, noise
+
+WINDOW_START = 60 + round(300 / NS_PER_SAMPLE)  # trigger sample + the monitor's fixed window start (300 ns)
+WINDOW_LEN = round(120 / NS_PER_SAMPLE)
 
 
 @dataclass(frozen=True)
@@ -92,3 +97,13 @@ def event_charges(rng: np.random.Generator, n_events: int, mu: float, gain: floa
     if len(pedestal_pc) >= n_events:
         return total + pedestal_pc[:n_events]
     return total + rng.choice(pedestal_pc, n_events)
+
+
+def pedestal_charges(rng: np.random.Generator, noise_mv: float, n: int) -> np.ndarray:
+    """Charges of n noise-only records (the stand's noise model and 14-bit digitiser) integrated by the
+    monitor's own extraction (baseline over 40 samples, 120 ns fixed window): one pedestal per event."""
+    out = []
+    for m in np.diff(np.linspace(0, n, n // 25_000 + 2).astype(int)):
+        raw = digitise(noise(rng, int(m), WINDOW_START + WINDOW_LEN, noise_mv), 14000, -1)
+        out.append(window_charge_pc(corrected_mv(raw, -1), np.full(int(m), WINDOW_START), WINDOW_LEN))
+    return np.concatenate(out)
