@@ -13,6 +13,7 @@ from remote_monitor.service.store import ResultsStore
 from remote_monitor.simulation.stand import HEALTHY_BAND, SimulationConfig, parse_fault, simulate_scan
 from remote_monitor.stand.config import Config
 
+DEMO_OCCUPANCY = 0.3  # PE per event at theta0_phi0 (0.27 at the edge): the upper end of the stand's 0.1-0.3
 DEFAULT_FAULTS = ("dead:theta20_phi90", "low_gain:theta30_phi180", "truncated:theta50_phi270",
                   "missing_channel:theta40_phi0")
 
@@ -73,6 +74,7 @@ def run_demo(workdir: Path, serials: list[str], sim_cfg: SimulationConfig) -> in
     """Simulate, process with the monitor (once), print the comparison and where the report is."""
     if not sim_cfg.faults:
         sim_cfg = dataclasses.replace(sim_cfg, faults=[parse_fault(f) for f in DEFAULT_FAULTS])
+    sim_cfg = dataclasses.replace(sim_cfg, mu=DEMO_OCCUPANCY)
     data, out = workdir / "data", workdir / "out"
     truths = [simulate_scan(data, serial, cfg=sim_cfg) for serial in serials]
     Monitor(Config(), data, out, once=True).run()

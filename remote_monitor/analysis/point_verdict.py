@@ -2,9 +2,9 @@
 
 healthy    the gain is inside the band and its error is small enough to decide;
 poor       the gain is outside the band by more than POOR_SIGMAS combined errors;
-uncertain  the data cannot decide (outside by less than POOR_SIGMAS errors, or the error is larger than
-           MAX_ERR_OF_HALF_BAND of the half band width); the reason says which;
-error      no usable gain: fit failed or did not converge, no light (dead point: always error, never poor),
+uncertain  the data cannot decide (outside by less than POOR_SIGMAS errors, the error is larger than
+           MAX_ERR_OF_HALF_BAND of the half band width, or Minuit did not converge); the reason says which;
+error      no usable gain: fit failed or gave no error, no light (dead point: always error, never poor),
            no 1-PE peak separated from the pedestal, or the gain or occupancy stuck at a fit limit.
 """
 
@@ -44,8 +44,8 @@ def _no_gain(fit: dict[str, Any], hist: dict[str, Any] | None) -> str | None:
         return f"no light: only {100 * light:.2f} % of events above the pedestal (laser, fibre or dead PMT?)"
     if fit["status"] != "ok":
         return f"no gain: {fit['status']}: {fit.get('reason') or ''}".strip()
-    if fit.get("gain") is None or not fit.get("converged", False):
-        return "SPE fit did not converge"
+    if fit.get("gain") is None or not fit.get("gain_err"):
+        return "SPE fit gave no gain with an error"
     if fit.get("mu") is not None and fit["mu"] < 0.01:
         return f"no SPE signal (occupancy {fit['mu']:.3f} PE): laser or fibre problem?"
     q1, sigma0 = fit.get("q1_pc"), fit.get("sigma0_pc")
@@ -68,6 +68,8 @@ def classify(fit: dict[str, Any], band: tuple[float, float], kind: str = "scan",
     err = float(fit.get("gain_err") or 0.0)
     lo, hi = band
     text = f"gain {gain:.4g} ± {err:.2g}"
+    if not fit.get("converged", False):
+        return "uncertain", f"{text}: Minuit did not converge ({fit.get('reason')}): cannot decide"
     if kind == "hv":
         return "healthy", f"{text} measured (HV check point)"
     if err > MAX_ERR_OF_HALF_BAND * 0.5 * (hi - lo):

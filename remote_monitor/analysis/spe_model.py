@@ -30,7 +30,7 @@ os.environ.setdefault("ZFIT_DISABLE_TF_WARNINGS", "1")
 PARAM_NAMES = ("mu", "q0", "sigma0", "q1", "r1", "w", "u", "k_u")
 BOUNDS: dict[str, tuple[float, float]] = {
     "mu": (1e-4, 8.0), "q0": (-3.0, 3.0), "sigma0": (5e-3, 1.0), "q1": (0.05, 60.0), "r1": (0.12, 0.8),
-    "w": (0.0, 0.45), "u": (0.03, 0.8), "k_u": (0.5, 4.0),
+    "w": (0.0, 0.4), "u": (0.03, 0.6), "k_u": (0.5, 4.0),  # under-amplified: mean at most 0.6 of the peak
 }
 TERM_TIERS = (5, 8, 12, 18, 26)
 
