@@ -34,6 +34,7 @@ __all__ = ["SpeFitResult", "_full_components", "fit_spe"]
 
 SYST_FLOOR = 0.002  # relative gain systematic never below 0.2 % (bin-grid and noise-kernel approximations)
 SYST_FRACTION = 0.5  # systematic = this fraction of |gain(k_u free) - gain(k_u = 1)|
+UNDER_SHAPE = {"w", "u", "k_u"}  # parameters of the under-amplified part only
 BIN_STEP = 64  # the fit range is a whole number of BIN_STEP bins, so that few models (graphs) are built
 
 
@@ -134,6 +135,9 @@ def _fit_full(hist: Histogram, systematic: bool) -> SpeFitResult:
     values, errors, valid = _minimize(model, counts, start, {}, hesse=True)
     if not valid:  # Minuit stopped early (flat directions of the under-amplified part): go on from there
         values, errors, valid = _minimize(model, counts, values, {}, hesse=True)
+    limits = _at_limit(values)
+    shape_only = bool(limits) and set(limits) <= UNDER_SHAPE and math.isfinite(errors.get("q1", math.nan))
+    valid = valid or shape_only  # only the under-amplified shape at a bound: the gain and its error stand
     q1, q1_stat = values["q1"], errors.get("q1", math.nan)
     syst = SYST_FLOOR * q1
     if systematic:
@@ -145,7 +149,6 @@ def _fit_full(hist: Histogram, systematic: bool) -> SpeFitResult:
     k = 1.0 / values["r1"] ** 2
     theta = q1 / k
     mean_pe = (1 - values["w"]) * q1 + values["w"] * values["u"] * q1
-    limits = _at_limit(values)
     reason = "fit converged" if valid else "Minuit did not converge"
     if limits:
         reason += f"; at a limit: {', '.join(limits)}"
