@@ -46,7 +46,7 @@ def test_hv_at_1e7_from_realistic_spectra(seed: int) -> None:
 
     rng = np.random.default_rng(seed)
     hv_true = 1750.0 + rng.uniform(-30, 30)
-    gains, errs = [], []
+    gains, errs, syst = [], [], []
     for hv in HV:
         true = 1e7 * (hv / hv_true) ** 7.0
         n = 60_000
@@ -55,7 +55,8 @@ def test_hv_at_1e7_from_realistic_spectra(seed: int) -> None:
         assert fit.status == "ok", fit.reason
         gains.append(fit.gain)
         errs.append(fit.gain_err)
-    result = fit_hv(HV, gains, errs)
+        syst.append(fit.gain_err_syst / fit.gain)
+    result = fit_hv(HV, gains, errs, common_rel_syst=float(np.mean(syst)))
     assert result.status == "ok", result.reason
     assert abs(result.hv_at_target - hv_true) < 5.0, (result.hv_at_target, hv_true)
     assert abs(result.hv_at_target - hv_true) < 3 * result.hv_at_target_err

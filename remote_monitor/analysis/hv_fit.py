@@ -40,10 +40,13 @@ ERR_FLOOR = 0.005  # relative gain error floor per HV point
 
 
 def fit_hv(hv: Sequence[float], gain: Sequence[float], gain_err: Sequence[float | None],
-           target_gain: float = 1e7, excluded: Sequence[dict[str, Any]] = ()) -> HVFitResult:
+           target_gain: float = 1e7, excluded: Sequence[dict[str, Any]] = (),
+           common_rel_syst: float = 0.0) -> HVFitResult:
     """Weighted least squares of log10(gain) = log10(a) + b log10(HV); never raises.
 
-    `excluded`: points the caller left out, as {"hv": ..., "reason": ...}, reported with the result."""
+    `excluded`: points the caller left out, as {"hv": ..., "reason": ...}, reported with the result.
+    `common_rel_syst`: relative gain systematic shared by all points (the SPE model's): it does not average
+    down over points and shifts the HV at the target by HV * syst / b, added in quadrature."""
     usable: list[tuple[float, float, float]] = []
     skipped: list[float] = []
     for hv_i, g_i, e_i in zip(hv, gain, gain_err, strict=False):
@@ -77,6 +80,7 @@ def fit_hv(hv: Sequence[float], gain: Sequence[float], gain_err: Sequence[float 
         grad = np.array([-1.0 / b, -log_hv / b])  # d(log10 HV*) / d(log10 a, b)
         hv_target = 10**log_hv
         hv_err = hv_target * math.log(10) * math.sqrt(float(grad @ cov @ grad))
+        hv_err = math.hypot(hv_err, hv_target * common_rel_syst / abs(b))
     except (np.linalg.LinAlgError, ZeroDivisionError, FloatingPointError, ValueError) as exc:
         return HVFitResult("failed", f"HV fit failed: {exc}{note}", target_gain=target_gain, points=points,
                            excluded=left_out)

@@ -1,9 +1,9 @@
 """Status of one scan point from its SPE fit, the gain uncertainty and the healthy band.
 
-healthy    the gain is inside the band and its error is small enough to decide;
+healthy    the gain is inside the band by more than HEALTHY_SIGMAS combined errors;
 poor       the gain is outside the band by more than POOR_SIGMAS combined errors;
-uncertain  the data cannot decide (outside by less than POOR_SIGMAS errors, the error is larger than
-           MAX_ERR_OF_HALF_BAND of the half band width, or Minuit did not converge); the reason says which;
+uncertain  the data cannot decide (within HEALTHY_SIGMAS inside or POOR_SIGMAS outside of a band edge, the
+           error larger than the half band width, or Minuit did not converge); the reason says which;
 error      no usable gain: fit failed or gave no error, no light (dead point: always error, never poor),
            no 1-PE peak separated from the pedestal, or the gain or occupancy stuck at a fit limit.
 """
@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 POOR_SIGMAS = 2.0
-MAX_ERR_OF_HALF_BAND = 0.6
+HEALTHY_SIGMAS = 1.0
+MAX_ERR_OF_HALF_BAND = 1.0
 MIN_SIGNAL_FRACTION = 0.003  # fewer events than this clearly above the pedestal: no light
 
 
@@ -73,10 +74,14 @@ def classify(fit: dict[str, Any], band: tuple[float, float], kind: str = "scan",
     if kind == "hv":
         return "healthy", f"{text} measured (HV check point)"
     if err > MAX_ERR_OF_HALF_BAND * 0.5 * (hi - lo):
-        return "uncertain", (f"{text}: error larger than {MAX_ERR_OF_HALF_BAND:.0%} of the half band width, "
-                             "too large to decide (more events needed)")
+        return "uncertain", (f"{text}: error larger than the half band width, too large to decide "
+                             "(more events needed)")
     if lo <= gain <= hi:
-        return "healthy", f"{text} inside healthy band {lo:.4g}..{hi:.4g}"
+        margin = min(gain - lo, hi - gain)
+        if margin > HEALTHY_SIGMAS * err:
+            return "healthy", f"{text} inside healthy band {lo:.4g}..{hi:.4g}"
+        return "uncertain", (f"{text} inside healthy band {lo:.4g}..{hi:.4g} but within {HEALTHY_SIGMAS:.0f} "
+                             "sigma of its edge: cannot decide")
     side, edge = ("below", lo) if gain < lo else ("above", hi)
     if abs(gain - edge) > POOR_SIGMAS * err:
         return "poor", f"{text} {side} healthy band {lo:.4g}..{hi:.4g} by {abs(gain - edge) / err:.1f} sigma"

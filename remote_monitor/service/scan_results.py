@@ -12,6 +12,12 @@ from remote_monitor.stand.layout import SCAN_POINTS, PointKey
 MIN_PEAK_TO_VALLEY = 1.2  # HV points with a worse 1-PE peak separation are left out of the HV fit
 
 
+def common_syst(fits: list[dict[str, Any]]) -> float:
+    """Mean relative model systematic of the SPE fits (shared by all HV points, so it does not average down)."""
+    rel = [f["gain_err_syst"] / f["gain"] for f in fits if f.get("gain_err_syst") and f.get("gain")]
+    return sum(rel) / len(rel) if rel else 0.0
+
+
 def hv_fit_for(points: dict[str, dict[str, Any]], cfg: Config) -> dict[str, Any] | None:
     """Power-law fit of the HV points that have a gain; None when the scan has no HV point yet."""
     hv_points = sorted(
@@ -35,6 +41,7 @@ def hv_fit_for(points: dict[str, dict[str, Any]], cfg: Config) -> dict[str, Any]
         [p["fit"]["gain_err"] for p in usable],
         target_gain=cfg.gain.target,
         excluded=excluded,
+        common_rel_syst=common_syst([p["fit"] for p in usable]),
     ).to_dict()
 
 
