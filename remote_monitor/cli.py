@@ -49,11 +49,11 @@ def _host_port(text: str) -> tuple[str, int]:
     return host or "127.0.0.1", port(number)
 
 
-def _add_simulation_args(p: argparse.ArgumentParser, events: int, record_length: int) -> None:
+def _add_simulation_args(p: argparse.ArgumentParser, events: int, record_length: int, fmt: str = "ascii") -> None:
     p.add_argument("--serial", action="append", help="PMT serial number (repeatable; default SIM0001)")
     p.add_argument("--events", type=int, default=events, help="events per point")
     p.add_argument("--record-length", type=int, default=record_length, help="samples per event")
-    p.add_argument("--format", choices=("ascii", "binary"), default="ascii", dest="fmt",
+    p.add_argument("--format", choices=("ascii", "binary"), default=fmt, dest="fmt",
                    help="WaveDump output format")
     p.add_argument("--reference", action="store_true", help="also write the reference PMT (channel 4)")
     p.add_argument("--fault", action="append", default=[], metavar="KIND:POINT",
@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="simulate a PMT scan with faults, process it, write the report")
     p.add_argument("--workdir", type=Path, default=Path("demo"), help="where data/ and out/ go")
-    _add_simulation_args(p, events=10000, record_length=512)
+    _add_simulation_args(p, events=25000, record_length=260, fmt="binary")  # the stand's record, 0.2 PE
 
     p = sub.add_parser("simulate", help="write a simulated test-stand dataset (WaveDump files + truth)")
     p.add_argument("--data", type=Path, required=True)

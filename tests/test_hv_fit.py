@@ -34,3 +34,31 @@ def test_edge_statuses() -> None:
     far = fit_hv(HV, 2e7 * (HV / 1750) ** 7, 2e5 * (HV / 1750) ** 7)
     assert far.status == "target_outside_range" and far.hv_at_target < 1650
     assert far.to_dict()["hv_at_target"] == far.hv_at_target
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_hv_at_1e7_from_realistic_spectra(seed: int) -> None:
+    """Whole HV check on realistic spectra (not the fit's shape family): within 5 V of the truth, pull < 3,
+    the exponent with its error, per-point pulls."""
+    from remote_monitor.analysis.histogram import fill_histogram
+    from remote_monitor.analysis.spe_fit import fit_spe
+    from remote_monitor.simulation.spe_charge import PmtPhysics, event_charges, pedestal_charges
+
+    rng = np.random.default_rng(seed)
+    hv_true = 1750.0 + rng.uniform(-30, 30)
+    gains, errs, syst = [], [], []
+    for hv in HV:
+        true = 1e7 * (hv / hv_true) ** 7.0
+        n = 60_000
+        charges = event_charges(rng, n, 0.3, true, PmtPhysics(), pedestal_charges(rng, 0.3, n))
+        fit = fit_spe(fill_histogram(charges, 560, -3.0, 25.0))
+        assert fit.status == "ok", fit.reason
+        gains.append(fit.gain)
+        errs.append(fit.gain_err)
+        syst.append(fit.gain_err_syst / fit.gain)
+    result = fit_hv(HV, gains, errs, common_rel_syst=float(np.mean(syst)))
+    assert result.status == "ok", result.reason
+    assert abs(result.hv_at_target - hv_true) < 5.0, (result.hv_at_target, hv_true)
+    assert abs(result.hv_at_target - hv_true) < 3 * result.hv_at_target_err
+    assert result.b == pytest.approx(7.0, abs=3 * result.b_err + 0.1)
+    assert all("pull" in p for p in result.points)

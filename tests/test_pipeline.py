@@ -24,22 +24,33 @@ def _write_point(data: Path, key: PointKey, waves: dict[int, np.ndarray], binary
         (write_binary if binary else write_ascii)(path, samples, channel)
 
 
-@pytest.mark.parametrize(("gain", "mu"), [(1.02e7, 0.3), (1.02e7, 1.0), (0.87e7, 1.5), (1.3e7, 0.6)])
-def test_gain_from_simulated_waveforms_matches_truth(tmp_path: Path, gain: float, mu: float) -> None:
-    """The whole chain (noise, pulse shape, baseline, window, histogram, zfit) recovers the true gain."""
+@pytest.mark.parametrize(("gain", "mu", "expected"), [(1.024e7, 0.2, ("healthy", "uncertain")), (0.87e7, 1.0, ("poor",))])
+def test_gain_from_simulated_waveforms_matches_truth(tmp_path: Path, gain: float, mu: float,
+                                                    expected: tuple[str, ...]) -> None:
+    """The whole chain (realistic PMT physics, noise, pulse shape, baseline, window, histogram, zfit) recovers
+    the true main-peak gain within its error; the waveform path agrees with the charge-level benchmark."""
     rng = np.random.default_rng(int(gain / 1e4 + mu * 100))
-    waves = simulate_point_waveforms(rng, SIM.n_events, SIM.record_length, gain, mu, SIM)
-    key = PointKey("PIPE01", "261125_120000", "theta10_phi90")
+    waves = simulate_point_waveforms(rng, 30_000, 260, gain, mu, SIM)
+    key = PointKey("PIPE1", "261125_120000", "theta0_phi0")
     _write_point(tmp_path, key, waves, binary=True)
     result = process_point(key, point_sources(tmp_path, key), CFG)
     fit = result["fit"]
     assert fit["status"] == "ok", result["reason"]
-    assert result["events"] == SIM.n_events
-    assert abs(fit["gain"] / gain - 1) < 0.015, (fit["gain"], gain)
-    assert abs(fit["gain"] - gain) < 4 * fit["gain_err"] + 0.005 * gain
+    assert result["events"] == 30_000
+    assert abs(fit["gain"] / gain - 1) < 0.03, (fit["gain"], gain)  # measured: -2.3 % at 0.2 PE (2 sigma)
+    assert abs(fit["gain"] - gain) < 3 * fit["gain_err"], (fit["gain"], fit["gain_err"])
     assert abs(fit["mu"] / mu - 1) < 0.1, (fit["mu"], mu)
-    expected = "healthy" if 0.999e7 <= gain <= 1.049e7 else "poor"
-    assert result["status"] == expected, result["reason"]
+    assert result["status"] in expected, result["reason"]  # 30k events at 0.2 PE: error ~1.9 %, may not decide
+
+
+def test_dead_point_is_an_error_without_a_gain(tmp_path: Path) -> None:
+    """No light at all (3000 events): never 'poor', and no gain is shown."""
+    waves = simulate_point_waveforms(np.random.default_rng(3), 3000, 260, 1.0e7, 0.0, SIM)
+    key = PointKey("DEAD1", "261125_120000", "theta20_phi90")
+    _write_point(tmp_path, key, waves, binary=True)
+    result = process_point(key, point_sources(tmp_path, key), CFG)
+    assert result["status"] == "error", result["reason"]
+    assert result["fit"] is None or result["fit"]["gain"] is None
 
 
 def test_ascii_and_binary_files_give_identical_results(tmp_path: Path) -> None:
@@ -84,7 +95,7 @@ def test_pyrate_root_file_is_an_alternative_input(tmp_path: Path) -> None:
     assert "pyrate" in next(iter(result["source_files"].values()))["path"]
 
 
-def test_truncated_file_is_an_error_that_still_shows_the_fit(tmp_path: Path) -> None:
+def test_truncated_file_is_a_warning_when_its_good_events_fit(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
     waves = simulate_point_waveforms(rng, 1500, 300, 1.0e7, 1.0, SIM)
     key = PointKey("TRUNC1", "261125_120000", "theta0_phi0")
@@ -95,7 +106,8 @@ def test_truncated_file_is_an_error_that_still_shows_the_fit(tmp_path: Path) -> 
         fh.truncate(size - 1000)  # cut inside the last event
     original_other = channel_file(tmp_path, key, 0).read_bytes()
     result = process_point(key, point_sources(tmp_path, key), CFG)
-    assert result["status"] == "error" and "truncated" in result["reason"]
-    assert result["fit"]["status"] == "ok" and result["events"] == 1499
+    assert result["status"] != "error" and "truncated" in result["reason"], result["reason"]
+    assert any("truncated" in w for w in result["warnings"])
+    assert result["fit"]["status"] == "ok" and result["fit"]["gain"] and result["events"] == 1499
     assert pmt.stat().st_size == size - 1000  # nothing rewritten or lost
     assert channel_file(tmp_path, key, 0).read_bytes() == original_other

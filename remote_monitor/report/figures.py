@@ -16,7 +16,7 @@ VERDICT_COLOURS = {"pass": "#009E73", "check": "#E69F00", "fail": "#D55E00", "in
 #: fit components by name; the total fit is blue (#0072B2), the reference overlay reddish purple (#CC79A7),
 #: the data black: no two series of a spectrum share a colour
 COMPONENT_COLOURS = {"pedestal": "#999999", "1 PE": "#E69F00", "2 PE": "#56B4E9", "3 PE": "#009E73",
-                     "4 PE": "#F0E442", "exponential": "#D55E00"}
+                     "4 PE": "#F0E442", "exponential": "#D55E00", "under-amplified": "#D55E00"}
 FIT_COLOUR, REFERENCE_COLOUR, OTHER_COLOUR = "#0072B2", "#CC79A7", "#7f7f7f"
 FONT = {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 15}
 

@@ -23,28 +23,26 @@ from remote_monitor.stand.layout import ROOT_SOURCE, PointKey
 log = logging.getLogger("remote_monitor")
 
 
-def _fit(summary_hist: dict[str, Any], cfg: Config) -> dict[str, Any]:
+def _fit(summary_hist: dict[str, Any], cfg: Config, systematic: bool = True) -> dict[str, Any]:
     from remote_monitor.analysis.histogram import Histogram
-    from remote_monitor.analysis.spe_fit import fit_spe
+    from remote_monitor.service.processing import fit_histogram
 
     lo, hi = cfg.histogram.range_pc
     hist = Histogram.empty(cfg.histogram.n_bins, lo, hi)  # exact edges: to_dict rounds them to 6 digits
     hist.counts[:] = np.asarray(summary_hist["counts"], dtype=np.int64)
-    fit = fit_spe(hist, model=cfg.fit.model, n_pe_max=cfg.fit.n_pe_max,
-                  exponential=cfg.fit.exponential, min_events=cfg.fit.min_events)
-    return fit.to_dict()
+    return fit_histogram(hist, cfg, systematic)
 
 
 def result_from_summary(key: PointKey, prints: dict[str, Any], summary: dict[str, Any], cfg: Config,
                         provisional: bool) -> dict[str, Any]:
     """A point's result from its running histogram (what `processing.process_point` gives after a full read)."""
-    from remote_monitor.service.processing import base_result, classify
+    from remote_monitor.service.processing import base_result, judge
 
     started = time.perf_counter()
     result = base_result(key, {} if provisional else prints)
     result.update(events=summary["n_events"], selected_events=summary["n_selected"],
                   warnings=list(summary["warnings"]), histogram=summary["histogram"])
-    result["fit"] = fit = _fit(summary["histogram"], cfg)
+    result["fit"] = fit = _fit(summary["histogram"], cfg, systematic=not provisional)  # live view: stat only
     if provisional:
         gain = fit.get("gain") if fit.get("status") == "ok" else None
         result["status"] = "acquiring"
@@ -54,11 +52,7 @@ def result_from_summary(key: PointKey, prints: dict[str, Any], summary: dict[str
                             f"{fit.get('gain_err') or 0:.2g}" if gain is not None else
                             f"acquiring: {summary['n_events']} events, no provisional gain yet ({fit.get('status')})")
     else:
-        result["status"], result["reason"] = classify(fit, cfg, key.kind)
-        truncated = [w for w in summary["warnings"] if "truncated" in w.lower()]
-        if truncated:
-            result["status"] = "error"
-            result["reason"] = f"truncated waveform file ({result['reason']}): {truncated[0]}"
+        judge(result, fit, cfg, key.kind)
         if summary.get("reference") is not None:
             ref = _fit(summary["reference"], cfg)
             result["reference"] = {"gain": ref["gain"], "gain_err": ref["gain_err"], "status": ref["status"]}

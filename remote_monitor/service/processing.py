@@ -55,45 +55,42 @@ def fingerprint(sources: dict[str, Path]) -> dict[str, dict[str, Any]]:
     return prints
 
 
-def classify(fit: dict[str, Any], cfg: Config, kind: str = "scan") -> tuple[str, str]:
-    """(status, reason) of a point from its SPE fit and the healthy gain band.
+def classify(fit: dict[str, Any], cfg: Config, kind: str = "scan",
+             hist: dict[str, Any] | None = None) -> tuple[str, str]:
+    """(status, reason) of a point: see analysis/point_verdict.py."""
+    from remote_monitor.analysis.point_verdict import classify as verdict
 
-    HV-check points are off nominal on purpose: they are judged by the HV fit, not by the band."""
-    if fit["status"] != "ok":
-        return "error", f"no gain: {fit['status']}: {fit.get('reason') or ''}".strip()
-    gain = fit.get("gain")
-    lo, hi = cfg.gain.healthy_band
-    if gain is None or not fit.get("converged", False):
-        return "error", "SPE fit did not converge"
-    if fit.get("mu") is not None and fit["mu"] < 0.01:
-        return "error", f"no SPE signal (occupancy {fit['mu']:.3f} PE): laser or fibre problem?"
-    q1, sigma0 = fit.get("q1_pc"), fit.get("sigma0_pc")
-    if q1 is not None and sigma0 is not None and q1 < 1.5 * sigma0:
-        return "error", (f"no SPE peak separated from the pedestal (Q1 {q1:.3f} pC < 1.5 x pedestal width "
-                         f"{sigma0:.3f} pC): no light, or PMT dead?")
-    if kind == "hv":
-        return "healthy", f"gain {gain:.4g} measured (HV check point)"
-    if gain < lo:
-        return "poor", f"gain {gain:.4g} below healthy band {lo:.4g}..{hi:.4g}"
-    if gain > hi:
-        return "poor", f"gain {gain:.4g} above healthy band {lo:.4g}..{hi:.4g}"
-    return "healthy", f"gain {gain:.4g} inside healthy band"
+    return verdict(fit, cfg.gain.healthy_band, kind, hist)
+
+
+def judge(result: dict[str, Any], fit: dict[str, Any], cfg: Config, kind: str) -> None:
+    """Put the fit and the point's status and reason into result (which holds histogram, events, warnings).
+
+    An error shows no gain; a truncated file whose complete events were fitted is a warning, not an error."""
+    from remote_monitor.analysis.point_verdict import without_gain
+
+    result["status"], result["reason"] = classify(fit, cfg, kind, result["histogram"])
+    if result["status"] == "error" and fit:
+        fit = without_gain(fit)
+    result["fit"] = compact_fit(fit, result["histogram"])  # no x, rounded, spans: ~4x smaller
+    if any("truncated" in w.lower() for w in result.get("warnings", [])):
+        result["reason"] += f" (from the {result.get('events')} complete events of a truncated file)"
+
+
+def fit_histogram(hist: Any, cfg: Config, systematic: bool = True) -> dict[str, Any]:
+    """The configured SPE fit of a filled Histogram, as a dict."""
+    from remote_monitor.analysis.spe_fit import fit_spe
+
+    return fit_spe(hist, model=cfg.fit.model, n_pe_max=cfg.fit.n_pe_max, exponential=cfg.fit.exponential,
+                   min_events=cfg.fit.min_events, systematic=systematic).to_dict()
 
 
 def _fit_charges(charges: Any, cfg: Config) -> tuple[dict[str, Any], dict[str, Any]]:
     from remote_monitor.analysis.histogram import fill_histogram
-    from remote_monitor.analysis.spe_fit import fit_spe
 
     lo, hi = cfg.histogram.range_pc
     hist = fill_histogram(charges, cfg.histogram.n_bins, lo, hi)
-    fit = fit_spe(
-        hist,
-        model=cfg.fit.model,
-        n_pe_max=cfg.fit.n_pe_max,
-        exponential=cfg.fit.exponential,
-        min_events=cfg.fit.min_events,
-    )
-    return fit.to_dict(), hist.to_dict()
+    return fit_histogram(hist, cfg), hist.to_dict()
 
 
 def _read_charges(sources: dict[str, Path], cfg: Config) -> Any:
@@ -137,13 +134,8 @@ def process_point(key: PointKey, sources: dict[str, Path], cfg: Config) -> dict[
     else:
         result.update(events=charges.n_events, selected_events=charges.n_selected)
         result["warnings"] = list(charges.warnings)
-        result["fit"], result["histogram"] = _fit_charges(charges.pmt_charge_pc, cfg)
-        result["fit"] = compact_fit(result["fit"], result["histogram"])  # no x, rounded, spans: ~4x smaller
-        result["status"], result["reason"] = classify(result["fit"], cfg, key.kind)
-        truncated = [w for w in charges.warnings if "truncated" in w.lower()]
-        if truncated:
-            result["status"] = "error"
-            result["reason"] = f"truncated waveform file ({result['reason']}): {truncated[0]}"
+        fit, result["histogram"] = _fit_charges(charges.pmt_charge_pc, cfg)
+        judge(result, fit, cfg, key.kind)
         if charges.reference_charge_pc is not None:
             ref_fit, _ = _fit_charges(charges.reference_charge_pc, cfg)
             result["reference"] = {

@@ -9,6 +9,14 @@ from remote_monitor.service.store import ResultsStore
 from remote_monitor.stand.config import Config
 from remote_monitor.stand.layout import SCAN_POINTS, PointKey
 
+MIN_PEAK_TO_VALLEY = 1.2  # HV points with a worse 1-PE peak separation are left out of the HV fit
+
+
+def common_syst(fits: list[dict[str, Any]]) -> float:
+    """Mean relative model systematic of the SPE fits (shared by all HV points, so it does not average down)."""
+    rel = [f["gain_err_syst"] / f["gain"] for f in fits if f.get("gain_err_syst") and f.get("gain")]
+    return sum(rel) / len(rel) if rel else 0.0
+
 
 def hv_fit_for(points: dict[str, dict[str, Any]], cfg: Config) -> dict[str, Any] | None:
     """Power-law fit of the HV points that have a gain; None when the scan has no HV point yet."""
@@ -17,12 +25,23 @@ def hv_fit_for(points: dict[str, dict[str, Any]], cfg: Config) -> dict[str, Any]
     )
     if not hv_points:
         return None
-    usable = [p for p in hv_points if p["fit"]["status"] == "ok"]
+    usable, excluded = [], []
+    for p in hv_points:
+        fit = p["fit"]
+        pv = fit.get("peak_to_valley")
+        if p.get("status") == "error" or fit["status"] != "ok" or fit.get("gain") is None:
+            excluded.append({"hv": p["hv"], "reason": f"no gain: {p.get('reason') or fit.get('reason')}"})
+        elif pv is not None and pv < MIN_PEAK_TO_VALLEY:
+            excluded.append({"hv": p["hv"], "reason": f"peak-to-valley {pv:.2f} < {MIN_PEAK_TO_VALLEY}"})
+        else:
+            usable.append(p)
     return fit_hv(
         [p["hv"] for p in usable],
         [p["fit"]["gain"] for p in usable],
         [p["fit"]["gain_err"] for p in usable],
         target_gain=cfg.gain.target,
+        excluded=excluded,
+        common_rel_syst=common_syst([p["fit"] for p in usable]),
     ).to_dict()
 
 

@@ -1,8 +1,11 @@
 """The simulated test stand: realistic WaveDump data of a PMT scan (21 positions + HV check) with truth.
 
-Physics: per event k ~ Poisson(mu) photoelectrons, total charge ~ Normal(k Q1, res Q1 sqrt(k)) with
-Q1 = gain * e, one negative pulse (bi-exponential, rise ~2 ns, fall ~6 ns, integral exactly the charge)
-325 ns after the trigger pulse (+ TTS jitter), on a baseline with Gaussian noise, digitised to 14 bit.
+Per event k ~ Poisson(mu) photoelectrons (mu = laser occupancy x the point's relative detection efficiency),
+each with its own charge and time (`spe_charge`: skewed Polya-mixture main peak, under-amplified and
+backscattered photoelectrons, TTS with a late tail, late pulses), one pulse each (`pulses`: rise 6.9 ns,
+FWHM 11.4 ns) PMT_DELAY_NS after the trigger pulse, plus afterpulses (0.5..1.9 us later) and dark counts
+anywhere in the record, on band-limited noise with baseline wander and pickup, digitised to 14 bit with a DC
+offset and clipping. The truth (truth.json) is described in docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -21,8 +24,16 @@ from typing import Any
 
 import numpy as np
 
-from remote_monitor.analysis.units import MV_PER_ADC, NS_PER_SAMPLE, PC_PER_MV_SAMPLE, gain_to_pc
+from remote_monitor.analysis.units import ELEMENTARY_CHARGE_PC, NS_PER_SAMPLE
 from remote_monitor.analysis.wavedump_writer import ascii_bytes, binary_bytes
+from remote_monitor.simulation.pulses import add_pulses, digitise, noise
+from remote_monitor.simulation.spe_charge import (
+    PmtPhysics,
+    event_pes,
+    mean_charge_per_pe,
+    pe_charges,
+    pe_times,
+)
 from remote_monitor.stand.layout import (
     SCAN_POINTS,
     PointKey,
@@ -36,7 +47,7 @@ FAULT_KINDS = ("dead", "low_gain", "missing_channel", "truncated", "garbage")
 HEALTHY_BAND = (0.999e7, 1.049e7)
 TRIGGER_START_SAMPLE = 60
 PMT_DELAY_NS = 325.0
-ADC_MAX = 16383
+SIPM_DELAY_NS = 300.0
 
 log = logging.getLogger("remote_monitor.simulation")
 
@@ -64,8 +75,11 @@ class SimulationConfig:
     include_sipm: bool = True
     pmt_channel: int = 2
     seed: int = 0
-    noise_mv: float = 0.6
-    mu: float = 1.0
+    noise_mv: float = 0.3  # rms of the band-limited white noise per sample
+    mu: float = 0.2  # laser occupancy (PE per event) at theta0_phi0; the stand runs at 0.05..0.3
+    occupancy: dict[str, float] = field(default_factory=dict)  # per-point override of the occupancy
+    sipm_mu: float = 30.0  # photoelectrons per event on the SiPM (laser monitor)
+    physics: PmtPhysics = field(default_factory=PmtPhysics)
     nominal_gain: float = 1.024e7  # centre of the default healthy band
     gain_spread: float = 0.004
     spe_resolution: float = 0.3
@@ -77,58 +91,39 @@ class SimulationConfig:
     chunks_per_file: int = 1
 
 
-def _pulse_shapes(t0_ns: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """(first sample index, unit-sum bi-exponential shape per event over `width` samples)."""
-    first = np.floor(t0_ns / NS_PER_SAMPLE).astype(np.int64) - 1
-    t = (first[:, None] + np.arange(width)) * NS_PER_SAMPLE - t0_ns[:, None]
-    shape = np.where(t > 0, np.exp(-np.clip(t, 0, None) / 6.0) - np.exp(-np.clip(t, 0, None) / 1.0), 0.0)
-    return first, shape / shape.sum(axis=1, keepdims=True)
-
-
-def _add_pulses(wave_mv: np.ndarray, t0_ns: np.ndarray, charge_pc: np.ndarray) -> None:
-    """Add pulses whose integral (sum mV * 0.04 pC) equals charge_pc exactly (clipped to the record)."""
-    width = 40
-    first, shape = _pulse_shapes(t0_ns, width)
-    idx = first[:, None] + np.arange(width)
-    inside = (idx >= 0) & (idx < wave_mv.shape[1])
-    rows = np.broadcast_to(np.arange(len(t0_ns))[:, None], idx.shape)
-    np.add.at(wave_mv, (rows[inside], idx[inside]), (shape * (charge_pc / PC_PER_MV_SAMPLE)[:, None])[inside])
-
-
-def _digitise(mv: np.ndarray, baseline_adc: float, polarity: int) -> np.ndarray:
-    return np.clip(np.rint(baseline_adc + polarity * mv / MV_PER_ADC), 0, ADC_MAX).astype(np.uint16)
-
-
-def _pmt_channel(rng: np.random.Generator, trig_ns: np.ndarray, n: int, length: int, gain: float, mu: float,
+def _pmt_channel(rng: np.random.Generator, trig_ns: np.ndarray, length: int, gain: float, mu: float,
                  cfg: SimulationConfig) -> np.ndarray:
-    mv = rng.normal(0.0, cfg.noise_mv, (n, length))
-    k = rng.poisson(mu, n)
-    hit = k > 0
-    q1 = gain_to_pc(gain)
-    charge = rng.normal(k[hit] * q1, cfg.spe_resolution * q1 * np.sqrt(k[hit]))
-    t0 = trig_ns[hit] + PMT_DELAY_NS + rng.normal(0.0, 1.3, hit.sum())
-    pulses = np.zeros((int(hit.sum()), length))
-    _add_pulses(pulses, t0, charge)
-    mv[hit] += pulses
-    return _digitise(mv, 14000, -1)
+    """ADC samples of a PMT: laser photoelectrons, their afterpulses, dark counts, noise, digitiser."""
+    n, phys = len(trig_ns), cfg.physics
+    mv = noise(rng, n, length, cfg.noise_mv)
+    rows = event_pes(rng, n, mu)
+    t = trig_ns[rows] + PMT_DELAY_NS + pe_times(rng, len(rows), phys)
+    after = rng.random(len(rows)) < phys.afterpulse_prob
+    dark_rows = event_pes(rng, n, phys.dark_rate_hz * length * NS_PER_SAMPLE * 1e-9)
+    all_rows = np.concatenate([rows, rows[after], dark_rows])
+    all_t = np.concatenate([t, t[after] + rng.uniform(500.0, 1900.0, int(after.sum())),
+                            rng.uniform(0.0, length * NS_PER_SAMPLE, len(dark_rows))])
+    add_pulses(mv, all_rows, all_t, pe_charges(rng, len(all_rows), gain, phys))
+    return digitise(mv, 14000 + float(rng.integers(-200, 200)), -1)
 
 
 def simulate_point_waveforms(rng: np.random.Generator, n_events: int, record_length: int, gain: float, mu: float,
                              cfg: SimulationConfig) -> dict[int, np.ndarray]:
     """Raw ADC samples (n_events, record_length) per channel for one scan point (no files)."""
     start = TRIGGER_START_SAMPLE + rng.integers(-1, 2, n_events)
-    trig_ns = start * NS_PER_SAMPLE
+    trig_ns = start * NS_PER_SAMPLE  # the trigger pulse crosses 50 % at its start sample
     s = np.arange(record_length)[None, :]
     rel = s - start[:, None]
     trigger_mv = 800.0 * np.clip((rel + 1) / 2.0, 0, 1) * (rel < 20) + rng.normal(0, 1.0, (n_events, record_length))
-    waves = {0: _digitise(trigger_mv, 800, +1), cfg.pmt_channel: _pmt_channel(rng, trig_ns, n_events,
-                                                                             record_length, gain, mu, cfg)}
+    waves = {0: digitise(trigger_mv, 800, +1),
+             cfg.pmt_channel: _pmt_channel(rng, trig_ns, record_length, gain, mu, cfg)}
     if cfg.include_sipm:
-        sipm = rng.normal(0, 1.5, (n_events, record_length))
-        _add_pulses(sipm, trig_ns + 300.0, np.full(n_events, 60.0 * max(mu, 0.0)) * rng.normal(1, 0.05, n_events))
-        waves[1] = _digitise(sipm, 800, +1)
+        sipm = noise(rng, n_events, record_length, 1.5)
+        n_sipm = rng.poisson(cfg.sipm_mu if mu > 0 else 0.0, n_events)
+        add_pulses(sipm, np.arange(n_events), trig_ns + SIPM_DELAY_NS, 2.0 * n_sipm * rng.normal(1, 0.1, n_events))
+        waves[1] = digitise(sipm, 800, +1)
     if cfg.include_reference:
-        waves[4] = _pmt_channel(rng, trig_ns, n_events, record_length, 1e7, 0.8, cfg)
+        waves[4] = _pmt_channel(rng, trig_ns, record_length, 1e7, 0.5, cfg)
     return waves
 
 
@@ -145,7 +140,14 @@ def _gain_map(serial: str, cfg: SimulationConfig) -> dict[str, float]:
     return gains
 
 
+def _detection_efficiency(point: str) -> float:
+    """Relative detection efficiency of a scan position (1 at theta0_phi0, falling towards the edge)."""
+    theta = (point_angles(point) or (0, 0))[0]
+    return 1.0 - 0.1 * (theta / 50.0)
+
+
 def _point_truth(point: str, gains: dict[str, float], faults: dict[str, str], cfg: SimulationConfig) -> dict[str, Any]:
+    """Truth of one point (keys documented in docs/architecture.md, section truth.json)."""
     fault = faults.get(point)
     if point.startswith("HV_"):
         hv = int(point[3:])
@@ -154,14 +156,21 @@ def _point_truth(point: str, gains: dict[str, float], faults: dict[str, str], cf
         hv = None
         gain = gains[point]
     gain *= 0.85 if fault == "low_gain" else 1.0
-    mu = 0.0 if fault == "dead" else cfg.mu * (1.0 - 0.1 * ((point_angles(point) or (0, 0))[0] / 50.0))
-    if fault in ("dead", "missing_channel", "truncated", "garbage"):
+    efficiency = 0.0 if fault == "dead" else _detection_efficiency(point)
+    mu = cfg.occupancy.get(point, cfg.mu * efficiency) if fault != "dead" else 0.0
+    if fault in ("dead", "missing_channel", "garbage"):
         expected = "error"
     elif hv is not None:
         expected = "healthy"  # HV points are judged by the HV fit, not by the band
-    else:
+    else:  # a truncated file still has good events: judged by their fit, with a warning
         expected = "healthy" if HEALTHY_BAND[0] <= gain <= HEALTHY_BAND[1] else "poor"
-    return {"gain": gain, "mu": mu, "hv": hv, "fault": fault, "expected_status": expected}
+    phys = cfg.physics
+    return {
+        "gain": gain, "mean_charge_per_pe_gain": mean_charge_per_pe(gain, phys) / ELEMENTARY_CHARGE_PC,
+        "mu": mu, "occupancy": mu, "sipm_occupancy": cfg.sipm_mu if mu > 0 else 0.0,
+        "detection_efficiency": efficiency, "transit_time_ns": PMT_DELAY_NS, "tts_sigma_ns": phys.tts_sigma_ns,
+        "dark_rate_hz": phys.dark_rate_hz, "hv": hv, "fault": fault, "expected_status": expected,
+    }
 
 
 def _write_point(paths: dict[int, Path], waves: dict[int, np.ndarray], cfg: SimulationConfig) -> None:
@@ -205,6 +214,9 @@ def simulate_scan(data_root: Path, serial: str, scan_id: str | None = None, cfg:
     b = cfg.hv_exponent
     truth: dict[str, Any] = {
         "serial": serial, "scan_id": scan_id, "seed": cfg.seed, "n_events": cfg.n_events,
+        "gain_definition": ("gain = mean charge of the 1-PE main peak / e (under-amplified and backscattered "
+                            "photoelectrons excluded); mean_charge_per_pe_gain = mean charge of all "
+                            "photoelectrons / e"),
         "config": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "faults"},
         "faults": [dataclasses.asdict(f) for f in cfg.faults],
         "hv_at_1e7": cfg.hv_nominal * (1e7 / gains["theta0_phi0"]) ** (1 / b),

@@ -1,0 +1,99 @@
+"""Status of one scan point from its SPE fit, the gain uncertainty and the healthy band.
+
+healthy    the gain is inside the band by more than HEALTHY_SIGMAS combined errors;
+poor       the gain is outside the band by more than POOR_SIGMAS combined errors;
+uncertain  the data cannot decide (within HEALTHY_SIGMAS inside or POOR_SIGMAS outside of a band edge, the
+           error larger than the half band width, or Minuit did not converge); the reason says which;
+error      no usable gain: fit failed or gave no error, no light (dead point: always error, never poor),
+           no 1-PE peak separated from the pedestal, or the gain or occupancy stuck at a fit limit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+POOR_SIGMAS = 2.0
+HEALTHY_SIGMAS = 1.0
+MAX_ERR_OF_HALF_BAND = 1.0
+MIN_SIGNAL_FRACTION = 0.003  # fewer events than this clearly above the pedestal: no light
+
+
+def signal_fraction(hist: dict[str, Any] | None) -> float | None:
+    """Fraction of events more than 5 pedestal widths above the pedestal, from the histogram alone
+    (independent of the fit, so that a fit that wanders off on a dead point cannot hide it)."""
+    if not hist:
+        return None
+    edges, counts = np.asarray(hist["edges"], float), np.asarray(hist["counts"], float)
+    total = counts.sum()
+    if total <= 0:
+        return None
+    x = 0.5 * (edges[1:] + edges[:-1])
+    i_peak = int(np.argmax(counts))
+    left = x < x[i_peak]
+    n_left = counts[left].sum()
+    width = float(np.sqrt((counts[left] * (x[left] - x[i_peak]) ** 2).sum() / n_left)) if n_left else 0.0
+    width = max(width, float(edges[1] - edges[0]))
+    return float(counts[x > x[i_peak] + 5 * width].sum() / total)
+
+
+def _no_gain(fit: dict[str, Any], hist: dict[str, Any] | None) -> str | None:
+    """Why the point has no usable gain, or None."""
+    light = signal_fraction(hist)
+    if light is not None and light < MIN_SIGNAL_FRACTION:
+        return f"no light: only {100 * light:.2f} % of events above the pedestal (laser, fibre or dead PMT?)"
+    if fit["status"] != "ok":
+        return f"no gain: {fit['status']}: {fit.get('reason') or ''}".strip()
+    if fit.get("gain") is None or not fit.get("gain_err"):
+        return "SPE fit gave no gain with an error"
+    if fit.get("mu") is not None and fit["mu"] < 0.01:
+        return f"no SPE signal (occupancy {fit['mu']:.3f} PE): laser or fibre problem?"
+    q1, sigma0 = fit.get("q1_pc"), fit.get("sigma0_pc")
+    if q1 is not None and sigma0 is not None and q1 < 1.5 * sigma0:
+        return (f"no SPE peak separated from the pedestal (Q1 {q1:.3f} pC < 1.5 x pedestal width "
+                f"{sigma0:.3f} pC): no light, or PMT dead?")
+    stuck = [p for p in fit.get("at_limit") or [] if p in ("q1", "mu", "r1")]
+    if stuck:
+        return f"SPE fit stuck at a limit of {', '.join(stuck)}: gain not trustworthy"
+    return None
+
+
+def classify(fit: dict[str, Any], band: tuple[float, float], kind: str = "scan",
+             hist: dict[str, Any] | None = None) -> tuple[str, str]:
+    """(status, reason) of a point. HV-check points are off nominal on purpose: judged by the HV fit."""
+    why = _no_gain(fit, hist)
+    if why:
+        return "error", why
+    gain = float(fit["gain"])
+    err = float(fit.get("gain_err") or 0.0)
+    lo, hi = band
+    text = f"gain {gain:.4g} ± {err:.2g}"
+    if not fit.get("converged", False):
+        return "uncertain", f"{text}: Minuit did not converge ({fit.get('reason')}): cannot decide"
+    if kind == "hv":
+        return "healthy", f"{text} measured (HV check point)"
+    if err > MAX_ERR_OF_HALF_BAND * 0.5 * (hi - lo):
+        return "uncertain", (f"{text}: error larger than the half band width, too large to decide "
+                             "(more events needed)")
+    if lo <= gain <= hi:
+        margin = min(gain - lo, hi - gain)
+        if margin > HEALTHY_SIGMAS * err:
+            return "healthy", f"{text} inside healthy band {lo:.4g}..{hi:.4g}"
+        return "uncertain", (f"{text} inside healthy band {lo:.4g}..{hi:.4g} but within {HEALTHY_SIGMAS:.0f} "
+                             "sigma of its edge: cannot decide")
+    side, edge = ("below", lo) if gain < lo else ("above", hi)
+    if abs(gain - edge) > POOR_SIGMAS * err:
+        return "poor", f"{text} {side} healthy band {lo:.4g}..{hi:.4g} by {abs(gain - edge) / err:.1f} sigma"
+    return "uncertain", (f"{text} {side} healthy band {lo:.4g}..{hi:.4g} by less than {POOR_SIGMAS:.0f} sigma: "
+                         "cannot decide")
+
+
+def without_gain(fit: dict[str, Any]) -> dict[str, Any]:
+    """The fit of an error point: details kept, the gain moved to `rejected_gain` so nothing shows it."""
+    if fit.get("gain") is None:
+        return fit
+    out = dict(fit)
+    out["rejected_gain"], out["rejected_gain_err"] = out.pop("gain"), out.pop("gain_err", None)
+    out["gain"], out["gain_err"] = None, None
+    return out

@@ -1,0 +1,228 @@
+"""The PMT charge response as a binned zfit PDF (analytic bin integrals, one vectorised expression).
+
+Response of one photoelectron (charge above the pedestal):
+    (1 - w) Gamma(mean Q1, relative width r1)  +  w Gamma(mean u Q1, shape k_u)
+the main peak has mean Q1 (the gain, Q1 / e) and relative width r1 (Gamma = Polya); the under-amplified part
+(photoelectrons that miss the first dynode, elastic backscatter) has mean u Q1 and shape k_u (k_u = 1: an
+exponential). The n-fold convolution with j under-amplified photoelectrons among n is a Gamma when j = 0 or
+j = n (exact: shape n k or n k_u); mixed terms (both kinds in one event, weight <~ 2 w mu of the signal) use
+the Gamma of the same mean and variance. All terms come from one call of tf.math.igamma (analytic bin
+integrals). Poisson weights in the occupancy mu, binomial weights in w.
+The pedestal is a Gaussian (q0, sigma0) integrated over each bin; the signal is convolved with the same
+Gaussian noise on the bin grid (a discrete kernel whose width is corrected for the bin width).
+
+`ResponseShape` holds the bin grid and the term list; `response_counts` is the same formula in numpy, for
+components, curves and peak-to-valley after the fit.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.special import gammainc, gammaln, ndtr
+
+os.environ.setdefault("ZFIT_DISABLE_TF_WARNINGS", "1")
+
+PARAM_NAMES = ("mu", "q0", "sigma0", "q1", "r1", "w", "u", "k_u")
+BOUNDS: dict[str, tuple[float, float]] = {
+    "mu": (1e-4, 8.0), "q0": (-3.0, 3.0), "sigma0": (5e-3, 1.0), "q1": (0.05, 60.0), "r1": (0.12, 0.8),
+    "w": (0.0, 0.4), "u": (0.03, 0.6), "k_u": (0.5, 4.0),  # under-amplified: mean at most 0.6 of the peak
+}
+TERM_TIERS = (5, 8, 12, 18, 26)
+
+
+def n_pe_terms(mu: float) -> int:
+    """Highest n-PE term needed for occupancy mu (Poisson tail below 1e-6), from fixed tiers (few graphs)."""
+    from scipy.stats import poisson
+
+    for n in TERM_TIERS:
+        if poisson.sf(n, 1.3 * mu + 0.05) < 1e-6:
+            return n
+    return TERM_TIERS[-1]
+
+
+@dataclass(frozen=True)
+class ResponseShape:
+    """Bin grid and the (n, j) term list of a model: n photoelectrons of which j under-amplified."""
+
+    edges: np.ndarray
+    n_max: int
+
+    @property
+    def width(self) -> float:
+        return float(self.edges[1] - self.edges[0])
+
+    @property
+    def terms(self) -> tuple[np.ndarray, np.ndarray]:
+        n = np.concatenate([np.full(m + 1, m) for m in range(1, self.n_max + 1)]).astype(float)
+        j = np.concatenate([np.arange(m + 1) for m in range(1, self.n_max + 1)]).astype(float)
+        return n, j
+
+    @property
+    def log_coeff(self) -> np.ndarray:
+        n, j = self.terms
+        return gammaln(n + 1) - gammaln(j + 1) - gammaln(n - j + 1) - gammaln(n + 1)
+
+    def kernel_half(self) -> int:
+        """Half length in bins of the noise kernel (covers 6 sigma0 at the upper bound)."""
+        return max(3, min(len(self.edges) - 2, math.ceil(6 * BOUNDS["sigma0"][1] / self.width)))
+
+
+def term_weights(p: dict[str, float], shape: ResponseShape) -> np.ndarray:
+    """Weight of every (n, j) term: Poisson(n; mu) * Binomial(j; n, w) (numpy)."""
+    n, j = shape.terms
+    mu, w = p["mu"], min(max(p["w"], 1e-12), 1 - 1e-12)
+    log_w = -mu + n * math.log(mu) + shape.log_coeff + j * math.log(w) + (n - j) * math.log(1 - w)
+    return np.exp(log_w)
+
+
+def term_bins(p: dict[str, float], shape: ResponseShape) -> np.ndarray:
+    """Noise-free bin probabilities of every (n, j) term, rows = terms (numpy)."""
+    n, j = shape.terms
+    q1, uq = p["q1"], p["u"] * p["q1"]
+    mean = (n - j) * q1 + j * uq
+    var = (n - j) * (p["r1"] * q1) ** 2 + j * uq**2 / p["k_u"]
+    a, scale = mean**2 / var, var / mean
+    x = np.clip((shape.edges[None, :] - p["q0"]) / scale[:, None], 0.0, None)
+    return np.diff(gammainc(a[:, None], x), axis=1)
+
+
+def _noise_kernel(p: dict[str, float], shape: ResponseShape) -> np.ndarray:
+    h, half = shape.width, shape.kernel_half()
+    sigma = math.sqrt(max(p["sigma0"] ** 2 - h * h / 12.0, (0.05 * h) ** 2))
+    m = np.arange(-half, half + 1)
+    return ndtr((m + 0.5) * h / sigma) - ndtr((m - 0.5) * h / sigma)
+
+
+def response_counts(p: dict[str, float], shape: ResponseShape, total: float) -> dict[str, np.ndarray]:
+    """Expected counts of the fitted model: pedestal, n PE (main peak and mixed), under-amplified (numpy)."""
+    n, j = shape.terms
+    rows = term_weights(p, shape)[:, None] * term_bins(p, shape)
+    kernel = _noise_kernel(p, shape)
+    half = shape.kernel_half()
+    smear = np.array([np.convolve(r, kernel)[half:half + len(r)] for r in rows])
+    pedestal = math.exp(-p["mu"]) * np.diff(ndtr((shape.edges - p["q0"]) / p["sigma0"]))
+    parts = {"pedestal": pedestal}
+    for m in range(1, shape.n_max + 1):
+        parts[f"{m} PE"] = smear[(n == m) & (j == 0)].sum(axis=0)
+    parts["under-amplified"] = smear[j > 0].sum(axis=0)
+    norm = float(sum(v.sum() for v in parts.values()))
+    return {name: total * v / norm for name, v in parts.items()}
+
+
+def _zfit_pdf_class() -> type:
+    """The zfit PDF class, defined on first use (zfit is imported lazily: it takes seconds)."""
+    import tensorflow as tf  # type: ignore[import-untyped]
+    import zfit
+    import zfit.z.numpy as znp
+
+    def _ndtr(x: Any) -> Any:
+        return 0.5 * tf.math.erfc(-x / math.sqrt(2.0))
+
+    class SpeResponsePDF(zfit.pdf.BaseBinnedPDF):
+        """Pedestal + Poisson sum of Gamma n-PE terms with under-amplified photoelectrons, noise-smeared."""
+
+        def __init__(self, obs: Any, params: dict[str, Any], shape: ResponseShape, extended: Any) -> None:
+            self._shape = shape
+            n, j = shape.terms
+            self._n, self._j = tf.constant(n), tf.constant(j)
+            self._log_coeff = tf.constant(shape.log_coeff)
+            self._edges = tf.constant(shape.edges)
+            self._half = shape.kernel_half()
+            super().__init__(obs=obs, params=params, extended=extended, name="SpeResponsePDF")
+
+        def _rel_counts(self, x: Any, norm: Any = None, *, params: Any = None) -> Any:  # noqa: ARG002
+            p = {name: znp.asarray(self.params[name].value()) for name in PARAM_NAMES}
+            h = self._shape.width
+            uq = p["u"] * p["q1"]
+            mean = (self._n - self._j) * p["q1"] + self._j * uq
+            var = (self._n - self._j) * (p["r1"] * p["q1"]) ** 2 + self._j * uq**2 / p["k_u"]
+            a, scale = mean**2 / var, var / mean
+            cdf = tf.math.igamma(a[:, None], tf.maximum((self._edges[None, :] - p["q0"]) / scale[:, None], 0.0))
+            w = tf.clip_by_value(p["w"], 1e-12, 1 - 1e-12)
+            log_weight = (-p["mu"] + self._n * tf.math.log(p["mu"]) + self._log_coeff
+                          + self._j * tf.math.log(w) + (self._n - self._j) * tf.math.log(1 - w))
+            signal = tf.linalg.matvec(tf.transpose(cdf[:, 1:] - cdf[:, :-1]), tf.exp(log_weight))
+            sigma = tf.sqrt(tf.maximum(p["sigma0"] ** 2 - h * h / 12.0, (0.05 * h) ** 2))
+            m = tf.range(-self._half, self._half + 1, dtype=tf.float64)
+            kernel = _ndtr((m + 0.5) * h / sigma) - _ndtr((m - 0.5) * h / sigma)
+            smeared = tf.nn.conv1d(signal[None, :, None], kernel[:, None, None], stride=1, padding="SAME")[0, :, 0]
+            pedestal = tf.exp(-p["mu"]) * (_ndtr((self._edges[1:] - p["q0"]) / p["sigma0"])
+                                           - _ndtr((self._edges[:-1] - p["q0"]) / p["sigma0"]))
+            total = pedestal + smeared
+            return total / znp.sum(total)
+
+    return SpeResponsePDF
+
+
+@dataclass
+class BuiltModel:
+    """A zfit model ready to fit histograms with the same bins: PDF, parameters, yield, and one loss whose
+    data are a TF variable (`counts`), so that a new histogram is a variable update, not a new graph."""
+
+    pdf: Any
+    params: dict[str, Any]
+    yield_: Any
+    space: Any
+    shape: ResponseShape
+    minimizer: Any
+    counts: Any
+    loss: Any
+
+
+def _live_data(space: Any, counts: Any) -> Any:
+    """zfit BinnedData whose values are read from the TF variable `counts` each time the loss is evaluated."""
+    import zfit
+    from zfit._data.binneddatav1 import BinnedHolder
+
+    class LiveHolder(BinnedHolder):
+        def __init__(self) -> None:
+            self.space, self.variances = space, None
+
+        @property
+        def values(self) -> Any:
+            return counts.read_value()
+
+        def with_obs(self, obs: Any) -> Any:  # noqa: ARG002 - one observable: nothing to reorder
+            return self
+
+    data = zfit.data.BinnedData.from_tensor(space, counts.read_value())
+    data.holder = LiveHolder()
+    return data
+
+
+_MODELS: dict[tuple[Any, ...], BuiltModel] = {}
+
+
+def model_cache() -> dict[tuple[Any, ...], BuiltModel]:
+    """The models built in this process (the worker warm-up fills it)."""
+    return _MODELS
+
+
+def get_model(edges: np.ndarray, n_max: int) -> BuiltModel:
+    """The model for these bins and terms, built once per process and reused (parameters reset per fit)."""
+    key = (len(edges), round(float(edges[0]), 9), round(float(edges[-1]), 9), n_max)
+    if key in _MODELS:
+        return _MODELS[key]
+    import zfit
+
+    tag = f"{len(_MODELS)}"
+    params = {name: zfit.Parameter(f"spe_{name}_{tag}", 0.5 * sum(BOUNDS[name]), lower=BOUNDS[name][0],
+                                   upper=BOUNDS[name][1]) for name in PARAM_NAMES}
+    yield_ = zfit.Parameter(f"spe_yield_{tag}", 1000.0, lower=0.0, upper=1e10)
+    binning = zfit.binned.VariableBinning(np.asarray(edges, dtype=float), name="charge")
+    space = zfit.Space("charge", binning=binning)
+    shape = ResponseShape(np.asarray(edges, dtype=float), n_max)
+    yield_.floating = False  # equals the histogram total at the minimum (the shape is normalised)
+    pdf = _zfit_pdf_class()(space, params, shape, extended=yield_)
+    minimizer = zfit.minimize.Minuit(gradient="zfit", tol=0.01, mode=1)
+    import tensorflow as tf
+
+    counts = tf.Variable(np.ones(len(edges) - 1), dtype=tf.float64, trainable=False)
+    loss = zfit.loss.ExtendedBinnedNLL(pdf, _live_data(space, counts))
+    _MODELS[key] = BuiltModel(pdf, params, yield_, space, shape, minimizer, counts, loss)
+    return _MODELS[key]

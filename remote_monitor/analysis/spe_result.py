@@ -1,0 +1,75 @@
+"""The result of an SPE fit (JSON-safe dict for the store and the report) and shared fit-quality helpers."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from remote_monitor.analysis.histogram import Histogram
+
+
+@dataclass
+class SpeFitResult:
+    """Gain = mean of the 1-PE main peak / e (headline); gain_err = stat (Hesse) and syst (model) combined."""
+
+    status: str  # ok | failed | too_few_events
+    reason: str
+    model: str
+    gain: float | None = None
+    gain_err: float | None = None
+    gain_err_stat: float | None = None
+    gain_err_syst: float | None = None
+    q0_pc: float | None = None
+    sigma0_pc: float | None = None
+    q1_pc: float | None = None  # main-peak mean
+    q1_err_pc: float | None = None
+    peak_pc: float | None = None  # most probable 1-PE charge
+    sigma1_pc: float | None = None  # Q1 width
+    spe_resolution: float | None = None  # sigma1 / q1
+    mean_pe_charge_pc: float | None = None  # mean charge per PE including under-amplified ones
+    mean_charge_per_pe_gain: float | None = None
+    under_amplified_fraction: float | None = None
+    mu: float | None = None
+    mu_err: float | None = None
+    peak_to_valley: float | None = None
+    chi2_ndf: float | None = None
+    n_events: int = 0
+    converged: bool = False
+    at_limit: list[str] = field(default_factory=list)
+    fit_seconds: float | None = None
+    curve: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: non-finite floats become None."""
+        def clean(value: Any) -> Any:
+            if isinstance(value, float) and not math.isfinite(value):
+                return None
+            if isinstance(value, dict):
+                return {k: clean(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [clean(v) for v in value]
+            return value
+        return clean(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SpeFitResult:
+        return cls(**data)
+
+
+def chi2_ndf(expected: np.ndarray, counts: np.ndarray, n_par: int) -> float | None:
+    """Pearson chi2 per degree of freedom over bins expecting at least 5 counts."""
+    use = expected >= 5
+    ndf = int(use.sum()) - n_par
+    if ndf <= 0:
+        return None
+    return float(np.sum((counts[use] - expected[use]) ** 2 / expected[use]) / ndf)
+
+
+def curve(hist: Histogram, total: np.ndarray, components: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The fitted curve as the report draws it: bin centres, total and named components."""
+    def r(a: np.ndarray) -> list[float]:
+        return [round(float(v), 4) for v in a]
+    return {"x": r(hist.centres), "total": r(total), "components": {k: r(v) for k, v in components.items()}}

@@ -1,0 +1,109 @@
+"""Photoelectron physics of the simulated PMT: charges and times of each photoelectron, per event.
+
+Charge of one photoelectron (definitions used by truth.json):
+  * main peak (fraction 1 - f_under - f_back): a mixture of two Gamma (Polya) distributions of the same mean
+    Q1 = gain * e with relative widths rel_width -/+ 0.05 (so the shape is NOT the fit's single Gamma);
+    truth `gain` = Q1 / e, the mean of this main peak;
+  * under-amplified (f_under): half exponential (mean 0.15 Q1), half uniform on 0..0.7 Q1;
+  * elastic backscatter (f_back): uniform on 0..1.0 Q1;
+  truth `mean_charge_per_pe_gain` = mean over all photoelectrons / e.
+Time of a direct photoelectron: Gaussian (TTS and laser jitter, sigma `tts_sigma_ns`); a late tail
+(exponential, 6 ns) and late pulses (uniform 20..60 ns later) on top. Afterpulses and dark counts are added by
+the stand (they are outside the charge window or rare inside it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from remote_monitor.analysis.charges import corrected_mv, window_charge_pc
+from remote_monitor.analysis.units import NS_PER_SAMPLE, gain_to_pc
+from remote_monitor.simulation.pulses import digitise, noise
+
+WINDOW_START = 60 + round(300 / NS_PER_SAMPLE)  # trigger sample + the monitor's fixed window start (300 ns)
+WINDOW_LEN = round(120 / NS_PER_SAMPLE)
+
+
+@dataclass(frozen=True)
+class PmtPhysics:
+    """Per-photoelectron response of the PMT under test."""
+
+    rel_width: float = 0.32
+    under_fraction: float = 0.12
+    backscatter_fraction: float = 0.02
+    tts_sigma_ns: float = 1.3
+    late_tail_fraction: float = 0.04
+    late_pulse_fraction: float = 0.03
+    afterpulse_prob: float = 0.05
+    dark_rate_hz: float = 3000.0
+
+
+def pe_charges(rng: np.random.Generator, n: int, gain: float, phys: PmtPhysics) -> np.ndarray:
+    """Charges in pC of n photoelectrons."""
+    q1 = gain_to_pc(gain)
+    wide = rng.random(n) < 0.5
+    rel = np.where(wide, phys.rel_width + 0.05, phys.rel_width - 0.05)
+    k = 1.0 / rel**2
+    q = rng.gamma(k, q1 / k)
+    kind = rng.random(n)
+    under = kind < phys.under_fraction
+    half = rng.random(n) < 0.5
+    q[under & half] = rng.exponential(0.15 * q1, int(np.count_nonzero(under & half)))
+    q[under & ~half] = rng.uniform(0.0, 0.7 * q1, int(np.count_nonzero(under & ~half)))
+    back = (kind >= phys.under_fraction) & (kind < phys.under_fraction + phys.backscatter_fraction)
+    q[back] = rng.uniform(0.0, q1, int(np.count_nonzero(back)))
+    return q
+
+
+def mean_charge_per_pe(gain: float, phys: PmtPhysics) -> float:
+    """Mean charge of one photoelectron in pC, under-amplified and backscattered ones included."""
+    q1 = gain_to_pc(gain)
+    main = 1.0 - phys.under_fraction - phys.backscatter_fraction
+    under = 0.5 * 0.15 * q1 + 0.5 * 0.35 * q1
+    return main * q1 + phys.under_fraction * under + phys.backscatter_fraction * 0.5 * q1
+
+
+def pe_times(rng: np.random.Generator, n: int, phys: PmtPhysics) -> np.ndarray:
+    """Arrival times (ns, relative to the mean direct time) of n photoelectrons."""
+    t = rng.normal(0.0, phys.tts_sigma_ns, n)
+    u = rng.random(n)
+    tail = u < phys.late_tail_fraction
+    t[tail] += rng.exponential(6.0, int(np.count_nonzero(tail)))
+    late = (u >= phys.late_tail_fraction) & (u < phys.late_tail_fraction + phys.late_pulse_fraction)
+    t[late] += rng.uniform(20.0, 60.0, int(np.count_nonzero(late)))
+    return t
+
+
+def event_pes(rng: np.random.Generator, n_events: int, mu: float) -> np.ndarray:
+    """Event index of every photoelectron, Poisson(mu) per event."""
+    k = rng.poisson(max(mu, 0.0), n_events)
+    return np.repeat(np.arange(n_events), k)
+
+
+def event_charges(rng: np.random.Generator, n_events: int, mu: float, gain: float, phys: PmtPhysics,
+                  pedestal_pc: np.ndarray) -> np.ndarray:
+    """Charge-level twin of the waveform path (for the benchmark): per-event sum of the photoelectron charges
+    plus the pedestal `pedestal_pc` (one charge per event, of noise-only records from the same noise model and
+    the same window integration; resampled with replacement when shorter). Dark counts in the window are
+    included at their rate."""
+    rows = event_pes(rng, n_events, mu)
+    dark_mu = phys.dark_rate_hz * 120e-9
+    dark_rows = event_pes(rng, n_events, dark_mu)
+    all_rows = np.concatenate([rows, dark_rows])
+    q = pe_charges(rng, len(all_rows), gain, phys)
+    total = np.bincount(all_rows, weights=q, minlength=n_events)
+    if len(pedestal_pc) >= n_events:
+        return total + pedestal_pc[:n_events]
+    return total + rng.choice(pedestal_pc, n_events)
+
+
+def pedestal_charges(rng: np.random.Generator, noise_mv: float, n: int) -> np.ndarray:
+    """Charges of n noise-only records (the stand's noise model and 14-bit digitiser) integrated by the
+    monitor's own extraction (baseline over 40 samples, 120 ns fixed window): one pedestal per event."""
+    out = []
+    for m in np.diff(np.linspace(0, n, n // 25_000 + 2).astype(int)):
+        raw = digitise(noise(rng, int(m), WINDOW_START + WINDOW_LEN, noise_mv), 14000, -1)
+        out.append(window_charge_pc(corrected_mv(raw, -1), np.full(int(m), WINDOW_START), WINDOW_LEN))
+    return np.concatenate(out)
