@@ -15,25 +15,12 @@ import time
 
 import numpy as np
 
-from remote_monitor.analysis.charges import corrected_mv, window_charge_pc
 from remote_monitor.analysis.histogram import Histogram, fill_histogram
 from remote_monitor.analysis.spe_fit import fit_spe
-from remote_monitor.analysis.units import MV_PER_ADC, NS_PER_SAMPLE, PC_PER_MV_SAMPLE, gain_to_pc
-from remote_monitor.simulation.pulses import digitise, noise
-from remote_monitor.simulation.spe_charge import PmtPhysics, event_charges
+from remote_monitor.analysis.units import MV_PER_ADC, PC_PER_MV_SAMPLE, gain_to_pc
+from remote_monitor.simulation.spe_charge import PmtPhysics, event_charges, pedestal_charges
 
 MUS, GAINS, NOISES = (0.03, 0.1, 0.5, 1.0, 2.5), (0.5e7, 1e7, 2e7), (0.3, 1.0)
-WINDOW_START, WINDOW_LEN = 60 + round(300 / NS_PER_SAMPLE), round(120 / NS_PER_SAMPLE)
-
-
-def pedestal_charges(rng: np.random.Generator, noise_mv: float, n: int = 20_000) -> np.ndarray:
-    """Charges of n noise-only records (stand noise model, 14-bit digitiser, the monitor's window), one per
-    event (not resampled: a resampled pedestal would carry the sample's fluctuations into the histogram)."""
-    out = []
-    for m in np.diff(np.linspace(0, n, n // 25_000 + 2).astype(int)):
-        raw = digitise(noise(rng, m, WINDOW_START + WINDOW_LEN, noise_mv), 14000, -1)
-        out.append(window_charge_pc(corrected_mv(raw, -1), np.full(m, WINDOW_START), WINDOW_LEN))
-    return np.concatenate(out)
 
 
 def n_events(mu: float) -> int:
@@ -116,7 +103,7 @@ def main() -> None:
     if not args.no_timing:
         timing(rng)
     print("pedestal width from the noise model: " + ", ".join(
-        f"{n} mV -> {np.std(pedestal_charges(rng, n)):.3f} pC" for n in NOISES))
+        f"{n} mV -> {np.std(pedestal_charges(rng, n, 20_000)):.3f} pC" for n in NOISES))
     print(f"{'mu':>5} {'gain':>6} {'noise':>5} {'events':>7} | {'bias %':>7} {'pull':>6} {'stat %':>6} "
           f"{'syst %':>6} {'chi2':>5} {'s':>5} | {'seed bias %':>11}")
     pulls, biases = [], []

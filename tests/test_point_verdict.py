@@ -1,0 +1,50 @@
+"""Point status from the fit, its uncertainty and the band: poor only beyond the error, uncertain otherwise,
+dead points always error, error points carry no gain."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from remote_monitor.analysis.histogram import fill_histogram
+from remote_monitor.analysis.point_verdict import classify, without_gain
+
+BAND = (0.999e7, 1.049e7)
+
+
+def _fit(gain: float, err: float, **extra: object) -> dict:
+    return {"status": "ok", "gain": gain, "gain_err": err, "converged": True, "mu": 0.2, "q1_pc": 1.6,
+            "sigma0_pc": 0.15, "at_limit": [], **extra}
+
+
+def _hist(light: bool) -> dict:
+    rng = np.random.default_rng(0)
+    charges = rng.normal(0, 0.15, 20_000)
+    if light:
+        charges[:4000] += rng.gamma(10, 0.16, 4000)
+    return fill_histogram(charges, 560, -3.0, 25.0).to_dict()
+
+
+def test_statuses_follow_the_uncertainty() -> None:
+    assert classify(_fit(1.024e7, 0.01e7), BAND)[0] == "healthy"
+    assert classify(_fit(0.87e7, 0.02e7), BAND)[0] == "poor"
+    status, reason = classify(_fit(0.99e7, 0.01e7), BAND)  # outside by less than 2 errors
+    assert status == "uncertain" and "cannot decide" in reason
+    assert classify(_fit(1.00e7, 0.02e7), BAND)[0] == "uncertain"  # inside, but within 1 error of the edge
+    assert classify(_fit(1.024e7, 0.3e7), BAND)[0] == "uncertain"  # error larger than the half band
+    assert classify(_fit(1.024e7, 0.01e7, converged=False), BAND)[0] == "uncertain"
+    assert classify(_fit(0.5e7, 0.01e7), BAND, kind="hv")[0] == "healthy"
+
+
+def test_dead_point_is_error_never_poor() -> None:
+    # the issue's case: a fit that wandered off to a tiny gain and a large occupancy on a point without light
+    status, reason = classify(_fit(8.3e5, 1e5, mu=8.4), BAND, hist=_hist(light=False))
+    assert status == "error" and "no light" in reason
+    assert classify(_fit(1.024e7, 0.01e7), BAND, hist=_hist(light=True))[0] == "healthy"
+    assert classify({"status": "failed", "reason": "x"}, BAND)[0] == "error"
+    assert classify(_fit(1.024e7, 0.01e7, at_limit=["q1"]), BAND)[0] == "error"
+
+
+def test_error_point_keeps_details_but_shows_no_gain() -> None:
+    fit = without_gain(_fit(8.3e5, 1e5))
+    assert fit["gain"] is None and fit["gain_err"] is None
+    assert fit["rejected_gain"] == 8.3e5 and fit["mu"] == 0.2
