@@ -278,6 +278,7 @@ class MonitorHTTPServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         bound = self.server_address[0]
         self.allowed_hosts = LOCAL_HOSTS | {str(bound), socket.gethostname(), socket.getfqdn()}
+        self._closed = threading.Event()
         threading.Thread(target=self._reap, name="http-deadline", daemon=True).start()
 
     # ---- connections: bounded, each with a total deadline ------------------------------------------
@@ -314,8 +315,7 @@ class MonitorHTTPServer(ThreadingHTTPServer):
 
     def _reap(self) -> None:
         """Cut off connections past their deadline (a client sending one byte per few seconds)."""
-        while True:
-            time.sleep(1.0)
+        while not self._closed.wait(1.0):  # ends with the server
             now = time.monotonic()
             with self._open_lock:
                 late = [sock for sock, deadline in self._open.items() if deadline < now]
@@ -326,6 +326,7 @@ class MonitorHTTPServer(ThreadingHTTPServer):
                     sock.shutdown(socket.SHUT_RDWR)
 
     def server_close(self) -> None:
+        self._closed.set()
         super().server_close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
