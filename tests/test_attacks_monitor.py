@@ -107,7 +107,7 @@ def test_live_monitor_survives_every_attack_and_keeps_processing(tmp_path: Path)
         wait_for(lambda: "Problems the monitor met" in (out / "reports" / "index.html").read_text(), 30,
                  "the problems on the index page", proc)
         assert len(list((out / "commands" / "rejected").iterdir())) <= 1000
-        assert point_results(out, SERIAL, SCAN)["theta20_phi0"]["status"] in ("healthy", "poor", "error")
+        assert point_results(out, SERIAL, SCAN)["theta20_phi0"]["status"] in ("healthy", "poor", "uncertain", "error")
         assert "processing crashed" not in point_results(out, SERIAL, SCAN)["theta20_phi0"].get("reason", "")
     finally:
         code, output = stop(proc)

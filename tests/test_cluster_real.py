@@ -32,7 +32,7 @@ SETUP = REPO / "tests" / "cluster" / "setup-local-cluster.sh"
 CLUSTER_DIR = Path(os.environ.get("LOCALCLUSTER_DIR", "/tmp/localcluster"))
 SSH_PORT = int(os.environ.get("LOCALCLUSTER_SSH_PORT", "2222"))
 GRACE = 20.0
-REAL = {"healthy", "poor"}
+REAL = {"healthy", "poor", "uncertain"}  # a real result with a gain (the realistic stand may be undecided)
 CONFIG = """
 [monitor]
 quiet_seconds = 0.5
