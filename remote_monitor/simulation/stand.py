@@ -72,6 +72,11 @@ class SimulationConfig:
     faults: list[Fault] = field(default_factory=list)
     write_delay_s: float = 0.0
     chunks_per_file: int = 1
+    tts_sigma_ns: float = 1.3  # Gaussian spread of the direct photoelectrons incl. laser jitter
+    dark_rate_hz: float = 5000.0  # single-PE dark pulses, uniform in the record
+    sipm_mu: float = 20.0  # SiPM photoelectrons per event at laser intensity 1
+    laser_drift: float = 0.02  # rms of the laser intensity from point to point (seen by PMT and SiPM)
+    de_slope: float = 0.1  # relative detection efficiency 1 - de_slope * theta / 50
 
 
 def _pulse_shapes(t0_ns: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -103,15 +108,29 @@ def _pmt_channel(rng: np.random.Generator, trig_ns: np.ndarray, n: int, length: 
     hit = k > 0
     q1 = gain_to_pc(gain)
     charge = rng.normal(k[hit] * q1, cfg.spe_resolution * q1 * np.sqrt(k[hit]))
-    t0 = trig_ns[hit] + PMT_DELAY_NS + rng.normal(0.0, 1.3, hit.sum())
+    t0 = trig_ns[hit] + PMT_DELAY_NS + rng.normal(0.0, cfg.tts_sigma_ns, hit.sum())
     pulses = np.zeros((int(hit.sum()), length))
     _add_pulses(pulses, t0, charge)
     mv[hit] += pulses
+    n_dark = rng.poisson(cfg.dark_rate_hz * length * NS_PER_SAMPLE * 1e-9, n)
+    if n_dark.sum():
+        rows = np.repeat(np.arange(n), n_dark)
+        dark = np.zeros((len(rows), length))
+        _add_pulses(dark, rng.uniform(0, length * NS_PER_SAMPLE, len(rows)),
+                    np.abs(rng.normal(q1, cfg.spe_resolution * q1, len(rows))))
+        np.add.at(mv, rows, dark)
     return _digitise(mv, 14000, -1)
 
 
+def cfd_offset_ns(fraction: float = 0.5) -> float:
+    """Time from a pulse's start to its `fraction` constant-fraction crossing on the rising edge (continuous)."""
+    t = np.linspace(0.0, 20.0, 200001)
+    shape = np.exp(-t / 6.0) - np.exp(-t / 1.0)
+    return float(t[np.argmax(shape >= fraction * shape.max())])
+
+
 def simulate_point_waveforms(rng: np.random.Generator, n_events: int, record_length: int, gain: float, mu: float,
-                             cfg: SimulationConfig) -> dict[int, np.ndarray]:
+                             cfg: SimulationConfig, sipm_mu: float | None = None) -> dict[int, np.ndarray]:
     """Raw ADC samples (n_events, record_length) per channel for one scan point (no files)."""
     start = TRIGGER_START_SAMPLE + rng.integers(-1, 2, n_events)
     trig_ns = start * NS_PER_SAMPLE
@@ -122,7 +141,8 @@ def simulate_point_waveforms(rng: np.random.Generator, n_events: int, record_len
                                                                              record_length, gain, mu, cfg)}
     if cfg.include_sipm:
         sipm = rng.normal(0, 1.5, (n_events, record_length))
-        _add_pulses(sipm, trig_ns + 300.0, np.full(n_events, 60.0 * max(mu, 0.0)) * rng.normal(1, 0.05, n_events))
+        sipm_pe = rng.poisson(cfg.sipm_mu if sipm_mu is None else sipm_mu, n_events)
+        _add_pulses(sipm, trig_ns + 300.0, 3.0 * sipm_pe * rng.normal(1, 0.05, n_events))
         waves[1] = _digitise(sipm, 800, +1)
     if cfg.include_reference:
         waves[4] = _pmt_channel(rng, trig_ns, n_events, record_length, 1e7, 0.8, cfg)
@@ -151,14 +171,20 @@ def _point_truth(point: str, gains: dict[str, float], faults: dict[str, str], cf
         hv = None
         gain = gains[point]
     gain *= 0.85 if fault == "low_gain" else 1.0
-    mu = 0.0 if fault == "dead" else cfg.mu * (1.0 - 0.1 * ((point_angles(point) or (0, 0))[0] / 50.0))
+    theta = (point_angles(point) or (0, 0))[0]
+    laser = 1.0 + cfg.laser_drift * float(np.random.default_rng([cfg.seed, zlib.crc32(point.encode())]).normal())
+    de = 1.0 - cfg.de_slope * theta / 50.0
+    mu = 0.0 if fault == "dead" else cfg.mu * laser * de
     if fault in ("dead", "missing_channel", "truncated", "garbage"):
         expected = "error"
     elif hv is not None:
         expected = "healthy"  # HV points are judged by the HV fit, not by the band
     else:
         expected = "healthy" if HEALTHY_BAND[0] <= gain <= HEALTHY_BAND[1] else "poor"
-    return {"gain": gain, "mu": mu, "hv": hv, "fault": fault, "expected_status": expected}
+    return {"gain": gain, "mu": mu, "hv": hv, "fault": fault, "expected_status": expected,
+            "occupancy": mu, "sipm_occupancy": cfg.sipm_mu * laser, "detection_efficiency": 0.0 if fault == "dead" else de,
+            "transit_time_ns": PMT_DELAY_NS + cfd_offset_ns(), "tts_sigma_ns": cfg.tts_sigma_ns,
+            "dark_rate_hz": cfg.dark_rate_hz}
 
 
 def _write_point(paths: dict[int, Path], waves: dict[int, np.ndarray], cfg: SimulationConfig) -> None:
@@ -212,7 +238,8 @@ def simulate_scan(data_root: Path, serial: str, scan_id: str | None = None, cfg:
         key = PointKey(serial, scan_id, point)
         info = _point_truth(point, gains, faults, cfg)
         truth["points"][point] = info
-        waves = simulate_point_waveforms(rng, cfg.n_events, cfg.record_length, info["gain"], info["mu"], cfg)
+        waves = simulate_point_waveforms(rng, cfg.n_events, cfg.record_length, info["gain"], info["mu"], cfg,
+                                         sipm_mu=info["sipm_occupancy"])
         if info["fault"] == "missing_channel":
             del waves[cfg.pmt_channel]
         paths = {ch: channel_file(data_root, key, ch, binary=cfg.fmt == "binary") for ch in waves}

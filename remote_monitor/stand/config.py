@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from remote_monitor.analysis.charges import AnalysisSettings, ChannelMap
+from remote_monitor.analysis.detection_efficiency import NORMALISATIONS, EfficiencySettings
+from remote_monitor.analysis.pulse_times import TimingSettings
 from remote_monitor.stand.layout import Layout, LayoutError
 
 
@@ -74,6 +76,8 @@ class Config:
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
     areas: AreaSettings = field(default_factory=AreaSettings)
     report: ReportSettings = field(default_factory=ReportSettings)
+    timing: TimingSettings = field(default_factory=TimingSettings)
+    efficiency: EfficiencySettings = field(default_factory=EfficiencySettings)
 
     def flag_root(self, data_root: Path) -> Path:
         return Path(self.areas.flag_dir) if self.areas.flag_dir else data_root.parent / "FLAG"
@@ -137,6 +141,10 @@ def _validate(cfg: Config) -> None:
     lo, hi = cfg.gain.healthy_band
     if not 0 < lo < hi:
         raise ConfigError(f"[gain] healthy_band must be 0 < low < high, got {cfg.gain.healthy_band}")
+    if cfg.efficiency.normalisation not in NORMALISATIONS:
+        raise ConfigError(f"[efficiency] normalisation must be one of {NORMALISATIONS}, got {cfg.efficiency.normalisation!r}")
+    if cfg.efficiency.occupancy not in ("spe_fit", "zero_pe"):
+        raise ConfigError(f"[efficiency] occupancy must be spe_fit or zero_pe, got {cfg.efficiency.occupancy!r}")
     if cfg.analysis.mode not in ("fixed_window", "leading_edge"):
         raise ConfigError(f"[analysis] mode must be fixed_window or leading_edge, got {cfg.analysis.mode!r}")
     if cfg.fit.model not in ("full", "seed"):
