@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path)
     p.add_argument("--time", default="7-00:00:00")
     p.add_argument("--poll", type=float, default=10.0)
+
+    p = sub.add_parser("korean", help="process Korean-stand DAQ ROOT files (3 PMTs each): JSON per PMT + CSV")
+    p.add_argument("files", type=Path, nargs="+")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--config", type=Path)
     return parser
 
 
@@ -170,9 +175,21 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_korean(args: argparse.Namespace) -> int:
+    from remote_monitor.service.korean import write_korean_results
+
+    cfg = load_config(args.config)
+    for path in args.files:
+        for r in write_korean_results(path, args.out, cfg):
+            fit = r["fit"] or {}
+            print(f"{path.name}: {r['serial']} {r['point']} {r['status']} gain {fit.get('gain')}")
+    return 0
+
+
 COMMANDS = {
     "demo": cmd_demo, "simulate": cmd_simulate, "run": cmd_run, "serve": cmd_serve,
     "keygen": cmd_keygen, "reprocess": cmd_reprocess, "submit": cmd_submit,
+    "korean": cmd_korean,
 }
 
 

@@ -129,15 +129,25 @@ def cfd_offset_ns(fraction: float = 0.5) -> float:
     return float(t[np.argmax(shape >= fraction * shape.max())])
 
 
+def trigger_waveforms(rng: np.random.Generator, n_events: int, record_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """(50 % crossing time in ns, raw samples) of the trigger pulses: 800 mV, 2-sample linear rise."""
+    start = TRIGGER_START_SAMPLE + rng.integers(-1, 2, n_events)
+    rel = np.arange(record_length)[None, :] - start[:, None]
+    trigger_mv = 800.0 * np.clip((rel + 1) / 2.0, 0, 1) * (rel < 20) + rng.normal(0, 1.0, (n_events, record_length))
+    return start * NS_PER_SAMPLE, _digitise(trigger_mv, 800, +1)
+
+
+def pmt_waveforms(rng: np.random.Generator, trig_ns: np.ndarray, record_length: int, gain: float, mu: float,
+                  cfg: SimulationConfig) -> np.ndarray:
+    """Raw samples of a PMT looking at the laser pulses of the given trigger times (with dark pulses)."""
+    return _pmt_channel(rng, trig_ns, len(trig_ns), record_length, gain, mu, cfg)
+
+
 def simulate_point_waveforms(rng: np.random.Generator, n_events: int, record_length: int, gain: float, mu: float,
                              cfg: SimulationConfig, sipm_mu: float | None = None) -> dict[int, np.ndarray]:
     """Raw ADC samples (n_events, record_length) per channel for one scan point (no files)."""
-    start = TRIGGER_START_SAMPLE + rng.integers(-1, 2, n_events)
-    trig_ns = start * NS_PER_SAMPLE
-    s = np.arange(record_length)[None, :]
-    rel = s - start[:, None]
-    trigger_mv = 800.0 * np.clip((rel + 1) / 2.0, 0, 1) * (rel < 20) + rng.normal(0, 1.0, (n_events, record_length))
-    waves = {0: _digitise(trigger_mv, 800, +1), cfg.pmt_channel: _pmt_channel(rng, trig_ns, n_events,
+    trig_ns, trigger = trigger_waveforms(rng, n_events, record_length)
+    waves = {0: trigger, cfg.pmt_channel: _pmt_channel(rng, trig_ns, n_events,
                                                                              record_length, gain, mu, cfg)}
     if cfg.include_sipm:
         sipm = rng.normal(0, 1.5, (n_events, record_length))

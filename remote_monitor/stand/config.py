@@ -10,6 +10,7 @@ from typing import Any
 
 from remote_monitor.analysis.charges import AnalysisSettings, ChannelMap
 from remote_monitor.analysis.detection_efficiency import NORMALISATIONS, EfficiencySettings
+from remote_monitor.analysis.korean_root import KoreanSettings
 from remote_monitor.analysis.pulse_times import TimingSettings
 from remote_monitor.stand.layout import Layout, LayoutError
 
@@ -78,6 +79,7 @@ class Config:
     report: ReportSettings = field(default_factory=ReportSettings)
     timing: TimingSettings = field(default_factory=TimingSettings)
     efficiency: EfficiencySettings = field(default_factory=EfficiencySettings)
+    korean: KoreanSettings = field(default_factory=KoreanSettings)
 
     def flag_root(self, data_root: Path) -> Path:
         return Path(self.areas.flag_dir) if self.areas.flag_dir else data_root.parent / "FLAG"
