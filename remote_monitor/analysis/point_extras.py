@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from remote_monitor.analysis.dark_rate import dark_rate
+from remote_monitor.analysis.dark_rate import corrected_dark_rate, dark_rate, threshold_efficiency
 from remote_monitor.analysis.pulse_times import TimingAccumulator, TimingSettings, pulse_times
 from remote_monitor.analysis.units import MV_PER_ADC, NS_PER_SAMPLE, PC_PER_MV_SAMPLE
 
@@ -84,5 +84,11 @@ class ExtrasAccumulator:
             return {"baseline_mv": None, "baseline_rms_mv": None}
         return {"baseline_mv": float(np.mean(self.baseline_mv)), "baseline_rms_mv": float(np.mean(self.baseline_rms_mv))}
 
-    def dark(self) -> dict[str, Any]:
-        return dark_rate(self.times.dark_counts, self.times.dark_ns)
+    def dark(self, fit: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Dark rate; with the SPE fit and the correction enabled, divided by the threshold efficiency."""
+        raw = dark_rate(self.times.dark_counts, self.times.dark_ns)
+        if not self.timing.dark_efficiency_correction or not fit:
+            return raw
+        ratios = np.concatenate(self.times.amplitude_per_pc) if self.times.amplitude_per_pc else np.zeros(0)
+        eff = threshold_efficiency(ratios, fit.get("q1_pc"), fit.get("sigma1_pc"), self.timing.dark_threshold_mv)
+        return corrected_dark_rate(raw, eff)

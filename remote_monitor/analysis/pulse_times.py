@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-from remote_monitor.analysis.units import MV_PER_ADC, NS_PER_SAMPLE
+from remote_monitor.analysis.units import MV_PER_ADC, NS_PER_SAMPLE, PC_PER_MV_SAMPLE
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class TimingSettings:
     dark_threshold_mv: float = 4.0
     timing_threshold_mv: float = 3.0  # a laser pulse must exceed this to get a time
     cfd_fraction: float = 0.5
+    dark_efficiency_correction: bool = True  # divide by the fraction of SPE pulses over the dark threshold
 
 
 @dataclass
@@ -31,12 +32,14 @@ class TimingAccumulator:
     """Times and dark counts of a point, filled chunk by chunk."""
 
     times: list[np.ndarray] = field(default_factory=list)
+    amplitude_per_pc: list[np.ndarray] = field(default_factory=list)
     dark_counts: int = 0
     dark_ns: float = 0.0
     n_events: int = 0
 
-    def add(self, dt_ns: np.ndarray, dark: np.ndarray, live_ns: np.ndarray) -> None:
+    def add(self, dt_ns: np.ndarray, dark: np.ndarray, live_ns: np.ndarray, amp_per_pc: np.ndarray) -> None:
         self.times.append(dt_ns[np.isfinite(dt_ns)])
+        self.amplitude_per_pc.append(amp_per_pc[np.isfinite(amp_per_pc)])
         self.dark_counts += int(dark.sum())
         self.dark_ns += float(live_ns.sum())
         self.n_events += len(dt_ns)
@@ -59,12 +62,14 @@ def _crossing(v, peak, frac):  # pragma: no cover - compiled
 
 @njit(cache=True)
 def _pulse_times_kernel(pmt, trig, n_base, pmt_scale, trig_scale, trig_thr, win_lo, win_hi, exc_lo, exc_hi,
-                        time_thr, dark_thr, frac, dt_out, dark_out, live_out):  # pragma: no cover - compiled
+                        time_thr, dark_thr, frac, pc_per_mv_sample, dt_out, dark_out, live_out,
+                        ratio_out):  # pragma: no cover - compiled
     n, length = pmt.shape
     v = np.empty(length)
     t = np.empty(length)
     for e in range(n):
         dt_out[e] = np.nan
+        ratio_out[e] = np.nan
         dark_out[e] = 0
         live_out[e] = 0
         b = 0.0
@@ -96,6 +101,12 @@ def _pulse_times_kernel(pmt, trig, n_base, pmt_scale, trig_scale, trig_thr, win_
                     peak = s
             if v[peak] >= time_thr:
                 dt_out[e] = _crossing(v, peak, frac) - t0
+                q = 0.0
+                for s in range(max(peak - 4, 0), min(peak + 16, length)):
+                    q += v[s]
+                q *= pc_per_mv_sample
+                if q > 0:
+                    ratio_out[e] = v[peak] / q
         xlo = int(np.floor(t0 + exc_lo))
         xhi = int(np.ceil(t0 + exc_hi))
         armed = v[n_base] < dark_thr
@@ -114,9 +125,12 @@ def _pulse_times_kernel(pmt, trig, n_base, pmt_scale, trig_scale, trig_thr, win_
 def pulse_times(pmt: np.ndarray, trigger: np.ndarray, settings: TimingSettings, *, baseline_samples: int = 40,
                 trigger_threshold_mv: float = 100.0, pmt_polarity: int = -1, trigger_polarity: int = 1,
                 mv_per_adc: float = MV_PER_ADC, ns_per_sample: float = NS_PER_SAMPLE,
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(PMT-minus-trigger time ns or NaN, dark pulses, time searched for dark pulses in ns) per event of a chunk."""
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per event of a chunk: PMT-minus-trigger time ns (NaN: no pulse), dark pulses, time searched for dark
+    pulses in ns, and the laser pulse's amplitude per charge in mV/pC (NaN: no pulse; for the threshold
+    efficiency of the dark counting)."""
     n = len(pmt)
+    ratio = np.empty(n)
     dt = np.empty(n)
     dark = np.empty(n, dtype=np.int64)
     live = np.empty(n, dtype=np.int64)
@@ -125,5 +139,6 @@ def pulse_times(pmt: np.ndarray, trigger: np.ndarray, settings: TimingSettings, 
                         mv_per_adc * pmt_polarity, mv_per_adc * trigger_polarity, trigger_threshold_mv,
                         s.laser_window_ns[0] / ns_per_sample, s.laser_window_ns[1] / ns_per_sample,
                         s.dark_exclude_ns[0] / ns_per_sample, s.dark_exclude_ns[1] / ns_per_sample,
-                        s.timing_threshold_mv, s.dark_threshold_mv, s.cfd_fraction, dt, dark, live)
-    return dt * ns_per_sample, dark, live * ns_per_sample
+                        s.timing_threshold_mv, s.dark_threshold_mv, s.cfd_fraction,
+                        PC_PER_MV_SAMPLE * ns_per_sample / NS_PER_SAMPLE, dt, dark, live, ratio)
+    return dt * ns_per_sample, dark, live * ns_per_sample, ratio

@@ -67,7 +67,7 @@ def finish_extras(acc: ExtrasAccumulator, fit: dict[str, Any] | None, reference:
     timing = fit_timing(acc.times.pmt_minus_trigger_ns()).to_dict()
     return {"occupancy": occ, "occupancy_err": occ_err, "monitor": mon, "monitor_err": mon_err,
             "normalisation": eff.normalisation, "sipm": sipm, "raw_de": de, "raw_de_err": de_err,
-            "timing": timing, "dark": acc.dark(), "pedestal": acc.pedestal()}
+            "timing": timing, "dark": acc.dark(fit), "pedestal": acc.pedestal()}
 
 
 def point_extras(sources: dict[str, Path], cfg: Config, result: dict[str, Any], charges: Any) -> dict[str, Any]:

@@ -36,6 +36,7 @@ HEALTHY_BAND = (0.999e7, 1.049e7)
 TRIGGER_START_SAMPLE = 60
 PMT_DELAY_NS = 325.0
 ADC_MAX = 16383
+DARK_START_NS = 80.0  # dark pulses after the 40 baseline samples only (the SPE fit is not robust to them there)
 
 
 @dataclass(frozen=True)
@@ -112,11 +113,12 @@ def _pmt_channel(rng: np.random.Generator, trig_ns: np.ndarray, n: int, length: 
     pulses = np.zeros((int(hit.sum()), length))
     _add_pulses(pulses, t0, charge)
     mv[hit] += pulses
-    n_dark = rng.poisson(cfg.dark_rate_hz * length * NS_PER_SAMPLE * 1e-9, n)
+    span_ns = max(length * NS_PER_SAMPLE - DARK_START_NS, 0.0)
+    n_dark = rng.poisson(cfg.dark_rate_hz * span_ns * 1e-9, n)
     if n_dark.sum():
         rows = np.repeat(np.arange(n), n_dark)
         dark = np.zeros((len(rows), length))
-        _add_pulses(dark, rng.uniform(0, length * NS_PER_SAMPLE, len(rows)),
+        _add_pulses(dark, DARK_START_NS + rng.uniform(0, span_ns, len(rows)),
                     np.abs(rng.normal(q1, cfg.spe_resolution * q1, len(rows))))
         np.add.at(mv, rows, dark)
     return _digitise(mv, 14000, -1)
