@@ -43,7 +43,7 @@ def test_cfd_time_is_pmt_half_height_minus_trigger_half_height():
 def test_no_laser_pulse_gives_nan_and_dark_pulses_are_counted_outside_the_window():
     trig, pmt = _events(60, None, extra=[60 + 30.0, 60 + 300.0, 60 + 130.0])  # 130 samples = 260 ns: excluded
     dt, dark, live, ratio = pulse_times(pmt[None], trig[None], TimingSettings())
-    assert math.isnan(dt[0])
+    assert math.isnan(dt[0]) and math.isnan(ratio[0])
     assert dark[0] == 2
     window = TimingSettings().dark_exclude_ns
     assert live[0] == pytest.approx((400 - 40) * 2.0 - (window[1] - window[0]), abs=4.0)
