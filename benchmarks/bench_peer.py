@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from remote_monitor.service.peer_metrics import peer_table
+from remote_monitor.analysis.peer_columns import peer_table
 from remote_monitor.service.processing import point_sources, process_point
 from remote_monitor.simulation.stand import SimulationConfig, simulate_scan
 from remote_monitor.stand.config import Config

@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from remote_monitor.analysis.korean_root import KoreanPmt, parse_korean_name, read_korean_charges
+from remote_monitor.analysis.peer_columns import PEER_COLUMNS, peer_columns
 from remote_monitor.analysis.point_extras import Digitizer
-from remote_monitor.service.peer_metrics import PEER_COLUMNS, finish_extras, new_accumulator, peer_columns
+from remote_monitor.service.peer_metrics import finish_extras, new_accumulator
 from remote_monitor.service.processing import _fit_charges, classify
 from remote_monitor.service.store import now_iso
 from remote_monitor.stand.config import Config
