@@ -109,8 +109,8 @@ def _peer_extras(sources: dict[str, Path], cfg: Config, result: dict[str, Any], 
         return None
     try:
         return point_extras(sources, cfg, result, charges)
-    except (OSError, ValueError) as exc:
-        result["warnings"].append(f"no timing/DE/dark rate: {exc}")
+    except Exception as exc:  # noqa: BLE001  (these extras must never cost the point its gain)
+        result["warnings"].append(f"no timing/DE/dark rate: {type(exc).__name__}: {exc}")
         return None
 
 
