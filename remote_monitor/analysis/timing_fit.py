@@ -130,8 +130,7 @@ def _minimise(counts: np.ndarray, edges: np.ndarray, start: np.ndarray, bounds: 
         warnings.simplefilter("ignore")
         loss = zfit.loss.SimpleLoss(nll, params=params, errordef=0.5, gradient=_gradient(nll))
         result = zfit.minimize.Minuit(gradient="zfit", tol=0.001, mode=1).minimize(loss)
-        result.hesse(method="minuit_hesse")
-        cov = np.asarray(result.covariance(params=params))
+        cov = np.asarray(result.covariance(params=params, method="minuit_hesse"))
     values = np.array([float(result.params[p]["value"]) for p in params])
     errors = np.sqrt(np.clip(np.diag(cov), 0, None))
     n_sig, n_bkg, mu, sigma, tau = values
