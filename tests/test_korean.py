@@ -9,7 +9,8 @@ import pytest
 
 from remote_monitor.analysis.charges import ChannelMap, extract_point_charges
 from remote_monitor.analysis.korean_root import KoreanSettings, parse_korean_name
-from remote_monitor.service.korean import process_korean_file, write_korean_results
+from remote_monitor.cli import main
+from remote_monitor.service.korean import process_korean_file
 from remote_monitor.service.processing import _fit_charges
 from remote_monitor.simulation.korean_writer import simulate_korean_file
 from remote_monitor.stand.config import Config
@@ -45,10 +46,11 @@ def test_korean_file_gives_the_wavedump_gains(tmp_path: Path):
         assert np.isfinite(r["peer"]["timing"]["transit_time_ns"])
 
 
-def test_korean_cli_output_loads_with_pandas(tmp_path: Path):
+def test_korean_cli_writes_json_and_a_csv_that_loads_with_pandas(tmp_path: Path):
     pd = pytest.importorskip("pandas")
     path = simulate_korean_file(tmp_path, PMTS, n_events=3000, record_length=512)
-    write_korean_results(path, tmp_path / "out", Config())
+    assert main(["korean", str(path), "--out", str(tmp_path / "out")]) == 0
+    assert len(list((tmp_path / "out" / path.stem).glob("*.json"))) == 3
     table = pd.read_csv(tmp_path / "out" / f"{path.stem}.csv")
     assert list(table["serial"]) == [p[0] for p in PMTS]
     for column in ("theta", "phi", "gain", "gain_err", "relative_de", "relative_de_err", "transit_time_ns",
