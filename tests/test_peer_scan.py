@@ -73,7 +73,8 @@ def test_csv_has_the_other_analyses_columns(scan):
 @pytest.mark.browser
 def test_report_shows_de_map_timing_and_dark_rate(scan, tmp_path: Path):
     _, results = scan
-    scan_info = {"serial": SERIAL, "scan_id": SCAN, "state": "live", "hv_fit": None}
+    scan_info = {"serial": SERIAL, "scan_id": SCAN, "state": "live", "hv_fit": None,
+                 "peer_summary": peer_summary(results, Config())}
     path = tmp_path / f"{SERIAL}.html"
     path.write_text(report.render_scan_page(scan_info, results, healthy_band=(0.999e7, 1.049e7), target_gain=1e7,
                                             other_scans=[SCAN], generated_at="2026-11-29T20:00:00+00:00"))
@@ -84,4 +85,5 @@ def test_report_shows_de_map_timing_and_dark_rate(scan, tmp_path: Path):
         assert page.locator("#timing .main-svg").count() >= 1
         page.click('[data-point="theta30_phi180"]')
         assert "PMT − trigger time theta30_phi180" in page.inner_text("#timing")
+        assert "DE spread" in page.inner_text("#de-summary")
         assert errors == []
