@@ -75,7 +75,8 @@ def main() -> int:
     parser.add_argument("--record-length", type=int, default=512)
     parser.add_argument("--points", type=int, default=len(SCAN_POINTS))
     args = parser.parse_args()
-    sim = SimulationConfig(n_events=args.events, record_length=args.record_length, fmt="binary", seed=7)
+    sim = SimulationConfig(n_events=args.events, record_length=args.record_length, fmt="binary", seed=7,
+                           laser_drift=0.02)
     started = time.perf_counter()
     print("as they come (flags: letters = outside the limit):", flush=True)
     results, truth = run_scan(list(SCAN_POINTS[: args.points]), sim, Config(), verbose=True)

@@ -21,7 +21,7 @@ from remote_monitor.stand.layout import PointKey
 from .browser_helpers import chromium, open_page
 
 POINTS = ["theta0_phi0", "theta50_phi90", "theta30_phi180"]
-SIM = SimulationConfig(n_events=20000, record_length=512, fmt="binary", seed=21)
+SIM = SimulationConfig(n_events=20000, record_length=512, fmt="binary", seed=21, laser_drift=0.02)
 SERIAL, SCAN = "PEER02", "261129_200000"
 
 

@@ -76,7 +76,7 @@ class SimulationConfig:
     tts_sigma_ns: float = 1.3  # Gaussian spread of the direct photoelectrons incl. laser jitter
     dark_rate_hz: float = 5000.0  # single-PE dark pulses, uniform in the record
     sipm_mu: float = 20.0  # SiPM photoelectrons per event at laser intensity 1
-    laser_drift: float = 0.02  # rms of the laser intensity from point to point (seen by PMT and SiPM)
+    laser_drift: float = 0.0  # rms of the laser intensity from point to point (seen by PMT and SiPM), e.g. 0.02
     de_slope: float = 0.1  # relative detection efficiency 1 - de_slope * theta / 50
 
 
@@ -114,12 +114,13 @@ def _pmt_channel(rng: np.random.Generator, trig_ns: np.ndarray, n: int, length: 
     _add_pulses(pulses, t0, charge)
     mv[hit] += pulses
     span_ns = max(length * NS_PER_SAMPLE - DARK_START_NS, 0.0)
-    n_dark = rng.poisson(cfg.dark_rate_hz * span_ns * 1e-9, n)
+    side = rng.spawn(1)[0]  # dark pulses from a child stream: the signal's random numbers stay as they were
+    n_dark = side.poisson(cfg.dark_rate_hz * span_ns * 1e-9, n)
     if n_dark.sum():
         rows = np.repeat(np.arange(n), n_dark)
         dark = np.zeros((len(rows), length))
-        _add_pulses(dark, DARK_START_NS + rng.uniform(0, span_ns, len(rows)),
-                    np.abs(rng.normal(q1, cfg.spe_resolution * q1, len(rows))))
+        _add_pulses(dark, DARK_START_NS + side.uniform(0, span_ns, len(rows)),
+                    np.abs(side.normal(q1, cfg.spe_resolution * q1, len(rows))))
         np.add.at(mv, rows, dark)
     return _digitise(mv, 14000, -1)
 
@@ -153,7 +154,7 @@ def simulate_point_waveforms(rng: np.random.Generator, n_events: int, record_len
                                                                              record_length, gain, mu, cfg)}
     if cfg.include_sipm:
         sipm = rng.normal(0, 1.5, (n_events, record_length))
-        sipm_pe = rng.poisson(cfg.sipm_mu if sipm_mu is None else sipm_mu, n_events)
+        sipm_pe = rng.spawn(1)[0].poisson(cfg.sipm_mu if sipm_mu is None else sipm_mu, n_events)
         _add_pulses(sipm, trig_ns + 300.0, 3.0 * sipm_pe * rng.normal(1, 0.05, n_events))
         waves[1] = _digitise(sipm, 800, +1)
     if cfg.include_reference:
