@@ -211,6 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "login node)")
     p.add_argument("--wait", type=float, default=120.0, help="seconds to wait for the job to run (default 120)")
     _add_scheduler_args(p)
+    p = sub.add_parser("korean", help="process Korean-stand DAQ ROOT files (3 PMTs each): JSON per PMT + CSV")
+    p.add_argument("files", type=Path, nargs="+")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--config", type=Path)
+
     p = sub.add_parser("export", help="campaign tables (CSV/Parquet) and ROOT histograms over all PMTs")
     p.add_argument("--out", type=Path, required=True, help="the monitor's output directory (holds results/)")
     p.add_argument("--to", type=Path, help="where the files go (default: <out>/campaign)")
@@ -363,10 +368,21 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_korean(args: argparse.Namespace) -> int:
+    from remote_monitor.service.korean import write_korean_results
+
+    cfg = load_config(args.config)
+    for path in args.files:
+        for r in write_korean_results(path, args.out, cfg):
+            fit = r["fit"] or {}
+            print(f"{path.name}: {r['serial']} {r['point']} {r['status']} gain {fit.get('gain')}")
+    return 0
+
+
 COMMANDS = {
     "demo": cmd_demo, "simulate": cmd_simulate, "run": cmd_run, "serve": cmd_serve,
     "keygen": cmd_keygen, "reprocess": cmd_reprocess, "submit": cmd_submit, "share": cmd_share,
-    "export": cmd_export,
+    "export": cmd_export, "korean": cmd_korean,
 }
 
 

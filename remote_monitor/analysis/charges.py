@@ -106,10 +106,11 @@ class ChargeAccumulator:
     `add` the chunks read, then `take` returns the charges of every event now present in all channels.
     Events that can no longer appear in every channel are dropped and counted."""
 
-    def __init__(self, channels: ChannelMap, settings: AnalysisSettings) -> None:
+    def __init__(self, channels: ChannelMap, settings: AnalysisSettings, extra: tuple[int, ...] = ()) -> None:
+        """extra: more channels to align (e.g. the SiPM for the detection efficiency), not measured by take()."""
         self.channels, self.settings = channels, settings
         self.wanted = [channels.trigger, channels.pmt] + ([channels.reference] if channels.reference is not None
-                                                          else [])
+                                                          else []) + list(extra)
         self.pending: dict[int, list[WaveformChunk]] = {ch: [] for ch in self.wanted}
         self.n_events = self.n_untriggered = self.dropped = 0
         self.mv_per_adc = ADC_RANGE_V / 2**settings.adc_bits * 1000.0
@@ -140,7 +141,8 @@ class ChargeAccumulator:
                                        np.concatenate(offsets) if len(offsets) == len(chunks) else None)]
         return chunks[0]
 
-    def _aligned(self, final: bool) -> dict[int, np.ndarray] | None:
+    def aligned(self, final: bool) -> dict[int, np.ndarray] | None:
+        """Samples per channel of the events now present in every wanted channel (None if there are none)."""
         merged = {ch: self._merged(ch) for ch in self.wanted}
         present = [c for c in merged.values() if c is not None]
         if len(present) < len(merged):
@@ -171,7 +173,7 @@ class ChargeAccumulator:
 
     def take(self, final: bool = False) -> BlockCharges:
         """Charges of the events present in every channel now (with final=True: the rest is dropped)."""
-        block = self._aligned(final)
+        block = self.aligned(final)
         if block is None:
             return BlockCharges.empty(self.channels.reference is not None)
         s = self.settings

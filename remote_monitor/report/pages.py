@@ -16,6 +16,7 @@ from typing import Any
 
 import jinja2
 
+from remote_monitor.analysis.peer_columns import PEER_COLUMNS, peer_table
 from remote_monitor.report.figures import (
     STATUS_COLOURS,
     VERDICT_COLOURS,
@@ -23,6 +24,7 @@ from remote_monitor.report.figures import (
     polar_map_figure,
     spectrum_figure,
 )
+from remote_monitor.report.peer_figures import peer_panels
 from remote_monitor.report.svg import figure_svg, polar_svg
 from remote_monitor.report.verdict import pmt_verdict
 from remote_monitor.stand.layout import SCAN_POINTS, point_angles
@@ -31,7 +33,8 @@ from remote_monitor.stand.provenance import code_version, version_text
 GRID_SIZE = 11  # 5 rings each side of the centre
 CSV_FIELDS = ["point", "kind", "theta", "phi", "hv", "status", "reason", "gain", "gain_err", "q1_pc",
               "spe_resolution", "mu", "peak_to_valley", "chi2_ndf", "events", "selected_events", "reference_gain",
-              "code_version", "git_commit", "config_hash", "inputs"]
+              "code_version", "git_commit", "config_hash", "inputs",
+              *(c for c in PEER_COLUMNS if c not in ("theta", "phi", "gain", "gain_err"))]
 
 
 @lru_cache(maxsize=1)
@@ -120,8 +123,9 @@ def scan_csv(points: dict[str, dict[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
+    peer = peer_table(points)
     for pid in sorted(points, key=_point_order):
-        writer.writerow(_point_row(pid, points[pid]))
+        writer.writerow({**_point_row(pid, points[pid]), **peer[pid]})
     return buffer.getvalue()
 
 
@@ -181,6 +185,7 @@ def render_scan_page(scan: dict[str, Any], points: dict[str, dict[str, Any]], *,
         "page": f"{scan['serial']}.html", "rows": {c["point"]: c for c in cells + hv_cells},
         "spectra": {k: v for k, v in spectra.items() if v}, "polar": polar_map_figure(points, healthy_band),
         "hv": hv_fig,
+        **peer_panels(points),
     }
     return _env().get_template("scan.html.j2").render(
         s=summary, scan=scan, cells=cells, hv_cells=hv_cells, hv_fit=scan.get("hv_fit"), other_scans=sorted(other_scans, reverse=True),
@@ -189,7 +194,7 @@ def render_scan_page(scan: dict[str, Any], points: dict[str, dict[str, Any]], *,
         data_json=_script_json(data), plotly_js=_plotly_js(), has_reference=any(c["reference_gain"] for c in cells + hv_cells),
         csv_uri=_data_uri(scan_csv(points), "text/csv"), json_uri=_data_uri(scan_json(scan, points), "application/json"),
         csv_name=f"{scan['serial']}_{scan['scan_id']}.csv", json_name=f"{scan['serial']}_{scan['scan_id']}.json",
-        grid_size=GRID_SIZE, first_point=first,
+        grid_size=GRID_SIZE, first_point=first, has_de=bool(data["de_map"]),
         static_spectra=_static_spectra(cells + hv_cells, spectra),
         polar_svg=polar_svg(cells, healthy_band, STATUS_COLOURS), hv_svg=figure_svg(hv_fig),
     )

@@ -104,6 +104,19 @@ def _read_charges(sources: dict[str, Path], cfg: Config) -> Any:
     return extract_point_charges(files, cfg.channels, cfg.analysis)
 
 
+def _peer_extras(sources: dict[str, Path], cfg: Config, result: dict[str, Any], charges: Any) -> dict[str, Any] | None:
+    """Detection efficiency, timing, dark rate, pedestal (service/peer_metrics.py); None when not computable."""
+    from remote_monitor.service.peer_metrics import point_extras
+
+    if ROOT_SOURCE in sources:
+        return None
+    try:
+        return point_extras(sources, cfg, result, charges)
+    except Exception as exc:  # noqa: BLE001  (these extras must never cost the point its gain)
+        result["warnings"].append(f"no timing/DE/dark rate: {type(exc).__name__}: {exc}")
+        return None
+
+
 def base_result(key: PointKey, source_files: dict[str, Any]) -> dict[str, Any]:
     """A point's result before analysis: identity, position, no events, no fit."""
     angles = point_angles(key.point)
@@ -142,7 +155,10 @@ def process_point(key: PointKey, sources: dict[str, Path], cfg: Config) -> dict[
                 "gain": ref_fit["gain"],
                 "gain_err": ref_fit["gain_err"],
                 "status": ref_fit["status"],
+                "mu": ref_fit["mu"],
+                "mu_err": ref_fit["mu_err"],
             }
+        result["peer"] = _peer_extras(sources, cfg, result, charges)
     result["processed_at"] = now_iso()
     result["processing_seconds"] = round(time.perf_counter() - started, 3)
     return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from remote_monitor.analysis.hv_fit import fit_hv
+from remote_monitor.service.peer_metrics import peer_summary
 from remote_monitor.service.store import ResultsStore
 from remote_monitor.stand.config import Config
 from remote_monitor.stand.layout import SCAN_POINTS, PointKey
@@ -59,6 +60,8 @@ def record_point(store: ResultsStore, key: PointKey, result: dict[str, Any], cfg
     fields: dict[str, Any] = {}
     if key.kind == "hv":
         fields["hv_fit"] = hv_fit_for(points, cfg)
+    else:
+        fields["peer_summary"] = peer_summary(points, cfg)
     if scan.get("state", "live") in ("live", "complete"):
         fields["state"] = "complete" if is_complete(points, cfg) else "live"
     return store.update_scan(key.serial, key.scan_id, **fields)

@@ -89,6 +89,7 @@ class SimulationConfig:
     faults: list[Fault] = field(default_factory=list)
     write_delay_s: float = 0.0
     chunks_per_file: int = 1
+    laser_drift: float = 0.0  # rms of the laser intensity from point to point (seen by PMT and SiPM), e.g. 0.02
 
 
 def _pmt_channel(rng: np.random.Generator, trig_ns: np.ndarray, length: int, gain: float, mu: float,
@@ -107,19 +108,29 @@ def _pmt_channel(rng: np.random.Generator, trig_ns: np.ndarray, length: int, gai
     return digitise(mv, 14000 + float(rng.integers(-200, 200)), -1)
 
 
-def simulate_point_waveforms(rng: np.random.Generator, n_events: int, record_length: int, gain: float, mu: float,
-                             cfg: SimulationConfig) -> dict[int, np.ndarray]:
-    """Raw ADC samples (n_events, record_length) per channel for one scan point (no files)."""
+def trigger_waveforms(rng: np.random.Generator, n_events: int, record_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """(50 % crossing time in ns, raw samples) of the trigger pulses: 800 mV, 2-sample linear rise."""
     start = TRIGGER_START_SAMPLE + rng.integers(-1, 2, n_events)
-    trig_ns = start * NS_PER_SAMPLE  # the trigger pulse crosses 50 % at its start sample
-    s = np.arange(record_length)[None, :]
-    rel = s - start[:, None]
+    rel = np.arange(record_length)[None, :] - start[:, None]
     trigger_mv = 800.0 * np.clip((rel + 1) / 2.0, 0, 1) * (rel < 20) + rng.normal(0, 1.0, (n_events, record_length))
-    waves = {0: digitise(trigger_mv, 800, +1),
-             cfg.pmt_channel: _pmt_channel(rng, trig_ns, record_length, gain, mu, cfg)}
+    return start * NS_PER_SAMPLE, digitise(trigger_mv, 800, +1)  # the pulse crosses 50 % at its start sample
+
+
+def pmt_waveforms(rng: np.random.Generator, trig_ns: np.ndarray, record_length: int, gain: float, mu: float,
+                  cfg: SimulationConfig) -> np.ndarray:
+    """Raw samples of a PMT looking at the laser pulses of the given trigger times."""
+    return _pmt_channel(rng, trig_ns, record_length, gain, mu, cfg)
+
+
+def simulate_point_waveforms(rng: np.random.Generator, n_events: int, record_length: int, gain: float, mu: float,
+                             cfg: SimulationConfig, sipm_mu: float | None = None) -> dict[int, np.ndarray]:
+    """Raw ADC samples (n_events, record_length) per channel for one scan point (no files)."""
+    trig_ns, trigger = trigger_waveforms(rng, n_events, record_length)
+    waves = {0: trigger, cfg.pmt_channel: _pmt_channel(rng, trig_ns, record_length, gain, mu, cfg)}
     if cfg.include_sipm:
         sipm = noise(rng, n_events, record_length, 1.5)
-        n_sipm = rng.poisson(cfg.sipm_mu if mu > 0 else 0.0, n_events)
+        sipm_mean = cfg.sipm_mu if sipm_mu is None else sipm_mu
+        n_sipm = rng.poisson(sipm_mean if mu > 0 else 0.0, n_events)
         add_pulses(sipm, np.arange(n_events), trig_ns + SIPM_DELAY_NS, 2.0 * n_sipm * rng.normal(1, 0.1, n_events))
         waves[1] = digitise(sipm, 800, +1)
     if cfg.include_reference:
@@ -157,7 +168,8 @@ def _point_truth(point: str, gains: dict[str, float], faults: dict[str, str], cf
         gain = gains[point]
     gain *= 0.85 if fault == "low_gain" else 1.0
     efficiency = 0.0 if fault == "dead" else _detection_efficiency(point)
-    mu = cfg.occupancy.get(point, cfg.mu * efficiency) if fault != "dead" else 0.0
+    laser = 1.0 + cfg.laser_drift * float(np.random.default_rng([cfg.seed, zlib.crc32(point.encode())]).normal())
+    mu = cfg.occupancy.get(point, cfg.mu * laser * efficiency) if fault != "dead" else 0.0
     if fault in ("dead", "missing_channel", "garbage"):
         expected = "error"
     elif hv is not None:
@@ -167,7 +179,7 @@ def _point_truth(point: str, gains: dict[str, float], faults: dict[str, str], cf
     phys = cfg.physics
     return {
         "gain": gain, "mean_charge_per_pe_gain": mean_charge_per_pe(gain, phys) / ELEMENTARY_CHARGE_PC,
-        "mu": mu, "occupancy": mu, "sipm_occupancy": cfg.sipm_mu if mu > 0 else 0.0,
+        "mu": mu, "occupancy": mu, "sipm_occupancy": cfg.sipm_mu * laser if mu > 0 else 0.0,
         "detection_efficiency": efficiency, "transit_time_ns": PMT_DELAY_NS, "tts_sigma_ns": phys.tts_sigma_ns,
         "dark_rate_hz": phys.dark_rate_hz, "hv": hv, "fault": fault, "expected_status": expected,
     }
@@ -227,7 +239,8 @@ def simulate_scan(data_root: Path, serial: str, scan_id: str | None = None, cfg:
         key = PointKey(serial, scan_id, point)
         info = _point_truth(point, gains, faults, cfg)
         truth["points"][point] = info
-        waves = simulate_point_waveforms(rng, cfg.n_events, cfg.record_length, info["gain"], info["mu"], cfg)
+        waves = simulate_point_waveforms(rng, cfg.n_events, cfg.record_length, info["gain"], info["mu"], cfg,
+                                         sipm_mu=info["sipm_occupancy"])
         if info["fault"] == "missing_channel":
             del waves[cfg.pmt_channel]
         paths = {ch: channel_file(data_root, key, ch, binary=cfg.fmt == "binary") for ch in waves}

@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from remote_monitor.analysis.charges import AnalysisSettings, ChannelMap
+from remote_monitor.analysis.detection_efficiency import NORMALISATIONS, EfficiencySettings
+from remote_monitor.analysis.korean_root import KoreanSettings
+from remote_monitor.analysis.pulse_times import TimingSettings
 from remote_monitor.stand.layout import Layout, LayoutError
 
 
@@ -138,6 +141,9 @@ class Config:
     mail: MailSettings = field(default_factory=MailSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     publish: PublishSettings = field(default_factory=PublishSettings)
+    timing: TimingSettings = field(default_factory=TimingSettings)
+    efficiency: EfficiencySettings = field(default_factory=EfficiencySettings)
+    korean: KoreanSettings = field(default_factory=KoreanSettings)
 
     def flag_root(self, data_root: Path) -> Path:
         return Path(self.areas.flag_dir) if self.areas.flag_dir else data_root.parent / "FLAG"
@@ -208,6 +214,10 @@ def _validate(cfg: Config) -> None:
     lo, hi = cfg.gain.healthy_band
     if not 0 < lo < hi:
         raise ConfigError(f"[gain] healthy_band must be 0 < low < high, got {cfg.gain.healthy_band}")
+    if cfg.efficiency.normalisation not in NORMALISATIONS:
+        raise ConfigError(f"[efficiency] normalisation must be one of {NORMALISATIONS}, got {cfg.efficiency.normalisation!r}")
+    if cfg.efficiency.occupancy not in ("spe_fit", "zero_pe"):
+        raise ConfigError(f"[efficiency] occupancy must be spe_fit or zero_pe, got {cfg.efficiency.occupancy!r}")
     if cfg.analysis.mode not in ("fixed_window", "leading_edge"):
         raise ConfigError(f"[analysis] mode must be fixed_window or leading_edge, got {cfg.analysis.mode!r}")
     if cfg.fit.model not in ("full", "seed"):

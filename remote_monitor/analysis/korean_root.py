@@ -1,0 +1,113 @@
+"""Read the Korean stand's DAQ ROOT files: tree `T` with ADC[8][RecordLength] (uint16/uint32), EventNumber,
+TriggerTimeTag; three PMTs per file, serials, HVs and angles in the file name.
+
+Streamed with uproot by entry ranges (bounded memory); the charge math is the WaveDump stand's fixed-window
+math (baseline, trigger pulse start, window integral) with the stand's own constants from configuration.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from remote_monitor.analysis.charges import pulse_start, window_charge_pc
+from remote_monitor.analysis.units import MV_PER_ADC, NS_PER_SAMPLE
+
+_PMT_RE = re.compile(r"(?P<serial>[A-Za-z]{2}\d{3,5}[A-Za-z]?)_hv(?P<hv>\d+)_R(?P<r>[PM]?\d+)_T(?P<t>[PM]?\d+)")
+
+
+@dataclass(frozen=True)
+class KoreanSettings:
+    """The Korean stand's channel map and constants."""
+
+    trigger_channel: int = 0
+    pmt_channels: tuple[int, ...] = (1, 2, 3)  # in the order the PMTs appear in the file name
+    monitor_channel: int = 4  # monitor PMT for the detection-efficiency normalisation; -1: none
+    pedestal_samples: tuple[int, ...] = (0, 40)  # [first, last) samples of the baseline
+    signal_window_ns: tuple[float, float] = (300.0, 420.0)  # charge window after the trigger pulse start
+    mv_per_adc: float = MV_PER_ADC
+    ns_per_sample: float = NS_PER_SAMPLE
+    pmt_polarity: int = -1
+    trigger_threshold_mv: float = 100.0
+    step_entries: int = 2000  # events per read (memory: step x 8 x record x 2 bytes)
+
+
+@dataclass(frozen=True)
+class KoreanPmt:
+    serial: str
+    hv: int
+    r_deg: int  # the stand's rotation angle (signed)
+    t_deg: int  # the stand's tilt angle (signed)
+    channel: int
+
+    @property
+    def theta_phi(self) -> tuple[int, int]:
+        """(theta, phi) in the monitor's convention: theta = |T|, phi = R (+180 for negative T)."""
+        return abs(self.t_deg), (self.r_deg + (180 if self.t_deg < 0 else 0)) % 360
+
+    @property
+    def point(self) -> str:
+        theta, phi = self.theta_phi
+        return f"theta{theta}_phi{phi}"
+
+
+def _signed(text: str) -> int:
+    return -int(text[1:]) if text.startswith("M") else int(text.lstrip("P"))
+
+
+def parse_korean_name(name: str, settings: KoreanSettings | None = None) -> list[KoreanPmt]:
+    """The PMTs of a file from its name (`prd_EM2740A_hv1670_R00_T00_EL1635B_hv1840_RP45_TM20_...root`)."""
+    s = settings or KoreanSettings()
+    found = [m.groupdict() for m in _PMT_RE.finditer(Path(name).name)]
+    if not found:
+        raise ValueError(f"{name}: no '<SERIAL>_hv<HV>_R<angle>_T<angle>' in the file name")
+    if len(found) > len(s.pmt_channels):
+        raise ValueError(f"{name}: {len(found)} PMTs in the name but only channels {s.pmt_channels} configured")
+    return [KoreanPmt(g["serial"], int(g["hv"]), _signed(g["r"]), _signed(g["t"]), ch)
+            for g, ch in zip(found, s.pmt_channels, strict=False)]
+
+
+def _mv(samples: np.ndarray, settings: KoreanSettings, polarity: int) -> np.ndarray:
+    """Baseline-subtracted mV, pulses positive (float32 like the WaveDump path, so charges agree exactly)."""
+    raw = samples.astype(np.float32)
+    lo, hi = settings.pedestal_samples[0], settings.pedestal_samples[1]
+    baseline = raw[:, lo:hi].mean(axis=1, keepdims=True)
+    return (raw - baseline) * np.float32(settings.mv_per_adc * polarity)
+
+
+BlockCallback = Callable[[np.ndarray, dict[int, np.ndarray]], None]
+
+
+def read_korean_charges(path: Path, settings: KoreanSettings, channels: list[int],
+                        on_block: BlockCallback | None = None) -> tuple[dict[int, np.ndarray], int, int]:
+    """Window charges (pC) of the given ADC channels for triggered events, streamed by entry ranges.
+
+    on_block(trigger samples, {channel: samples}) sees every raw block (for timing and dark pulses).
+    Returns (charges per channel, events read, events without trigger)."""
+    import uproot
+
+    s = settings
+    start_off = round(s.signal_window_ns[0] / s.ns_per_sample)
+    length = round((s.signal_window_ns[1] - s.signal_window_ns[0]) / s.ns_per_sample)
+    scale = s.ns_per_sample / NS_PER_SAMPLE  # window_charge_pc assumes the CAEN 2 ns samples
+    out: dict[int, list[np.ndarray]] = {ch: [] for ch in channels}
+    n_events = n_untriggered = 0
+    with uproot.open(path) as f:
+        tree = f["T"]
+        for arrays in tree.iterate(["ADC"], step_size=s.step_entries, library="np"):
+            adc = arrays["ADC"]
+            trig = adc[:, s.trigger_channel, :]
+            tstart = pulse_start(_mv(trig, s, +1), s.trigger_threshold_mv)
+            ok = tstart >= 0
+            n_events += len(adc)
+            n_untriggered += int(np.count_nonzero(~ok))
+            for ch in channels:
+                q = window_charge_pc(_mv(adc[:, ch, :], s, s.pmt_polarity), tstart + start_off, length) * scale
+                out[ch].append(q[ok])
+            if on_block is not None:
+                on_block(trig, {ch: adc[:, ch, :] for ch in channels})
+    return {ch: np.concatenate(v) if v else np.zeros(0) for ch, v in out.items()}, n_events, n_untriggered

@@ -1,0 +1,45 @@
+"""The columns the other pre-calibration analyses' plotting reads, per point, from stored results (pure)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from remote_monitor.analysis.angles import hamamatsu_angle
+from remote_monitor.analysis.detection_efficiency import CENTRE, relative
+
+PEER_COLUMNS = ["theta", "phi", "hamamatsu_angle", "gain", "gain_err", "occupancy", "occupancy_err",
+                "relative_de", "relative_de_err", "transit_time_ns", "transit_time_err_ns", "tts_sigma_ns",
+                "tts_sigma_err_ns", "tts_fwhm_ns", "tts_fwhm_err_ns", "dark_rate_hz", "dark_rate_err_hz",
+                "baseline_mv", "baseline_rms_mv", "pedestal_pc", "pedestal_width_pc"]
+
+
+def _f(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def peer_columns(result: dict[str, Any], centre: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The CSV columns of the other analyses for one point (relative DE needs the centre point's result)."""
+    extras = result.get("peer") or {}
+    fit = result.get("fit") or {}
+    timing = extras.get("timing") or {}
+    cext = (centre or {}).get("peer") or {}
+    rel, rel_err = relative(extras.get("raw_de"), extras.get("raw_de_err"), cext.get("raw_de"), cext.get("raw_de_err"))
+    ped = extras.get("pedestal") or {}
+    dark = extras.get("dark") or {}
+    return {
+        "theta": result.get("theta"), "phi": result.get("phi"), "hamamatsu_angle": hamamatsu_angle(result.get("theta")),
+        "gain": fit.get("gain"), "gain_err": fit.get("gain_err"), "occupancy": _f(extras.get("occupancy")),
+        "occupancy_err": _f(extras.get("occupancy_err")), "relative_de": rel, "relative_de_err": rel_err,
+        **{k: _f(timing.get(k)) for k in ("transit_time_ns", "transit_time_err_ns", "tts_sigma_ns",
+                                          "tts_sigma_err_ns", "tts_fwhm_ns", "tts_fwhm_err_ns")},
+        "dark_rate_hz": _f(dark.get("dark_rate_hz")), "dark_rate_err_hz": _f(dark.get("dark_rate_err_hz")),
+        "baseline_mv": _f(ped.get("baseline_mv")), "baseline_rms_mv": _f(ped.get("baseline_rms_mv")),
+        "pedestal_pc": _f(fit.get("q0_pc")), "pedestal_width_pc": _f(fit.get("sigma0_pc")),
+    }
+
+
+def peer_table(points: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """peer_columns of every point of a scan."""
+    centre = points.get(CENTRE)
+    return {pid: peer_columns(p, centre) for pid, p in points.items()}

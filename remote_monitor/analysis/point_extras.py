@@ -1,0 +1,94 @@
+"""Per point, besides the gain: PMT timing, dark pulses, pedestal and SiPM light-monitor sums, filled block by
+block from raw samples (any reader: WaveDump or the Korean ROOT files), then turned into results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from remote_monitor.analysis.dark_rate import corrected_dark_rate, dark_rate, threshold_efficiency
+from remote_monitor.analysis.pulse_times import TimingAccumulator, TimingSettings, pulse_times
+from remote_monitor.analysis.units import MV_PER_ADC, NS_PER_SAMPLE, PC_PER_MV_SAMPLE
+
+
+@dataclass(frozen=True)
+class Digitizer:
+    """Sample scale of a stand (CAEN defaults; the Korean stand's are configurable)."""
+
+    mv_per_adc: float = MV_PER_ADC
+    ns_per_sample: float = NS_PER_SAMPLE
+    baseline_samples: int = 40
+    trigger_threshold_mv: float = 100.0
+
+    @property
+    def pc_per_mv_sample(self) -> float:
+        return PC_PER_MV_SAMPLE * self.ns_per_sample / NS_PER_SAMPLE
+
+
+@dataclass
+class ExtrasAccumulator:
+    """Sums of one point; `add` takes the raw samples (n_events, record) of trigger, PMT and optional SiPM."""
+
+    timing: TimingSettings
+    digitizer: Digitizer = field(default_factory=Digitizer)
+    sipm_window_ns: tuple[float, float] = (280.0, 400.0)
+    sipm_threshold_pc: float = 1.0
+    times: TimingAccumulator = field(default_factory=TimingAccumulator)
+    baseline_mv: list[float] = field(default_factory=list)
+    baseline_rms_mv: list[float] = field(default_factory=list)
+    sipm_charges: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, trigger: np.ndarray, pmt: np.ndarray, sipm: np.ndarray | None = None) -> None:
+        d = self.digitizer
+        self.times.add(*pulse_times(pmt, trigger, self.timing, baseline_samples=d.baseline_samples,
+                                    trigger_threshold_mv=d.trigger_threshold_mv, mv_per_adc=d.mv_per_adc,
+                                    ns_per_sample=d.ns_per_sample))
+        base = pmt[:, : d.baseline_samples].astype(np.float64) * d.mv_per_adc
+        self.baseline_mv.append(float(base.mean()))
+        self.baseline_rms_mv.append(float(base.std(axis=1).mean()))
+        if sipm is not None:
+            self.sipm_charges.append(self._sipm_charge(trigger, sipm))
+
+    def _sipm_charge(self, trigger: np.ndarray, sipm: np.ndarray) -> np.ndarray:
+        d = self.digitizer
+        nb = d.baseline_samples
+        trig = (trigger - trigger[:, :nb].mean(axis=1, keepdims=True)) * d.mv_per_adc
+        over = trig > d.trigger_threshold_mv
+        start = np.where(over.any(axis=1), over.argmax(axis=1), -1)
+        mv = (sipm - sipm[:, :nb].mean(axis=1, keepdims=True)) * d.mv_per_adc
+        cum = np.zeros((len(mv), mv.shape[1] + 1))
+        np.cumsum(mv, axis=1, out=cum[:, 1:])
+        lo = np.clip(start + round(self.sipm_window_ns[0] / d.ns_per_sample), 0, mv.shape[1])
+        hi = np.clip(start + round(self.sipm_window_ns[1] / d.ns_per_sample), 0, mv.shape[1])
+        rows = np.arange(len(mv))
+        charge = (cum[rows, hi] - cum[rows, lo]) * d.pc_per_mv_sample
+        return charge[start >= 0]
+
+    def sipm_summary(self) -> dict[str, Any] | None:
+        """Mean SiPM charge and occupancy (-ln of the fraction of events without SiPM light), with errors."""
+        if not self.sipm_charges:
+            return None
+        q = np.concatenate(self.sipm_charges)
+        if len(q) < 2:
+            return None
+        p0 = float(np.mean(q < self.sipm_threshold_pc))
+        occ = -np.log(p0) if p0 > 0 else None
+        return {"charge_mean_pc": float(q.mean()), "charge_mean_pc_err": float(q.std() / np.sqrt(len(q))),
+                "occupancy": occ, "occupancy_err": float(np.sqrt((1 - p0) / (len(q) * p0))) if p0 > 0 else None,
+                "n_events": len(q)}
+
+    def pedestal(self) -> dict[str, float | None]:
+        if not self.baseline_mv:
+            return {"baseline_mv": None, "baseline_rms_mv": None}
+        return {"baseline_mv": float(np.mean(self.baseline_mv)), "baseline_rms_mv": float(np.mean(self.baseline_rms_mv))}
+
+    def dark(self, fit: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Dark rate; with the SPE fit and the correction enabled, divided by the threshold efficiency."""
+        raw = dark_rate(self.times.dark_counts, self.times.dark_ns)
+        if not self.timing.dark_efficiency_correction or not fit:
+            return raw
+        ratios = np.concatenate(self.times.amplitude_per_pc) if self.times.amplitude_per_pc else np.zeros(0)
+        eff = threshold_efficiency(ratios, fit.get("q1_pc"), fit.get("sigma1_pc"), self.timing.dark_threshold_mv)
+        return corrected_dark_rate(raw, eff)

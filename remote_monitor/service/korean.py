@@ -1,0 +1,89 @@
+"""Process one Korean-stand ROOT file: three PMT points (gain, DE, timing, dark rate), results JSON + CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from remote_monitor.analysis.korean_root import KoreanPmt, parse_korean_name, read_korean_charges
+from remote_monitor.analysis.peer_columns import PEER_COLUMNS, peer_columns
+from remote_monitor.analysis.point_extras import Digitizer
+from remote_monitor.service.peer_metrics import finish_extras, new_accumulator
+from remote_monitor.service.processing import _fit_charges, classify
+from remote_monitor.service.store import now_iso
+from remote_monitor.stand.config import Config
+
+
+def _select(q: np.ndarray, cfg: Config) -> np.ndarray:
+    lo, hi = cfg.analysis.charge_range_pc
+    return q[(q >= lo) & (q <= hi)]
+
+
+def process_korean_file(path: Path, cfg: Config) -> list[dict[str, Any]]:
+    """One result dict per PMT of the file (the same fields as a WaveDump point, plus 'channel')."""
+    started = time.perf_counter()
+    ks = cfg.korean
+    pmts = parse_korean_name(path.name, ks)
+    digitizer = Digitizer(ks.mv_per_adc, ks.ns_per_sample, ks.pedestal_samples[1], ks.trigger_threshold_mv)
+    accs = {p.channel: new_accumulator(cfg, digitizer) for p in pmts}
+
+    def on_block(trigger: np.ndarray, samples: dict[int, np.ndarray]) -> None:
+        for ch, acc in accs.items():
+            acc.add(trigger, samples[ch])
+
+    channels = [p.channel for p in pmts] + ([ks.monitor_channel] if ks.monitor_channel >= 0 else [])
+    charges, n_events, n_untriggered = read_korean_charges(path, ks, channels, on_block)
+    monitor = None
+    if ks.monitor_channel >= 0:
+        mon_fit, _ = _fit_charges(_select(charges[ks.monitor_channel], cfg), cfg)
+        monitor = {"gain": mon_fit["gain"], "gain_err": mon_fit["gain_err"], "status": mon_fit["status"],
+                   "mu": mon_fit["mu"], "mu_err": mon_fit["mu_err"]}
+    return [_pmt_result(path, p, _select(charges[p.channel], cfg), accs[p.channel], monitor, n_events,
+                        n_untriggered, cfg, started) for p in pmts]
+
+
+def _pmt_result(path: Path, pmt: KoreanPmt, q: np.ndarray, acc: Any, monitor: dict[str, Any] | None,
+                n_events: int, n_untriggered: int, cfg: Config, started: float) -> dict[str, Any]:
+    theta, phi = pmt.theta_phi
+    fit, hist = _fit_charges(q, cfg)
+    status, reason = classify(fit, cfg)
+    result = {"serial": pmt.serial, "scan_id": path.stem, "point": pmt.point, "kind": "scan", "theta": theta,
+              "phi": phi, "hv": pmt.hv, "channel": pmt.channel, "events": n_events, "selected_events": len(q),
+              "fit": fit, "histogram": hist, "reference": monitor, "status": status, "reason": reason,
+              "warnings": [f"dropped {n_untriggered} event(s) without a trigger pulse"] if n_untriggered else [],
+              "source_files": {"root": str(path)}}
+    result["peer"] = finish_extras(acc, fit, monitor, q, cfg)
+    result["processed_at"] = now_iso()
+    result["processing_seconds"] = round(time.perf_counter() - started, 3)
+    return result
+
+
+def korean_csv(results: list[dict[str, Any]]) -> str:
+    """serial, point, status and the peer columns of each PMT; relative_de is occupancy / monitor occupancy."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["serial", "point", "hv", "status", *PEER_COLUMNS],
+                            lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for r in results:
+        peer = r.get("peer") or {}
+        writer.writerow({"serial": r["serial"], "point": r["point"], "hv": r["hv"], "status": r["status"],
+                         **peer_columns(r, None), "relative_de": peer.get("raw_de"),
+                         "relative_de_err": peer.get("raw_de_err")})
+    return buffer.getvalue()
+
+
+def write_korean_results(path: Path, out: Path, cfg: Config) -> list[dict[str, Any]]:
+    """Process a file and write OUT/<file stem>/<serial>_<point>.json and OUT/<file stem>.csv."""
+    results = process_korean_file(path, cfg)
+    folder = out / path.stem
+    folder.mkdir(parents=True, exist_ok=True)
+    for r in results:
+        (folder / f"{r['serial']}_{r['point']}.json").write_text(json.dumps(r, default=float))
+    (out / f"{path.stem}.csv").write_text(korean_csv(results))
+    return results

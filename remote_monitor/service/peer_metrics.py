@@ -1,0 +1,96 @@
+"""What the other pre-calibration analyses report per point and per PMT, beside the gain: relative detection
+efficiency, transit time and TTS, dark rate, pedestal, Hamamatsu angle; CSV columns and the scan summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from remote_monitor.analysis.detection_efficiency import (
+    de_verdict,
+    monitor_value,
+    raw_efficiency,
+    uniformity,
+    zero_pe_occupancy,
+)
+from remote_monitor.analysis.peer_columns import peer_table
+from remote_monitor.analysis.point_extras import Digitizer, ExtrasAccumulator
+from remote_monitor.analysis.timing_fit import fit_timing
+from remote_monitor.stand.config import Config
+from remote_monitor.stand.layout import SCAN_POINTS
+
+
+def new_accumulator(cfg: Config, digitizer: Digitizer | None = None) -> ExtrasAccumulator:
+    d = digitizer or Digitizer(baseline_samples=cfg.analysis.baseline_samples,
+                               trigger_threshold_mv=cfg.analysis.trigger_threshold_mv)
+    return ExtrasAccumulator(cfg.timing, d, cfg.efficiency.sipm_window_ns, cfg.efficiency.sipm_occupancy_threshold_pc)
+
+
+def wavedump_extras(files: dict[int, Path], cfg: Config) -> ExtrasAccumulator:
+    """Stream the point's WaveDump files (trigger, PMT, SiPM) once more and fill the accumulator."""
+    from remote_monitor.analysis.charges import ChargeAccumulator
+    from remote_monitor.analysis.wavedump import WaveDumpReader
+
+    ch, a = cfg.channels, cfg.analysis
+    sipm = (ch.sipm,) if ch.sipm is not None and ch.sipm in files else ()
+    align = ChargeAccumulator(ch, a, extra=sipm)
+    readers = {c: WaveDumpReader(files[c], record_length=a.record_length, chunk_events=a.chunk_events, channel=c,
+                                 sample_bytes=a.sample_bytes, adc_bits=a.adc_bits)
+               for c in align.wanted if c in files}
+    acc = new_accumulator(cfg)
+    iters = {c: r.chunks() for c, r in readers.items()}
+    finished: set[int] = set()
+    while len(finished) < len(iters):
+        for c, it in iters.items():
+            chunk = None if c in finished else next(it, None)
+            if chunk is None:
+                finished.add(c)
+            else:
+                align.add(chunk, c)
+        block = align.aligned(final=len(finished) == len(iters))
+        if block is not None:
+            acc.add(block[ch.trigger], block[ch.pmt], block.get(ch.sipm) if ch.sipm is not None else None)
+    return acc
+
+
+def finish_extras(acc: ExtrasAccumulator, fit: dict[str, Any] | None, reference: dict[str, Any] | None,
+                  pmt_charges: np.ndarray | None, cfg: Config) -> dict[str, Any]:
+    """The point's extras from the filled accumulator, its SPE fit and (for zero_pe) its charges."""
+    eff = cfg.efficiency
+    fit = fit or {}
+    if eff.occupancy == "zero_pe" and pmt_charges is not None and fit.get("q0_pc") is not None:
+        occ, occ_err = zero_pe_occupancy(pmt_charges, fit["q0_pc"], fit["sigma0_pc"], eff.zero_pe_sigmas)
+    else:
+        occ, occ_err = fit.get("mu"), fit.get("mu_err")
+    sipm = acc.sipm_summary()
+    ref_mu = (reference["mu"], reference["mu_err"]) if reference and reference.get("mu") is not None else None
+    mon, mon_err = monitor_value(eff.normalisation, sipm, ref_mu)
+    de, de_err = raw_efficiency(occ, occ_err, mon, mon_err)
+    timing = fit_timing(acc.times.pmt_minus_trigger_ns()).to_dict()
+    return {"occupancy": occ, "occupancy_err": occ_err, "monitor": mon, "monitor_err": mon_err,
+            "normalisation": eff.normalisation, "sipm": sipm, "raw_de": de, "raw_de_err": de_err,
+            "timing": timing, "dark": acc.dark(fit), "pedestal": acc.pedestal()}
+
+
+def point_extras(sources: dict[str, Path], cfg: Config, result: dict[str, Any], charges: Any) -> dict[str, Any]:
+    """Extras of a WaveDump point (called by processing after the SPE fit)."""
+    files = {int(c): p for c, p in sources.items() if c.isdigit()}
+    acc = wavedump_extras(files, cfg)
+    return finish_extras(acc, result.get("fit"), result.get("reference"),
+                         getattr(charges, "pmt_charge_pc", None), cfg)
+
+
+def peer_summary(points: dict[str, dict[str, Any]], cfg: Config) -> dict[str, Any]:
+    """Per PMT: uniformity of gain and relative DE over the 21 positions, pedestal drift, and the DE verdict."""
+    table = peer_table({p: v for p, v in points.items() if p in SCAN_POINTS})
+    gain_u = uniformity({p: c["gain"] for p, c in table.items()})
+    de_u = uniformity({p: c["relative_de"] for p, c in table.items()})
+    base = [c["baseline_mv"] for c in table.values() if c["baseline_mv"] is not None]
+    ped = [c["pedestal_pc"] for c in table.values() if c["pedestal_pc"] is not None]
+    verdict, reason = de_verdict(de_u, cfg.efficiency)
+    return {"gain_uniformity": gain_u, "de_uniformity": de_u,
+            "baseline_drift_mv": (max(base) - min(base)) if base else None,
+            "pedestal_drift_pc": (max(ped) - min(ped)) if ped else None,
+            "de_verdict": verdict, "de_reason": reason}

@@ -1,0 +1,116 @@
+"""Timing kernel, EMG fit, dark rate, detection efficiency and Hamamatsu angle on known inputs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from remote_monitor.analysis.angles import hamamatsu_angle
+from remote_monitor.analysis.dark_rate import corrected_dark_rate, dark_rate, threshold_efficiency
+from remote_monitor.analysis.detection_efficiency import (
+    EfficiencySettings,
+    de_verdict,
+    raw_efficiency,
+    relative,
+    uniformity,
+    zero_pe_occupancy,
+)
+from remote_monitor.analysis.pulse_times import TimingSettings, pulse_times
+from remote_monitor.analysis.timing_fit import emg_cdf, emg_fwhm, fit_timing
+from remote_monitor.analysis.units import MV_PER_ADC
+
+
+def _events(trigger_at: float, pmt_at: float | None, n_samples: int = 400, extra: list[float] = ()):
+    """Raw ADC rows: a linear-edge trigger (0 -> 800 mV over 2 samples) and triangular PMT pulses (negative)."""
+    s = np.arange(n_samples, dtype=float)
+    trig = 800 + np.clip((s - trigger_at + 1) / 2, 0, 1) * (s < trigger_at + 20) * 800 / MV_PER_ADC
+    pmt_mv = np.zeros(n_samples)
+    for at in ([pmt_at] if pmt_at is not None else []) + list(extra):
+        pmt_mv += 10.0 * np.clip(1 - np.abs(s - at) / 2.0, 0, None)  # peak 10 mV at `at`, 50 % at at - 1
+    return np.rint(trig).astype(np.uint16), np.rint(14000 - pmt_mv / MV_PER_ADC).astype(np.uint16)
+
+
+def test_cfd_time_is_pmt_half_height_minus_trigger_half_height():
+    trig, pmt = _events(60, 60 + 163)  # 2 ns samples: 50 % crossings at 60 and 222 samples -> 324 ns
+    dt, dark, live, ratio = pulse_times(pmt[None], trig[None], TimingSettings())
+    assert dt[0] == pytest.approx((222 - 60) * 2.0, abs=0.05)
+    assert dark[0] == 0 and live[0] > 0
+    assert ratio[0] == pytest.approx(10.0 / (20.0 * 0.04), rel=0.01)  # 10 mV peak, 20 mV x samples = 0.8 pC
+
+
+def test_no_laser_pulse_gives_nan_and_dark_pulses_are_counted_outside_the_window():
+    trig, pmt = _events(60, None, extra=[60 + 30.0, 60 + 300.0, 60 + 130.0])  # 130 samples = 260 ns: excluded
+    dt, dark, live, ratio = pulse_times(pmt[None], trig[None], TimingSettings())
+    assert math.isnan(dt[0]) and math.isnan(ratio[0])
+    assert dark[0] == 2
+    window = TimingSettings().dark_exclude_ns
+    assert live[0] == pytest.approx((400 - 40) * 2.0 - (window[1] - window[0]), abs=4.0)
+
+
+def test_emg_fit_recovers_mean_sigma_and_tau():
+    rng = np.random.default_rng(3)
+    n = 20000
+    t = 325 + rng.normal(0, 1.2, n) + rng.exponential(0.8, n)
+    t = np.concatenate([t, rng.uniform(305, 345, 500)])
+    r = fit_timing(t)
+    assert r.status == "ok"
+    assert r.transit_time_ns == pytest.approx(325.8, abs=4 * r.transit_time_err_ns)
+    assert r.tts_sigma_ns == pytest.approx(1.2, abs=4 * r.tts_sigma_err_ns)
+    assert r.tau_ns == pytest.approx(0.8, abs=0.1)
+    assert r.n_background == pytest.approx(500, rel=0.2)
+    assert r.tts_fwhm_ns == pytest.approx(emg_fwhm(325, 1.2, 0.8), abs=4 * r.tts_fwhm_err_ns)
+
+
+def test_emg_cdf_is_a_cdf_and_fwhm_of_a_gaussian():
+    x = np.linspace(300, 360, 601)
+    cdf = emg_cdf(x, 325, 1.3, 0.01)
+    assert cdf[0] == pytest.approx(0) and cdf[-1] == pytest.approx(1) and np.all(np.diff(cdf) >= -1e-12)
+    assert emg_fwhm(0, 1.0, 1e-3) == pytest.approx(2.3548, abs=0.01)
+
+
+def test_too_few_times_is_reported():
+    assert fit_timing(np.full(10, 325.0)).status == "too_few_events"
+
+
+def test_dark_rate_and_poisson_error():
+    d = dark_rate(100, 2e7)  # 100 pulses in 20 ms
+    assert d["dark_rate_hz"] == pytest.approx(5000) and d["dark_rate_err_hz"] == pytest.approx(500)
+    assert dark_rate(0, 0)["dark_rate_hz"] is None
+
+
+def test_threshold_efficiency_of_dark_counting():
+    ratios = np.full(1000, 5.0)  # 5 mV per pC: threshold 4 mV = 0.8 pC
+    assert threshold_efficiency(ratios, 1.6, 0.4, 4.0) == pytest.approx(0.97725, abs=1e-4)  # 2 sigma
+    assert threshold_efficiency(ratios[:10], 1.6, 0.4, 4.0) is None
+    corrected = corrected_dark_rate(dark_rate(100, 2e7), 0.8)
+    assert corrected["dark_rate_hz"] == pytest.approx(6250) and corrected["dark_rate_raw_hz"] == pytest.approx(5000)
+
+
+def test_zero_pe_occupancy_matches_poisson_mu():
+    rng = np.random.default_rng(5)
+    n, mu = 200000, 0.8
+    k = rng.poisson(mu, n)
+    q = rng.normal(0, 0.1, n) + np.where(k > 0, rng.normal(k * 1.6, 0.5 * np.sqrt(np.maximum(k, 1))), 0)
+    occ, err = zero_pe_occupancy(q, 0.0, 0.1, 3.0)
+    assert occ == pytest.approx(mu, abs=4 * err + 0.01 * mu)
+
+
+def test_relative_de_and_uniformity():
+    de, err = raw_efficiency(0.9, 0.009, 20.0, 0.0)
+    assert de == pytest.approx(0.045) and err == pytest.approx(0.00045)
+    rel, rel_err = relative(0.9, 0.009, 1.0, 0.01)
+    assert rel == pytest.approx(0.9) and rel_err == pytest.approx(0.9 * math.hypot(0.01, 0.01))
+    values = {"theta0_phi0": 1.0, "theta50_phi0": 0.8, "theta50_phi90": 0.9, "theta10_phi0": 1.1}
+    u = uniformity(values)
+    assert u["spread"] == pytest.approx(0.3 / 0.95) and u["centre_side"] == pytest.approx(0.85)
+    assert de_verdict(u, EfficiencySettings())[0] == "check"
+    assert de_verdict(uniformity({"theta0_phi0": 1.0, "theta50_phi0": 0.95}), EfficiencySettings())[0] == "pass"
+    assert de_verdict(uniformity({"theta10_phi0": 1.0}), EfficiencySettings())[0] == "in progress"
+
+
+@pytest.mark.parametrize(("theta", "expected"), [(0, -0.0402), (10, 16.9848), (50, 75.2848), (None, None)])
+def test_hamamatsu_angle(theta, expected):
+    got = hamamatsu_angle(theta)
+    assert got == (None if expected is None else pytest.approx(expected, abs=1e-9))

@@ -1,0 +1,99 @@
+"""Detection efficiency, transit time, TTS and dark rate from simulated WaveDump points against the truth;
+the CSV's columns (pandas) and the report's new panels (Chromium)."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from remote_monitor.analysis.peer_columns import peer_table
+from remote_monitor.report import pages as report
+from remote_monitor.service.peer_metrics import peer_summary
+from remote_monitor.service.processing import point_sources, process_point
+from remote_monitor.simulation.stand import SimulationConfig, simulate_scan
+from remote_monitor.stand.config import Config
+from remote_monitor.stand.layout import PointKey
+
+from .browser_helpers import chromium, open_page
+
+POINTS = ["theta0_phi0", "theta50_phi90", "theta30_phi180"]
+SIM = SimulationConfig(n_events=20000, record_length=512, fmt="binary", seed=21, laser_drift=0.02)
+SERIAL, SCAN = "PEER02", "261129_200000"
+
+
+@pytest.fixture(scope="module")
+def scan(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Each point with its own random stream (its own scan id), processed, its files deleted."""
+    results, truth = {}, {}
+    for i, point in enumerate(POINTS):
+        folder = tmp_path_factory.mktemp(f"p{i}")
+        t = simulate_scan(folder, SERIAL, f"261129_{i:06d}", SIM, points=[point])
+        key = PointKey(SERIAL, f"261129_{i:06d}", point)
+        results[point] = {**process_point(key, point_sources(folder, key), Config()), "scan_id": SCAN}
+        truth[point] = t["points"][point]
+        shutil.rmtree(folder)
+    return truth, results
+
+
+def test_detection_efficiency_transit_time_and_dark_rate_match_the_truth(scan):
+    """Tolerances: the brief's limits, widened only by 3 x the measured statistical error (20k events
+    instead of the benchmark's 60k)."""
+    truth, results = scan
+    for point, c in peer_table(results).items():
+        t = truth[point]
+        assert abs(c["relative_de"] - t["detection_efficiency"]) < max(0.02 * t["detection_efficiency"],
+                                                                       3 * c["relative_de_err"]), (point, c)
+        assert abs(c["transit_time_ns"] - t["transit_time_ns"]) < 0.2, (point, c)
+        assert c["tts_fwhm_ns"] == pytest.approx(2.3548 * c["tts_sigma_ns"], rel=0.25)
+        assert abs(c["dark_rate_hz"] - t["dark_rate_hz"]) < max(0.1 * t["dark_rate_hz"], 3 * c["dark_rate_err_hz"])
+    summary = peer_summary(results, Config())
+    assert summary["de_verdict"] == "pass" and summary["de_uniformity"]["n_points"] == 3
+    assert summary["de_uniformity"]["centre_side"] == pytest.approx(truth["theta50_phi90"]["detection_efficiency"],
+                                                                    rel=0.05)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known: on the realistic stand (4 % late tail, 3 % late pulses, 7 ns rise sampled at 2 ns) the EMG + flat "
+    "fit's sigma reads about 11 % below the simulated Gaussian TTS of the direct photoelectrons (1.15 vs "
+    "1.30 ns): the EMG's exponential takes part of the Gaussian width; a Gaussian + late-tail model is needed"))
+def test_tts_matches_the_truth_within_5_percent(scan):
+    truth, results = scan
+    for point, c in peer_table(results).items():
+        t = truth[point]
+        assert abs(c["tts_sigma_ns"] - t["tts_sigma_ns"]) < 0.05 * t["tts_sigma_ns"] + 2 * c["tts_sigma_err_ns"]
+
+
+def test_csv_has_the_other_analyses_columns(scan):
+    pd = pytest.importorskip("pandas")
+    truth, results = scan
+    table = pd.read_csv(io.StringIO(report.scan_csv(results)))
+    for column in ("theta", "phi", "gain", "gain_err", "relative_de", "relative_de_err", "transit_time_ns",
+                   "tts_sigma_ns", "tts_fwhm_ns", "dark_rate_hz", "hamamatsu_angle"):
+        assert column in table.columns, column
+    row = table.set_index("point").loc["theta50_phi90"]
+    assert row["hamamatsu_angle"] == pytest.approx(-0.0049 * 2500 + 1.7515 * 50 - 0.0402)
+    assert row["relative_de"] == pytest.approx(truth["theta50_phi90"]["detection_efficiency"], rel=0.05)
+    assert table["dark_rate_hz"].notna().all()
+
+
+@pytest.mark.browser
+def test_report_shows_de_map_timing_and_dark_rate(scan, tmp_path: Path):
+    _, results = scan
+    scan_info = {"serial": SERIAL, "scan_id": SCAN, "state": "live", "hv_fit": None,
+                 "peer_summary": peer_summary(results, Config())}
+    path = tmp_path / f"{SERIAL}.html"
+    path.write_text(report.render_scan_page(scan_info, results, healthy_band=(0.999e7, 1.049e7), target_gain=1e7,
+                                            other_scans=[SCAN], generated_at="2026-11-29T20:00:00+00:00"))
+    with chromium() as browser:
+        page, errors, _ = open_page(browser, path)
+        assert page.locator("#de-map .main-svg").count() >= 1
+        assert page.locator("#dark-rate .main-svg").count() >= 1
+        assert page.locator("#timing .main-svg").count() >= 1
+        page.click('[data-point="theta30_phi180"]')
+        assert "PMT − trigger time theta30_phi180" in page.inner_text("#timing")
+        assert "DE spread" in page.inner_text("#de-summary")
+        assert errors == []
