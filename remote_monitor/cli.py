@@ -86,7 +86,12 @@ EXAMPLES = {
     "keygen": examples("remote-monitor keygen --key /data/monitor/monitor.key"),
     "reprocess": examples("remote-monitor reprocess --scan-dir ARCHIVE/wavedump_output_261120_090000/EA0042 --out /tmp/re",
                           "remote-monitor reprocess --slurm /data/ARCHIVE --out /data/reprocessed --config monitor.toml"),
-    "submit": examples("remote-monitor submit --data /gpfs/stand --out ~/monitor --time 2-00:00:00"),
+    "submit": examples("remote-monitor submit --data /gpfs/stand --out ~/monitor --time 2-00:00:00",
+                       "remote-monitor submit --data /gpfs/stand --out ~/monitor --scheduler pjm --partition small"),
+    "share": examples("remote-monitor share EA0042 --to shift@example.org --out /data/monitor --config monitor.toml",
+                      "remote-monitor share EA0042 --scan 261125_101500 --to a@example.org b@example.org "
+                      "--out /data/monitor"),
+    "korean": examples("remote-monitor korean prd_EM2740A_hv1670_R00_T00_*.root --out /tmp/korean"),
     "export": examples("remote-monitor export --out /data/monitor                 # into /data/monitor/campaign",
                        "remote-monitor export --out /data/monitor --to ~/campaign --format csv root"),
 }
@@ -98,8 +103,14 @@ DESCRIPTIONS = {
            "results and the HTML reports current; optionally serve them.",
     "serve": "Serve <out>/reports and results read-only over HTTP and accept signed POST /commands.",
     "keygen": "Write a new random command key (mode 0600) for signing flag/archive/unflag commands.",
-    "reprocess": "Process one scan directory now, or submit a Slurm job array over an archive.",
-    "submit": "Start the monitor as a Slurm job (needs sbatch on PATH).",
+    "reprocess": "Process one scan directory now, or submit a batch job array (Slurm; PJM bulk job) over an "
+                 "archive, one task per PMT scan.",
+    "submit": "Start the monitor as a batch job (Slurm, or PJM with --scheduler pjm) and wait until it runs; "
+              "the job resubmits itself before its time limit.",
+    "share": "E-mail a PMT's report as an attachment, with its verdict, points done, poor and error points with "
+             "their reasons, mean gain and HV at 1e7 in the message ([mail] settings of the configuration).",
+    "korean": "Process Korean-stand DAQ ROOT files (tree T, ADC[8][N], three PMTs per file; serials, HVs and "
+              "angles from the file name): one result JSON per PMT and a CSV.",
     "export": "Campaign outputs over every PMT and scan in <out>/results: campaign_points (one row per point) "
               "and campaign_pmts (one row per PMT scan, with the verdict) as CSV and Parquet, and campaign.root "
               "with each point's charge histogram (TH1D) and fitted curves (TGraph) for ROOT users.",
@@ -176,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep a copy of index.html and every report in DIR (a web-served folder)")
 
     p = sub.add_parser("share", help="e-mail a PMT's report with a summary of its verdict ([mail] settings)")
-    p.add_argument("serial", metavar="SN")
+    p.add_argument("serial", metavar="SN", help="PMT serial number, e.g. EA0042")
     p.add_argument("--scan", metavar="ID", help="scan id (default: the PMT's newest scan)")
     p.add_argument("--to", nargs="+", required=True, metavar="ADDR", help="recipients")
     p.add_argument("--out", type=Path, required=True)
@@ -212,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", type=float, default=120.0, help="seconds to wait for the job to run (default 120)")
     _add_scheduler_args(p)
     p = sub.add_parser("korean", help="process Korean-stand DAQ ROOT files (3 PMTs each): JSON per PMT + CSV")
-    p.add_argument("files", type=Path, nargs="+")
+    p.add_argument("files", type=Path, nargs="+", help="Korean DAQ ROOT files (prd_<SN>_hv<V>_R<r>_T<t>_...root)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--config", type=Path)
 
