@@ -44,7 +44,7 @@ min_events = 200
 [areas]
 key_file = "{key}"
 """
-SIM = {"n_events": 600, "record_length": 300}
+SIM = {"n_events": 3000, "record_length": 300, "mu": 1.0}  # enough photoelectrons for a decided fit
 POINTS = ["theta0_phi0", "theta10_phi0", "theta10_phi90", "theta10_phi180", "theta10_phi270", "theta20_phi0",
           "theta20_phi90", "theta20_phi180"]
 
