@@ -69,9 +69,11 @@ def test_live_scan_is_processed_point_by_point(tmp_path: Path, poll: float) -> N
     # faults are errors with their reason; the other points were processed
     assert results["theta40_phi0"]["status"] == "error" and "missing channel" in results["theta40_phi0"]["reason"]
     assert results["theta20_phi0"]["status"] == "error" and "line" in results["theta20_phi0"]["reason"]
-    assert results["theta50_phi270"]["status"] == "error" and "truncat" in results["theta50_phi270"]["reason"]
-    healthy_or_poor = [p for p, r in results.items() if r["status"] in ("healthy", "poor", "uncertain")]
-    assert len(healthy_or_poor) == 23, {p: (r["status"], r.get("reason")) for p, r in results.items()}
+    # a truncated file is judged on its complete events, with a warning (issue 9), not an error
+    truncated = results["theta50_phi270"]
+    assert truncated["status"] != "error" and any("truncat" in w.lower() for w in truncated["warnings"]), truncated
+    with_gain = [p for p, r in results.items() if r["status"] in ("healthy", "poor", "uncertain")]
+    assert len(with_gain) == 24, {p: (r["status"], r.get("reason")) for p, r in results.items()}
 
     # latency from a point's last file write to its result/report appearing
     latencies = []
