@@ -51,6 +51,7 @@ def _outbox(out: Path) -> list[dict]:
 
 def test_hung_mail_server_does_not_stop_processing_and_mail_arrives_later(tmp_path: Path) -> None:
     data, out, public = tmp_path / "data", tmp_path / "out", tmp_path / "public_html"
+    data.mkdir()  # the monitor never creates --data
     silent = SilentServer()
     hook = WebhookReceiver()
     proc = start_monitor(data, out, _config(tmp_path, silent.port, hook.url), "--publish", str(public))
@@ -107,6 +108,7 @@ def test_hung_mail_server_does_not_stop_processing_and_mail_arrives_later(tmp_pa
 
 def test_forged_commands_and_a_restart_loop_are_told_as_trouble(tmp_path: Path) -> None:
     data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()  # the monitor never creates --data
     hook = WebhookReceiver()
     config = _config(tmp_path, free_port(), hook.url)
     config.write_text(config.read_text().replace('mail_to = ["shift@example.org"]', "mail_to = []"))
