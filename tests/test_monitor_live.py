@@ -37,7 +37,7 @@ def test_live_scan_is_processed_point_by_point(tmp_path: Path, poll: float) -> N
     report = out / "reports" / f"{SERIAL}.html"
     wait_for((out / "reports" / "index.html").exists, 120, "the monitor to start", proc)
 
-    sim = SimulationConfig(n_events=2000, record_length=400, write_delay_s=0.4, chunks_per_file=2,
+    sim = SimulationConfig(n_events=2000, record_length=400, write_delay_s=0.4, chunks_per_file=2, mu=1.0,
                            faults=[parse_fault(f) for f in FAULTS], seed=3)
     writer = threading.Thread(target=simulate_scan, args=(data, SERIAL),
                               kwargs={"scan_id": SCAN, "cfg": sim})
