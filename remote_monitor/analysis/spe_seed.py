@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from scipy.special import gammaln, ndtr
 
+from remote_monitor.analysis.binned_nll import central_gradient, poisson_nll
 from remote_monitor.analysis.histogram import Histogram
 from remote_monitor.analysis.spe_result import SpeFitResult, chi2_ndf, curve
 from remote_monitor.analysis.units import pc_to_gain
@@ -48,25 +49,6 @@ def _seed_components(p: np.ndarray, edges: np.ndarray) -> np.ndarray:
                       n2 * _gauss_bins(edges, np.array([2 * m1]), np.array([s2]))[0]])
 
 
-def _poisson_nll(expected: np.ndarray, counts: np.ndarray) -> float:
-    m = np.maximum(expected, 1e-300)
-    return float(np.sum(m - counts * np.log(m)))
-
-
-def _gradient(f: Callable[[np.ndarray], float]) -> Callable[[Any], np.ndarray]:
-    def grad(values: Any) -> np.ndarray:
-        p = np.array(values, dtype=float)
-        g = np.empty_like(p)
-        for i in range(len(p)):
-            h = 1e-6 * max(abs(p[i]), 1e-3)
-            up, down = p.copy(), p.copy()
-            up[i] += h
-            down[i] -= h
-            g[i] = (f(up) - f(down)) / (2 * h)
-        return g
-    return grad
-
-
 _PARAMS: dict[str, list[Any]] = {}
 _BOUNDS = {
     "seed": [(0, 1e9), (0, 1e9), (0.05, 20), (0.01, 20), (0.01, 20)],
@@ -95,7 +77,7 @@ def _minimize(model: str, nll: Callable[[np.ndarray], float], start: list[float]
     with warnings.catch_warnings(), zfit.run.set_graph_mode(False), zfit.run.set_autograd_mode(False):
         warnings.simplefilter("ignore")
         loss = zfit.loss.SimpleLoss(lambda v: nll(np.array(v, dtype=float)), params=params, errordef=0.5,
-                                    gradient=_gradient(nll))
+                                    gradient=central_gradient(nll))
         result = zfit.minimize.Minuit(gradient="zfit", tol=0.001, mode=1).minimize(loss)
         errors = result.hesse(method="minuit_hesse")
     values = np.array([float(result.params[p]["value"]) for p in params])
@@ -113,7 +95,7 @@ def fit_seed(hist: Histogram) -> SpeFitResult:
     counts = hist.counts[idx].astype(float)
 
     def nll(p: np.ndarray) -> float:
-        return _poisson_nll(_seed_components(p, edges).sum(axis=0), counts)
+        return poisson_nll(_seed_components(p, edges).sum(axis=0), counts)
 
     x = 0.5 * (edges[1:] + edges[:-1])
     m1 = float(x[np.argmax(counts)])

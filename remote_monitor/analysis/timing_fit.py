@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from scipy.special import log_ndtr, ndtr
 
+from remote_monitor.analysis.binned_nll import central_gradient, poisson_nll
+
 os.environ.setdefault("ZFIT_DISABLE_TF_WARNINGS", "1")
 _PARAMS: list[Any] = []
 _NAMES = ("n_signal", "n_background", "mu", "sigma", "tau")
@@ -83,23 +85,8 @@ def _params(start: np.ndarray, bounds: list[tuple[float, float]]) -> list[Any]:
 
 def _nll_factory(counts: np.ndarray, edges: np.ndarray) -> Any:
     def nll(values: Any) -> float:
-        m = np.maximum(expected_counts(np.asarray(values, dtype=float), edges), 1e-300)
-        return float(np.sum(m - counts * np.log(m)))
+        return poisson_nll(expected_counts(np.asarray(values, dtype=float), edges), counts)
     return nll
-
-
-def _gradient(f: Any) -> Any:
-    def grad(values: Any) -> np.ndarray:
-        p = np.array(values, dtype=float)
-        g = np.empty_like(p)
-        for i in range(len(p)):
-            h = 1e-6 * max(abs(p[i]), 1e-3)
-            up, down = p.copy(), p.copy()
-            up[i] += h
-            down[i] -= h
-            g[i] = (f(up) - f(down)) / (2 * h)
-        return g
-    return grad
 
 
 def fit_timing(times_ns: np.ndarray, range_ns: tuple[float, float] | None = None, bin_ns: float = 0.25,
@@ -128,7 +115,7 @@ def _minimise(counts: np.ndarray, edges: np.ndarray, start: np.ndarray, bounds: 
     params = _params(start, bounds)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        loss = zfit.loss.SimpleLoss(nll, params=params, errordef=0.5, gradient=_gradient(nll))
+        loss = zfit.loss.SimpleLoss(nll, params=params, errordef=0.5, gradient=central_gradient(nll))
         result = zfit.minimize.Minuit(gradient="zfit", tol=0.001, mode=1).minimize(loss)
         cov = np.asarray(result.covariance(params=params, method="minuit_hesse"))
     values = np.array([float(result.params[p]["value"]) for p in params])
