@@ -63,6 +63,18 @@ def test_emg_fit_recovers_mean_sigma_and_tau():
     assert r.tts_fwhm_ns == pytest.approx(emg_fwhm(325, 1.2, 0.8), abs=4 * r.tts_fwhm_err_ns)
 
 
+def test_timing_fit_leaves_zfit_in_graph_and_autograd_mode():
+    """The numpy timing likelihood runs zfit eagerly only for itself: left switched off, every later SPE
+    fit in the worker would run eagerly with numerical gradients (minutes instead of a second)."""
+    import zfit
+
+    before = (zfit.run.get_graph_mode(), zfit.run.get_autograd_mode())
+    rng = np.random.default_rng(4)
+    t = np.concatenate([325 + rng.normal(0, 1.2, 4000) + rng.exponential(0.8, 4000), rng.uniform(305, 345, 200)])
+    assert fit_timing(t).status == "ok"
+    assert (zfit.run.get_graph_mode(), zfit.run.get_autograd_mode()) == before
+
+
 def test_emg_cdf_is_a_cdf_and_fwhm_of_a_gaussian():
     x = np.linspace(300, 360, 601)
     cdf = emg_cdf(x, 325, 1.3, 0.01)

@@ -73,8 +73,6 @@ def emg_fwhm(mu: float, sigma: float, tau: float) -> float:
 def _params(start: np.ndarray, bounds: list[tuple[float, float]]) -> list[Any]:
     import zfit
 
-    zfit.run.set_graph_mode(False)
-    zfit.run.set_autograd_mode(False)
     if not _PARAMS:
         _PARAMS.extend(zfit.Parameter(f"timing_{n}", 1.0, lower=-1e12, upper=1e12) for n in _NAMES)
     for param, value, (lo, hi) in zip(_PARAMS, start, bounds, strict=True):
@@ -113,7 +111,9 @@ def _minimise(counts: np.ndarray, edges: np.ndarray, start: np.ndarray, bounds: 
 
     nll = _nll_factory(counts, edges)
     params = _params(start, bounds)
-    with warnings.catch_warnings():
+    # numpy likelihood: no TF graph, no autograd, only for this fit (set globally, it would make every later
+    # SPE fit in the process run eagerly with numerical gradients, 100x slower)
+    with warnings.catch_warnings(), zfit.run.set_graph_mode(False), zfit.run.set_autograd_mode(False):
         warnings.simplefilter("ignore")
         loss = zfit.loss.SimpleLoss(nll, params=params, errordef=0.5, gradient=central_gradient(nll))
         result = zfit.minimize.Minuit(gradient="zfit", tol=0.001, mode=1).minimize(loss)
