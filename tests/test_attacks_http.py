@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from remote_monitor.service import http_server
+from remote_monitor.service import http_handler, http_server
 from remote_monitor.service.http_server import make_server
 from remote_monitor.service.store import atomic_write_json
 
@@ -24,7 +24,7 @@ JSON = {"Content-Type": "application/json"}
 
 @pytest.fixture
 def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path, http_server.MonitorHTTPServer]]:
-    monkeypatch.setattr(http_server._Handler, "timeout", 1.0)  # short, so that the test is quick
+    monkeypatch.setattr(http_handler.RequestHandler, "timeout", 1.0)  # short, so that the test is quick
     monkeypatch.setattr(http_server, "CONNECTION_DEADLINE", 3.0)
     out = tmp_path / "out"
     (out / "reports").mkdir(parents=True)

@@ -11,6 +11,8 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
+from remote_monitor.stand.layout import Layout, iter_scans
+
 log = logging.getLogger("remote_monitor")
 
 
@@ -36,3 +38,15 @@ def start_watching(folders: dict[Path, bool], sink: queue.Queue[str], poll_secon
     how = f"polling every {poll_seconds} s" if poll_seconds > 0 else "native file-system events"
     log.info("watching %s with %s", ", ".join(str(f) for f in folders), how)
     return observer
+
+
+def check_data_root(data_root: Path, layout: Layout) -> None:
+    """A missing data directory is an error (never created: a typo would watch nothing for ever)."""
+    if not data_root.is_dir():
+        raise FileNotFoundError(f"--data {data_root}: no such directory (the monitor never creates it)")
+    if not iter_scans(data_root, layout):
+        log.warning(
+            "no scans in %s yet; expecting %s<YYMMDD_HHMMSS>/<SN>/%stheta<T>_phi<P>/%s<CH>%stheta<T>_phi<P>.txt "
+            "(or .dat; HV points in %s/), see [layout] in the configuration",
+            data_root, layout.scan_dir_prefix, layout.point_dir_prefix, layout.file_prefix, layout.file_infix,
+            layout.hv_dir)
