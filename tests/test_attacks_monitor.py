@@ -147,6 +147,7 @@ def test_disk_full_pauses_writing_and_resumes(tmp_path: Path) -> None:
         code, output = stop(proc, signal.SIGTERM)
         proc = None
         assert code == 0, output[-3000:]
+        assert "KeyError" not in output + json.dumps(_problems(out)), output[-3000:]  # the retry path is clean
     finally:
         if proc is not None:
             proc.kill()

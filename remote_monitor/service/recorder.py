@@ -61,7 +61,9 @@ class Recorder:
         """Write again what a full disk stopped; render the pages still due."""
         for key, result in list(self.unwritten.items()):
             if self.boundary.run(f"writing {key.label}", self.record, key, result):
-                del self.unwritten[key]
+                self.unwritten.pop(key, None)
+            else:
+                self.unwritten[key] = result  # still full: `record` took it off the list before failing
         if self.publish_due:
             self.publish()
 
