@@ -4,7 +4,8 @@ Model "full" (default): the PMT response of `spe_model` (pedestal, Gamma main pe
 photoelectrons, exact Poisson sum of n-PE convolutions, Gaussian noise). The headline gain is the mean of the
 1-PE main peak / e. Its error combines the Hesse error with a model systematic: the same fit repeated with a
 second adequate under-amplified shape (an exponential of free mean, k_u = 1) and SYST_FRACTION of the gain
-difference taken, with a floor (SYST_FLOOR). Model "seed": the old system's two Gaussians (`spe_seed`), for comparison.
+difference taken, with a floor (SYST_FLOOR). That second fit starts afresh, so it is also a second start: when it
+ends lower, the nominal fit was in a local minimum and is repeated from there. Model "seed": the old system's two Gaussians (`spe_seed`), for comparison.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,6 +37,8 @@ __all__ = ["SpeFitResult", "_full_components", "fit_spe"]
 SYST_FLOOR = 0.002  # relative gain systematic never below 0.2 % (bin-grid and noise-kernel approximations)
 SYST_FRACTION = 0.5  # systematic = this fraction of |gain(k_u free) - gain(k_u = 1)|
 UNDER_SHAPE = {"w", "u", "k_u"}  # parameters of the under-amplified part only
+ALT_K_U = 1.0  # the alternative under-amplified shape: an exponential
+LOCAL_MINIMUM_NLL = 0.5  # a second start lower by more than this: the first fit stopped in a local minimum
 BIN_STEP = 64  # the fit range is a whole number of BIN_STEP bins, so that few models (graphs) are built
 
 
@@ -78,9 +82,19 @@ def _clamp(name: str, value: float) -> float:
     return min(max(value, lo + 1e-6 * (hi - lo)), hi - 1e-6 * (hi - lo))
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """One minimisation: best values, Hesse errors (if asked), Minuit's verdict and the NLL at the minimum."""
+
+    values: dict[str, float]
+    errors: dict[str, float]
+    valid: bool
+    nll: float
+
+
 def _minimize(model: BuiltModel, counts: np.ndarray, start: dict[str, float], fixed: dict[str, float],
-              hesse: bool) -> tuple[dict[str, float], dict[str, float], bool]:
-    """(values, Hesse errors, valid) of the extended binned likelihood fit with zfit's Minuit."""
+              hesse: bool) -> _Outcome:
+    """The extended binned likelihood fit with zfit's Minuit, from `start`, with `fixed` parameters held."""
     for name in PARAM_NAMES:
         param = model.params[name]
         param.set_value(_clamp(name, fixed.get(name, start[name])))
@@ -97,7 +111,27 @@ def _minimize(model: BuiltModel, counts: np.ndarray, start: dict[str, float], fi
             for name in PARAM_NAMES if hesse and model.params[name] in errors}
     for name in PARAM_NAMES:
         model.params[name].floating = True
-    return values, errs, bool(result.valid)
+    return _Outcome(values, errs, bool(result.valid), float(result.fmin))
+
+
+def _best_fit(model: BuiltModel, counts: np.ndarray, start: dict[str, float],
+              second_start: bool) -> tuple[_Outcome, _Outcome | None]:
+    """(nominal fit, alternative-shape fit or None), both started from the histogram's start values.
+
+    The alternative (exponential under-amplified part, k_u = 1) is a second start as well: when its minimum is
+    lower than the nominal one, the nominal fit stopped in a local minimum (typically the under-amplified part
+    switched off, w -> 0, and a wider main peak pulled down) and is repeated from there."""
+    nominal = _minimize(model, counts, start, {}, hesse=True)
+    if not nominal.valid:  # Minuit stopped early (flat directions of the under-amplified part): go on from there
+        nominal = _minimize(model, counts, nominal.values, {}, hesse=True)
+    if not second_start:
+        return nominal, None
+    alternative = _minimize(model, counts, start, {"k_u": ALT_K_U}, hesse=False)
+    if alternative.nll < nominal.nll - LOCAL_MINIMUM_NLL:
+        again = _minimize(model, counts, alternative.values, {}, hesse=True)
+        if again.nll < nominal.nll:
+            nominal = again
+    return nominal, alternative
 
 
 def _peak_to_valley(p: dict[str, float], n_max: int) -> float | None:
@@ -132,17 +166,15 @@ def _fit_full(hist: Histogram, systematic: bool) -> SpeFitResult:
     counts = hist.counts[lo:hi].astype(float)
     n_max = n_pe_terms(start["mu"])
     model = get_model(hist.edges[lo:hi + 1], n_max)
-    values, errors, valid = _minimize(model, counts, start, {}, hesse=True)
-    if not valid:  # Minuit stopped early (flat directions of the under-amplified part): go on from there
-        values, errors, valid = _minimize(model, counts, values, {}, hesse=True)
+    nominal, alternative = _best_fit(model, counts, start, second_start=systematic)
+    values, errors, valid = nominal.values, nominal.errors, nominal.valid
     limits = _at_limit(values)
     shape_only = bool(limits) and set(limits) <= UNDER_SHAPE and math.isfinite(errors.get("q1", math.nan))
     valid = valid or shape_only  # only the under-amplified shape at a bound: the gain and its error stand
     q1, q1_stat = values["q1"], errors.get("q1", math.nan)
     syst = SYST_FLOOR * q1
-    if systematic:
-        alt, _, _ = _minimize(model, counts, values, {"k_u": 1.0}, hesse=False)
-        syst = max(syst, SYST_FRACTION * abs(alt["q1"] - q1))
+    if alternative is not None:
+        syst = max(syst, SYST_FRACTION * abs(alternative.values["q1"] - q1))
     parts = response_counts(values, ResponseShape(hist.edges, n_max), float(counts.sum()))
     total = np.sum(list(parts.values()), axis=0)
     shown = {k: v for k, v in parts.items() if k in ("pedestal", "under-amplified") or v.max() > 0.5}
