@@ -219,7 +219,7 @@ def get_model(edges: np.ndarray, n_max: int) -> BuiltModel:
     shape = ResponseShape(np.asarray(edges, dtype=float), n_max)
     yield_.floating = False  # equals the histogram total at the minimum (the shape is normalised)
     pdf = _zfit_pdf_class()(space, params, shape, extended=yield_)
-    minimizer = zfit.minimize.Minuit(gradient="zfit", tol=0.01, mode=1)
+    minimizer = zfit.minimize.Minuit(gradient="zfit", tol=0.01, mode=0)  # strategy 0: Hesse runs after it anyway (2x faster)
     import tensorflow as tf
 
     counts = tf.Variable(np.ones(len(edges) - 1), dtype=tf.float64, trainable=False)
