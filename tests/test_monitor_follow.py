@@ -105,7 +105,8 @@ def test_provisional_gain_while_acquiring_then_final_from_running_histogram(tmp_
     assert code == 0, output
     assert final["followed"] and final["events"] == BLOCK * BLOCKS
     full = process_point(KEY, point_sources(data, KEY), load_config(config))
-    assert final["histogram"] == full["histogram"] and final["fit"]["gain"] == full["fit"]["gain"]
+    assert final["histogram"] == full["histogram"]  # the running histogram is the full read's, exactly
+    assert final["fit"]["gain"] == pytest.approx(full["fit"]["gain"], rel=3e-4)  # Minuit tolerance (measured 4e-5)
     assert [e["point"] for e in journal(out)] == ["theta0_phi0", KEY.point]
 
     with chromium() as browser:  # the report as it was during acquisition

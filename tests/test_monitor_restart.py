@@ -21,14 +21,24 @@ SERIAL, SCAN = "KILL01", "261125_110000"
 SIM = {"n_events": 1500, "record_length": 400, "seed": 5}
 
 
+GAIN_RTOL = 3e-4  # Minuit stops within EDM tolerance: last digits differ between worker histories (measured 4e-5)
+
+
 def _comparable(results: dict) -> dict:
-    return {p: (r["status"], r["events"], (r["fit"] or {}).get("gain")) for p, r in results.items()}
+    return {p: (r["status"], r["events"]) for p, r in results.items()}
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known since the zfit response model: a fit's last digits depend on the worker's previous fit (the model "
-    "and loss are reused), so gains after a restart differed from the uninterrupted run by ~1e-5 relative "
-    "(6e-6 of 1.024e7, errors ~1 %); statuses, events and points done once were equal"))
+def _gains(results: dict) -> dict:
+    return {p: (r["fit"] or {}).get("gain") for p, r in results.items()}
+
+
+def _same_gains(got: dict, ref: dict) -> bool:
+    """Same points with gains, equal within the fit tolerance (far below the statistical errors, ~1 %)."""
+    a, b = _gains(got), _gains(ref)
+    return a.keys() == b.keys() and all((a[p] is None) == (b[p] is None) and (a[p] is None or
+                                        abs(a[p] - b[p]) <= GAIN_RTOL * abs(b[p])) for p in a)
+
+
 def test_kill_9_mid_scan_then_restart_matches_uninterrupted_run(tmp_path: Path) -> None:
     data, out = tmp_path / "data", tmp_path / "out"
     config = write_config(tmp_path, quiet=0.3, poll=0.3)  # the polling observer path
@@ -57,7 +67,9 @@ def test_kill_9_mid_scan_then_restart_matches_uninterrupted_run(tmp_path: Path) 
     assert ref.returncode == 0, output
 
     interrupted = point_results(out, SERIAL, SCAN)
-    assert _comparable(interrupted) == _comparable(point_results(ref_out, SERIAL, SCAN))
+    reference = point_results(ref_out, SERIAL, SCAN)
+    assert _comparable(interrupted) == _comparable(reference)
+    assert _same_gains(interrupted, reference), (_gains(interrupted), _gains(reference))
     counts = Counter(e["point"] for e in journal(out))
     # nothing doubled (the journal is a log written after each result; a kill between the two may skip a line)
     assert max(counts.values()) == 1 and set(counts) <= set(interrupted) and len(counts) >= 25, counts
