@@ -56,10 +56,6 @@ def test_detection_efficiency_transit_time_and_dark_rate_match_the_truth(scan):
                                                                     rel=0.05)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known: on the realistic stand (4 % late tail, 3 % late pulses, 7 ns rise sampled at 2 ns) the EMG + flat "
-    "fit's sigma reads about 11 % below the simulated Gaussian TTS of the direct photoelectrons (1.15 vs "
-    "1.30 ns): the EMG's exponential takes part of the Gaussian width; a Gaussian + late-tail model is needed"))
 def test_tts_matches_the_truth_within_5_percent(scan):
     truth, results = scan
     for point, c in peer_table(results).items():

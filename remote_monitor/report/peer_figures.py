@@ -1,5 +1,5 @@
 """Report panels of the other analyses: relative detection-efficiency map, PMT-trigger time histogram with the
-EMG fit per point, dark rate per point (Plotly figure dicts, like figures.py)."""
+timing fit per point, dark rate per point (Plotly figure dicts, like figures.py)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def de_map_figure(points: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def timing_figure(point: dict[str, Any]) -> dict[str, Any] | None:
-    """PMT-minus-trigger time histogram with the EMG + flat fit and the transit time / TTS in the title."""
+    """PMT-minus-trigger time histogram with the timing fit (core + late tail + flat) and the transit time / TTS in the title."""
     timing = (point.get("peer") or {}).get("timing") or {}
     hist, curve = timing.get("histogram"), timing.get("curve")
     if not hist:
@@ -43,7 +43,7 @@ def timing_figure(point: dict[str, Any]) -> dict[str, Any] | None:
     data: list[dict[str, Any]] = [{"type": "scatter", "mode": "markers", "name": "data", "x": _r(centres),
                                    "y": hist["counts"], "marker": {"size": 4, "color": "#222"}}]
     if curve:
-        data.append({"type": "scatter", "mode": "lines", "name": "EMG + flat fit", "x": curve["x"], "y": curve["y"],
+        data.append({"type": "scatter", "mode": "lines", "name": "core + late tail + flat fit", "x": curve["x"], "y": curve["y"],
                      "line": {"width": 2.5, "color": "#0072B2"}})
     title = f"PMT − trigger time {point['point']}"
     if timing.get("transit_time_ns") is not None:
