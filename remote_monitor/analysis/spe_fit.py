@@ -92,6 +92,16 @@ class _Outcome:
     nll: float
 
 
+def _fresh_offset(loss: Any) -> None:
+    """zfit subtracts a constant from the NLL, computed once at the loss's first evaluation; a loss reused for
+    another histogram kept the first histogram's constant, so a fit's last digits (and, near a tie between two
+    minima, its result) depended on what the process had fitted before. Recomputed for every fit."""
+    options = getattr(loss, "_options", None)
+    if isinstance(options, dict) and options.get("subtr_const") is True:
+        options.pop("subtr_const_value", None)
+        loss.is_precompiled = False
+
+
 def _minimize(model: BuiltModel, counts: np.ndarray, start: dict[str, float], fixed: dict[str, float],
               hesse: bool) -> _Outcome:
     """The extended binned likelihood fit with zfit's Minuit, from `start`, with `fixed` parameters held."""
@@ -102,6 +112,7 @@ def _minimize(model: BuiltModel, counts: np.ndarray, start: dict[str, float], fi
     model.yield_.set_value(float(counts.sum()))
     model.counts.assign(counts)
     loss = model.loss
+    _fresh_offset(loss)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = model.minimizer.minimize(loss)
