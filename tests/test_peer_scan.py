@@ -52,8 +52,9 @@ def test_detection_efficiency_transit_time_and_dark_rate_match_the_truth(scan):
         assert abs(c["dark_rate_hz"] - t["dark_rate_hz"]) < max(0.1 * t["dark_rate_hz"], 3 * c["dark_rate_err_hz"])
     summary = peer_summary(results, Config())
     assert summary["de_verdict"] == "pass" and summary["de_uniformity"]["n_points"] == 3
-    assert summary["de_uniformity"]["centre_side"] == pytest.approx(truth["theta50_phi90"]["detection_efficiency"],
-                                                                    rel=0.05)
+    side, side_truth = peer_table(results)["theta50_phi90"], truth["theta50_phi90"]["detection_efficiency"]
+    tolerance = max(0.05 * side_truth, 3 * side["relative_de_err"])  # 20k events: the statistical error counts
+    assert summary["de_uniformity"]["centre_side"] == pytest.approx(side_truth, abs=tolerance)
 
 
 def test_tts_matches_the_truth_within_5_percent(scan):
@@ -72,7 +73,8 @@ def test_csv_has_the_other_analyses_columns(scan):
         assert column in table.columns, column
     row = table.set_index("point").loc["theta50_phi90"]
     assert row["hamamatsu_angle"] == pytest.approx(-0.0049 * 2500 + 1.7515 * 50 - 0.0402)
-    assert row["relative_de"] == pytest.approx(truth["theta50_phi90"]["detection_efficiency"], rel=0.05)
+    de_truth = truth["theta50_phi90"]["detection_efficiency"]
+    assert row["relative_de"] == pytest.approx(de_truth, abs=max(0.05 * de_truth, 3 * row["relative_de_err"]))
     assert table["dark_rate_hz"].notna().all()
 
 
