@@ -140,8 +140,9 @@ def _best_fit(model: BuiltModel, counts: np.ndarray, start: dict[str, float],
     alternative = _minimize(model, counts, start, {"k_u": ALT_K_U}, hesse=False)
     if alternative.nll < nominal.nll - LOCAL_MINIMUM_NLL:
         again = _minimize(model, counts, alternative.values, {}, hesse=True)
-        if again.nll < nominal.nll:
-            nominal = again
+        if again.nll < nominal.nll:  # its Hesse errors, often at a bound (w = 0), are no smaller than the first
+            errors = {k: max(v, nominal.errors.get(k, 0.0)) for k, v in again.errors.items()}
+            nominal = _Outcome(again.values, errors, again.valid, again.nll)
     return nominal, alternative
 
 
