@@ -145,14 +145,15 @@ def _minimise(counts: np.ndarray, edges: np.ndarray, start: np.ndarray, bounds: 
     # a tail too small to measure leaves tau free: the core (mu, sigma) stands
     valid = bool(result.valid) or (late < 0.005 and bool(np.isfinite(errors[3]) and errors[3] > 0))
     centres = 0.5 * (edges[1:] + edges[:-1])
+    expected = expected_counts(values, edges)
     return TimingFitResult(
         status="ok" if valid else "failed", reason="" if valid else "Minuit did not converge",
         transit_time_ns=float(mu), transit_time_err_ns=float(errors[2]),
-        transit_time_peak_ns=float(centres[np.argmax(expected_counts(values, edges))]),
+        transit_time_peak_ns=float(centres[np.argmax(expected)]),
         tts_sigma_ns=float(sigma), tts_sigma_err_ns=float(errors[3]),
         tts_fwhm_ns=fwhm, tts_fwhm_err_ns=float(np.sqrt(max(jac @ cov @ jac, 0.0))), tau_ns=float(tau),
         late_fraction=float(late), n_signal=float(n_sig), n_background=float(n_bkg), n_events=n_events,
         converged=bool(result.valid),
         histogram={"edges": edges.round(4).tolist(), "counts": counts.astype(int).tolist()},
-        curve={"x": centres.round(4).tolist(), "y": expected_counts(values, edges).round(3).tolist()},
+        curve={"x": centres.round(4).tolist(), "y": expected.round(3).tolist()},
     )
