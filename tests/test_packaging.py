@@ -11,8 +11,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("remote_monitor", "local_viewer", "report_templates")
-# import name -> distribution, where they differ or where a declared dependency brings the module
-PROVIDED_BY = {"jinja2": "jinja2", "tensorflow": "zfit", "iminuit": "zfit", "yaml": "pyyaml"}
+# modules that a declared dependency brings along
+PROVIDED_BY = {"tensorflow": "zfit", "iminuit": "zfit"}
 LAYERS = ("analysis", "stand", "report", "simulation", "service")  # each imports only earlier ones
 
 
