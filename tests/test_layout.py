@@ -32,7 +32,7 @@ def test_serials_with_path_tricks_are_rejected(bad):
         validate_serial(bad)
 
 
-@pytest.mark.parametrize("bad", ["theta60_phi0", "theta10_phi45", "../theta0_phi0", "HV_x"])
+@pytest.mark.parametrize("bad", ["theta95_phi0", "theta10_phi360", "../theta0_phi0", "HV_x"])
 def test_points_outside_the_scan_are_rejected(bad):
     with pytest.raises(LayoutError):
         validate_point(bad)

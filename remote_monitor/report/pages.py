@@ -72,14 +72,15 @@ def _gain(p: dict[str, Any] | None) -> float | None:
 
 def summarize_scan(scan: dict[str, Any], points: dict[str, dict[str, Any]],
                    healthy_band: tuple[float, float] = (0.999e7, 1.049e7), target_gain: float = 1e7) -> dict[str, Any]:
-    """One index row: state, progress, poor/error counts, mean gain, uniformity, HV at target."""
-    scan_points = {k: v for k, v in points.items() if k in SCAN_POINTS}
+    """One index row: state, progress, poor/error counts, mean gain, uniformity, HV at target (the positions
+    are the 21 scan points, and for the Korean stand the positions its files name)."""
+    scan_points = {k: v for k, v in points.items() if v.get("kind") == "scan"}
     gains = [g for p in scan_points.values() if p.get("status") in ("healthy", "poor") and (g := _gain(p))]
     mean = sum(gains) / len(gains) if gains else None
     hv_fit = scan.get("hv_fit") or {}
     return {
         "serial": scan["serial"], "scan_id": scan["scan_id"], "state": scan.get("state", "live"),
-        "points_done": len(scan_points), "points_total": len(SCAN_POINTS),
+        "points_done": len(scan_points), "points_total": max(len(SCAN_POINTS), len(scan_points)),
         "hv_done": sum(1 for p in points.values() if p.get("kind") == "hv"),
         "n_healthy": sum(1 for p in scan_points.values() if p.get("status") == "healthy"),
         "n_poor": sum(1 for p in scan_points.values() if p.get("status") == "poor"),
@@ -175,6 +176,9 @@ def render_scan_page(scan: dict[str, Any], points: dict[str, dict[str, Any]], *,
         row, col = grid_position(pid)
         theta, phi = point_angles(pid)  # type: ignore[misc]
         cells.append({**_point_row(pid, points.get(pid)), "row": row, "col": col, "theta": theta, "phi": phi})
+    other_ids = sorted((k for k, v in points.items() if v.get("kind") == "scan" and k not in SCAN_POINTS),
+                       key=lambda k: point_angles(k) or (0, 0))  # e.g. the Korean stand's positions
+    other_cells = [_point_row(pid, points[pid]) for pid in other_ids]
     hv_ids = sorted((k for k, v in points.items() if v.get("kind") == "hv"), key=_point_order)
     hv_cells = [_point_row(pid, points[pid]) for pid in hv_ids]
     spectra = {pid: spectrum_figure(p, reference_spectrum) for pid, p in sorted(points.items())}
@@ -182,21 +186,21 @@ def render_scan_page(scan: dict[str, Any], points: dict[str, dict[str, Any]], *,
     hv_fig = hv_figure(scan.get("hv_fit"), target_gain)
     data = {
         "serial": scan["serial"], "scan_id": scan["scan_id"], "live": live, "first_point": first,
-        "page": f"{scan['serial']}.html", "rows": {c["point"]: c for c in cells + hv_cells},
+        "page": f"{scan['serial']}.html", "rows": {c["point"]: c for c in cells + other_cells + hv_cells},
         "spectra": {k: v for k, v in spectra.items() if v}, "polar": polar_map_figure(points, healthy_band),
         "hv": hv_fig,
         **peer_panels(points),
     }
     return _env().get_template("scan.html.j2").render(
-        s=summary, scan=scan, cells=cells, hv_cells=hv_cells, hv_fit=scan.get("hv_fit"), other_scans=sorted(other_scans, reverse=True),
+        s=summary, scan=scan, cells=cells, other_cells=other_cells, hv_cells=hv_cells, hv_fit=scan.get("hv_fit"), other_scans=sorted(other_scans, reverse=True),
         colours=STATUS_COLOURS, verdict_colours=VERDICT_COLOURS, version=version_text(code_version()),
         provenance=provenance_summary(points), generated_at=generated_at, live=live,
-        data_json=_script_json(data), plotly_js=_plotly_js(), has_reference=any(c["reference_gain"] for c in cells + hv_cells),
+        data_json=_script_json(data), plotly_js=_plotly_js(), has_reference=any(c["reference_gain"] for c in cells + other_cells + hv_cells),
         csv_uri=_data_uri(scan_csv(points), "text/csv"), json_uri=_data_uri(scan_json(scan, points), "application/json"),
         csv_name=f"{scan['serial']}_{scan['scan_id']}.csv", json_name=f"{scan['serial']}_{scan['scan_id']}.json",
         grid_size=GRID_SIZE, first_point=first, has_de=bool(data["de_map"]),
-        static_spectra=_static_spectra(cells + hv_cells, spectra),
-        polar_svg=polar_svg(cells, healthy_band, STATUS_COLOURS), hv_svg=figure_svg(hv_fig),
+        static_spectra=_static_spectra(cells + other_cells + hv_cells, spectra),
+        polar_svg=polar_svg(cells + other_cells, healthy_band, STATUS_COLOURS), hv_svg=figure_svg(hv_fig),
     )
 
 

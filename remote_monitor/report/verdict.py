@@ -39,11 +39,10 @@ def pmt_verdict(scan: dict[str, Any], points: dict[str, dict[str, Any]]) -> Verd
     in progress: nothing bad so far, but the scan is still live and incomplete.
     pass: all 21 scan points healthy and the HV at the target gain measured.
     """
-    scan_points = {name: p for name, p in points.items() if name in SCAN_POINTS}
+    scan_points = {name: p for name, p in points.items() if p.get("kind") == "scan"}  # + Korean positions
     by_status: dict[str, list[str]] = {}
-    for name in SCAN_POINTS:
-        if name in scan_points:
-            by_status.setdefault(str(scan_points[name].get("status")), []).append(name)
+    for name in [*(n for n in SCAN_POINTS if n in scan_points), *sorted(set(scan_points) - set(SCAN_POINTS))]:
+        by_status.setdefault(str(scan_points[name].get("status")), []).append(name)
     hv_points = [name for name, p in points.items() if p.get("kind") == "hv"]
     hv_errors = [name for name in hv_points if points[name].get("status") == "error"]
     missing = [name for name in SCAN_POINTS if name not in scan_points]

@@ -13,20 +13,23 @@ from remote_monitor.service.notify import Notifier
 from remote_monitor.service.recorder import crashed_result
 from remote_monitor.service.workers import WorkerPool
 from remote_monitor.stand.config import Config
-from remote_monitor.stand.layout import PointKey
+from remote_monitor.stand.layout import KoreanFile, PointKey
 
 log = logging.getLogger("remote_monitor")
 
-Finished = tuple[PointKey, dict[str, Any], dict[str, Any]]  # point, fingerprint of its files, result
+Job = PointKey | KoreanFile
+Finished = tuple[Job, dict[str, Any], dict[str, Any]]  # point or file, fingerprint of its files, result
 
 
 class InFlight:
-    """The worker pool and the points in it (point -> fingerprint of the files it read)."""
+    """The worker pool and the points (or Korean files) in it, each with the fingerprint of the files it read.
+
+    A Korean file's result is the worker's {"points": [...]} or {"error": why}: KoreanFiles makes points of it."""
 
     def __init__(self, cfg: Config, notifier: Notifier) -> None:
         self.cfg = cfg
         self.notifier = notifier
-        self.points: dict[PointKey, dict[str, Any]] = {}
+        self.points: dict[Job, dict[str, Any]] = {}
         self.pool: WorkerPool | None = None
 
     def start(self) -> None:
@@ -40,8 +43,8 @@ class InFlight:
                 on_provisional(outcome.key[1], outcome.result if outcome.kind == "done" else None)
                 continue
             key = outcome.key
-            prints = self.points.pop(key, None) if isinstance(key, PointKey) else None
-            if prints is None or not isinstance(key, PointKey):
+            prints = self.points.pop(key, None) if isinstance(key, PointKey | KoreanFile) else None
+            if prints is None or not isinstance(key, PointKey | KoreanFile):
                 continue
             if outcome.kind == "lost":
                 log.warning("%s: %s; not recorded, processed again at the next start", key.label, outcome.reason)
@@ -52,7 +55,8 @@ class InFlight:
             else:
                 log.error("%s: %s", key.label, outcome.reason)
                 prefix = "processing crashed" if outcome.kind == "error" else "read timeout"
-                result = crashed_result(key, prints, f"{prefix}: {outcome.reason}")
+                reason = f"{prefix}: {outcome.reason}"
+                result = crashed_result(key, prints, reason) if isinstance(key, PointKey) else {"error": reason}
             yield key, prints, result
 
     def drain(self, collect: Callable[[], None], abandon: threading.Event) -> None:
@@ -69,7 +73,7 @@ class InFlight:
             time.sleep(0.05)
         collect()
         for key in self.pool.shutdown():
-            if isinstance(key, PointKey) and self.points.pop(key, None) is not None:
+            if isinstance(key, PointKey | KoreanFile) and self.points.pop(key, None) is not None:
                 log.warning("%s: abandoned at shutdown, not recorded; processed again at the next start",
                             key.label)
         self.pool = None

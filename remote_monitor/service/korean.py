@@ -15,9 +15,11 @@ from remote_monitor.analysis.korean_root import KoreanPmt, parse_korean_name, re
 from remote_monitor.analysis.peer_columns import PEER_COLUMNS, peer_columns
 from remote_monitor.analysis.point_extras import Digitizer
 from remote_monitor.service.peer_metrics import finish_extras, new_accumulator
-from remote_monitor.service.processing import _fit_charges, classify
+from remote_monitor.service.processing import _fit_charges, fingerprint, judge
 from remote_monitor.service.store import now_iso
 from remote_monitor.stand.config import Config
+from remote_monitor.stand.layout import ROOT_SOURCE, KoreanFile
+from remote_monitor.stand.provenance import point_provenance
 
 
 def _select(q: np.ndarray, cfg: Config) -> np.ndarray:
@@ -52,16 +54,32 @@ def _pmt_result(path: Path, pmt: KoreanPmt, q: np.ndarray, acc: Any, monitor: di
                 n_events: int, n_untriggered: int, cfg: Config, started: float) -> dict[str, Any]:
     theta, phi = pmt.theta_phi
     fit, hist = _fit_charges(q, cfg)
-    status, reason = classify(fit, cfg)
     result = {"serial": pmt.serial, "scan_id": path.stem, "point": pmt.point, "kind": "scan", "theta": theta,
               "phi": phi, "hv": pmt.hv, "channel": pmt.channel, "events": n_events, "selected_events": len(q),
-              "fit": fit, "histogram": hist, "reference": monitor, "status": status, "reason": reason,
+              "histogram": hist, "reference": monitor,
               "warnings": [f"dropped {n_untriggered} event(s) without a trigger pulse"] if n_untriggered else [],
-              "source_files": {"root": str(path)}}
+              "source_files": {ROOT_SOURCE: str(path)}}
+    judge(result, fit, cfg, "scan")
     result["peer"] = finish_extras(acc, fit, monitor, q, cfg)
     result["processed_at"] = now_iso()
     result["processing_seconds"] = round(time.perf_counter() - started, 3)
     return result
+
+
+def process_korean_job(file: KoreanFile, cfg: Config) -> dict[str, Any]:
+    """What a monitor worker runs for a Korean file: {"points": [one result per PMT]} or {"error": why}.
+
+    Each result carries the scan id of the file's folder and the file's fingerprint (size, mtime), so that the
+    monitor records it as a point of that scan and processes the file again only when it changes."""
+    path = Path(file.path)
+    prints = fingerprint({ROOT_SOURCE: path})
+    try:
+        results = process_korean_file(path, cfg)
+    except Exception as exc:  # noqa: BLE001  (uproot raises many kinds on a corrupt or half-written file)
+        return {"error": f"unreadable Korean DAQ file {path.name}: {type(exc).__name__}: {str(exc)[:300]}"}
+    for r in results:
+        r.update(scan_id=file.scan_id, source_files=prints, provenance=point_provenance(cfg, {ROOT_SOURCE: path}))
+    return {"points": results}
 
 
 def korean_csv(results: list[dict[str, Any]]) -> str:

@@ -14,7 +14,8 @@ from typing import Any
 from remote_monitor.service.auto_archive import AutoArchive
 from remote_monitor.service.command_runner import CommandRunner, ensure_key
 from remote_monitor.service.error_boundary import ErrorBoundary
-from remote_monitor.service.inflight import InFlight
+from remote_monitor.service.inflight import InFlight, Job
+from remote_monitor.service.korean_points import KoreanFiles
 from remote_monitor.service.live import LiveFollowing
 from remote_monitor.service.notify import Notifier
 from remote_monitor.service.out_lock import OutLock
@@ -26,7 +27,7 @@ from remote_monitor.service.store import ResultsStore, remove_stale_temp_files
 from remote_monitor.service.watcher import check_data_root, start_watching
 from remote_monitor.service.workers import process_job
 from remote_monitor.stand.config import Config
-from remote_monitor.stand.layout import PointKey, iter_scans, parse_source_file, scan_dir
+from remote_monitor.stand.layout import KoreanFile, PointKey, iter_scans, parse_source_file, scan_dir
 
 log = logging.getLogger("remote_monitor")
 
@@ -55,6 +56,7 @@ class Monitor:
         self.inbox = self.out_root / "commands" / "inbox"
         self.archive = AutoArchive(self.data_root, self.layout, self.store, self.key, self.inbox)
         self.live = LiveFollowing(cfg, self.store)
+        self.korean = KoreanFiles(cfg, self.data_root, self.store)
         self.recorder = Recorder(cfg, self.store, self.publisher, self.notifier, self.live, self.boundary,
                                  self.out_root / "state" / "processed.jsonl")
         self.quiet = 0.0 if once else cfg.monitor.quiet_seconds
@@ -107,7 +109,7 @@ class Monitor:
         try:
             while not self._stop.is_set():
                 self.tick()
-                if self.once and not self._pending and not self._inflight and not self.archive.due:
+                if self.once and not (self._pending or self._inflight or self.archive.due or self.korean.pending):
                     break
                 if self.stop_at is not None and time.monotonic() >= self.stop_at:
                     log.info("run time limit reached: stopping so that the next job continues")
@@ -149,6 +151,8 @@ class Monitor:
         for _, _, folder in iter_scans(self.data_root, self.layout):
             for path in folder.glob("*/*"):
                 self._note_path(path)
+        for path in self.korean.files():
+            self._guard(f"Korean file {path.name}", self.korean.note, path)
         self.archive.schedule_superseded()
 
     def _note_path(self, path: Path) -> None:
@@ -161,6 +165,8 @@ class Monitor:
         path = Path(raw)
         if path.parent == self.inbox:
             return True
+        if self.korean.note(path):
+            return False
         parsed = parse_source_file(path, self.data_root, self.layout)
         if parsed is None:
             return False
@@ -171,7 +177,8 @@ class Monitor:
         return False
 
     def _known_scans(self) -> set[tuple[str, str]]:
-        return {(k.serial, k.scan_id) for k in self._pending | set(self._inflight) | set(self._seen)}
+        return {(k.serial, k.scan_id) for k in self._pending | set(self._inflight) | set(self._seen)
+                if isinstance(k, PointKey)}
 
     # ---- the loop ---------------------------------------------------------------------------------
     def tick(self) -> None:
@@ -191,10 +198,11 @@ class Monitor:
         for key in sorted(self._pending):
             if key not in self._inflight:
                 self._guard(f"point {key.label}", self._consider, key, now)
+        self._guard("Korean files", self.korean.submit_ready, now, self.quiet, self.inflight)
         self._guard("collecting results", self._collect)
         self.notifier.watch(k.label for k in self._inflight)
         if self.archive.due:
-            busy = {(k.serial, k.scan_id) for k in self._pending | set(self._inflight)}
+            busy = {(k.serial, k.scan_id) for k in self._pending | set(self._inflight) if isinstance(k, PointKey)}
             self._guard("archive requests", self.archive.send_due, busy, self.commands.process)
 
     # ---- points -------------------------------------------------------------------------------------
@@ -252,7 +260,11 @@ class Monitor:
         if provisional is not None:
             self._guard(f"provisional result of {key.label}", self.recorder.provisional, key, provisional)
 
-    def _finish(self, key: PointKey, prints: dict[str, Any], result: dict[str, Any]) -> None:
+    def _finish(self, key: Job, prints: dict[str, Any], result: dict[str, Any]) -> None:
+        if isinstance(key, KoreanFile):
+            for point, point_result in self.korean.results(key, prints, result):
+                self.recorder.finish(point, point_result)
+            return
         sources = point_sources(self.data_root, key, self.layout)
         if not sources:
             log.info("%s: data moved away while processing; result not kept", key.label)

@@ -42,12 +42,14 @@ def validate_scan_id(scan_id: object) -> str:
 
 
 def validate_point(point: object) -> str:
-    """Return the point id if it is a scan point or an HV point, else raise LayoutError."""
-    if not isinstance(point, str) or not POINT_RE.fullmatch(point):
+    """Return the point id if it is a scan position (theta 0..90, phi 0..359: the 21 points of the WaveDump
+    stand, or the Korean stand's positions) or an HV point, else raise LayoutError."""
+    m = POINT_RE.fullmatch(point) if isinstance(point, str) else None
+    if m is None:
         raise LayoutError(f"invalid point {point!r}")
-    if point.startswith("theta") and point not in SCAN_POINTS:
-        raise LayoutError(f"{point!r} is not one of the 21 scan points")
-    return point
+    if m["theta"] is not None and not (int(m["theta"]) <= 90 and int(m["phi"]) < 360):
+        raise LayoutError(f"{point!r} is not a position on the PMT (theta 0..90, phi 0..359)")
+    return str(point)
 
 
 @dataclass(frozen=True)
@@ -59,9 +61,11 @@ class Layout:
     hv_dir: str = HV_DIR  # .../<hv_dir>/ for the HV check
     file_prefix: str = "wave"  # <file_prefix><CH><file_infix><point>.txt|.dat
     file_infix: str = "save_"
+    korean_dir_prefix: str = "korean_"  # <data>/<prefix><YYMMDD_HHMMSS>/<Korean DAQ file>.root
 
     def __post_init__(self) -> None:
-        for name in ("scan_dir_prefix", "point_dir_prefix", "hv_dir", "file_prefix", "file_infix"):
+        for name in ("scan_dir_prefix", "point_dir_prefix", "hv_dir", "file_prefix", "file_infix",
+                     "korean_dir_prefix"):
             value = getattr(self, name)
             if not _NAME_PART.fullmatch(value) or ".." in value or (name != "file_infix" and not value):
                 raise LayoutError(f"layout {name} = {value!r}: only letters, digits, '_', '-', '.' (no '..')")
@@ -148,6 +152,32 @@ def parse_source_file(path: Path, data_root: Path, layout: Layout = DEFAULT_LAYO
     if point.startswith("theta") and point not in SCAN_POINTS:
         return None
     return PointKey(serial, scan_id, point), (m["ch"] if m["ch"] is not None else ROOT_SOURCE)
+
+
+@dataclass(frozen=True, order=True)
+class KoreanFile:
+    """One Korean-stand DAQ ROOT file (three PMTs, one position each) of one scan."""
+
+    scan_id: str
+    path: str
+
+    @property
+    def label(self) -> str:
+        return f"korean/{self.scan_id}/{Path(self.path).name}"
+
+
+def parse_korean_source(path: Path, data_root: Path, layout: Layout = DEFAULT_LAYOUT) -> KoreanFile | None:
+    """The Korean file `<data>/<korean_dir_prefix><scan id>/<name>.root`, None if the path is not one."""
+    try:
+        parts = path.absolute().relative_to(data_root.absolute()).parts
+    except ValueError:
+        return None
+    if len(parts) != 2 or not parts[0].startswith(layout.korean_dir_prefix) or not parts[1].endswith(".root"):
+        return None
+    scan_id = parts[0][len(layout.korean_dir_prefix):]
+    if not SCAN_ID_RE.fullmatch(scan_id) or not _NAME_PART.fullmatch(parts[1]):
+        return None
+    return KoreanFile(scan_id, str(data_root.absolute() / parts[0] / parts[1]))
 
 
 def is_regular_data_file(path: Path, data_root: Path) -> bool:
