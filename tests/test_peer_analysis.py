@@ -111,6 +111,16 @@ def test_threshold_efficiency_of_dark_counting():
     ratios = np.full(1000, 5.0)  # 5 mV per pC: threshold 4 mV = 0.8 pC
     assert threshold_efficiency(ratios, 1.6, 0.4, 4.0) == pytest.approx(0.97725, abs=1e-4)  # 2 sigma
     assert threshold_efficiency(ratios[:10], 1.6, 0.4, 4.0) is None
+    # with the under-amplified photoelectrons of the fit: the fraction of simulated 1-PE pulses over threshold
+    rng = np.random.default_rng(3)
+    w, mean_u, k_u, q1, r1 = 0.15, 0.5, 1.0, 1.6, 0.3
+    n = 400_000
+    q = np.where(rng.random(n) < w, rng.gamma(k_u, mean_u / k_u, n), rng.gamma(1 / r1**2, q1 * r1**2, n))
+    ratio = rng.uniform(3.0, 5.0, n)
+    measured = np.mean(q * ratio > 4.0)
+    eff = threshold_efficiency(ratio[:20000], q1, r1 * q1, 4.0, (w, mean_u, k_u))
+    assert eff == pytest.approx(measured, abs=0.004)
+    assert threshold_efficiency(ratio[:20000], q1, r1 * q1, 4.0) > measured + 0.5 * w  # main peak only: too high
     corrected = corrected_dark_rate(dark_rate(100, 2e7), 0.8)
     assert corrected["dark_rate_hz"] == pytest.approx(6250) and corrected["dark_rate_raw_hz"] == pytest.approx(5000)
 

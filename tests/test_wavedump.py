@@ -39,6 +39,21 @@ def test_streaming_in_small_chunks_equals_one_chunk(tmp_path: Path, samples: np.
         assert np.array_equal(np.concatenate([c.samples for c in chunks]), samples)
 
 
+def test_runs_of_one_width_with_pulses_of_other_widths_read_back_exactly(tmp_path: Path) -> None:
+    """Baseline runs of one width (the fast path) broken by pulses of 1 to 5 digits (the line-by-line path),
+    read whole and in chunks that end inside events."""
+    rng = np.random.default_rng(5)
+    samples = (14178 + rng.integers(-3, 4, size=(40, 260))).astype(np.uint16)
+    for e in range(0, 40, 3):
+        at = rng.integers(0, 250)
+        samples[e, at:at + 8] = rng.choice([9000, 950, 42, 7, 16383], size=8)
+    samples[7, -1], samples[8, 0] = 3, 99  # other widths at the very end and start of a record
+    write_ascii(tmp_path / "wave2.txt", samples, 2)
+    for chunk_events in (1, 3, 40):
+        chunks = list(WaveDumpReader(tmp_path / "wave2.txt", chunk_events=chunk_events).chunks())
+        assert np.array_equal(np.concatenate([c.samples for c in chunks]), samples)
+
+
 HEADER_VARIANTS = {
     "compact": "Record Length:{n}\nBoardID:31\nChannel:2\nEvent Number:{e}\nPattern:0x0000\n"
                "Trigger Time Stamp:{t}\nDC offset (DAC):0x1999\n",

@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy.special import ndtr
+from scipy.special import gammaincc, ndtr
 
 
 def dark_rate(counts: int, live_ns: float) -> dict[str, Any]:
@@ -19,15 +19,26 @@ def dark_rate(counts: int, live_ns: float) -> dict[str, Any]:
 
 
 def threshold_efficiency(amp_per_pc: np.ndarray, q1_pc: float | None, sigma1_pc: float | None,
-                         threshold_mv: float) -> float | None:
-    """Fraction of single-PE pulses whose amplitude exceeds the threshold: the SPE charge (Gaussian q1,
-    sigma1 from the SPE fit) times the amplitude-per-charge of the laser pulses (sampling phase and shape,
-    from the data), averaged over the measured amplitude-per-charge values."""
+                         threshold_mv: float, under: tuple[float, float, float] | None = None) -> float | None:
+    """Fraction of single-PE pulses whose amplitude exceeds the threshold, averaged over the amplitude-per-
+    charge of the laser pulses (sampling phase and shape, from the data).
+
+    The 1-PE charge is the SPE fit's: the main peak as a Gamma of mean q1 and width sigma1, plus, with
+    under = (fraction w, mean, Gamma shape), the under-amplified photoelectrons, most of which stay below
+    the threshold (without them the dark rate comes out low by about w). Without `under`: the main peak as
+    a Gaussian (the seed model's fits)."""
     ratios = np.asarray(amp_per_pc, dtype=float)
     ratios = ratios[np.isfinite(ratios) & (ratios > 0)]
     if len(ratios) < 50 or not q1_pc or not sigma1_pc:
         return None
-    return float(np.mean(ndtr((q1_pc - threshold_mv / ratios) / sigma1_pc)))
+    q_thr = threshold_mv / ratios
+    if under is None:
+        return float(np.mean(ndtr((q1_pc - q_thr) / sigma1_pc)))
+    w, mean_u, shape_u = under
+    k1 = (q1_pc / sigma1_pc) ** 2
+    main = gammaincc(k1, q_thr * k1 / q1_pc)
+    low = gammaincc(shape_u, q_thr * shape_u / mean_u) if mean_u > 0 else 0.0
+    return float(np.mean((1 - w) * main + w * low))
 
 
 def corrected_dark_rate(raw: dict[str, Any], efficiency: float | None) -> dict[str, Any]:

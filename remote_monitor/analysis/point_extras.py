@@ -90,5 +90,9 @@ class ExtrasAccumulator:
         if not self.timing.dark_efficiency_correction or not fit:
             return raw
         ratios = np.concatenate(self.times.amplitude_per_pc) if self.times.amplitude_per_pc else np.zeros(0)
-        eff = threshold_efficiency(ratios, fit.get("q1_pc"), fit.get("sigma1_pc"), self.timing.dark_threshold_mv)
+        w, mean_u, k_u = (fit.get(k) for k in ("under_amplified_fraction", "under_amplified_mean_pc",
+                                               "under_amplified_shape"))
+        under = (float(w), float(mean_u), float(k_u)) if w is not None and mean_u and k_u else None
+        eff = threshold_efficiency(ratios, fit.get("q1_pc"), fit.get("sigma1_pc"), self.timing.dark_threshold_mv,
+                                   under)
         return corrected_dark_rate(raw, eff)

@@ -32,6 +32,8 @@ class SpeFitResult:
     mean_pe_charge_pc: float | None = None  # mean charge per PE including under-amplified ones
     mean_charge_per_pe_gain: float | None = None
     under_amplified_fraction: float | None = None
+    under_amplified_mean_pc: float | None = None  # mean charge of an under-amplified photoelectron
+    under_amplified_shape: float | None = None  # its Gamma shape (1: exponential)
     mu: float | None = None
     mu_err: float | None = None
     peak_to_valley: float | None = None

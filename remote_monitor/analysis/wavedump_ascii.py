@@ -50,6 +50,48 @@ def line_info(buf, start, end):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
+def _first_width(buf, pos):  # pragma: no cover - compiled
+    """Digits of the sample line at pos (1..5), 0 if it is not plain digits and LF within 6 bytes."""
+    for k in range(6):
+        if pos + k >= buf.shape[0]:
+            return 0
+        c = buf[pos + k]
+        if c == 10:
+            return k  # 0: an empty line
+        if c < 48 or c > 57:
+            return 0
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _fixed_width_run(buf, words, pos, s, record_length, max_adc, out):  # pragma: no cover - compiled
+    """Parse sample lines from pos (sample s on) while they have the width of the first one (digits + LF) and
+    stay within max_adc: their positions follow from that width, so each sample is decoded (SWAR) without
+    waiting for the one before. Returns (next sample, its byte): where a line of another width, a CR, a
+    non-digit or an out-of-range value starts (the caller parses that line one by one and names problems)."""
+    width = _first_width(buf, pos)
+    if width == 0:
+        return s, pos
+    stride = width + 1
+    last = min(record_length, s + max(0, (8 * words.shape[1] - 1 - pos) // stride + 1))  # words[p & 7, p >> 3]
+    shift = (_EIGHT - np.uint64(width)) * _EIGHT
+    below = (_ONE << (np.uint64(width) * _EIGHT)) - _ONE  # the digit bytes
+    newline_at = np.uint64(width) * _EIGHT
+    for k in range(s, last):
+        w = words[pos & 7, pos >> 3]
+        d = w - _ZEROS
+        v = (w << shift) & _NIBBLES
+        v = (v * _MUL1) >> _EIGHT
+        v = ((v & _MASK2) * _MUL2) >> _SIXTEEN
+        v = ((v & _MASK4) * _MUL4) >> _THIRTYTWO
+        if ((d + _OVER9) | d) & _HIGHS & below or ((w >> newline_at) & _U(0xFF)) != 10 or v > max_adc:
+            return k, pos
+        out[k] = v
+        pos += stride
+    return last, pos
+
+
+@njit(cache=True, nogil=True)
 def parse_events(buf, words, pos, labels, length_line, number_line, ttt_line, record_length, max_adc,
                  samples, numbers, tags, starts):  # pragma: no cover - compiled
     """Parse whole events from buf[pos:] into samples/numbers/tags/starts (at most len(numbers) events).
@@ -82,8 +124,12 @@ def parse_events(buf, words, pos, labels, length_line, number_line, ttt_line, re
             if h == ttt_line:
                 tags[ev] = value
             pos = end + 1
-        for s in range(record_length):
-            if (pos >> 3) < n_words:  # fast path: 8 bytes at once, digits then LF decoded without branches (SWAR)
+        s = 0
+        while s < record_length:
+            s, pos = _fixed_width_run(buf, words, pos, s, record_length, max_adc, samples[ev])
+            if s == record_length:
+                break
+            if (pos >> 3) < n_words:  # one sample of another width: 8 bytes at once, digits then LF (SWAR)
                 w = words[pos & 7, pos >> 3]
                 x = w ^ _NEWLINES
                 m = (x - _ONES) & ~x & _HIGHS
@@ -101,6 +147,7 @@ def parse_events(buf, words, pos, labels, length_line, number_line, ttt_line, re
                         return ev, ev_start, OUT_OF_RANGE, pos
                     samples[ev, s] = v
                     pos += np.int64(width) + 1
+                    s += 1
                     continue
             line_start = pos
             while pos < n and buf[pos] == 32:
@@ -125,6 +172,7 @@ def parse_events(buf, words, pos, labels, length_line, number_line, ttt_line, re
                 return ev, ev_start, OUT_OF_RANGE, line_start
             samples[ev, s] = value
             pos += 1
+            s += 1
     return numbers.shape[0], pos, OK, 0
 
 
