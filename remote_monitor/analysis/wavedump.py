@@ -120,6 +120,13 @@ class WaveDumpReader:
         else:
             yield from self._ascii_events(fd, final)
 
+    def _pread_into(self, fd: int, buffer: np.ndarray, offset: int) -> int:
+        """Read into a reused buffer (no fresh pages to fault in per read); the number of bytes read."""
+        try:
+            return os.preadv(fd, [buffer.data], offset)
+        except (OSError, OverflowError, MemoryError) as exc:
+            raise self._fail(f"byte {offset}", f"read failed: {exc}") from None
+
     def _truncated(self, what: str, left: int, of: int | None = None) -> None:
         total = f" of {of}" if of else ""
         self.warnings.append(f"{self.path.name}: truncated last event at {what} dropped ({left}{total} bytes "
@@ -223,17 +230,20 @@ class WaveDumpReader:
         self.record_length = lay.record_length
         events = max(1, min(self.chunk_events, READ_BYTES // lay.first_event_bytes))
         read_size = int(events * lay.first_event_bytes * 1.05) + 4096
+        buffer = np.empty(0, dtype=np.uint8)  # reused: parse_events copies the samples out of it
         while True:
-            data = self._pread(fd, read_size, self.offset)
-            if not data:
+            if len(buffer) < read_size:
+                buffer = np.empty(read_size, dtype=np.uint8)
+            got = self._pread_into(fd, buffer[:read_size], self.offset)
+            if not got:
                 return
-            buf = np.frombuffer(data, dtype=np.uint8)
+            buf = buffer[:got]
             samples = np.empty((events, lay.record_length), dtype=np.uint16)
             numbers = np.full(events, -1, dtype=np.int64)
             tags = np.zeros(events, dtype=np.int64)
             starts = np.zeros(events, dtype=np.int64)
             n, end, status, where = kernels.parse_events(
-                buf, kernels.word_view(data), 0, lay.labels, lay.length_line, lay.number_line, lay.ttt_line, lay.record_length,
+                buf, kernels.word_view(buf), 0, lay.labels, lay.length_line, lay.number_line, lay.ttt_line, lay.record_length,
                 self.max_adc, samples, numbers, tags, starts)
             if status not in (kernels.OK, kernels.INCOMPLETE):
                 self._raise_ascii(buf, status, where, n)
@@ -245,11 +255,11 @@ class WaveDumpReader:
                 self.events_read += n
                 yield WaveformChunk(self.channel, samples[:n], numbers[:n], tags[:n], offsets)
                 continue
-            if len(data) == read_size and read_size < MAX_EVENT_BYTES:  # one event longer than a read
+            if got == read_size and read_size < MAX_EVENT_BYTES:  # one event longer than a read
                 read_size *= 2
                 continue
-            if final and data.strip():
-                self._truncated(f"line {self._line_at(buf, 0)}", len(data))
+            if final and buf.tobytes().strip():
+                self._truncated(f"line {self._line_at(buf, 0)}", got)
             return
 
     def _line_at(self, buf: np.ndarray, where: int) -> int:

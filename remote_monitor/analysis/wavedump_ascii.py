@@ -16,7 +16,7 @@ _MUL1, _MUL2, _MUL4 = _U(10 * 256 + 1), _U(100 * 65536 + 1), _U(10000 * (1 << 32
 _MASK2, _MASK4 = _U(0x00FF00FF00FF00FF), _U(0x0000FFFF0000FFFF)
 
 
-def word_view(data: bytes) -> np.ndarray:
+def word_view(data: bytes | np.ndarray) -> np.ndarray:
     """words[k, i]: the 8 bytes of data starting at byte 8 * i + k, as a little-endian uint64 (no copy)."""
     cols = max(0, (len(data) - 7) // 8)
     if cols == 0:
