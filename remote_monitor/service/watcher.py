@@ -44,9 +44,9 @@ def check_data_root(data_root: Path, layout: Layout) -> None:
     """A missing data directory is an error (never created: a typo would watch nothing for ever)."""
     if not data_root.is_dir():
         raise FileNotFoundError(f"--data {data_root}: no such directory (the monitor never creates it)")
-    if not iter_scans(data_root, layout):
+    if not iter_scans(data_root, layout) and not any(data_root.glob(f"{layout.korean_dir_prefix}*")):
         log.warning(
             "no scans in %s yet; expecting %s<YYMMDD_HHMMSS>/<SN>/%stheta<T>_phi<P>/%s<CH>%stheta<T>_phi<P>.txt "
-            "(or .dat; HV points in %s/), see [layout] in the configuration",
-            data_root, layout.scan_dir_prefix, layout.point_dir_prefix, layout.file_prefix, layout.file_infix,
-            layout.hv_dir)
+            "(or .dat; HV points in %s/) or Korean DAQ files in %s<YYMMDD_HHMMSS>/, see [layout] in the "
+            "configuration", data_root, layout.scan_dir_prefix, layout.point_dir_prefix, layout.file_prefix,
+            layout.file_infix, layout.hv_dir, layout.korean_dir_prefix)
