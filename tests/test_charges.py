@@ -135,3 +135,19 @@ def test_channel_far_ahead_in_event_numbers_is_read_to_the_end(tmp_path: Path) -
     charges = extract_point_charges(files, ChannelMap(), AnalysisSettings(chunk_events=50))
     assert charges.n_events == charges.n_selected == 300
     assert "dropped 300 event(s) not present in every channel" in charges.warnings
+
+
+def test_integer_threshold_is_exactly_the_float_test() -> None:
+    """The kernels compare raw samples with an integer cut; it must switch exactly where the stand's float32
+    test (baseline-subtracted mV over threshold) does, for either polarity."""
+    from remote_monitor.analysis.pulse_kernels import _integer_cut
+
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        base = np.float32(rng.integers(0, 16384 * 40)) / np.float32(40)
+        scale = np.float32(rng.choice([-1, 1]) * 2000.0 / 2**14)
+        threshold = np.float32(rng.uniform(0.5, 200.0))
+        cut = _integer_cut(base, scale, threshold)
+        for sample in range(max(cut - 3, 0), min(cut + 4, 65535)):
+            expected = (np.float32(sample) - base) * scale > threshold
+            assert (sample <= cut if scale < 0 else sample >= cut) == expected, (base, scale, threshold, sample)

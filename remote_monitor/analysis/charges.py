@@ -89,14 +89,16 @@ def pulse_start(mv: np.ndarray, threshold_mv: float) -> np.ndarray:
 
 
 def window_charge_pc(mv: np.ndarray, start: np.ndarray, length: int) -> np.ndarray:
-    """Charge in pC of samples [start, start + length) per event, clipped to the record."""
+    """Charge in pC of samples [start, start + length) per event, clipped to the record (summed in float64 in
+    sample order, like the numba kernel)."""
     n, record = mv.shape
-    cumulative = np.zeros((n, record + 1), dtype=np.float64)
-    np.cumsum(mv, axis=1, out=cumulative[:, 1:])
     lo = np.clip(start, 0, record)
     hi = np.clip(start + length, 0, record)
-    rows = np.arange(n)
-    return (cumulative[rows, hi] - cumulative[rows, lo]) * PC_PER_MV_SAMPLE
+    if n == 0 or record == 0 or length <= 0:
+        return np.zeros(n)
+    index = lo[:, None] + np.arange(length)[None, :]
+    window = np.where(index < hi[:, None], mv[np.arange(n)[:, None], np.minimum(index, record - 1)], 0.0)
+    return np.cumsum(window.astype(np.float64), axis=1)[:, -1] * PC_PER_MV_SAMPLE
 
 
 class ChargeAccumulator:

@@ -1,7 +1,7 @@
 """One numba pass per event: baseline, first threshold crossing and window charge from the raw ADC samples.
 
 The arithmetic is the stand's Pyrate math of `charges.corrected_mv` / `pulse_start` / `window_charge_pc`
-done sample by sample in the same floating-point types (float32 waveform, float64 running sum), so the
+in the same floating-point types (float32 waveform, float64 sum over the window in sample order), so the
 results are bit for bit those of the numpy version, without any full-record float array."""
 
 from __future__ import annotations
@@ -18,6 +18,35 @@ def _baseline(samples, e, n_base):  # pragma: no cover - compiled
     return np.float32(total) / np.float32(n_base)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _over(sample, base, scale, threshold):  # pragma: no cover - compiled
+    """The stand's test of one sample, in its float32 arithmetic."""
+    return (np.float32(sample) - base) * scale > threshold
+
+
+@njit(cache=True, nogil=True)
+def _integer_cut(base, scale, threshold):  # pragma: no cover - compiled
+    """The ADC value where `_over` switches: with scale > 0 the smallest sample that is over (65536: none),
+    with scale < 0 the largest one (-1: none). `_over` is monotonic in the sample (float rounding keeps order),
+    so a binary search finds the exact switch and the scans compare integers only."""
+    lo, hi = -1, 65536  # positive scale: _over(lo) false, _over(hi) true (by convention)
+    if scale < 0:
+        while hi - lo > 1:  # _over(lo) true (by convention), _over(hi) false
+            mid = (lo + hi) // 2
+            if _over(mid, base, scale, threshold):
+                lo = mid
+            else:
+                hi = mid
+        return lo
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _over(mid, base, scale, threshold):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
 @njit(cache=True, nogil=True)
 def trigger_starts(samples, baseline_samples, mv_per_adc, threshold_mv, out):  # pragma: no cover - compiled
     """First sample of each event over threshold_mv (positive pulses), -1 if none."""
@@ -26,10 +55,10 @@ def trigger_starts(samples, baseline_samples, mv_per_adc, threshold_mv, out):  #
     scale = np.float32(mv_per_adc)
     threshold = np.float32(threshold_mv)
     for e in range(n):
-        base = _baseline(samples, e, n_base)
+        cut = _integer_cut(_baseline(samples, e, n_base), scale, threshold)
         out[e] = -1
         for j in range(length):
-            if (np.float32(samples[e, j]) - base) * scale > threshold:
+            if samples[e, j] >= cut:
                 out[e] = j
                 break
 
@@ -40,24 +69,25 @@ def pmt_features(samples, baseline_samples, mv_per_adc, threshold_mv, window_lo,
     """Negative pulses: first sample over threshold (-1: none) and the charge in pC of the window.
 
     The window starts at window_lo[e] (fixed window) or pre_samples before the pulse start (leading edge),
-    is window_length samples long and is clipped to the record."""
+    is window_length samples long and is clipped to the record. Only the baseline and the window are
+    converted to mV; the pulse search compares raw integers with the exact integer threshold."""
     n, length = samples.shape
     n_base = min(baseline_samples, length)
     scale = np.float32(-mv_per_adc)
     threshold = np.float32(threshold_mv)
-    cumulative = np.zeros(length + 1, dtype=np.float64)
     for e in range(n):
         base = _baseline(samples, e, n_base)
+        cut = _integer_cut(base, scale, threshold)
         start = -1
-        running = 0.0
         for j in range(length):
-            mv = (np.float32(samples[e, j]) - base) * scale
-            if start < 0 and mv > threshold:
+            if samples[e, j] <= cut:
                 start = j
-            running += np.float64(mv)
-            cumulative[j + 1] = running
+                break
         lo = start - pre_samples if leading_edge else window_lo[e]
         hi = min(max(lo + window_length, 0), length)
         lo = min(max(lo, 0), length)
+        running = 0.0
+        for j in range(lo, hi):
+            running += np.float64((np.float32(samples[e, j]) - base) * scale)
         start_out[e] = start
-        charge_out[e] = (cumulative[hi] - cumulative[lo]) * pc_per_mv_sample
+        charge_out[e] = running * pc_per_mv_sample
