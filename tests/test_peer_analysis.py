@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from remote_monitor.analysis.angles import hamamatsu_angle
-from remote_monitor.analysis.dark_rate import corrected_dark_rate, dark_rate, threshold_efficiency
+from remote_monitor.analysis.dark_rate import (
+    corrected_dark_rate,
+    dark_rate,
+    measured_threshold_efficiency,
+    threshold_efficiency,
+)
 from remote_monitor.analysis.detection_efficiency import (
     EfficiencySettings,
     de_verdict,
@@ -34,7 +39,8 @@ def _events(trigger_at: float, pmt_at: float | None, n_samples: int = 400, extra
 
 def test_cfd_time_is_pmt_half_height_minus_trigger_half_height():
     trig, pmt = _events(60, 60 + 163)  # 2 ns samples: 50 % crossings at 60 and 222 samples -> 324 ns
-    dt, dark, live, ratio = pulse_times(pmt[None], trig[None], TimingSettings())
+    dt, dark, live, ratio, over = pulse_times(pmt[None], trig[None], TimingSettings())
+    assert over[0] == 1  # the 10 mV laser pulse is over the 4 mV dark threshold
     assert dt[0] == pytest.approx((222 - 60) * 2.0, abs=0.05)
     assert dark[0] == 0 and live[0] > 0
     assert ratio[0] == pytest.approx(10.0 / (20.0 * 0.04), rel=0.01)  # 10 mV peak, 20 mV x samples = 0.8 pC
@@ -42,8 +48,8 @@ def test_cfd_time_is_pmt_half_height_minus_trigger_half_height():
 
 def test_no_laser_pulse_gives_nan_and_dark_pulses_are_counted_outside_the_window():
     trig, pmt = _events(60, None, extra=[60 + 30.0, 60 + 300.0, 60 + 130.0])  # 130 samples = 260 ns: excluded
-    dt, dark, live, ratio = pulse_times(pmt[None], trig[None], TimingSettings())
-    assert math.isnan(dt[0]) and math.isnan(ratio[0])
+    dt, dark, live, ratio, over = pulse_times(pmt[None], trig[None], TimingSettings())
+    assert math.isnan(dt[0]) and math.isnan(ratio[0]) and over[0] == 0
     assert dark[0] == 2
     window = TimingSettings().dark_exclude_ns
     assert live[0] == pytest.approx((400 - 40) * 2.0 - (window[1] - window[0]), abs=4.0)
@@ -123,6 +129,18 @@ def test_threshold_efficiency_of_dark_counting():
     assert threshold_efficiency(ratio[:20000], q1, r1 * q1, 4.0) > measured + 0.5 * w  # main peak only: too high
     corrected = corrected_dark_rate(dark_rate(100, 2e7), 0.8)
     assert corrected["dark_rate_hz"] == pytest.approx(6250) and corrected["dark_rate_raw_hz"] == pytest.approx(5000)
+
+
+def test_threshold_efficiency_measured_on_the_laser_pulses():
+    """Poisson photoelectrons per event, each over the threshold with probability eff, plus dark pulses in the
+    window: the fraction of events with a pulse over threshold gives eff back."""
+    rng = np.random.default_rng(8)
+    n, mu, eff, rate, window_ns = 400_000, 0.12, 0.83, 5e4, 80.0
+    seen = rng.binomial(rng.poisson(mu, n), eff) + rng.poisson(rate * window_ns * 1e-9, n)
+    measured = measured_threshold_efficiency(int(np.count_nonzero(seen)), n, mu, rate, window_ns)
+    assert measured == pytest.approx(eff, abs=0.01)
+    assert measured_threshold_efficiency(0, n, mu, rate, window_ns) is None  # no light: not measurable
+    assert measured_threshold_efficiency(10, n, None, rate, window_ns) is None
 
 
 def test_zero_pe_occupancy_matches_poisson_mu():

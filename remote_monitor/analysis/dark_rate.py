@@ -41,6 +41,19 @@ def threshold_efficiency(amp_per_pc: np.ndarray, q1_pc: float | None, sigma1_pc:
     return float(np.mean((1 - w) * main + w * low))
 
 
+def measured_threshold_efficiency(over: int, searched: int, mu: float | None, dark_rate_hz: float | None,
+                                  window_ns: float) -> float | None:
+    """Fraction of photoelectrons over the dark threshold, measured on the laser pulses: with occupancy mu
+    (the SPE fit's, every photoelectron counted) the laser window of an event holds no pulse over threshold
+    with probability exp(-mu eff) exp(-dark rate x window), so eff = (-ln(1 - over/searched) - dark) / mu.
+    Pulse shape, sampling phase, noise, baseline wander and the whole 1-PE charge spectrum are those of the
+    data. None when it cannot be measured (no light, no fit)."""
+    if not mu or mu <= 0 or searched <= 0 or not 0 < over < searched:
+        return None
+    dark = (dark_rate_hz or 0.0) * window_ns * 1e-9
+    return (-math.log(1.0 - over / searched) - dark) / mu
+
+
 def corrected_dark_rate(raw: dict[str, Any], efficiency: float | None) -> dict[str, Any]:
     """The raw counting rate divided by the threshold efficiency (kept as dark_rate_raw_hz)."""
     out = {**raw, "dark_rate_raw_hz": raw["dark_rate_hz"], "threshold_efficiency": efficiency}

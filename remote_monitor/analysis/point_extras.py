@@ -8,7 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from remote_monitor.analysis.dark_rate import corrected_dark_rate, dark_rate, threshold_efficiency
+from remote_monitor.analysis.dark_rate import (
+    corrected_dark_rate,
+    dark_rate,
+    measured_threshold_efficiency,
+    threshold_efficiency,
+)
 from remote_monitor.analysis.pulse_times import TimingAccumulator, TimingSettings, pulse_times
 from remote_monitor.analysis.units import MV_PER_ADC, NS_PER_SAMPLE, PC_PER_MV_SAMPLE
 
@@ -85,14 +90,20 @@ class ExtrasAccumulator:
         return {"baseline_mv": float(np.mean(self.baseline_mv)), "baseline_rms_mv": float(np.mean(self.baseline_rms_mv))}
 
     def dark(self, fit: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Dark rate; with the SPE fit and the correction enabled, divided by the threshold efficiency."""
+        """Dark rate; with the SPE fit and the correction enabled, divided by the threshold efficiency: the one
+        measured on the laser pulses when the point has light, else the one from the fitted 1-PE response."""
         raw = dark_rate(self.times.dark_counts, self.times.dark_ns)
         if not self.timing.dark_efficiency_correction or not fit:
             return raw
+        lo, hi = self.timing.laser_window_ns
+        measured = measured_threshold_efficiency(self.times.laser_over, self.times.laser_searched, fit.get("mu"),
+                                                 raw["dark_rate_hz"], hi - lo)
+        if measured is not None and 0.3 < measured <= 1.2:
+            return {**corrected_dark_rate(raw, min(measured, 1.0)), "threshold_efficiency_from": "laser pulses"}
         ratios = np.concatenate(self.times.amplitude_per_pc) if self.times.amplitude_per_pc else np.zeros(0)
         w, mean_u, k_u = (fit.get(k) for k in ("under_amplified_fraction", "under_amplified_mean_pc",
                                                "under_amplified_shape"))
         under = (float(w), float(mean_u), float(k_u)) if w is not None and mean_u and k_u else None
         eff = threshold_efficiency(ratios, fit.get("q1_pc"), fit.get("sigma1_pc"), self.timing.dark_threshold_mv,
                                    under)
-        return corrected_dark_rate(raw, eff)
+        return {**corrected_dark_rate(raw, eff), "threshold_efficiency_from": "SPE fit"}

@@ -2,7 +2,9 @@
 
 Timing: the PMT pulse time is the 50 % constant-fraction crossing on the rising edge of the largest pulse in
 the laser window, minus the trigger pulse's 50 % crossing (both linearly interpolated between samples).
-Dark pulses: threshold up-crossings (re-armed below half the threshold) outside the laser window.
+Dark pulses: threshold up-crossings (re-armed below half the threshold) outside the laser window. Per event
+also whether the laser window holds a pulse over the dark threshold: with the fitted occupancy this measures
+the fraction of photoelectrons the dark counting sees (its threshold efficiency) on the data themselves.
 """
 
 from __future__ import annotations
@@ -36,8 +38,14 @@ class TimingAccumulator:
     dark_counts: int = 0
     dark_ns: float = 0.0
     n_events: int = 0
+    laser_searched: int = 0  # events whose laser window was searched (trigger found)
+    laser_over: int = 0  # ... with a pulse over the dark threshold in it
 
-    def add(self, dt_ns: np.ndarray, dark: np.ndarray, live_ns: np.ndarray, amp_per_pc: np.ndarray) -> None:
+    def add(self, dt_ns: np.ndarray, dark: np.ndarray, live_ns: np.ndarray, amp_per_pc: np.ndarray,
+            laser_over: np.ndarray | None = None) -> None:
+        if laser_over is not None:
+            self.laser_searched += int(np.count_nonzero(laser_over >= 0))
+            self.laser_over += int(np.count_nonzero(laser_over == 1))
         self.times.append(dt_ns[np.isfinite(dt_ns)])
         self.amplitude_per_pc.append(amp_per_pc[np.isfinite(amp_per_pc)])
         self.dark_counts += int(dark.sum())
@@ -63,7 +71,7 @@ def _crossing(v, peak, frac):  # pragma: no cover - compiled
 @njit(cache=True)
 def _pulse_times_kernel(pmt, trig, n_base, pmt_scale, trig_scale, trig_thr, win_lo, win_hi, exc_lo, exc_hi,
                         time_thr, dark_thr, frac, pc_per_mv_sample, dt_out, dark_out, live_out,
-                        ratio_out):  # pragma: no cover - compiled
+                        ratio_out, over_out):  # pragma: no cover - compiled
     n, length = pmt.shape
     v = np.empty(length)
     t = np.empty(length)
@@ -72,6 +80,7 @@ def _pulse_times_kernel(pmt, trig, n_base, pmt_scale, trig_scale, trig_thr, win_
         ratio_out[e] = np.nan
         dark_out[e] = 0
         live_out[e] = 0
+        over_out[e] = -1
         b = 0.0
         for s in range(n_base):
             b += trig[e, s]
@@ -99,6 +108,7 @@ def _pulse_times_kernel(pmt, trig, n_base, pmt_scale, trig_scale, trig_thr, win_
             for s in range(lo, hi):
                 if v[s] > v[peak]:
                     peak = s
+            over_out[e] = 1 if v[peak] >= dark_thr else 0
             if v[peak] >= time_thr:
                 dt_out[e] = _crossing(v, peak, frac) - t0
                 q = 0.0
@@ -125,20 +135,22 @@ def _pulse_times_kernel(pmt, trig, n_base, pmt_scale, trig_scale, trig_thr, win_
 def pulse_times(pmt: np.ndarray, trigger: np.ndarray, settings: TimingSettings, *, baseline_samples: int = 40,
                 trigger_threshold_mv: float = 100.0, pmt_polarity: int = -1, trigger_polarity: int = 1,
                 mv_per_adc: float = MV_PER_ADC, ns_per_sample: float = NS_PER_SAMPLE,
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per event of a chunk: PMT-minus-trigger time ns (NaN: no pulse), dark pulses, time searched for dark
-    pulses in ns, and the laser pulse's amplitude per charge in mV/pC (NaN: no pulse; for the threshold
-    efficiency of the dark counting)."""
+    pulses in ns, the laser pulse's amplitude per charge in mV/pC (NaN: no pulse; for the threshold
+    efficiency of the dark counting), and 1/0 whether the laser window has a pulse over the dark threshold
+    (-1: not searched, no trigger)."""
     n = len(pmt)
     ratio = np.empty(n)
     dt = np.empty(n)
     dark = np.empty(n, dtype=np.int64)
     live = np.empty(n, dtype=np.int64)
+    over = np.empty(n, dtype=np.int8)
     s = settings
     _pulse_times_kernel(np.ascontiguousarray(pmt), np.ascontiguousarray(trigger), baseline_samples,
                         mv_per_adc * pmt_polarity, mv_per_adc * trigger_polarity, trigger_threshold_mv,
                         s.laser_window_ns[0] / ns_per_sample, s.laser_window_ns[1] / ns_per_sample,
                         s.dark_exclude_ns[0] / ns_per_sample, s.dark_exclude_ns[1] / ns_per_sample,
                         s.timing_threshold_mv, s.dark_threshold_mv, s.cfd_fraction,
-                        PC_PER_MV_SAMPLE * ns_per_sample / NS_PER_SAMPLE, dt, dark, live, ratio)
-    return dt * ns_per_sample, dark, live * ns_per_sample, ratio
+                        PC_PER_MV_SAMPLE * ns_per_sample / NS_PER_SAMPLE, dt, dark, live, ratio, over)
+    return dt * ns_per_sample, dark, live * ns_per_sample, ratio, over
