@@ -63,7 +63,9 @@ def parse_fault(text: str) -> Fault:
     kind, sep, point = text.partition(":")
     if not sep or kind not in FAULT_KINDS:
         raise ValueError(f"fault must be KIND:POINT with KIND one of {', '.join(FAULT_KINDS)}, got {text!r}")
-    return Fault(kind, validate_point(point))
+    if validate_point(point).startswith("theta") and point not in SCAN_POINTS:
+        raise ValueError(f"fault point {point!r} is not one of the 21 scan points the stand simulates")
+    return Fault(kind, point)
 
 
 @dataclass
