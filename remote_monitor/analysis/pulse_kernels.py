@@ -29,22 +29,15 @@ def _integer_cut(base, scale, threshold):  # pragma: no cover - compiled
     """The ADC value where `_over` switches: with scale > 0 the smallest sample that is over (65536: none),
     with scale < 0 the largest one (-1: none). `_over` is monotonic in the sample (float rounding keeps order),
     so a binary search finds the exact switch and the scans compare integers only."""
-    lo, hi = -1, 65536  # positive scale: _over(lo) false, _over(hi) true (by convention)
-    if scale < 0:
-        while hi - lo > 1:  # _over(lo) true (by convention), _over(hi) false
-            mid = (lo + hi) // 2
-            if _over(mid, base, scale, threshold):
-                lo = mid
-            else:
-                hi = mid
-        return lo
+    rising = scale > 0
+    lo, hi = -1, 65536  # rising: _over(lo) false, _over(hi) true; falling: the other way (by convention)
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if _over(mid, base, scale, threshold):
+        if _over(mid, base, scale, threshold) == rising:
             hi = mid
         else:
             lo = mid
-    return hi
+    return hi if rising else lo
 
 
 @njit(cache=True, nogil=True)

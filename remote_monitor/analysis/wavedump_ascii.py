@@ -49,6 +49,16 @@ def line_info(buf, start, end):  # pragma: no cover - compiled
     return label, value
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _digits_value(w, shift):  # pragma: no cover - compiled
+    """The number written by the digits in the low bytes of the little-endian word w; shift = 8 x (8 - digits)
+    moves them to the top, where three multiply-adds combine pairs, quadruples and octets of digits (SWAR)."""
+    v = (w << shift) & _NIBBLES
+    v = (v * _MUL1) >> _EIGHT
+    v = ((v & _MASK2) * _MUL2) >> _SIXTEEN
+    return ((v & _MASK4) * _MUL4) >> _THIRTYTWO
+
+
 @njit(cache=True, nogil=True)
 def _first_width(buf, pos):  # pragma: no cover - compiled
     """Digits of the sample line at pos (1..5), 0 if it is not plain digits and LF within 6 bytes."""
@@ -80,10 +90,7 @@ def _fixed_width_run(buf, words, pos, s, record_length, max_adc, out):  # pragma
     for k in range(s, last):
         w = words[pos & 7, pos >> 3]
         d = w - _ZEROS
-        v = (w << shift) & _NIBBLES
-        v = (v * _MUL1) >> _EIGHT
-        v = ((v & _MASK2) * _MUL2) >> _SIXTEEN
-        v = ((v & _MASK4) * _MUL4) >> _THIRTYTWO
+        v = _digits_value(w, shift)
         if ((d + _OVER9) | d) & _HIGHS & below or ((w >> newline_at) & _U(0xFF)) != 10 or v > max_adc:
             return k, pos
         out[k] = v
@@ -139,10 +146,7 @@ def parse_events(buf, words, pos, labels, length_line, number_line, ttt_line, re
                 d = w - _ZEROS
                 bad = ((d + _OVER9) | d) & _HIGHS & below
                 if m != 0 and bad == 0 and 0 < width < 6:
-                    v = (w << ((_EIGHT - width) * _EIGHT)) & _NIBBLES
-                    v = (v * _MUL1) >> _EIGHT
-                    v = ((v & _MASK2) * _MUL2) >> _SIXTEEN
-                    v = ((v & _MASK4) * _MUL4) >> _THIRTYTWO
+                    v = _digits_value(w, (_EIGHT - width) * _EIGHT)
                     if v > max_adc:
                         return ev, ev_start, OUT_OF_RANGE, pos
                     samples[ev, s] = v
