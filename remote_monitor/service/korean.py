@@ -77,8 +77,9 @@ def process_korean_job(file: KoreanFile, cfg: Config) -> dict[str, Any]:
         results = process_korean_file(path, cfg)
     except Exception as exc:  # noqa: BLE001  (uproot raises many kinds on a corrupt or half-written file)
         return {"error": f"unreadable Korean DAQ file {path.name}: {type(exc).__name__}: {str(exc)[:300]}"}
+    provenance = point_provenance(cfg, {ROOT_SOURCE: path})  # reads the file's head and tail: once per file
     for r in results:
-        r.update(scan_id=file.scan_id, source_files=prints, provenance=point_provenance(cfg, {ROOT_SOURCE: path}))
+        r.update(scan_id=file.scan_id, source_files=prints, provenance=provenance)
     return {"points": results}
 
 

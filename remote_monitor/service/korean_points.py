@@ -75,9 +75,12 @@ class KoreanFiles:
         return due
 
     def submit_ready(self, now: float, quiet: float, inflight: InFlight) -> None:
-        """Hand the quiet files to free workers (a file waits while every worker is busy)."""
+        """Hand the quiet files to free workers (a file waits while every worker is busy: neither its
+        fingerprint nor the store is looked at again until a worker is free)."""
         pool = inflight.pool
         assert pool is not None
+        if not pool.idle():
+            return
         for file, prints in self.ready(now, quiet):
             if not (pool.idle() and pool.submit(file, (process_korean_job, file, self.cfg))):
                 self.pending[file] = (prints, now - quiet)
@@ -96,10 +99,10 @@ class KoreanFiles:
         """Should a result from the file with these prints replace the point's stored result?"""
         stored = (self.store.read_point(key) or {}).get("source_files") or {}
         mine, theirs = prints[ROOT_SOURCE], stored.get(ROOT_SOURCE)
-        if not isinstance(theirs, dict) or theirs == mine:
-            return theirs != mine
-        if theirs.get("path") == mine["path"]:
-            return True  # the same file, changed since
+        if theirs == mine:
+            return False  # already this file's result
+        if not isinstance(theirs, dict) or theirs.get("path") == mine["path"]:
+            return True  # nothing from a Korean file yet, or this file changed since
         return not Path(str(theirs.get("path"))).exists() or float(theirs.get("mtime", 0)) <= mine["mtime"]
 
     def results(self, file: KoreanFile, prints: Prints, outcome: dict[str, Any]) -> list[tuple[PointKey, dict[str, Any]]]:
@@ -116,8 +119,10 @@ class KoreanFiles:
             found = [(key, {**base_result(key, prints), "hv": p.hv, "status": "error", "reason": reason,
                             "processed_at": now_iso()})
                      for p in self._pmts(file) for key in [PointKey(p.serial, file.scan_id, p.point)]]
-        kept = [(key, r) for key, r in found if self._takes(key, prints)]
-        for key, _ in found:
-            if all(key != k for k, _ in kept):
+        kept = []
+        for key, result in found:
+            if self._takes(key, prints):
+                kept.append((key, result))
+            else:
                 log.info("%s: a newer file holds this PMT at this position; %s not recorded", key.label, file.label)
         return kept
