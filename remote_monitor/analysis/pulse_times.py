@@ -42,10 +42,10 @@ class TimingAccumulator:
     laser_over: int = 0  # ... with a pulse over the dark threshold in it
 
     def add(self, dt_ns: np.ndarray, dark: np.ndarray, live_ns: np.ndarray, amp_per_pc: np.ndarray,
-            laser_over: np.ndarray | None = None) -> None:
-        if laser_over is not None:
-            self.laser_searched += int(np.count_nonzero(laser_over >= 0))
-            self.laser_over += int(np.count_nonzero(laser_over == 1))
+            laser_over: np.ndarray) -> None:
+        """One chunk's output of `pulse_times`."""
+        self.laser_searched += int(np.count_nonzero(laser_over >= 0))
+        self.laser_over += int(np.count_nonzero(laser_over == 1))
         self.times.append(dt_ns[np.isfinite(dt_ns)])
         self.amplitude_per_pc.append(amp_per_pc[np.isfinite(amp_per_pc)])
         self.dark_counts += int(dark.sum())
