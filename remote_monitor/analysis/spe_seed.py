@@ -6,14 +6,13 @@ fixtures draw. Not the default: it is biased on skewed, under-amplified spectra 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from scipy.special import gammaln, ndtr
 
-from remote_monitor.analysis.binned_nll import central_gradient, poisson_nll
+from remote_monitor.analysis.binned_nll import minimize_nll, poisson_nll
 from remote_monitor.analysis.histogram import Histogram
 from remote_monitor.analysis.spe_result import SpeFitResult, chi2_ndf, curve
 from remote_monitor.analysis.units import pc_to_gain
@@ -70,19 +69,8 @@ def _zfit_params(model: str, start: list[float]) -> list[Any]:
 
 def _minimize(model: str, nll: Callable[[np.ndarray], float], start: list[float]) -> tuple[np.ndarray, np.ndarray, bool]:
     """(best values, Hesse errors, converged) with zfit's Minuit."""
-    import zfit
-
-    params = _zfit_params(model, start)
-    # the seed likelihood is numpy: no TF graph, no autograd (only for this fit; the response model needs both)
-    with warnings.catch_warnings(), zfit.run.set_graph_mode(False), zfit.run.set_autograd_mode(False):
-        warnings.simplefilter("ignore")
-        loss = zfit.loss.SimpleLoss(lambda v: nll(np.array(v, dtype=float)), params=params, errordef=0.5,
-                                    gradient=central_gradient(nll))
-        result = zfit.minimize.Minuit(gradient="zfit", tol=0.001, mode=1).minimize(loss)
-        errors = result.hesse(method="minuit_hesse")
-    values = np.array([float(result.params[p]["value"]) for p in params])
-    errs = np.array([float(errors[p]["error"]) if p in errors else np.nan for p in params])
-    return values, errs, bool(result.valid)
+    values, cov, valid = minimize_nll(nll, _zfit_params(model, start))
+    return values, np.sqrt(np.clip(np.diag(cov), 0, None)), valid
 
 
 def fit_seed(hist: Histogram) -> SpeFitResult:

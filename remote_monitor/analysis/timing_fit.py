@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 from scipy.special import log_ndtr, ndtr
 
-from remote_monitor.analysis.binned_nll import central_gradient, poisson_nll
+from remote_monitor.analysis.binned_nll import minimize_nll, poisson_nll
 
 os.environ.setdefault("ZFIT_DISABLE_TF_WARNINGS", "1")
 _PARAMS: list[Any] = []
@@ -121,18 +120,7 @@ def fit_timing(times_ns: np.ndarray, range_ns: tuple[float, float] | None = None
 
 def _minimise(counts: np.ndarray, edges: np.ndarray, start: np.ndarray, bounds: list[tuple[float, float]],
               n_events: int) -> TimingFitResult:
-    import zfit
-
-    nll = _nll_factory(counts, edges)
-    params = _params(start, bounds)
-    # numpy likelihood: no TF graph, no autograd, only for this fit (set globally, it would make every later
-    # SPE fit in the process run eagerly with numerical gradients, 100x slower)
-    with warnings.catch_warnings(), zfit.run.set_graph_mode(False), zfit.run.set_autograd_mode(False):
-        warnings.simplefilter("ignore")
-        loss = zfit.loss.SimpleLoss(nll, params=params, errordef=0.5, gradient=central_gradient(nll))
-        result = zfit.minimize.Minuit(gradient="zfit", tol=0.001, mode=1).minimize(loss)
-        cov = np.asarray(result.covariance(params=params, method="minuit_hesse"))
-    values = np.array([float(result.params[p]["value"]) for p in params])
+    values, cov, fit_valid = minimize_nll(_nll_factory(counts, edges), _params(start, bounds))
     errors = np.sqrt(np.clip(np.diag(cov), 0, None))
     n_sig, n_bkg, mu, sigma, tau, late = values
     fwhm = signal_fwhm(mu, sigma, tau, late)
@@ -143,7 +131,7 @@ def _minimise(counts: np.ndarray, edges: np.ndarray, start: np.ndarray, bounds: 
         v[i] = v[i] + step if v[i] + step <= bounds[i][1] else v[i] - step
         jac[i] = (signal_fwhm(*v[2:]) - fwhm) / (v[i] - values[i])
     # a tail too small to measure leaves tau free: the core (mu, sigma) stands
-    valid = bool(result.valid) or (late < 0.005 and bool(np.isfinite(errors[3]) and errors[3] > 0))
+    valid = fit_valid or (late < 0.005 and bool(np.isfinite(errors[3]) and errors[3] > 0))
     centres = 0.5 * (edges[1:] + edges[:-1])
     expected = expected_counts(values, edges)
     return TimingFitResult(
@@ -153,7 +141,7 @@ def _minimise(counts: np.ndarray, edges: np.ndarray, start: np.ndarray, bounds: 
         tts_sigma_ns=float(sigma), tts_sigma_err_ns=float(errors[3]),
         tts_fwhm_ns=fwhm, tts_fwhm_err_ns=float(np.sqrt(max(jac @ cov @ jac, 0.0))), tau_ns=float(tau),
         late_fraction=float(late), n_signal=float(n_sig), n_background=float(n_bkg), n_events=n_events,
-        converged=bool(result.valid),
+        converged=fit_valid,
         histogram={"edges": edges.round(4).tolist(), "counts": counts.astype(int).tolist()},
         curve={"x": centres.round(4).tolist(), "y": expected.round(3).tolist()},
     )
