@@ -8,6 +8,7 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -177,8 +178,7 @@ class Monitor:
         return False
 
     def _known_scans(self) -> set[tuple[str, str]]:
-        return {(k.serial, k.scan_id) for k in self._pending | set(self._inflight) | set(self._seen)
-                if isinstance(k, PointKey)}
+        return _scans_of([*self._pending, *self._inflight, *self._seen])
 
     # ---- the loop ---------------------------------------------------------------------------------
     def tick(self) -> None:
@@ -202,7 +202,7 @@ class Monitor:
         self._guard("collecting results", self._collect)
         self.notifier.watch(k.label for k in self._inflight)
         if self.archive.due:
-            busy = {(k.serial, k.scan_id) for k in self._pending | set(self._inflight) if isinstance(k, PointKey)}
+            busy = _scans_of([*self._pending, *self._inflight])
             self._guard("archive requests", self.archive.send_due, busy, self.commands.process)
 
     # ---- points -------------------------------------------------------------------------------------
@@ -300,3 +300,7 @@ def run_monitor(cfg: Config, data_root: Path, out_root: Path, *, once: bool = Fa
         code = monitor.run()
         return EXIT_TIME_UP if monitor.time_up else code
 
+
+def _scans_of(keys: Iterable[object]) -> set[tuple[str, str]]:
+    """(serial, scan id) of the WaveDump points among keys (a Korean file's job belongs to no scan)."""
+    return {(k.serial, k.scan_id) for k in keys if isinstance(k, PointKey)}
