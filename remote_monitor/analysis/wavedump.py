@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,11 +105,17 @@ class WaveDumpReader:
             os.close(fd)
 
     # ---- reading ----------------------------------------------------------------------------------
-    def _pread(self, fd: int, size: int, offset: int) -> bytes:
+    @contextmanager
+    def _reading_at(self, offset: int) -> Iterator[None]:
+        """A failed read (I/O error, offset out of range, no memory) as a WaveformFileError naming the byte."""
         try:
-            return os.pread(fd, size, offset)
+            yield
         except (OSError, OverflowError, MemoryError) as exc:
             raise self._fail(f"byte {offset}", f"read failed: {exc}") from None
+
+    def _pread(self, fd: int, size: int, offset: int) -> bytes:
+        with self._reading_at(offset):
+            return os.pread(fd, size, offset)
 
     def _read(self, fd: int, final: bool) -> Iterator[WaveformChunk]:
         if self.offset == 0 and not self._pread(fd, 1, 0):
@@ -122,10 +129,8 @@ class WaveDumpReader:
 
     def _pread_into(self, fd: int, buffer: np.ndarray, offset: int) -> int:
         """Read into a reused buffer (no fresh pages to fault in per read); the number of bytes read."""
-        try:
+        with self._reading_at(offset):
             return os.preadv(fd, [buffer.data], offset)
-        except (OSError, OverflowError, MemoryError) as exc:
-            raise self._fail(f"byte {offset}", f"read failed: {exc}") from None
 
     def _truncated(self, what: str, left: int, of: int | None = None) -> None:
         total = f" of {of}" if of else ""
