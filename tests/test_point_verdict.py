@@ -31,6 +31,10 @@ def test_statuses_follow_the_uncertainty() -> None:
     assert status == "uncertain" and "cannot decide" in reason
     assert classify(_fit(1.00e7, 0.02e7), BAND)[0] == "uncertain"  # inside, but within 1 error of the edge
     assert classify(_fit(1.024e7, 0.3e7), BAND)[0] == "uncertain"  # error larger than the half band
+    # a large error does not hide a gain far outside the band (the demo's low-gain point: 0.848 ± 0.060e7)
+    assert classify(_fit(0.848e7, 0.06e7), BAND)[0] == "poor"
+    status, reason = classify(_fit(0.95e7, 0.06e7), BAND)  # outside by less than 2 of its large errors
+    assert status == "uncertain" and "too large to decide" in reason
     assert classify(_fit(1.024e7, 0.01e7, converged=False), BAND)[0] == "uncertain"
     assert classify(_fit(0.5e7, 0.01e7), BAND, kind="hv")[0] == "healthy"
 

@@ -1,7 +1,7 @@
 """Status of one scan point from its SPE fit, the gain uncertainty and the healthy band.
 
 healthy    the gain is inside the band by more than HEALTHY_SIGMAS combined errors;
-poor       the gain is outside the band by more than POOR_SIGMAS combined errors;
+poor       the gain is outside the band by more than POOR_SIGMAS combined errors (however large they are);
 uncertain  the data cannot decide (within HEALTHY_SIGMAS inside or POOR_SIGMAS outside of a band edge, the
            error larger than the half band width, or Minuit did not converge); the reason says which;
 error      no usable gain: fit failed or gave no error, no light (dead point: always error, never poor),
@@ -73,20 +73,20 @@ def classify(fit: dict[str, Any], band: tuple[float, float], kind: str = "scan",
         return "uncertain", f"{text}: Minuit did not converge ({fit.get('reason')}): cannot decide"
     if kind == "hv":
         return "healthy", f"{text} measured (HV check point)"
+    outside = gain < lo or gain > hi
+    side, edge = ("below", lo) if gain < lo else ("above", hi)
+    if outside and abs(gain - edge) > POOR_SIGMAS * err:  # however large the error: clearly outside
+        return "poor", f"{text} {side} healthy band {lo:.4g}..{hi:.4g} by {abs(gain - edge) / err:.1f} sigma"
     if err > MAX_ERR_OF_HALF_BAND * 0.5 * (hi - lo):
         return "uncertain", (f"{text}: error larger than the half band width, too large to decide "
                              "(more events needed)")
-    if lo <= gain <= hi:
-        margin = min(gain - lo, hi - gain)
-        if margin > HEALTHY_SIGMAS * err:
-            return "healthy", f"{text} inside healthy band {lo:.4g}..{hi:.4g}"
-        return "uncertain", (f"{text} inside healthy band {lo:.4g}..{hi:.4g} but within {HEALTHY_SIGMAS:.0f} "
-                             "sigma of its edge: cannot decide")
-    side, edge = ("below", lo) if gain < lo else ("above", hi)
-    if abs(gain - edge) > POOR_SIGMAS * err:
-        return "poor", f"{text} {side} healthy band {lo:.4g}..{hi:.4g} by {abs(gain - edge) / err:.1f} sigma"
-    return "uncertain", (f"{text} {side} healthy band {lo:.4g}..{hi:.4g} by less than {POOR_SIGMAS:.0f} sigma: "
-                         "cannot decide")
+    if outside:
+        return "uncertain", (f"{text} {side} healthy band {lo:.4g}..{hi:.4g} by less than {POOR_SIGMAS:.0f} "
+                             "sigma: cannot decide")
+    if min(gain - lo, hi - gain) > HEALTHY_SIGMAS * err:
+        return "healthy", f"{text} inside healthy band {lo:.4g}..{hi:.4g}"
+    return "uncertain", (f"{text} inside healthy band {lo:.4g}..{hi:.4g} but within {HEALTHY_SIGMAS:.0f} "
+                         "sigma of its edge: cannot decide")
 
 
 def without_gain(fit: dict[str, Any]) -> dict[str, Any]:

@@ -38,6 +38,8 @@ SYST_FLOOR = 0.002  # relative gain systematic never below 0.2 % (bin-grid and n
 SYST_FRACTION = 0.5  # systematic = this fraction of |gain(k_u free) - gain(k_u = 1)|
 UNDER_SHAPE = {"w", "u", "k_u"}  # parameters of the under-amplified part only
 ALT_K_U = 1.0  # the alternative under-amplified shape: an exponential
+UNDER_OFF = 0.03  # an under-amplified fraction below this: the part is switched off, try it switched on
+UNDER_RESTART = {"w": 0.25, "u": 0.3, "k_u": 1.5}  # a typical under-amplified part, as a second start
 LOCAL_MINIMUM_NLL = 0.5  # a second start lower by more than this: the first fit stopped in a local minimum
 BIN_STEP = 64  # the fit range is a whole number of BIN_STEP bins, so that few models (graphs) are built
 
@@ -125,6 +127,16 @@ def _minimize(model: BuiltModel, counts: np.ndarray, start: dict[str, float], fi
     return _Outcome(values, errs, bool(result.valid), float(result.fmin))
 
 
+def _restart_under_amplified(model: BuiltModel, counts: np.ndarray, nominal: _Outcome) -> _Outcome:
+    """A fit that ended with the under-amplified part switched off or its shape at a bound, started again with a
+    typical under-amplified part (UNDER_RESTART); the lower minimum is kept. Near a bound Minuit's parameter
+    transformation flattens the likelihood, so it can stop short of a lower minimum with the part switched on."""
+    other = _minimize(model, counts, {**nominal.values, **UNDER_RESTART}, {}, hesse=False)
+    if other.nll >= nominal.nll:
+        return nominal
+    return _minimize(model, counts, other.values, {}, hesse=True)
+
+
 def _best_fit(model: BuiltModel, counts: np.ndarray, start: dict[str, float],
               second_start: bool) -> tuple[_Outcome, _Outcome | None]:
     """(nominal fit, alternative-shape fit or None), both started from the histogram's start values.
@@ -135,6 +147,8 @@ def _best_fit(model: BuiltModel, counts: np.ndarray, start: dict[str, float],
     nominal = _minimize(model, counts, start, {}, hesse=True)
     if not nominal.valid:  # Minuit stopped early (flat directions of the under-amplified part): go on from there
         nominal = _minimize(model, counts, nominal.values, {}, hesse=True)
+    if nominal.values["w"] < UNDER_OFF or set(_at_limit(nominal.values)) & UNDER_SHAPE:
+        nominal = _restart_under_amplified(model, counts, nominal)
     if not second_start:
         return nominal, None
     alternative = _minimize(model, counts, start, {"k_u": ALT_K_U}, hesse=False)
