@@ -2,12 +2,10 @@
 
 Model "full" (default): the PMT response of `spe_model` (pedestal, Gamma main peak, under-amplified
 photoelectrons, exact Poisson sum of n-PE convolutions, Gaussian noise). The headline gain is the mean of the
-1-PE main peak / e. Its error combines the statistical error with a model systematic: the same fit repeated
-with a second adequate under-amplified shape (an exponential of free mean, k_u = 1) and SYST_FRACTION of the
-gain difference taken, with a floor (SYST_FLOOR). That second fit starts afresh, so it is also a second start:
-when it ends lower, the nominal fit was in a local minimum and is repeated from there. The statistical error is
-Hesse's, widened where the profile likelihood in Q1 is flatter than Hesse says (final fits, not provisional
-ones). Model "seed": the old system's two Gaussians (`spe_seed`), for comparison.
+1-PE main peak / e. Its error combines the Hesse error with a model systematic: the same fit repeated with a
+second adequate under-amplified shape (an exponential of free mean, k_u = 1) and SYST_FRACTION of the gain
+difference taken, with a floor (SYST_FLOOR). That second fit starts afresh, so it is also a second start: when it
+ends lower, the nominal fit was in a local minimum and is repeated from there. Model "seed": the old system's two Gaussians (`spe_seed`), for comparison.
 """
 
 from __future__ import annotations
@@ -43,7 +41,6 @@ ALT_K_U = 1.0  # the alternative under-amplified shape: an exponential
 UNDER_OFF = 0.03  # an under-amplified fraction below this: the part is switched off, try it switched on
 UNDER_RESTART = {"w": 0.25, "u": 0.3, "k_u": 1.5}  # a typical under-amplified part, as a second start
 LOCAL_MINIMUM_NLL = 0.5  # a second start lower by more than this: the first fit stopped in a local minimum
-PROFILE_MIN_RISE = 0.02  # an NLL rise below this at one Hesse error (or a lower minimum there): error x 5
 BIN_STEP = 64  # the fit range is a whole number of BIN_STEP bins, so that few models (graphs) are built
 
 
@@ -140,20 +137,6 @@ def _restart_under_amplified(model: BuiltModel, counts: np.ndarray, nominal: _Ou
     return _minimize(model, counts, other.values, {}, hesse=True)
 
 
-def _profiled_q1_error(model: BuiltModel, counts: np.ndarray, nominal: _Outcome, hesse_err: float) -> float:
-    """Hesse's error of Q1 checked on the profile likelihood: the fit repeated with Q1 fixed one Hesse error
-    below and above. Where the NLL rises by less than 1/2 (a flat direction, or a shape parameter near a bound
-    where Minuit's transformation shrinks the Hesse errors), the error is widened to the parabola through the
-    smaller rise; it is never narrowed."""
-    if not math.isfinite(hesse_err) or hesse_err <= 0:
-        return hesse_err
-    q1 = nominal.values["q1"]
-    rises = [_minimize(model, counts, nominal.values, {"q1": q1 + step}, hesse=False).nll - nominal.nll
-             for step in (-hesse_err, hesse_err)]
-    rise = max(min(rises), PROFILE_MIN_RISE)
-    return hesse_err * max(1.0, math.sqrt(0.5 / rise))
-
-
 def _best_fit(model: BuiltModel, counts: np.ndarray, start: dict[str, float],
               second_start: bool) -> tuple[_Outcome, _Outcome | None]:
     """(nominal fit, alternative-shape fit or None), both started from the histogram's start values.
@@ -216,8 +199,7 @@ def _fit_full(hist: Histogram, systematic: bool) -> SpeFitResult:
     valid = valid or shape_only  # only the under-amplified shape at a bound: the gain and its error stand
     q1, q1_stat = values["q1"], errors.get("q1", math.nan)
     syst = SYST_FLOOR * q1
-    if alternative is not None:  # the final fit (not a provisional one): the error checked on the profile too
-        q1_stat = _profiled_q1_error(model, counts, nominal, q1_stat)
+    if alternative is not None:
         syst = max(syst, SYST_FRACTION * abs(alternative.values["q1"] - q1))
     parts = response_counts(values, ResponseShape(hist.edges, n_max), float(counts.sum()))
     total = np.sum(list(parts.values()), axis=0)
