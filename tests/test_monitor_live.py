@@ -37,10 +37,11 @@ def test_live_scan_is_processed_point_by_point(tmp_path: Path, poll: float) -> N
     report = out / "reports" / f"{SERIAL}.html"
     wait_for((out / "reports" / "index.html").exists, 120, "the monitor to start", proc)
 
-    # a point every ~5 s: slower than the monitor needs per point (~3 s: read, SPE fit with its second start,
-    # timing fit), as on the stand (minutes per point); faster writing only measures the queue. Within a
-    # point the files grow in two chunks 0.2 s apart (less than the quiet time: one final result per point)
-    sim = SimulationConfig(n_events=2000, record_length=400, write_delay_s=0.4, point_gap_s=4.0, chunks_per_file=2,
+    # a point every ~8.5 s: slower than the monitor needs per point (2-10 s at 2000 events, measured 2026-11-30:
+    # read, SPE fit with its second starts, timing fit), as on the stand (minutes per point); faster writing
+    # only measures the queue. Within a point the files grow in two chunks 0.2 s apart (less than the quiet
+    # time: one final result per point)
+    sim = SimulationConfig(n_events=2000, record_length=400, write_delay_s=0.4, point_gap_s=8.0, chunks_per_file=2,
                            mu=1.0,
                            faults=[parse_fault(f) for f in FAULTS], seed=3)
     writer = threading.Thread(target=simulate_scan, args=(data, SERIAL),
@@ -49,7 +50,7 @@ def test_live_scan_is_processed_point_by_point(tmp_path: Path, poll: float) -> N
 
     seen_at: dict[str, float] = {}
     report_versions: list[str] = []
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 420
     while len(seen_at) < 26 and time.monotonic() < deadline:
         for point in point_results(out, SERIAL, SCAN):
             seen_at.setdefault(point, time.time())
