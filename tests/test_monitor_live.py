@@ -37,7 +37,7 @@ def test_live_scan_is_processed_point_by_point(tmp_path: Path, poll: float) -> N
     report = out / "reports" / f"{SERIAL}.html"
     wait_for((out / "reports" / "index.html").exists, 120, "the monitor to start", proc)
 
-    # a point every ~8.5 s: slower than the monitor needs per point (2-10 s at 2000 events, measured 2026-11-30:
+    # a point every ~8.5 s: slower than the monitor needs per point (2.5-7.5 s at 2000 events, measured 2026-11-30:
     # read, SPE fit with its second starts, timing fit), as on the stand (minutes per point); faster writing
     # only measures the queue. Within a point the files grow in two chunks 0.2 s apart (less than the quiet
     # time: one final result per point)

@@ -61,20 +61,3 @@ def test_seed_model_stays_selectable_and_is_biased_low() -> None:
     seed = fit_spe(hist, model="seed")
     assert seed.status == "ok" and seed.model == "seed"
     assert seed.gain < 0.97e7  # the seed's Gaussian misses the skew and the under-amplified photoelectrons
-
-
-@pytest.mark.parametrize("seed", [1, 4])
-def test_fit_ends_at_the_minimum(seed: int) -> None:
-    """A refit from the fitted values lowers the NLL by less than 0.2 (with Minuit's goal at EDM 0.01 the fit of
-    seed 1 stopped 0.48 above its minimum, the gain 0.8 % low)."""
-    from remote_monitor.analysis.spe_fit import _best_fit, _fit_range, _minimize, _start_values
-    from remote_monitor.analysis.spe_model import get_model, n_pe_terms
-
-    hist = realistic(seed, 100_000, 0.1, 1e7)
-    start = _start_values(hist)
-    lo, hi = _fit_range(hist, start)
-    counts = hist.counts[lo:hi].astype(float)
-    model = get_model(hist.edges[lo:hi + 1], n_pe_terms(start["mu"]))
-    nominal, _ = _best_fit(model, counts, start, second_start=False)
-    again = _minimize(model, counts, nominal.values, {}, hesse=False)
-    assert nominal.nll - again.nll < 0.2, (nominal.values, again.values)

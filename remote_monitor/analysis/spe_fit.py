@@ -41,7 +41,6 @@ ALT_K_U = 1.0  # the alternative under-amplified shape: an exponential
 UNDER_OFF = 0.03  # an under-amplified fraction below this: the part is switched off, try it switched on
 UNDER_RESTART = {"w": 0.25, "u": 0.3, "k_u": 1.5}  # a typical under-amplified part, as a second start
 LOCAL_MINIMUM_NLL = 0.5  # a second start lower by more than this: the first fit stopped in a local minimum
-EDM_GOAL = 0.01  # a fit further than this (NLL units, by Hesse's covariance) from its minimum is continued
 BIN_STEP = 64  # the fit range is a whole number of BIN_STEP bins, so that few models (graphs) are built
 
 
@@ -105,19 +104,9 @@ def _fresh_offset(loss: Any) -> None:
         loss.is_precompiled = False
 
 
-def _distance_to_minimum(model: BuiltModel, result: Any, floating: list[Any]) -> float:
-    """Expected NLL drop to the minimum (EDM, 1/2 g^T C g) from the gradient and Hesse's covariance. Minuit
-    stops on an EDM from its own running curvature estimate (strategy 0), which along the flat directions of
-    the under-amplified part can be far too small: fits stopped 0.5-0.7 NLL units above the minimum."""
-    gradient = np.asarray(model.loss.gradient(floating), dtype=float)
-    covariance = np.asarray(result.covariance(floating), dtype=float)
-    return float(0.5 * gradient @ covariance @ gradient)
-
-
 def _minimize(model: BuiltModel, counts: np.ndarray, start: dict[str, float], fixed: dict[str, float],
               hesse: bool) -> _Outcome:
-    """The extended binned likelihood fit with zfit's Minuit, from `start`, with `fixed` parameters held.
-    With `hesse`, a fit whose EDM by Hesse's covariance is above EDM_GOAL is continued (at most twice)."""
+    """The extended binned likelihood fit with zfit's Minuit, from `start`, with `fixed` parameters held."""
     for name in PARAM_NAMES:
         param = model.params[name]
         param.set_value(_clamp(name, fixed.get(name, start[name])))
@@ -126,16 +115,10 @@ def _minimize(model: BuiltModel, counts: np.ndarray, start: dict[str, float], fi
     model.counts.assign(counts)
     loss = model.loss
     _fresh_offset(loss)
-    floating = [model.params[name] for name in PARAM_NAMES if name not in fixed]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = model.minimizer.minimize(loss)
         errors = result.hesse(name="hesse") if hesse else {}
-        for _ in range(2 if hesse else 0):
-            if not errors or not _distance_to_minimum(model, result, floating) > EDM_GOAL:
-                break
-            result = model.minimizer.minimize(loss)  # from where it stopped (the parameters hold those values)
-            errors = result.hesse(name="hesse")
     values = {name: float(model.params[name].value()) for name in PARAM_NAMES}
     errs = {name: float(result.params[model.params[name]]["hesse"]["error"])
             for name in PARAM_NAMES if hesse and model.params[name] in errors}
