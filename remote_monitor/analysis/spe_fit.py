@@ -5,7 +5,8 @@ photoelectrons, exact Poisson sum of n-PE convolutions, Gaussian noise). The hea
 1-PE main peak / e. Its error combines the Hesse error with a model systematic: the same fit repeated with a
 second adequate under-amplified shape (an exponential of free mean, k_u = 1) and SYST_FRACTION of the gain
 difference taken, with a floor (SYST_FLOOR). That second fit starts afresh, so it is also a second start: when it
-ends lower, the nominal fit was in a local minimum and is repeated from there. Model "seed": the old system's two Gaussians (`spe_seed`), for comparison.
+ends lower, the nominal fit was in a local minimum and is repeated from there. Model "seed": the old system's two
+Gaussians (`spe_seed`), for comparison.
 """
 
 from __future__ import annotations
