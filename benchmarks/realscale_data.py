@@ -18,9 +18,9 @@ BENCH_CHANNELS = {"trigger": 0, "sipm": None, "pmt": 2, "reference": 1}
 POOL = 4096
 
 
-def pool_waveforms(record_length: int, seed: int = 1) -> dict[int, np.ndarray]:
+def pool_waveforms(record_length: int, seed: int = 1, occupancy: float = 1.0) -> dict[int, np.ndarray]:
     """POOL simulated events per channel (the reference PMT reuses the PMT pulses in another order)."""
-    waves = simulate_point_waveforms(np.random.default_rng(seed), POOL, record_length, 1.0e7, 1.0,
+    waves = simulate_point_waveforms(np.random.default_rng(seed), POOL, record_length, 1.0e7, occupancy,
                                      SimulationConfig(include_sipm=False))
     return {0: waves[0], 1: waves[2][::-1].copy(), 2: waves[2]}
 
@@ -33,9 +33,9 @@ class PointWriter:
     """Appends events of one point (all channels) to files, in ASCII (.txt) or binary (.dat)."""
 
     def __init__(self, folder: Path, record_length: int, fmt: str, seed: int = 1,
-                 paths: dict[int, Path] | None = None) -> None:
+                 paths: dict[int, Path] | None = None, occupancy: float = 1.0) -> None:
         self.folder, self.length, self.fmt = folder, record_length, fmt
-        self.pool = pool_waveforms(record_length, seed)
+        self.pool = pool_waveforms(record_length, seed, occupancy)
         self.bodies = {ch: _ascii_bodies(s) for ch, s in self.pool.items()} if fmt == "txt" else {}
         self.paths = paths or {ch: folder / f"wave{ch}.{fmt}" for ch in CHANNELS}
         self.written = 0

@@ -138,21 +138,40 @@ def _restart_under_amplified(model: BuiltModel, counts: np.ndarray, nominal: _Ou
     return _minimize(model, counts, other.values, {}, hesse=True)
 
 
-def _best_fit(model: BuiltModel, counts: np.ndarray, start: dict[str, float],
-              second_start: bool) -> tuple[_Outcome, _Outcome | None]:
-    """(nominal fit, alternative-shape fit or None), both started from the histogram's start values.
+def _complete(values: Any) -> bool:
+    """A usable start: a finite value for every parameter of the model."""
+    return isinstance(values, dict) and all(isinstance(values.get(name), (int, float))
+                                            and math.isfinite(values[name]) for name in PARAM_NAMES)
 
-    The alternative (exponential under-amplified part, k_u = 1) is a second start as well: when its minimum is
-    lower than the nominal one, the nominal fit stopped in a local minimum (typically the under-amplified part
-    switched off, w -> 0, and a wider main peak pulled down) and is repeated from there."""
+
+def _searched_nominal(model: BuiltModel, counts: np.ndarray, start: dict[str, float]) -> _Outcome:
+    """The nominal fit from the histogram's start values, continued when Minuit stopped early and restarted
+    when the under-amplified part ended switched off or at a bound."""
     nominal = _minimize(model, counts, start, {}, hesse=True)
     if not nominal.valid:  # Minuit stopped early (flat directions of the under-amplified part): go on from there
         nominal = _minimize(model, counts, nominal.values, {}, hesse=True)
     if nominal.values["w"] < UNDER_OFF or set(_at_limit(nominal.values)) & UNDER_SHAPE:
         nominal = _restart_under_amplified(model, counts, nominal)
+    return nominal
+
+
+def _best_fit(model: BuiltModel, counts: np.ndarray, start: dict[str, float], second_start: bool,
+              warm: dict[str, dict[str, float]] | None = None) -> tuple[_Outcome, _Outcome | None]:
+    """(nominal fit, alternative-shape fit or None), started from the histogram's start values, or from `warm`
+    (the minima of a fit of the same growing point with fewer events, `SpeFitResult.minima`; that fit did
+    the search, so the nominal fit is one minimisation from there).
+
+    The alternative (exponential under-amplified part, k_u = 1) is a second start as well: when its minimum is
+    lower than the nominal one, the nominal fit stopped in a local minimum (typically the under-amplified part
+    switched off, w -> 0, and a wider main peak pulled down) and is repeated from there."""
+    warm = {name: values for name, values in (warm or {}).items() if _complete(values)}
+    if "nominal" in warm:
+        nominal = _minimize(model, counts, warm["nominal"], {}, hesse=True)
+    else:
+        nominal = _searched_nominal(model, counts, start)
     if not second_start:
         return nominal, None
-    alternative = _minimize(model, counts, start, {"k_u": ALT_K_U}, hesse=False)
+    alternative = _minimize(model, counts, warm.get("alternative", start), {"k_u": ALT_K_U}, hesse=False)
     if alternative.nll < nominal.nll - LOCAL_MINIMUM_NLL:
         again = _minimize(model, counts, alternative.values, {}, hesse=True)
         if again.nll < nominal.nll:  # its Hesse errors, often at a bound (w = 0), are no smaller than the first
@@ -186,14 +205,14 @@ def _at_limit(values: dict[str, float]) -> list[str]:
     return out
 
 
-def _fit_full(hist: Histogram, systematic: bool) -> SpeFitResult:
+def _fit_full(hist: Histogram, systematic: bool, warm: dict[str, dict[str, float]] | None) -> SpeFitResult:
     t0 = time.perf_counter()
     start = _start_values(hist)
     lo, hi = _fit_range(hist, start)
     counts = hist.counts[lo:hi].astype(float)
     n_max = n_pe_terms(start["mu"])
     model = get_model(hist.edges[lo:hi + 1], n_max)
-    nominal, alternative = _best_fit(model, counts, start, second_start=systematic)
+    nominal, alternative = _best_fit(model, counts, start, systematic, warm)
     values, errors, valid = nominal.values, nominal.errors, nominal.valid
     limits = _at_limit(values)
     shape_only = bool(limits) and set(limits) <= UNDER_SHAPE and math.isfinite(errors.get("q1", math.nan))
@@ -223,12 +242,17 @@ def _fit_full(hist: Histogram, systematic: bool) -> SpeFitResult:
         chi2_ndf=chi2_ndf(total[lo:hi], counts, len(PARAM_NAMES)), n_events=int(hist.counts.sum()),
         converged=valid, at_limit=limits, fit_seconds=round(time.perf_counter() - t0, 3),
         curve=curve(hist, total, shown),
+        minima={"nominal": values, **({"alternative": alternative.values} if alternative is not None else {})},
     )
 
 
 def fit_spe(hist: Histogram, model: str = "full", n_pe_max: int = 6, exponential: bool = False,  # noqa: ARG001
-            min_events: int = 500, systematic: bool = True) -> SpeFitResult:
+            min_events: int = 500, systematic: bool = True,
+            warm: dict[str, dict[str, float]] | None = None) -> SpeFitResult:
     """Fit the SPE spectrum; never raises: failures come back as status 'failed' with the reason.
+
+    warm: `minima` of an earlier fit of the same point with fewer events (a growing point): the fits start there
+    instead of at the histogram's start values (full model only).
 
     n_pe_max and exponential are accepted for old configs: the number of n-PE terms now follows the
     occupancy, and the under-amplified term is always part of the model."""
@@ -239,7 +263,7 @@ def fit_spe(hist: Histogram, model: str = "full", n_pe_max: int = 6, exponential
         return SpeFitResult("too_few_events", f"{n_events} events in the histogram, need {min_events}",
                             model, n_events=n_events)
     try:
-        return fit_seed(hist) if model == "seed" else _fit_full(hist, systematic)
+        return fit_seed(hist) if model == "seed" else _fit_full(hist, systematic, warm)
     except Exception as exc:  # noqa: BLE001 - a fit must never stop the monitor; the point shows the reason instead
         return SpeFitResult("failed", f"{type(exc).__name__}: {exc}", model, n_events=n_events)
 

@@ -43,6 +43,7 @@ class SpeFitResult:
     at_limit: list[str] = field(default_factory=list)
     fit_seconds: float | None = None
     curve: dict[str, Any] | None = None
+    minima: dict[str, dict[str, float]] | None = None  # parameters at the nominal and alternative minima
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: non-finite floats become None."""

@@ -23,26 +23,35 @@ from remote_monitor.stand.layout import ROOT_SOURCE, PointKey
 log = logging.getLogger("remote_monitor")
 
 
-def _fit(summary_hist: dict[str, Any], cfg: Config, systematic: bool = True) -> dict[str, Any]:
+Minima = dict[str, dict[str, float]]  # SpeFitResult.minima: parameters at the nominal and alternative minima
+
+
+def _fit(summary_hist: dict[str, Any], cfg: Config, warm: Minima | None) -> dict[str, Any]:
     from remote_monitor.analysis.histogram import Histogram
     from remote_monitor.service.processing import fit_histogram
 
     lo, hi = cfg.histogram.range_pc
     hist = Histogram.empty(cfg.histogram.n_bins, lo, hi)  # exact edges: to_dict rounds them to 6 digits
     hist.counts[:] = np.asarray(summary_hist["counts"], dtype=np.int64)
-    return fit_histogram(hist, cfg, systematic)
+    return fit_histogram(hist, cfg, warm=warm)
 
 
 def result_from_summary(key: PointKey, prints: dict[str, Any], summary: dict[str, Any], cfg: Config,
-                        provisional: bool) -> dict[str, Any]:
-    """A point's result from its running histogram (what `processing.process_point` gives after a full read)."""
-    from remote_monitor.service.processing import base_result, judge
+                        provisional: bool, warm: dict[str, Minima | None] | None = None) -> dict[str, Any]:
+    """A point's result from its running histogram (what `processing.process_point` gives after a full read).
+
+    warm: the minima of the point's previous provisional fit per histogram ("pmt", "reference"); the fits
+    start there (`spe_fit.fit_spe`), so that the final result comes seconds sooner than a fresh search."""
+    warm = warm or {}
+    from remote_monitor.service.processing import base_result, judge, reference_entry
 
     started = time.perf_counter()
     result = base_result(key, {} if provisional else prints)
     result.update(events=summary["n_events"], selected_events=summary["n_selected"],
                   warnings=list(summary["warnings"]), histogram=summary["histogram"])
-    result["fit"] = fit = _fit(summary["histogram"], cfg, systematic=not provisional)  # live view: stat only
+    result["fit"] = fit = _fit(summary["histogram"], cfg, warm.get("pmt"))
+    if summary.get("reference") is not None:
+        result["reference"] = reference_entry(_fit(summary["reference"], cfg, warm.get("reference")))
     if provisional:
         gain = fit.get("gain") if fit.get("status") == "ok" else None
         result["status"] = "acquiring"
@@ -53,9 +62,6 @@ def result_from_summary(key: PointKey, prints: dict[str, Any], summary: dict[str
                             f"acquiring: {summary['n_events']} events, no provisional gain yet ({fit.get('status')})")
     else:
         judge(result, fit, cfg, key.kind)
-        if summary.get("reference") is not None:
-            ref = _fit(summary["reference"], cfg)
-            result["reference"] = {"gain": ref["gain"], "gain_err": ref["gain_err"], "status": ref["status"]}
         result["followed"] = True
     result["processed_at"] = now_iso()
     result["processing_seconds"] = round(time.perf_counter() - started, 3)
@@ -73,6 +79,7 @@ class LiveFollowing:
         self.broken: set[PointKey] = set()
         self._last_fit: dict[PointKey, tuple[float, int]] = {}
         self._provisional: set[PointKey] = set()  # provisional fits in a worker
+        self._minima: dict[PointKey, dict[str, Minima | None]] = {}  # of the last provisional fit, per histogram
 
     @property
     def enabled(self) -> bool:
@@ -123,7 +130,7 @@ class LiveFollowing:
         self._last_fit[key] = (time.monotonic(), follower.n_events)
         self._provisional.add(key)
         self._save(key, follower)
-        return result_from_summary, key, {}, follower.summary(), self.cfg, True
+        return result_from_summary, key, {}, follower.summary(), self.cfg, True, self._minima.get(key)
 
     def _save(self, key: PointKey, follower: PointFollower) -> None:
         try:
@@ -143,7 +150,7 @@ class LiveFollowing:
         except (WaveformFileError, OSError):
             self.done(key)
             return None  # the full processing gives the error result with its reason
-        return result_from_summary, key, prints, follower.summary(), self.cfg, False
+        return result_from_summary, key, prints, follower.summary(), self.cfg, False, self._minima.get(key)
 
     def provisional_finished(self, key: PointKey, result: dict[str, Any] | None) -> dict[str, Any] | None:
         """A provisional fit came back (None: it failed or was not started); the result to show, or None
@@ -152,6 +159,8 @@ class LiveFollowing:
         if result is None:
             log.info("%s: no provisional fit this time", key.label)
             return None
+        self._minima[key] = {"pmt": result["fit"].get("minima"),
+                             "reference": (result.get("reference") or {}).get("minima")}
         follower = self.followers.get(key)
         return result if follower is not None and not follower.finalized else None
 
@@ -161,4 +170,5 @@ class LiveFollowing:
         self.broken.discard(key)
         self._last_fit.pop(key, None)
         self._provisional.discard(key)
+        self._minima.pop(key, None)
         self._state_path(key).unlink(missing_ok=True)

@@ -77,12 +77,18 @@ def judge(result: dict[str, Any], fit: dict[str, Any], cfg: Config, kind: str) -
         result["reason"] += f" (from the {result.get('events')} complete events of a truncated file)"
 
 
-def fit_histogram(hist: Any, cfg: Config, systematic: bool = True) -> dict[str, Any]:
-    """The configured SPE fit of a filled Histogram, as a dict."""
+def fit_histogram(hist: Any, cfg: Config, systematic: bool = True,
+                  warm: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
+    """The configured SPE fit of a filled Histogram, as a dict (warm: see `spe_fit.fit_spe`)."""
     from remote_monitor.analysis.spe_fit import fit_spe
 
     return fit_spe(hist, model=cfg.fit.model, n_pe_max=cfg.fit.n_pe_max, exponential=cfg.fit.exponential,
-                   min_events=cfg.fit.min_events, systematic=systematic).to_dict()
+                   min_events=cfg.fit.min_events, systematic=systematic, warm=warm).to_dict()
+
+
+def reference_entry(fit: dict[str, Any]) -> dict[str, Any]:
+    """What a point's result keeps of the reference PMT's SPE fit."""
+    return {k: fit.get(k) for k in ("gain", "gain_err", "status", "mu", "mu_err", "minima")}
 
 
 def _fit_charges(charges: Any, cfg: Config) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -151,13 +157,7 @@ def process_point(key: PointKey, sources: dict[str, Path], cfg: Config) -> dict[
         judge(result, fit, cfg, key.kind)
         if charges.reference_charge_pc is not None:
             ref_fit, _ = _fit_charges(charges.reference_charge_pc, cfg)
-            result["reference"] = {
-                "gain": ref_fit["gain"],
-                "gain_err": ref_fit["gain_err"],
-                "status": ref_fit["status"],
-                "mu": ref_fit["mu"],
-                "mu_err": ref_fit["mu_err"],
-            }
+            result["reference"] = reference_entry(ref_fit)
         result["peer"] = _peer_extras(sources, cfg, result, charges)
     result["processed_at"] = now_iso()
     result["processing_seconds"] = round(time.perf_counter() - started, 3)
