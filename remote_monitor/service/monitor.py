@@ -65,7 +65,7 @@ class Monitor:
         self._seen: dict[PointKey, tuple[dict[str, Any], float]] = {}
         self._pending: set[PointKey] = set()
         self._early: set[PointKey] = set()  # in a worker: a final fit started before the quiet time was over
-        self._held: dict[PointKey, tuple[dict[str, Any], dict[str, Any]]] = {}  # its fingerprint and result
+        self._held: dict[PointKey, tuple[dict[str, Any], dict[str, Any]]] = {}  # its result and fingerprint
         self.inflight = InFlight(cfg, self.notifier)
         self._inflight = self.inflight.points  # point -> fingerprint of the files it read
         self._stop = threading.Event()
@@ -220,7 +220,7 @@ class Monitor:
         seen = self._seen.get(key)
         if seen is None or seen[0] != prints:
             self._seen[key] = (prints, now)
-            if (held := self._held.pop(key, None)) is not None and held[1].get("fit"):  # grew after an early fit
+            if (held := self._held.pop(key, None)) is not None:  # the files grew after an early final fit
                 self._provisional_done(key, acquiring_view(held[1]))
             if self.quiet > 0:
                 self._follow(key, sources)
@@ -296,7 +296,7 @@ class Monitor:
             log.info("%s: data moved away while processing; result not kept", key.label)
             return
         if fingerprint(sources) != prints:
-            if early and result.get("fit"):  # still being written: a provisional result
+            if early:  # still being written: a provisional result
                 self._provisional_done(key, acquiring_view(result))
             else:
                 log.info("%s: files changed while processing; processing again", key.label)
