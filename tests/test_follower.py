@@ -129,30 +129,8 @@ def test_resume_from_saved_state_after_a_restart(tmp_path: Path, waves: dict, fm
     assert not PointFollower(files, CFG).restore(state)
 
 
-@pytest.mark.parametrize("fmt", ["txt", "dat"])
-def test_complete_only_when_a_final_read_adds_nothing(tmp_path: Path, waves: dict, fmt: str) -> None:
-    """`complete` lets the monitor fit a point as soon as its files stop changing (before the quiet time)."""
-    files = _files(tmp_path, fmt)
-    data = {ch: _bytes(fmt, waves[ch], ch, 0) for ch in files}
-    one_less = _bytes(fmt, waves[2][:-1], 2, 0)
-    files[0].write_bytes(data[0])
-    files[2].write_bytes(data[2][: len(one_less) + 7])  # the last event cut in the middle
-    follower = PointFollower(files, CFG)
-    follower.update()
-    assert not follower.complete()  # a partial event in one file, and its event waits in the other
-    files[2].write_bytes(one_less)
-    follower.update()
-    assert not follower.complete()  # the last event of channel 0 waits for channel 2
-    files[2].write_bytes(data[2])
-    follower.update()
-    assert follower.complete() and follower.n_events == N
-    counts = follower.pmt.counts.copy()
-    follower.update(final=True)
-    assert follower.n_events == N and np.array_equal(follower.pmt.counts, counts) and follower.warnings() == []
-
-
 def test_final_result_from_the_running_histogram_equals_full_processing(tmp_path: Path, waves: dict) -> None:
-    from remote_monitor.service.live import acquiring_view, result_from_summary
+    from remote_monitor.service.live import result_from_summary
     from remote_monitor.service.processing import fingerprint, process_point
     from remote_monitor.stand.layout import PointKey
 
@@ -170,8 +148,3 @@ def test_final_result_from_the_running_histogram_equals_full_processing(tmp_path
     timing = ("fit_seconds",)  # how long the fit took: the only field allowed to differ
     assert ({k: v for k, v in followed["fit"].items() if k not in timing}
             == {k: v for k, v in full["fit"].items() if k not in timing})
-    view = acquiring_view(followed)  # fitted early, then the files grew: shown as provisional
-    assert view["status"] == "acquiring" and view["source_files"] == {} and "followed" not in view
-    assert view["acquiring"]["events"] == N and view["acquiring"]["gain"] == followed["fit"]["gain"]
-    assert view["reason"].startswith(f"acquiring: {N} events, provisional gain")
-    assert followed["status"] != "acquiring" and followed["source_files"]  # the final result is unchanged

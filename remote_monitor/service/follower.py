@@ -90,14 +90,6 @@ class PointFollower:
         self.finalized = final
         return self.acc.n_events - before
 
-    def complete(self) -> bool:
-        """Every byte of every file read and no event waiting for another channel: a final read adds nothing."""
-        try:
-            at_end = all(r.offset == r.path.stat().st_size for r in self.readers.values())
-        except OSError:
-            return False
-        return at_end and not any(self.acc.pending.values())
-
     @property
     def n_events(self) -> int:
         return self.acc.n_events

@@ -2,9 +2,8 @@
 give the final result from the running histogram as soon as the files are quiet (no full re-read).
 
 The monitor calls `follow` while a point's files change (it may return a provisional fit job),
-`provisional_finished` with that job's result, `early_final_job` as soon as the files stop changing (the fit
-then runs during the quiet time), `final_job` when they have been quiet for quiet_seconds and `done` once the
-final result is recorded. Fits run in the monitor's worker processes."""
+`provisional_finished` with that job's result, `final_job` when the files are quiet and `done` once the final
+result is recorded. Fits run in the monitor's worker processes."""
 
 from __future__ import annotations
 
@@ -54,34 +53,19 @@ def result_from_summary(key: PointKey, prints: dict[str, Any], summary: dict[str
     if summary.get("reference") is not None:
         result["reference"] = reference_entry(_fit(summary["reference"], cfg, warm.get("reference")))
     if provisional:
-        _mark_acquiring(result)
+        gain = fit.get("gain") if fit.get("status") == "ok" else None
+        result["status"] = "acquiring"
+        result["acquiring"] = {"events": summary["n_events"], "gain": gain, "gain_err": fit.get("gain_err"),
+                               "fit_status": fit.get("status"), "updated_at": now_iso()}
+        result["reason"] = (f"acquiring: {summary['n_events']} events, provisional gain {gain:.4g} ± "
+                            f"{fit.get('gain_err') or 0:.2g}" if gain is not None else
+                            f"acquiring: {summary['n_events']} events, no provisional gain yet ({fit.get('status')})")
     else:
         judge(result, fit, cfg, key.kind)
         result["followed"] = True
     result["processed_at"] = now_iso()
     result["processing_seconds"] = round(time.perf_counter() - started, 3)
     return result
-
-
-def _mark_acquiring(result: dict[str, Any]) -> None:
-    """Status, reason and provisional gain of a point still being acquired."""
-    fit = result["fit"] or {}
-    gain = fit.get("gain") if fit.get("status") == "ok" else None
-    events = result["events"]
-    result["status"] = "acquiring"
-    result["acquiring"] = {"events": events, "gain": gain, "gain_err": fit.get("gain_err"),
-                           "fit_status": fit.get("status"), "updated_at": now_iso()}
-    result["reason"] = (f"acquiring: {events} events, provisional gain {gain:.4g} ± {fit.get('gain_err') or 0:.2g}"
-                        if gain is not None else
-                        f"acquiring: {events} events, no provisional gain yet ({fit.get('status')})")
-
-
-def acquiring_view(result: dict[str, Any]) -> dict[str, Any]:
-    """A final result fitted early (`early_final_job`) whose files grew meanwhile, as a provisional result."""
-    view = {k: v for k, v in result.items() if k != "followed"}
-    view["source_files"] = {}
-    _mark_acquiring(view)
-    return view
 
 
 class LiveFollowing:
@@ -166,21 +150,6 @@ class LiveFollowing:
         except (WaveformFileError, OSError):
             self.done(key)
             return None  # the full processing gives the error result with its reason
-        return result_from_summary, key, prints, follower.summary(), self.cfg, False, self._minima.get(key)
-
-    def early_final_job(self, key: PointKey, prints: dict[str, Any]) -> tuple[Any, ...] | None:
-        """The final-result job for files quiet for less than quiet_seconds so far, or None. Only when every
-        byte is read and every event aligned, so that if the files stay quiet it is exactly the final
-        result (`final_job`); if they grow meanwhile, the monitor shows it as provisional (`acquiring_view`)."""
-        follower = self.followers.get(key) if self.enabled else None
-        if follower is None or follower.finalized:
-            return None
-        try:
-            follower.update()
-        except (WaveformFileError, OSError):
-            return None  # the final read gives the error with its reason
-        if not follower.complete():
-            return None
         return result_from_summary, key, prints, follower.summary(), self.cfg, False, self._minima.get(key)
 
     def provisional_finished(self, key: PointKey, result: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -17,7 +17,7 @@ from remote_monitor.service.command_runner import CommandRunner, ensure_key
 from remote_monitor.service.error_boundary import ErrorBoundary
 from remote_monitor.service.inflight import InFlight, Job
 from remote_monitor.service.korean_points import KoreanFiles
-from remote_monitor.service.live import LiveFollowing, acquiring_view
+from remote_monitor.service.live import LiveFollowing
 from remote_monitor.service.notify import Notifier
 from remote_monitor.service.out_lock import OutLock
 from remote_monitor.service.problems import Problems
@@ -64,8 +64,6 @@ class Monitor:
         self._events: queue.Queue[str] = queue.Queue()
         self._seen: dict[PointKey, tuple[dict[str, Any], float]] = {}
         self._pending: set[PointKey] = set()
-        self._early: set[PointKey] = set()  # in a worker: a final fit started before the quiet time was over
-        self._held: dict[PointKey, tuple[dict[str, Any], dict[str, Any]]] = {}  # its result and fingerprint
         self.inflight = InFlight(cfg, self.notifier)
         self._inflight = self.inflight.points  # point -> fingerprint of the files it read
         self._stop = threading.Event()
@@ -214,26 +212,17 @@ class Monitor:
         if not sources:
             self._pending.discard(key)
             self._seen.pop(key, None)
-            self._held.pop(key, None)
             return
         prints = fingerprint(sources)
         seen = self._seen.get(key)
         if seen is None or seen[0] != prints:
             self._seen[key] = (prints, now)
-            if (held := self._held.pop(key, None)) is not None:  # the files grew after an early final fit
-                self._provisional_done(key, acquiring_view(held[1]))
             if self.quiet > 0:
                 self._follow(key, sources)
                 return
             seen = self._seen[key]
         quiet_for = now - seen[1]
         if quiet_for < self.quiet:
-            self._start_early(key, sources, prints)
-            return
-        held = self._held.pop(key, None)
-        if held is not None and held[0] == prints:  # fitted during the quiet time, files unchanged since
-            self._pending.discard(key)
-            self.recorder.finish(key, {**held[1], "fitted_while_quiet": True})
             return
         if missing_sources(sources, self.cfg, expected=True) and not (
             self.once or quiet_for >= self.cfg.monitor.incomplete_seconds
@@ -253,19 +242,6 @@ class Monitor:
         self._pending.discard(key)
         self._inflight[key] = prints
         log.info("processing %s", key.label)
-
-    def _start_early(self, key: PointKey, sources: dict[str, Path], prints: dict[str, Any]) -> None:
-        """Start the final fit as soon as the files stop changing, if a worker is free: the result is recorded
-        once they have been quiet for quiet_seconds (`_finish` holds it until then)."""
-        pool = self.inflight.pool
-        if key in self._held or pool is None or missing_sources(sources, self.cfg, expected=True) or not pool.idle():
-            return
-        job = self.live.early_final_job(key, prints)
-        if job is None or not pool.submit(key, job):
-            return
-        self._pending.discard(key)
-        self._inflight[key] = prints
-        self._early.add(key)
 
     def _follow(self, key: PointKey, sources: dict[str, Path]) -> None:
         """Read on in a growing point; a provisional fit goes to a free worker when no final result waits."""
@@ -289,21 +265,12 @@ class Monitor:
             for point, point_result in self.korean.results(key, prints, result):
                 self.recorder.finish(point, point_result)
             return
-        early = key in self._early
-        self._early.discard(key)
         sources = point_sources(self.data_root, key, self.layout)
         if not sources:
             log.info("%s: data moved away while processing; result not kept", key.label)
             return
         if fingerprint(sources) != prints:
-            if early:  # still being written: a provisional result
-                self._provisional_done(key, acquiring_view(result))
-            else:
-                log.info("%s: files changed while processing; processing again", key.label)
-            self._pending.add(key)
-            return
-        if early:  # recorded by _consider once the files have been quiet for quiet_seconds
-            self._held[key] = (prints, result)
+            log.info("%s: files changed while processing; processing again", key.label)
             self._pending.add(key)
             return
         self.recorder.finish(key, result)
