@@ -42,9 +42,9 @@ def result_from_summary(key: PointKey, prints: dict[str, Any], summary: dict[str
 
     warm: the minima of the point's previous provisional fit per histogram ("pmt", "reference"); the fits
     start there (`spe_fit.fit_spe`), so that the final result comes seconds sooner than a fresh search."""
-    warm = warm or {}
     from remote_monitor.service.processing import base_result, judge, reference_entry
 
+    warm = warm or {}
     started = time.perf_counter()
     result = base_result(key, {} if provisional else prints)
     result.update(events=summary["n_events"], selected_events=summary["n_selected"],
@@ -159,10 +159,12 @@ class LiveFollowing:
         if result is None:
             log.info("%s: no provisional fit this time", key.label)
             return None
-        self._minima[key] = {"pmt": result["fit"].get("minima"),
-                             "reference": (result.get("reference") or {}).get("minima")}
         follower = self.followers.get(key)
-        return result if follower is not None and not follower.finalized else None
+        if follower is None or follower.finalized:
+            return None
+        self._minima[key] = {"pmt": (result["fit"] or {}).get("minima"),
+                             "reference": (result.get("reference") or {}).get("minima")}
+        return result
 
     def done(self, key: PointKey) -> None:
         """The final result of the point is recorded: forget it and its saved state."""
