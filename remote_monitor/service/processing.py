@@ -77,13 +77,12 @@ def judge(result: dict[str, Any], fit: dict[str, Any], cfg: Config, kind: str) -
         result["reason"] += f" (from the {result.get('events')} complete events of a truncated file)"
 
 
-def fit_histogram(hist: Any, cfg: Config, systematic: bool = True,
-                  warm: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
+def fit_histogram(hist: Any, cfg: Config, warm: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
     """The configured SPE fit of a filled Histogram, as a dict (warm: see `spe_fit.fit_spe`)."""
     from remote_monitor.analysis.spe_fit import fit_spe
 
     return fit_spe(hist, model=cfg.fit.model, n_pe_max=cfg.fit.n_pe_max, exponential=cfg.fit.exponential,
-                   min_events=cfg.fit.min_events, systematic=systematic, warm=warm).to_dict()
+                   min_events=cfg.fit.min_events, warm=warm).to_dict()
 
 
 def reference_entry(fit: dict[str, Any]) -> dict[str, Any]:
