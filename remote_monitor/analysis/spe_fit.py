@@ -29,7 +29,7 @@ from remote_monitor.analysis.spe_model import (
     n_pe_terms,
     response_counts,
 )
-from remote_monitor.analysis.spe_result import SpeFitResult, chi2_ndf, curve
+from remote_monitor.analysis.spe_result import Minima, SpeFitResult, chi2_ndf, curve
 from remote_monitor.analysis.spe_seed import _full_components, fit_seed
 from remote_monitor.analysis.units import pc_to_gain
 
@@ -156,7 +156,7 @@ def _searched_nominal(model: BuiltModel, counts: np.ndarray, start: dict[str, fl
 
 
 def _best_fit(model: BuiltModel, counts: np.ndarray, start: dict[str, float], second_start: bool,
-              warm: dict[str, dict[str, float]] | None = None) -> tuple[_Outcome, _Outcome | None]:
+              warm: Minima | None = None) -> tuple[_Outcome, _Outcome | None]:
     """(nominal fit, alternative-shape fit or None), started from the histogram's start values, or from `warm`
     (the minima of a fit of the same growing point with fewer events, `SpeFitResult.minima`; that fit did
     the search, so the nominal fit is one minimisation from there).
@@ -205,7 +205,7 @@ def _at_limit(values: dict[str, float]) -> list[str]:
     return out
 
 
-def _fit_full(hist: Histogram, systematic: bool, warm: dict[str, dict[str, float]] | None) -> SpeFitResult:
+def _fit_full(hist: Histogram, systematic: bool, warm: Minima | None) -> SpeFitResult:
     t0 = time.perf_counter()
     start = _start_values(hist)
     lo, hi = _fit_range(hist, start)
@@ -248,7 +248,7 @@ def _fit_full(hist: Histogram, systematic: bool, warm: dict[str, dict[str, float
 
 def fit_spe(hist: Histogram, model: str = "full", n_pe_max: int = 6, exponential: bool = False,  # noqa: ARG001
             min_events: int = 500, systematic: bool = True,
-            warm: dict[str, dict[str, float]] | None = None) -> SpeFitResult:
+            warm: Minima | None = None) -> SpeFitResult:
     """Fit the SPE spectrum; never raises: failures come back as status 'failed' with the reason.
 
     warm: `minima` of an earlier fit of the same point with fewer events (a growing point): the fits start there

@@ -10,6 +10,8 @@ import numpy as np
 
 from remote_monitor.analysis.histogram import Histogram
 
+Minima = dict[str, dict[str, float]]  # parameter values at the fit's "nominal" and "alternative" minima
+
 
 @dataclass
 class SpeFitResult:
@@ -43,7 +45,7 @@ class SpeFitResult:
     at_limit: list[str] = field(default_factory=list)
     fit_seconds: float | None = None
     curve: dict[str, Any] | None = None
-    minima: dict[str, dict[str, float]] | None = None  # parameters at the nominal and alternative minima
+    minima: Minima | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: non-finite floats become None."""

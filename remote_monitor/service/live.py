@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,10 +20,10 @@ from remote_monitor.service.store import ResultsStore, atomic_write_json, now_is
 from remote_monitor.stand.config import Config
 from remote_monitor.stand.layout import ROOT_SOURCE, PointKey
 
+if TYPE_CHECKING:
+    from remote_monitor.analysis.spe_result import Minima
+
 log = logging.getLogger("remote_monitor")
-
-
-Minima = dict[str, dict[str, float]]  # SpeFitResult.minima: parameters at the nominal and alternative minima
 
 
 def _fit(summary_hist: dict[str, Any], cfg: Config, warm: Minima | None) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from remote_monitor.report.curves import compact_fit
 from remote_monitor.service.store import now_iso
@@ -22,6 +22,9 @@ from remote_monitor.stand.layout import (
     scan_dir,
 )
 from remote_monitor.stand.provenance import point_provenance
+
+if TYPE_CHECKING:
+    from remote_monitor.analysis.spe_result import Minima
 
 
 def point_sources(data_root: Path, key: PointKey, layout: Layout = DEFAULT_LAYOUT) -> dict[str, Path]:
@@ -77,7 +80,7 @@ def judge(result: dict[str, Any], fit: dict[str, Any], cfg: Config, kind: str) -
         result["reason"] += f" (from the {result.get('events')} complete events of a truncated file)"
 
 
-def fit_histogram(hist: Any, cfg: Config, warm: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
+def fit_histogram(hist: Any, cfg: Config, warm: Minima | None = None) -> dict[str, Any]:
     """The configured SPE fit of a filled Histogram, as a dict (warm: see `spe_fit.fit_spe`)."""
     from remote_monitor.analysis.spe_fit import fit_spe
 
