@@ -210,3 +210,20 @@ def test_reading_on_from_the_offset_of_a_growing_file(tmp_path: Path, samples: n
             got += [c.samples for c in reader.read_new()]
             assert reader.warnings == []
         assert np.array_equal(np.concatenate(got), samples)
+
+
+def test_header_lines_spelled_unlike_the_first_events_are_read_by_label(tmp_path: Path, samples: np.ndarray) -> None:
+    """Later events whose header lines differ from the first event's in case, spacing, CR or digits of the
+    number (the template fast path does not apply) are read by their label; a foreign label is an error."""
+    path, lines = _ascii(tmp_path, samples)
+    second = 57  # first line of the second event
+    assert lines[second].startswith(b"Record Length")
+    lines[second] = b"record   LENGTH :  50\r"
+    lines[second + 3] = lines[second + 3].replace(b"Event Number:", b"EVENT number :\t")
+    path.write_bytes(b"\n".join(lines))
+    chunk, _ = read_waveforms(path, chunk_events=3)
+    assert np.array_equal(chunk.samples, samples) and np.array_equal(chunk.event_numbers, np.arange(len(samples)))
+    lines[second + 1] = b"BoardXD: 31"
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(WaveformFileError, match=f"line {second + 2}: expected header 'BoardID'"):
+        read_waveforms(path)

@@ -50,6 +50,8 @@ class WaveformChunk:
 @dataclass
 class _AsciiLayout:
     labels: np.ndarray
+    template: np.ndarray
+    template_lengths: np.ndarray
     names: list[bytes]
     record_length: int
     length_line: int
@@ -224,7 +226,7 @@ class WaveDumpReader:
         if self.record_length is not None and length != self.record_length:
             raise self._fail("line 1", f"record length {length} != expected {self.record_length}")
         event_bytes = sum(len(n) + 1 for n in names) + 6 * length
-        return _AsciiLayout(labels, names, length, index["length"], index["number"], index["ttt"], event_bytes)
+        return _AsciiLayout(labels, *kernels.header_template(names), names, length, index["length"], index["number"], index["ttt"], event_bytes)
 
     def _ascii_events(self, fd: int, final: bool) -> Iterator[WaveformChunk]:
         if self._ascii is None:
@@ -248,8 +250,8 @@ class WaveDumpReader:
             tags = np.zeros(events, dtype=np.int64)
             starts = np.zeros(events, dtype=np.int64)
             n, end, status, where = kernels.parse_events(
-                buf, kernels.word_view(buf), 0, lay.labels, lay.length_line, lay.number_line, lay.ttt_line, lay.record_length,
-                self.max_adc, samples, numbers, tags, starts)
+                buf, kernels.word_view(buf), 0, lay.labels, lay.template, lay.template_lengths, lay.length_line,
+                lay.number_line, lay.ttt_line, lay.record_length, self.max_adc, samples, numbers, tags, starts)
             if status not in (kernels.OK, kernels.INCOMPLETE):
                 self._raise_ascii(buf, status, where, n)
             if n:

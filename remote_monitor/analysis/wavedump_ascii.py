@@ -30,7 +30,7 @@ def line_info(buf, start, end):  # pragma: no cover - compiled
 
     The label is the text before the first ':' (case, spaces, tabs and CR ignored); the number is the
     first run of digits after ':' (-1 if none). A line without ':' has label -1."""
-    label, value, i = 0, -1, start
+    label, i = 0, start
     while i < end and buf[i] != 58:  # ':'
         c = buf[i]
         if c != 32 and c != 9 and c != 13:  # noqa: PLR1714 - a set here is built per byte by numba
@@ -38,15 +38,29 @@ def line_info(buf, start, end):  # pragma: no cover - compiled
         i += 1
     if i >= end:
         return -1, -1
-    i += 1
+    return label, _number_after(buf, i + 1, end)
+
+
+@njit(cache=True, nogil=True)
+def _number_after(buf, i, end):  # pragma: no cover - compiled
+    """The first run of digits in buf[i:end] after spaces and tabs (-1 if none)."""
     while i < end and (buf[i] == 32 or buf[i] == 9):
         i += 1
-    digits = 0
+    value, digits = -1, 0
     while i < end and 48 <= buf[i] <= 57 and digits < _MAX_DIGITS:
         value = (0 if value < 0 else value * 10) + (buf[i] - 48)
         digits += 1
         i += 1
-    return label, value
+    return value
+
+
+@njit(cache=True, nogil=True)
+def _same_bytes(buf, pos, line, length):  # pragma: no cover - compiled
+    """How many of the first `length` bytes of `line` buf repeats from pos on."""
+    k, n = 0, buf.shape[0]
+    while k < length and pos + k < n and buf[pos + k] == line[k]:
+        k += 1
+    return k
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -99,11 +113,14 @@ def _fixed_width_run(buf, words, pos, s, record_length, max_adc, out):  # pragma
 
 
 @njit(cache=True, nogil=True)
-def parse_events(buf, words, pos, labels, length_line, number_line, ttt_line, record_length, max_adc,
-                 samples, numbers, tags, starts):  # pragma: no cover - compiled
+def parse_events(buf, words, pos, labels, template, template_lengths, length_line, number_line, ttt_line,
+                 record_length, max_adc, samples, numbers, tags, starts):  # pragma: no cover - compiled
     """Parse whole events from buf[pos:] into samples/numbers/tags/starts (at most len(numbers) events).
 
     Every header line must carry the label of the first event's line; the record-length line its value.
+    The first event's header lines (`header_template`) are the fast path: a line that repeats its
+    template is taken as it is, one that repeats its label up to ':' has only its number read; any other
+    line is checked by its label hash (case and spaces ignored).
     Returns (events parsed, byte after the last complete event, status, byte where the problem starts).
     An event cut by the end of buf is not counted (status INCOMPLETE): the caller reads on from there."""
     n = buf.shape[0]
@@ -116,14 +133,22 @@ def parse_events(buf, words, pos, labels, length_line, number_line, ttt_line, re
             return ev, ev_start, OK, 0
         starts[ev] = pos
         for h in range(n_header):
-            end = pos
+            line_length, label_length = template_lengths[h, 0], template_lengths[h, 1]
+            same = _same_bytes(buf, pos, template[h], line_length)
+            if same == line_length and h != number_line and h != ttt_line:  # noqa: PLR1714 - numba
+                pos += line_length  # the first event's line again (its record length included)
+                continue
+            end = pos + min(same, line_length - 1)  # no LF before it (the template line ends with its LF)
             while end < n and buf[end] != 10:
                 end += 1
             if end >= n:
                 return ev, ev_start, INCOMPLETE, ev_start
-            label, value = line_info(buf, pos, end)
-            if label != labels[h]:
-                return ev, ev_start, BAD_HEADER, pos
+            if same >= label_length:
+                value = _number_after(buf, pos + label_length, end)
+            else:
+                label, value = line_info(buf, pos, end)
+                if label != labels[h]:
+                    return ev, ev_start, BAD_HEADER, pos
             if h == length_line and value != record_length:
                 return ev, ev_start, LENGTH_CHANGED, pos
             if h == number_line:
@@ -178,6 +203,17 @@ def parse_events(buf, words, pos, labels, length_line, number_line, ttt_line, re
             pos += 1
             s += 1
     return numbers.shape[0], pos, OK, 0
+
+
+def header_template(names: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """The first event's header lines for `parse_events`' fast path: the bytes of each line with its LF (rows,
+    zero-padded) and per line (length with LF, length up to and including the first ':')."""
+    template = np.zeros((len(names), max((len(n) + 1 for n in names), default=1)), dtype=np.uint8)
+    lengths = np.zeros((len(names), 2), dtype=np.int64)
+    for h, name in enumerate(names):
+        template[h, :len(name) + 1] = np.frombuffer(name + b"\n", dtype=np.uint8)
+        lengths[h] = len(name) + 1, name.index(b":") + 1
+    return template, lengths
 
 
 def header_layout(head: bytes) -> tuple[list[bytes], np.ndarray] | None:
