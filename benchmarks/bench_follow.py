@@ -84,8 +84,9 @@ def main() -> None:
         if last_provisional and last_provisional.get("gain") and (r.get("fit") or {}).get("gain"):
             print(f"last provisional gain {last_provisional['gain']:.6g} at {last_provisional['events']} events: "
                   f"final - provisional = {r['fit']['gain'] / last_provisional['gain'] - 1:+.2%}")
+        fit = r.get("fit") or {}
         print(f"final result: events {r['events']}, status {r['status']}, followed {r.get('followed', False)}, "
-              f"gain {(r.get('fit') or {}).get('gain')}")
+              f"gain {fit.get('gain')}; PMT fit {fit.get('fit_seconds')} s: {fit.get('reason')}")
         print(f"latency last write -> final result {seen - last_write:.2f} s; after the quiet time "
               f"{seen - last_write - args.quiet:.2f} s; of which the result's processing (fit) "
               f"{r['processing_seconds']:.2f} s")

@@ -148,3 +148,34 @@ def test_final_result_from_the_running_histogram_equals_full_processing(tmp_path
     timing = ("fit_seconds",)  # how long the fit took: the only field allowed to differ
     assert ({k: v for k, v in followed["fit"].items() if k not in timing}
             == {k: v for k, v in full["fit"].items() if k not in timing})
+
+
+def test_provisional_fits_compute_their_errors_and_the_final_fit_keeps_the_last_ones(tmp_path: Path,
+                                                                                     waves: dict) -> None:
+    """A provisional fit started from the previous one's minima computes its own errors; the final fit keeps
+    the last provisional fit's errors (scaled) when that fit had at least 80 % of the events."""
+    from remote_monitor.service.live import result_from_summary
+    from remote_monitor.stand.layout import PointKey
+
+    key = PointKey("SN1", "261129_100000", "theta0_phi0")
+    files = _files(tmp_path, "dat")
+    for ch, path in files.items():
+        path.write_bytes(_bytes("dat", waves[ch][:540], ch, 0))
+    follower = PointFollower(files, CFG)
+    follower.update(final=False)
+    first = result_from_summary(key, {}, follower.summary(), CFG, provisional=True)
+    warm = {"pmt": first["fit"]["minima"]}
+    again = result_from_summary(key, {}, follower.summary(), CFG, provisional=True, warm=warm)
+    assert first["fit"]["status"] == again["fit"]["status"] == "ok"
+    assert "scaled" not in again["fit"]["reason"]  # the same events, yet its own Hesse and alternative fit
+    for ch, path in files.items():
+        with path.open("ab") as fh:
+            fh.write(_bytes("dat", waves[ch][540:], ch, 540))
+    follower.update(final=True)
+    final = result_from_summary(key, {}, follower.summary(), CFG, provisional=False,
+                                warm={"pmt": again["fit"]["minima"]})
+    at = again["fit"]["minima"]["errors_at"]["events"]
+    assert f"of the fit at {at:.0f} events, scaled" in final["fit"]["reason"]
+    assert final["fit"]["minima"]["errors_at"]["events"] == at
+    ratio = final["fit"]["gain_err_stat"] / again["fit"]["gain_err_stat"]  # scaled by sqrt(events then / now)
+    assert ratio == pytest.approx((540 / 600) ** 0.5, rel=0.02)

@@ -5,8 +5,9 @@ photoelectrons, exact Poisson sum of n-PE convolutions, Gaussian noise). The hea
 1-PE main peak / e. Its error combines the Hesse error with a model systematic: the same fit repeated with a
 second adequate under-amplified shape (an exponential of free mean, k_u = 1) and SYST_FRACTION of the gain
 difference taken, with a floor (SYST_FLOOR). That second fit starts afresh, so it is also a second start: when it
-ends lower, the nominal fit was in a local minimum and is repeated from there. Model "seed": the old system's two
-Gaussians (`spe_seed`), for comparison.
+ends lower, the nominal fit was in a local minimum and is repeated from there. A fit of a growing point (`warm`)
+starts from the previous fit's minima, and keeps its errors and systematic while the point grew by less than
+25 %. Model "seed": the old system's two Gaussians (`spe_seed`), for comparison.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ UNDER_SHAPE = {"w", "u", "k_u"}  # parameters of the under-amplified part only
 ALT_K_U = 1.0  # the alternative under-amplified shape: an exponential
 UNDER_OFF = 0.03  # an under-amplified fraction below this: the part is switched off, try it switched on
 UNDER_RESTART = {"w": 0.25, "u": 0.3, "k_u": 1.5}  # a typical under-amplified part, as a second start
+ERRORS_KEPT_ABOVE = 0.8  # a growing point's Hesse errors and systematic are kept (scaled) until its events grow 25 %
 LOCAL_MINIMUM_NLL = 0.5  # a second start lower by more than this: the first fit stopped in a local minimum
 BIN_STEP = 64  # the fit range is a whole number of BIN_STEP bins, so that few models (graphs) are built
 
@@ -155,29 +157,71 @@ def _searched_nominal(model: BuiltModel, counts: np.ndarray, start: dict[str, fl
     return nominal
 
 
+@dataclass(frozen=True)
+class _Search:
+    """The nominal fit, the alternative-shape fit (None: not asked), and where the nominal errors come from:
+    the Hesse errors and the number of events they were computed at (the nominal's own, or an earlier fit's)."""
+
+    nominal: _Outcome
+    alternative: _Outcome | None
+    hesse_errors: dict[str, float]
+    hesse_events: float
+
+
+def _kept_errors(warm: dict[str, Any], n_events: float) -> tuple[dict[str, float], float] | None:
+    """The Hesse errors of an earlier fit of the same growing point and its number of events, if it had at least
+    ERRORS_KEPT_ABOVE of n_events (a statistical error scales as 1 / sqrt(events) for the same spectrum shape)
+    and both its minima; None: the errors are computed again."""
+    errors, at = warm.get("errors"), (warm.get("errors_at") or {}).get("events")
+    if not (_complete(warm.get("nominal")) and _complete(warm.get("alternative")) and isinstance(errors, dict)
+            and isinstance(at, (int, float))):
+        return None
+    finite = {k: float(v) for k, v in errors.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+    if "q1" not in finite:  # (a parameter at a bound may have no Hesse error: it is left out)
+        return None
+    return (finite, float(at)) if ERRORS_KEPT_ABOVE * n_events <= at <= n_events else None
+
+
+def _refined(model: BuiltModel, counts: np.ndarray, warm: Minima, kept: tuple[dict[str, float], float]) -> _Search:
+    """One minimisation from the earlier fit's nominal minimum, without Hesse: its errors scaled by
+    sqrt(events then / now), and its alternative minimum moved with the nominal gain (the same systematic)."""
+    nominal = _minimize(model, counts, warm["nominal"], {}, hesse=False)
+    errors, at = kept
+    scaled = {k: v * math.sqrt(at / float(counts.sum())) for k, v in errors.items()}
+    moved = nominal.values["q1"] - warm["nominal"]["q1"]
+    alternative = {**warm["alternative"], "q1": warm["alternative"]["q1"] + moved}
+    return _Search(_Outcome(nominal.values, scaled, nominal.valid, nominal.nll),
+                   _Outcome(alternative, {}, True, math.nan), errors, at)
+
+
 def _best_fit(model: BuiltModel, counts: np.ndarray, start: dict[str, float], second_start: bool,
-              warm: Minima | None = None) -> tuple[_Outcome, _Outcome | None]:
-    """(nominal fit, alternative-shape fit or None), started from the histogram's start values, or from `warm`
+              warm: Minima | None = None) -> _Search:
+    """The nominal fit and the alternative-shape fit, started from the histogram's start values, or from `warm`
     (the minima of a fit of the same growing point with fewer events, `SpeFitResult.minima`; that fit did
-    the search, so the nominal fit is one minimisation from there).
+    the search, so the nominal fit is one minimisation from there). When that fit had at least
+    ERRORS_KEPT_ABOVE of the events, its errors and systematic are kept (`_refined`).
 
     The alternative (exponential under-amplified part, k_u = 1) is a second start as well: when its minimum is
     lower than the nominal one, the nominal fit stopped in a local minimum (typically the under-amplified part
     switched off, w -> 0, and a wider main peak pulled down) and is repeated from there."""
-    warm = {name: values for name, values in (warm or {}).items() if _complete(values)}
-    if "nominal" in warm:
-        nominal = _minimize(model, counts, warm["nominal"], {}, hesse=True)
+    n_events = float(counts.sum())
+    kept = _kept_errors(warm, n_events) if warm and second_start else None
+    if warm and kept is not None:
+        return _refined(model, counts, warm, kept)
+    usable = {name: values for name, values in (warm or {}).items() if _complete(values)}
+    if "nominal" in usable:
+        nominal = _minimize(model, counts, usable["nominal"], {}, hesse=True)
     else:
         nominal = _searched_nominal(model, counts, start)
     if not second_start:
-        return nominal, None
-    alternative = _minimize(model, counts, warm.get("alternative", start), {"k_u": ALT_K_U}, hesse=False)
+        return _Search(nominal, None, nominal.errors, n_events)
+    alternative = _minimize(model, counts, usable.get("alternative", start), {"k_u": ALT_K_U}, hesse=False)
     if alternative.nll < nominal.nll - LOCAL_MINIMUM_NLL:
         again = _minimize(model, counts, alternative.values, {}, hesse=True)
         if again.nll < nominal.nll:  # its Hesse errors, often at a bound (w = 0), are no smaller than the first
             errors = {k: max(v, nominal.errors.get(k, 0.0)) for k, v in again.errors.items()}
             nominal = _Outcome(again.values, errors, again.valid, again.nll)
-    return nominal, alternative
+    return _Search(nominal, alternative, nominal.errors, n_events)
 
 
 def _peak_to_valley(p: dict[str, float], n_max: int) -> float | None:
@@ -212,7 +256,8 @@ def _fit_full(hist: Histogram, systematic: bool, warm: Minima | None) -> SpeFitR
     counts = hist.counts[lo:hi].astype(float)
     n_max = n_pe_terms(start["mu"])
     model = get_model(hist.edges[lo:hi + 1], n_max)
-    nominal, alternative = _best_fit(model, counts, start, systematic, warm)
+    search = _best_fit(model, counts, start, systematic, warm)
+    nominal, alternative = search.nominal, search.alternative
     values, errors, valid = nominal.values, nominal.errors, nominal.valid
     limits = _at_limit(values)
     shape_only = bool(limits) and set(limits) <= UNDER_SHAPE and math.isfinite(errors.get("q1", math.nan))
@@ -230,6 +275,8 @@ def _fit_full(hist: Histogram, systematic: bool, warm: Minima | None) -> SpeFitR
     reason = "fit converged" if valid else "Minuit did not converge"
     if limits:
         reason += f"; at a limit: {', '.join(limits)}"
+    if search.hesse_events != float(counts.sum()):
+        reason += f"; errors and systematic of the fit at {search.hesse_events:.0f} events, scaled"
     return SpeFitResult(
         status="ok", reason=reason, model="full",
         gain=pc_to_gain(q1), gain_err=pc_to_gain(math.hypot(q1_stat, syst)), gain_err_stat=pc_to_gain(q1_stat),
@@ -242,7 +289,8 @@ def _fit_full(hist: Histogram, systematic: bool, warm: Minima | None) -> SpeFitR
         chi2_ndf=chi2_ndf(total[lo:hi], counts, len(PARAM_NAMES)), n_events=int(hist.counts.sum()),
         converged=valid, at_limit=limits, fit_seconds=round(time.perf_counter() - t0, 3),
         curve=curve(hist, total, shown),
-        minima={"nominal": values, **({"alternative": alternative.values} if alternative is not None else {})},
+        minima={"nominal": values, **({"alternative": alternative.values} if alternative is not None else {}),
+                "errors": search.hesse_errors, "errors_at": {"events": search.hesse_events}},
     )
 
 

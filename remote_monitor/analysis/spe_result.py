@@ -10,7 +10,9 @@ import numpy as np
 
 from remote_monitor.analysis.histogram import Histogram
 
-Minima = dict[str, dict[str, float]]  # parameter values at the fit's "nominal" and "alternative" minima
+# Parameter values at the fit's "nominal" and "alternative" minima, the Hesse "errors" of the nominal one and
+# "errors_at": {"events": n}, the events they were computed at (a fit of a growing point may keep them)
+Minima = dict[str, dict[str, float]]
 
 
 @dataclass
