@@ -15,6 +15,11 @@ from remote_monitor.analysis.histogram import Histogram
 Minima = dict[str, dict[str, float]]
 
 
+def minima_only(minima: Minima | None) -> Minima | None:
+    """The "nominal" and "alternative" minima without the errors: a fit started from them computes its own."""
+    return {k: v for k, v in minima.items() if k in ("nominal", "alternative")} if minima else minima
+
+
 @dataclass
 class SpeFitResult:
     """Gain = mean of the 1-PE main peak / e (headline); gain_err = stat (Hesse) and syst (model) combined."""

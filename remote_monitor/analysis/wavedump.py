@@ -226,7 +226,9 @@ class WaveDumpReader:
         if self.record_length is not None and length != self.record_length:
             raise self._fail("line 1", f"record length {length} != expected {self.record_length}")
         event_bytes = sum(len(n) + 1 for n in names) + 6 * length
-        return _AsciiLayout(labels, *kernels.header_template(names), names, length, index["length"], index["number"], index["ttt"], event_bytes)
+        template, template_lengths = kernels.header_template(names)
+        return _AsciiLayout(labels, template, template_lengths, names, length, index["length"], index["number"],
+                            index["ttt"], event_bytes)
 
     def _ascii_events(self, fd: int, final: bool) -> Iterator[WaveformChunk]:
         if self._ascii is None:

@@ -36,11 +36,6 @@ def _fit(summary_hist: dict[str, Any], cfg: Config, warm: Minima | None) -> dict
     return fit_histogram(hist, cfg, warm=warm)
 
 
-def _without_errors(minima: Minima | None) -> Minima | None:
-    """The minima only: a fit started from them computes its own errors."""
-    return {k: v for k, v in minima.items() if k in ("nominal", "alternative")} if minima else minima
-
-
 def result_from_summary(key: PointKey, prints: dict[str, Any], summary: dict[str, Any], cfg: Config,
                         provisional: bool, warm: dict[str, Minima | None] | None = None) -> dict[str, Any]:
     """A point's result from its running histogram (what `processing.process_point` gives after a full read).
@@ -49,9 +44,10 @@ def result_from_summary(key: PointKey, prints: dict[str, Any], summary: dict[str
     start there (`spe_fit.fit_spe`), so that the final result comes seconds sooner than a fresh search.
     Provisional fits compute their errors (Hesse, alternative shape); the final fit keeps those of the last
     provisional fit, scaled, when that fit had at least 80 % of the events (one minimisation)."""
+    from remote_monitor.analysis.spe_result import minima_only
     from remote_monitor.service.processing import base_result, judge, reference_entry
 
-    warm = {name: _without_errors(m) if provisional else m for name, m in (warm or {}).items()}
+    warm = {name: minima_only(m) if provisional else m for name, m in (warm or {}).items()}
     started = time.perf_counter()
     result = base_result(key, {} if provisional else prints)
     result.update(events=summary["n_events"], selected_events=summary["n_selected"],
