@@ -151,3 +151,19 @@ def test_integer_threshold_is_exactly_the_float_test() -> None:
         for sample in range(max(cut - 3, 0), min(cut + 4, 65535)):
             expected = (np.float32(sample) - base) * scale > threshold
             assert (sample <= cut if scale < 0 else sample >= cut) == expected, (base, scale, threshold, sample)
+
+
+def test_integer_threshold_at_the_ends_of_the_range_equals_a_bisection() -> None:
+    """Stepping from the float64 estimate finds the same cut as a bisection of the whole 16-bit range, also
+    where no sample or every sample is over, for extreme scales and for thresholds that are not finite."""
+    from remote_monitor.analysis.pulse_kernels import _integer_cut, _integer_cut_by_bisection
+
+    bases = np.float32([0, 0.025, 14175.3, 16383, 65535, 65536, 70000.5, -3, 1e9, -1e9])
+    scales = np.float32([2000 / 2**14, -2000 / 2**14, 7.8125, -7.8125, 1e-6, -1e-6, 1e3, -1e3, 1e-30, -1e-30])
+    thresholds = np.float32([0, 3, 100, -5, 1e5, 1e-3, np.inf, -np.inf, 1e30])
+    for base in bases:
+        for scale in scales:
+            for threshold in thresholds:
+                cut = _integer_cut(base, scale, threshold)
+                assert cut == _integer_cut_by_bisection(base, scale, threshold), (base, scale, threshold)
+                assert (-1 <= cut <= 65535) if scale < 0 else (0 <= cut <= 65536)

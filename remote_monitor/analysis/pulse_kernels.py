@@ -6,6 +6,8 @@ results are bit for bit those of the numpy version, without any full-record floa
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -28,7 +30,29 @@ def _over(sample, base, scale, threshold):  # pragma: no cover - compiled
 def _integer_cut(base, scale, threshold):  # pragma: no cover - compiled
     """The ADC value where `_over` switches: with scale > 0 the smallest sample that is over (65536: none),
     with scale < 0 the largest one (-1: none). `_over` is monotonic in the sample (float rounding keeps order),
-    so a binary search finds the exact switch and the scans compare integers only."""
+    so the exact switch is found by stepping from the value the threshold gives in float64 (one or two tests)
+    and the scans compare integers only."""
+    guess = np.float64(base) + np.float64(threshold) / np.float64(scale)
+    if not math.isfinite(guess):
+        return _integer_cut_by_bisection(base, scale, threshold)
+    if scale > 0:
+        cut = math.ceil(min(max(guess, 0.0), 65536.0))
+        while cut > 0 and _over(cut - 1, base, scale, threshold):
+            cut -= 1
+        while cut < 65536 and not _over(cut, base, scale, threshold):
+            cut += 1
+        return cut
+    cut = math.floor(min(max(guess, -1.0), 65535.0))
+    while cut < 65535 and _over(cut + 1, base, scale, threshold):
+        cut += 1
+    while cut >= 0 and not _over(cut, base, scale, threshold):
+        cut -= 1
+    return cut
+
+
+@njit(cache=True, nogil=True)
+def _integer_cut_by_bisection(base, scale, threshold):  # pragma: no cover - compiled
+    """`_integer_cut` by bisection over the whole 16-bit range (for a threshold/scale that is not finite)."""
     rising = scale > 0
     lo, hi = -1, 65536  # rising: _over(lo) false, _over(hi) true; falling: the other way (by convention)
     while hi - lo > 1:

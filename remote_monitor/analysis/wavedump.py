@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ MAX_RECORD_LENGTH = 1 << 22
 READ_BYTES = 64 << 20  # upper bound of one read (chunk_events events are read at a time below it)
 MAX_EVENT_BYTES = 256 << 20
 _HEAD_BYTES = 1 << 16
+_KEPT_BUFFERS = 8  # chunk buffers kept for reuse per reader (chunks pending alignment hold a few)
 _RECORD_RE = re.compile(rb"^\s*record\s*length\s*:", re.IGNORECASE)
 _EVENT_RE = re.compile(rb"^\s*event\s*number\s*:", re.IGNORECASE)
 _TTT_RE = re.compile(rb"^\s*trigger\s*time\s*stamp\s*:", re.IGNORECASE)
@@ -78,6 +80,7 @@ class WaveDumpReader:
         self.events_read = 0
         self.offset = 0
         self._ascii: _AsciiLayout | None = None
+        self._buffers: list[np.ndarray] = []
         if sample_bytes not in (1, 2):
             raise WaveformFileError(self.path, "file", f"sample_bytes must be 1 or 2, got {sample_bytes}")
         if self.binary and not self.header and record_length is None:
@@ -134,6 +137,20 @@ class WaveDumpReader:
         with self._reading_at(offset):
             return os.preadv(fd, [buffer.data], offset)
 
+    def _unused_buffer(self, size: int) -> np.ndarray:
+        """A buffer of `size` bytes that no chunk still refers to. Chunks are views into it (binary: the bytes
+        read; ASCII: the parsed samples), so a buffer is reused only once every view of it is gone (its
+        reference count tells; the last chunk read still refers to its buffer while the next is read, so two
+        buffers alternate); a reused buffer's pages are not faulted in again, which costs more than reading
+        into them."""
+        for buffer in self._buffers:
+            if len(buffer) == size and sys.getrefcount(buffer) <= 3:  # the list, this loop, the call's argument
+                return buffer
+        buffer = np.empty(size, dtype=np.uint8)
+        if len(self._buffers) < _KEPT_BUFFERS:
+            self._buffers.append(buffer)
+        return buffer
+
     def _truncated(self, what: str, left: int, of: int | None = None) -> None:
         total = f" of {of}" if of else ""
         self.warnings.append(f"{self.path.name}: truncated last event at {what} dropped ({left}{total} bytes "
@@ -167,13 +184,14 @@ class WaveDumpReader:
             return
         per_read = max(1, min(self.chunk_events, READ_BYTES // dtype.itemsize))
         while True:
-            data = self._pread(fd, dtype.itemsize * per_read, self.offset)
+            buffer = self._unused_buffer(dtype.itemsize * per_read)
+            data = buffer[:self._pread_into(fd, buffer, self.offset)]
             n = len(data) // dtype.itemsize
             if n == 0:
-                if final and data:
+                if final and len(data):
                     self._truncated(f"byte {self.offset}", len(data), dtype.itemsize)
                 return
-            events = np.frombuffer(data, dtype=dtype, count=n)
+            events = data[:n * dtype.itemsize].view(dtype)
             samples = events["samples"]
             if self.header:
                 bad = np.flatnonzero(events["size"] != dtype.itemsize)
@@ -247,7 +265,8 @@ class WaveDumpReader:
             if not got:
                 return
             buf = buffer[:got]
-            samples = np.empty((events, lay.record_length), dtype=np.uint16)
+            samples = self._unused_buffer(events * lay.record_length * 2).view(np.uint16).reshape(
+                events, lay.record_length)
             numbers = np.full(events, -1, dtype=np.int64)
             tags = np.zeros(events, dtype=np.int64)
             starts = np.zeros(events, dtype=np.int64)
