@@ -140,9 +140,8 @@ class WaveDumpReader:
     def _unused_buffer(self, size: int) -> np.ndarray:
         """A buffer of `size` bytes that no chunk still refers to. Chunks are views into it (binary: the bytes
         read; ASCII: the parsed samples), so a buffer is reused only once every view of it is gone (its
-        reference count tells; the last chunk read still refers to its buffer while the next is read, so two
-        buffers alternate); a reused buffer's pages are not faulted in again, which costs more than reading
-        into them."""
+        reference count tells); a reused buffer's pages are not faulted in again, which costs more than
+        reading into them."""
         for buffer in self._buffers:
             if len(buffer) == size and sys.getrefcount(buffer) <= 3:  # the list, this loop, the call's argument
                 return buffer
@@ -212,10 +211,12 @@ class WaveDumpReader:
             offsets = self.offset + np.arange(n, dtype=np.int64) * dtype.itemsize
             self.offset += n * dtype.itemsize
             self.events_read += n
+            left = len(data) % dtype.itemsize
             yield WaveformChunk(self.channel, samples, numbers, tags, offsets)
+            del buffer, data, events, samples  # the chunk alone refers to its buffer now (reused once it is gone)
             if n < per_read:
-                if final and len(data) % dtype.itemsize:
-                    self._truncated(f"byte {self.offset}", len(data) % dtype.itemsize, dtype.itemsize)
+                if final and left:
+                    self._truncated(f"byte {self.offset}", left, dtype.itemsize)
                 return
 
     # ---- ASCII ------------------------------------------------------------------------------------
@@ -282,6 +283,7 @@ class WaveDumpReader:
                 self.offset += end
                 self.events_read += n
                 yield WaveformChunk(self.channel, samples[:n], numbers[:n], tags[:n], offsets)
+                del samples  # the chunk alone refers to its buffer now (reused once it is gone)
                 continue
             if got == read_size and read_size < MAX_EVENT_BYTES:  # one event longer than a read
                 read_size *= 2
