@@ -50,7 +50,7 @@ def test_chunk_buffers_are_reused_only_once_no_chunk_refers_to_them(tmp_path: Pa
             if i in (1, 2, 6):
                 held.append((i, chunk))  # kept by the consumer: its buffer must stay as it is
             del chunk
-            i += 1
+            i += 1  # noqa: SIM113 - enumerate would hold the last chunk while the reader reads the next
         assert all(np.array_equal(c.samples, samples[4 * i: 4 * i + 4]) for i, c in held)
         assert len(reader._buffers) == len(held) + 1  # the 7 chunks not held were read into one buffer
 
