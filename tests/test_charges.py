@@ -137,6 +137,40 @@ def test_channel_far_ahead_in_event_numbers_is_read_to_the_end(tmp_path: Path) -
     assert "dropped 300 event(s) not present in every channel" in charges.warnings
 
 
+def test_channels_arriving_in_chunks_of_different_sizes_give_the_charges_of_one_read(tmp_path: Path) -> None:
+    """Each channel's chunks are measured as soon as every channel has them (the first events of a chunk
+    taken, the rest left pending): the same charges, in the same order, as all events measured at once."""
+    from remote_monitor.analysis.charges import ChargeAccumulator
+    from remote_monitor.analysis.wavedump import read_waveforms
+
+    rng = np.random.default_rng(3)
+    trigger = np.full((N, LENGTH), 800, dtype=np.uint16)
+    trigger[:, 60:80] += 6000
+    pmt = (14000 - rng.integers(0, 300, size=(N, LENGTH))).astype(np.uint16)
+    files = {ch: tmp_path / f"wave{ch}.txt" for ch in (0, 2)}
+    for ch, samples in ((0, trigger), (2, pmt)):
+        write_ascii(files[ch], samples, ch, first_event=7)
+    whole = ChargeAccumulator(ChannelMap(), AnalysisSettings())
+    for ch, path in files.items():
+        whole.add(read_waveforms(path)[0], ch)
+    expected = whole.take(final=True).pmt
+    chunks = {ch: read_waveforms(path)[0] for ch, path in files.items()}
+    acc = ChargeAccumulator(ChannelMap(), AnalysisSettings())
+    measured, read, taken = [], {0: 0, 2: 0}, 0
+    for sizes in ((3, 11), (11, 3), (9, 9), (17, 17)):  # events of channel 0 and channel 2 that arrive, in turn
+        for ch, size in zip((0, 2), sizes, strict=True):
+            c, part = chunks[ch], slice(read[ch], min(read[ch] + size, N))
+            acc.add(type(c)(ch, c.samples[part], c.event_numbers[part], c.trigger_time_tags[part]), ch)
+            read[ch] = part.stop
+        block = acc.take()
+        assert block.n_events == min(read.values()) - taken  # every event now in both channels
+        taken += block.n_events
+        measured.append(block.pmt)
+    measured.append(acc.take(final=True).pmt)
+    assert acc.n_events == N and acc.dropped == 0
+    assert np.array_equal(np.concatenate(measured), expected) and len(expected) > N // 2
+
+
 def test_integer_threshold_is_exactly_the_float_test() -> None:
     """The kernels compare raw samples with an integer cut; it must switch exactly where the stand's float32
     test (baseline-subtracted mV over threshold) does, for either polarity."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import reduce
 from pathlib import Path
@@ -143,8 +143,38 @@ class ChargeAccumulator:
                                        np.concatenate(offsets) if len(offsets) == len(chunks) else None)]
         return chunks[0]
 
+    def _in_step(self) -> int:
+        """How many events every channel has pending, when all channels' pending events are numbered
+        consecutively from the same first number (the usual case: their first events then match); else 0."""
+        first, fewest = None, None
+        for ch in self.wanted:
+            chunks = self.pending[ch]
+            if not chunks:
+                return 0
+            numbers = np.concatenate([c.event_numbers for c in chunks]) if len(chunks) > 1 else chunks[0].event_numbers
+            if (first is not None and numbers[0] != first) or numbers[-1] - numbers[0] != len(numbers) - 1 \
+                    or not np.all(np.diff(numbers) == 1):
+                return 0
+            first, fewest = numbers[0], len(numbers) if fewest is None else min(fewest, len(numbers))
+        return int(fewest or 0)
+
+    def _first_events(self, channel: int, n: int) -> np.ndarray:
+        """Samples of the first n pending events of a channel (a view when its first chunk holds them all);
+        the rest stays pending."""
+        chunks = self.pending[channel]
+        if len(chunks[0].event_numbers) < n:
+            self._merged(channel)
+        c = chunks[0]
+        rest = WaveformChunk(channel, c.samples[n:], c.event_numbers[n:], c.trigger_time_tags[n:],
+                             None if c.offsets is None else c.offsets[n:])
+        chunks[0:1] = [rest] if len(rest.event_numbers) else []
+        return c.samples[:n]
+
     def aligned(self, final: bool) -> dict[int, np.ndarray] | None:
         """Samples per channel of the events now present in every wanted channel (None if there are none)."""
+        in_step = 0 if final else self._in_step()
+        if in_step:
+            return {ch: self._first_events(ch, in_step) for ch in self.wanted}
         merged = {ch: self._merged(ch) for ch in self.wanted}
         present = [c for c in merged.values() if c is not None]
         if len(present) < len(merged):
@@ -252,28 +282,31 @@ def make_readers(files: dict[int, Path], channels: ChannelMap, settings: Analysi
 
 def read_blocks(readers: dict[int, WaveDumpReader], acc: ChargeAccumulator, final: bool = True,
                 fresh: bool = False) -> Iterator[BlockCharges]:
-    """Read the channel files in parallel threads (the numba parsers release the GIL), prefetching the next
-    chunk of each file while the current block is measured; yields the charges block by block.
+    """Read the channel files in parallel threads (the numba parsers release the GIL), each file read on as
+    soon as its last chunk is in (up to two chunks ahead of the events present in every channel), while the
+    events present in every channel are measured; yields the charges block by block.
 
     fresh=True reads every file from its start (`chunks`), otherwise from each reader's offset (`read_new`)."""
     iters = {ch: (r.chunks() if fresh else r.read_new(final=final)) for ch, r in readers.items()}
     limit = 2 * max(r.chunk_events for r in readers.values())
     with ThreadPoolExecutor(max_workers=len(iters), thread_name_prefix="reader") as pool:
-        futures = {ch: pool.submit(next, it, None) for ch, it in iters.items()}
+        reading = {ch: pool.submit(next, it, None) for ch, it in iters.items()}
         unfinished = set(iters)
         try:
-            while futures:
-                for ch, future in futures.items():
-                    chunk = future.result()
+            while reading:
+                done, _ = wait(reading.values(), return_when=FIRST_COMPLETED)
+                for ch in [ch for ch, future in reading.items() if future in done]:
+                    chunk = reading.pop(ch).result()
                     if chunk is None:
                         unfinished.discard(ch)
                     else:
                         acc.add(chunk, ch)
-                due = [ch for ch in unfinished if acc.pending_events(ch) < limit] or sorted(unfinished)
-                futures = {ch: pool.submit(next, iters[ch], None) for ch in due}
-                yield acc.take(final=final and not futures)
+                idle = sorted(unfinished - reading.keys())
+                due = [ch for ch in idle if acc.pending_events(ch) < limit] or ([] if reading else idle)
+                reading.update({ch: pool.submit(next, iters[ch], None) for ch in due})
+                yield acc.take(final=final and not reading)
         finally:  # on an error or an early stop: let running reads end, then close the files
-            wait(futures.values())
+            wait(reading.values())
             for it in iters.values():
                 it.close()  # type: ignore[attr-defined]
 
