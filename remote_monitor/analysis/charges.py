@@ -152,8 +152,7 @@ class ChargeAccumulator:
             if not chunks:
                 return 0
             numbers = np.concatenate([c.event_numbers for c in chunks]) if len(chunks) > 1 else chunks[0].event_numbers
-            if (first is not None and numbers[0] != first) or numbers[-1] - numbers[0] != len(numbers) - 1 \
-                    or not np.all(np.diff(numbers) == 1):
+            if (first is not None and numbers[0] != first) or not np.all(np.diff(numbers) == 1):
                 return 0
             first, fewest = numbers[0], len(numbers) if fewest is None else min(fewest, len(numbers))
         return int(fewest or 0)
