@@ -63,6 +63,20 @@ def test_seed_model_stays_selectable_and_is_biased_low() -> None:
     assert seed.gain < 0.97e7  # the seed's Gaussian misses the skew and the under-amplified photoelectrons
 
 
+def _profile_dnll(hist: Histogram, minimum: dict[str, float], step: float) -> list[float]:
+    """NLL rise of refits with q1 held at the minimum's q1 -+ step (the other parameters free)."""
+    from remote_monitor.analysis import spe_fit
+    from remote_monitor.analysis.spe_model import get_model, n_pe_terms
+
+    start = spe_fit._start_values(hist)
+    lo, hi = spe_fit._fit_range(hist, start)
+    model = get_model(hist.edges[lo:hi + 1], n_pe_terms(start["mu"]))
+    counts = hist.counts[lo:hi].astype(float)
+    best = spe_fit._minimize(model, counts, minimum, {}, hesse=False)
+    held = [{**best.values, "q1": best.values["q1"] + d} for d in (-step, step)]
+    return [spe_fit._minimize(model, counts, v, {"q1": v["q1"]}, hesse=False).nll - best.nll for v in held]
+
+
 def test_a_growing_point_is_refitted_from_its_last_minima(monkeypatch: pytest.MonkeyPatch) -> None:
     """The live view refits a growing histogram from the previous fit's minima: two minimisations (nominal
     with Hesse, alternative shape) instead of a fresh search, with the fresh search's result; while the point
@@ -86,7 +100,13 @@ def test_a_growing_point_is_refitted_from_its_last_minima(monkeypatch: pytest.Mo
     assert warm.status == "ok" and warm.converged == fresh.converged
     # the same minimum to Minuit's tolerance (flat directions of the under-amplified part): 0.16 sigma here
     assert abs(warm.gain - fresh.gain) < 0.25 * fresh.gain_err_stat
-    assert warm.gain_err_stat == pytest.approx(fresh.gain_err_stat, rel=0.1)  # Hesse at either point: 7 % apart
+    # Hesse along the flat under-amplified directions: at the two (equal) minima 0.72 % and 1.22 % here; the
+    # profile likelihood in q1 says 0.59-0.94 % (asymmetric). The warm error agrees with it, the fresh one is
+    # no smaller (too large errors are safe, too small ones are not)
+    assert warm.minima is not None
+    dnll = _profile_dnll(hist, warm.minima["nominal"], warm.gain_err_stat / warm.gain * warm.minima["nominal"]["q1"])
+    assert 0.25 < sum(dnll) / 2 < 1.0, dnll  # 0.5 at one sigma: the profile error within 0.7-1.4x Hesse's
+    assert fresh.gain_err_stat > 0.9 * warm.gain_err_stat
     # the systematic comes from the alternative-shape fit, which a fresh start can leave in a local minimum
     # (here 10 NLL units above the one reached from the earlier minimum: 0.79 % instead of 0.36 %)
     assert 0.002 * warm.gain <= warm.gain_err_syst <= fresh.gain_err_syst * 1.05
@@ -101,10 +121,14 @@ def test_a_growing_point_is_refitted_from_its_last_minima(monkeypatch: pytest.Mo
     assert near.minima is not None
     hesse_here = fit_spe(binned(170_000), warm={k: near.minima[k] for k in ("nominal", "alternative")})
     assert abs(near.gain - hesse_here.gain) < 0.25 * hesse_here.gain_err_stat
-    # a Hesse here agrees as well as Hesse errors at nearby points of the flat under-amplified directions do
-    # (fresh fits of 150k-200k events of this spectrum: 0.69-0.93 %, one of 2.1 %): measured 23 % apart
-    assert near.gain_err_stat == pytest.approx(hesse_here.gain_err_stat, rel=0.3)
+    # the scaled error against the profile likelihood here (a new Hesse here is no better: Hesse errors at nearby
+    # points of the flat under-amplified directions spread by 25-70 %): not too small, at most 2x too large
+    # (measured: the NLL rises by 1.94 and 0.72 at -+ the scaled error, so it is about 1.6x the profile's)
+    step = near.gain_err_stat / near.gain * near.minima["nominal"]["q1"]
+    dnll = _profile_dnll(binned(170_000), near.minima["nominal"], step)
+    assert 0.25 < sum(dnll) / 2 < 2.0, dnll
     assert near.minima is not None and near.minima["errors_at"] == {"events": 150_000}  # not re-dated
+    assert "at 150000 events, scaled" in fit_spe(binned(150_000), warm=earlier.minima).reason  # kept, scale 1
     del calls[:]
     fit_spe(hist, warm=near.minima)  # 75 % since that Hesse: computed again, not scaled in a chain
     assert calls == [({}, True), ({"k_u": spe_fit.ALT_K_U}, False)]

@@ -160,12 +160,14 @@ def _searched_nominal(model: BuiltModel, counts: np.ndarray, start: dict[str, fl
 @dataclass(frozen=True)
 class _Search:
     """The nominal fit, the alternative-shape fit (None: not asked), and where the nominal errors come from:
-    the Hesse errors and the number of events they were computed at (the nominal's own, or an earlier fit's)."""
+    the Hesse errors and the number of events they were computed at (the nominal's own, or an earlier fit's,
+    then `kept` is true)."""
 
     nominal: _Outcome
     alternative: _Outcome | None
     hesse_errors: dict[str, float]
     hesse_events: float
+    kept: bool = False
 
 
 def _kept_errors(warm: dict[str, Any], n_events: float) -> tuple[dict[str, float], float] | None:
@@ -191,7 +193,7 @@ def _refined(model: BuiltModel, counts: np.ndarray, warm: Minima, kept: tuple[di
     moved = nominal.values["q1"] - warm["nominal"]["q1"]
     alternative = {**warm["alternative"], "q1": warm["alternative"]["q1"] + moved}
     return _Search(_Outcome(nominal.values, scaled, nominal.valid, nominal.nll),
-                   _Outcome(alternative, {}, True, math.nan), errors, at)
+                   _Outcome(alternative, {}, True, math.nan), errors, at, kept=True)
 
 
 def _best_fit(model: BuiltModel, counts: np.ndarray, start: dict[str, float], second_start: bool,
@@ -275,7 +277,7 @@ def _fit_full(hist: Histogram, systematic: bool, warm: Minima | None) -> SpeFitR
     reason = "fit converged" if valid else "Minuit did not converge"
     if limits:
         reason += f"; at a limit: {', '.join(limits)}"
-    if search.hesse_events != float(counts.sum()):
+    if search.kept:
         reason += f"; errors and systematic of the fit at {search.hesse_events:.0f} events, scaled"
     return SpeFitResult(
         status="ok", reason=reason, model="full",

@@ -43,7 +43,8 @@ def result_from_summary(key: PointKey, prints: dict[str, Any], summary: dict[str
     warm: the minima of the point's previous provisional fit per histogram ("pmt", "reference"); the fits
     start there (`spe_fit.fit_spe`), so that the final result comes seconds sooner than a fresh search.
     Provisional fits compute their errors (Hesse, alternative shape); the final fit keeps those of the last
-    provisional fit, scaled, when that fit had at least 80 % of the events (one minimisation)."""
+    provisional fit, scaled, when that fit had at least `spe_fit.ERRORS_KEPT_ABOVE` of the events (one
+    minimisation)."""
     from remote_monitor.analysis.spe_result import minima_only
     from remote_monitor.service.processing import base_result, judge, reference_entry
 
