@@ -128,8 +128,8 @@ def main() -> None:
     print("pedestal width from the noise model: " + ", ".join(
         f"{n} mV -> {np.std(pedestal_charges(rng, n, 20_000)):.3f} pC" for n in NOISES))
     print(f"{'mu':>5} {'gain':>6} {'noise':>5} {'events':>8} | {'bias %':>7} {'pull':>6} {'stat %':>6} "
-          f"{'syst %':>6} {'chi2':>5} {'s':>5} | {'seed bias %':>11}")
-    pulls, biases = [], []
+          f"{'syst %':>6} {'chi2':>5} {'P/V':>5} {'s':>5} | {'seed bias %':>11}")
+    pulls, biases, separated = [], [], []
     for mu, gain, noise_mv in classes(args.quick):
         n, full, seed = fit_class(rng, mu, gain, noise_mv)
         if full.gain is None or not full.gain_err:
@@ -138,13 +138,22 @@ def main() -> None:
         bias, pull = 100 * (full.gain / gain - 1), (full.gain - gain) / full.gain_err
         pulls.append(pull)
         biases.append(bias)
+        separated.append(full.peak_to_valley is not None)  # None: Q1 < 2 pedestal widths, no 1-PE peak of its own
         seed_bias = 100 * (seed.gain / gain - 1) if seed.gain else float("nan")
         print(f"{mu:5.2f} {gain / 1e7:5.1f}e7 {noise_mv:5.1f} {n:8d} | {bias:+7.2f} {pull:+6.2f} "
               f"{100 * (full.gain_err_stat or 0) / gain:6.2f} {100 * (full.gain_err_syst or 0) / gain:6.2f} "
-              f"{full.chi2_ndf or float('nan'):5.2f} {full.fit_seconds or 0:5.1f} | {seed_bias:+11.2f}"
+              f"{full.chi2_ndf or float('nan'):5.2f} {full.peak_to_valley or float('nan'):5.2f} "
+              f"{full.fit_seconds or 0:5.1f} | {seed_bias:+11.2f}"
               f"{'  ' + ','.join(full.at_limit) if full.at_limit else ''}")
+    summary("", pulls, biases)
+    summary(" with a separated 1-PE peak (P/V given)", *([v for v, s in zip(values, separated, strict=True) if s]
+                                                         for values in (pulls, biases)))
+
+
+def summary(which: str, pulls: list[float], biases: list[float]) -> None:
+    """Pull mean and rms, largest bias and classes within 1 % of the true gain."""
     if pulls:
-        print(f"{len(pulls)} classes: pull mean {statistics.fmean(pulls):+.2f}, rms "
+        print(f"{len(pulls)} classes{which}: pull mean {statistics.fmean(pulls):+.2f}, rms "
               f"{float(np.sqrt(np.mean(np.square(pulls)))):.2f}; |bias| max {max(map(abs, biases)):.2f} %, "
               f"classes within 1 %: {sum(abs(b) < 1 for b in biases)} of {len(biases)}")
 

@@ -107,9 +107,10 @@ def test_provisional_gain_while_acquiring_then_final_from_running_histogram(tmp_
     full = process_point(KEY, point_sources(data, KEY), load_config(config))
     assert final["histogram"] == full["histogram"]  # the running histogram is the full read's, exactly
     # the followed fit starts from the last provisional minimum, the full read from the histogram: on 7200 events
-    # they stop 1e-3 apart (measured 1.3e-3, 0.1 of the statistical error); at 600k events 1e-5 to 3e-5 (offline
-    # refits of bench_follow's spectra)
-    assert abs(final["fit"]["gain"] - full["fit"]["gain"]) < 0.25 * full["fit"]["gain_err_stat"]
+    # the likelihood is flat along the under-amplified part and they stop at different points of it (measured
+    # 1.3e-3, 0.1 of the statistical error, before the constraint on the under-amplified fraction; 5.6e-3, 0.39 of
+    # it, with it); at 600k events 1e-5 to 3e-5 (offline refits of bench_follow's spectra)
+    assert abs(final["fit"]["gain"] - full["fit"]["gain"]) < 0.5 * full["fit"]["gain_err_stat"]
     assert final["status"] == full["status"]
     assert [e["point"] for e in journal(out)] == ["theta0_phi0", KEY.point]
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from remote_monitor.analysis.histogram import Histogram, fill_histogram
-from remote_monitor.analysis.spe_fit import SpeFitResult, fit_spe
+from remote_monitor.analysis.spe_fit import SpeFitResult, _Outcome, fit_spe
 from remote_monitor.analysis.units import MV_PER_ADC, PC_PER_MV_SAMPLE
 from remote_monitor.simulation.spe_charge import PmtPhysics, event_charges, pedestal_charges
 
@@ -134,3 +134,50 @@ def test_a_growing_point_is_refitted_from_its_last_minima(monkeypatch: pytest.Mo
     assert calls == [({}, True), ({"k_u": spe_fit.ALT_K_U}, False)]
     broken = {"nominal": {**earlier.minima["nominal"], "q1": math.nan}, "alternative": {"mu": 0.1}}
     assert fit_spe(hist, warm=broken).gain == fresh.gain  # unusable minima: the fresh search, exactly
+
+
+def _parabola(monkeypatch: pytest.MonkeyPatch, sigma: float, lower_at: float | None = None) -> list[tuple]:
+    """`_minimize` replaced by a likelihood that is a parabola of width `sigma` in q1 around 1.6 pC (the other
+    parameters do not matter), with a deeper minimum at `lower_at` if given; returns the calls made."""
+    from remote_monitor.analysis import spe_fit
+
+    calls: list[tuple] = []
+
+    def minimize(model: object, counts: np.ndarray, start: dict[str, float], fixed: dict[str, float],
+                 hesse: bool) -> _Outcome:
+        q1 = fixed.get("q1", lower_at if lower_at is not None else 1.6)
+        calls.append((dict(fixed), hesse))
+        return _Outcome({**start, "q1": q1}, {"q1": 0.01} if hesse else {}, True,
+                                (q1 - 1.6) ** 2 / (2 * sigma**2) - (5.0 if q1 == lower_at else 0.0))
+
+    monkeypatch.setattr(spe_fit, "_minimize", minimize)
+    return calls
+
+
+def _outcome(sigma0: float, q1: float = 1.6, err: float = 0.01) -> _Outcome:
+    values = {"mu": 0.1, "q0": 0.0, "sigma0": sigma0, "q1": q1, "r1": 0.3, "w": 0.12, "u": 0.3, "k_u": 1.5}
+    return _Outcome(values, {"q1": err, "w": 0.02}, True, 0.0)
+
+
+def test_a_flat_profile_widens_the_gain_error_where_the_pedestal_hides_the_under_amplified_part(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from remote_monitor.analysis import spe_fit
+
+    calls = _parabola(monkeypatch, sigma=0.03)  # the profile is 3x wider than Hesse's 0.01
+    noisy = spe_fit._profiled(None, np.ones(3), _outcome(sigma0=0.49))  # type: ignore[arg-type]
+    assert [fixed for fixed, _ in calls] == [{"q1": pytest.approx(1.59)}, {"q1": pytest.approx(1.61)}]
+    assert noisy.errors["q1"] == pytest.approx(0.03) and noisy.errors["w"] == 0.02 and noisy.values["q1"] == 1.6
+    del calls[:]
+    quiet = spe_fit._profiled(None, np.ones(3), _outcome(sigma0=0.15))  # type: ignore[arg-type]
+    assert calls == [] and quiet.errors["q1"] == 0.01  # the 1-PE peak stands clear of the pedestal: Hesse
+    _parabola(monkeypatch, sigma=0.005)  # the profile is narrower than Hesse: Hesse's (larger) error is kept
+    assert spe_fit._profiled(None, np.ones(3), _outcome(sigma0=0.49)).errors["q1"] == 0.01  # type: ignore[arg-type]
+
+
+def test_a_held_refit_below_the_nominal_minimum_restarts_the_fit_from_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    from remote_monitor.analysis import spe_fit
+
+    calls = _parabola(monkeypatch, sigma=0.01, lower_at=1.61)  # Minuit stopped short of a deeper minimum at +1 sigma
+    again = spe_fit._profiled(None, np.ones(3), _outcome(sigma0=0.49))  # type: ignore[arg-type]
+    assert again.values["q1"] == 1.61 and ({}, True) in calls  # repeated, with Hesse, from the lower held fit
+    assert len(calls) <= 2 + 1 + 2 + 1 + 2  # PROFILE_ESCAPES (two) escapes at most, then the profile there

@@ -5,7 +5,9 @@ photoelectrons, exact Poisson sum of n-PE convolutions, Gaussian noise). The hea
 1-PE main peak / e. Its error combines the Hesse error with a model systematic: the same fit repeated with a
 second adequate under-amplified shape (an exponential of free mean, k_u = 1) and SYST_FRACTION of the gain
 difference taken, with a floor (SYST_FLOOR). That second fit starts afresh, so it is also a second start: when it
-ends lower, the nominal fit was in a local minimum and is repeated from there. A fit of a growing point (`warm`)
+ends lower, the nominal fit was in a local minimum and is repeated from there. Where the pedestal hides the
+under-amplified part (`_profiled`), refits with Q1 held one Hesse error either side check the minimum (going on
+from a lower one) and widen the statistical error to the profile likelihood where that is flatter. A fit of a growing point (`warm`)
 starts from the previous fit's minima, and keeps its errors and systematic while the point grew by less than
 25 %. Model "seed": the old system's two Gaussians (`spe_seed`), for comparison.
 """
@@ -44,6 +46,11 @@ UNDER_OFF = 0.03  # an under-amplified fraction below this: the part is switched
 UNDER_RESTART = {"w": 0.25, "u": 0.3, "k_u": 1.5}  # a typical under-amplified part, as a second start
 ERRORS_KEPT_ABOVE = 0.8  # a growing point's Hesse errors and systematic are kept (scaled) until its events grow 25 %
 LOCAL_MINIMUM_NLL = 0.5  # a second start lower by more than this: the first fit stopped in a local minimum
+NOISY_PEAK = 0.14  # sigma0 / Q1 above this: the pedestal hides the under-amplified part (its mean is 0.2-0.5 Q1)
+PROFILE_FLOOR = 0.02  # the smallest NLL rise used to widen an error (at most 5x Hesse's)
+PROFILE_ESCAPES = 2  # a held refit lower than the nominal by more than PROFILE_TOLERANCE: go on from there, twice
+PROFILE_TOLERANCE = 0.05  # NLL: below Minuit's tolerance a held refit is not lower (beyond it, widening would
+# read a nominal fit that stopped short as a flat profile: 1 mV spectra got errors 5x Hesse's that way)
 BIN_STEP = 64  # the fit range is a whole number of BIN_STEP bins, so that few models (graphs) are built
 
 
@@ -157,6 +164,29 @@ def _searched_nominal(model: BuiltModel, counts: np.ndarray, start: dict[str, fl
     return nominal
 
 
+def _profiled(model: BuiltModel, counts: np.ndarray, nominal: _Outcome, escapes: int = PROFILE_ESCAPES) -> _Outcome:
+    """Where the pedestal hides the under-amplified part (sigma0 > NOISY_PEAK Q1), the likelihood is flat and curved
+    along it, and Hesse's parabola is no guide: two refits with Q1 held one Hesse error either side. When one
+    ends lower than the nominal (by PROFILE_TOLERANCE), Minuit had stopped short and the fit goes on from there;
+    else the statistical error of Q1 is widened to the profile likelihood's where its flatter side rises by less
+    than 0.5 (Hesse's kept where it rises faster: a too large error is safe)."""
+    step = nominal.errors.get("q1", math.nan)
+    if not (nominal.values["sigma0"] > NOISY_PEAK * nominal.values["q1"] and math.isfinite(step) and step > 0):
+        return nominal
+    held = []
+    for q1 in (nominal.values["q1"] - step, nominal.values["q1"] + step):
+        held.append(_minimize(model, counts, {**nominal.values, "q1": _clamp("q1", q1)}, {"q1": _clamp("q1", q1)},
+                              hesse=False))
+    lowest = min(held, key=lambda o: o.nll)
+    if lowest.nll < nominal.nll - PROFILE_TOLERANCE and escapes > 0:
+        again = _minimize(model, counts, lowest.values, {}, hesse=True)
+        if again.nll < nominal.nll:
+            return _profiled(model, counts, again, escapes - 1)
+    rise = max(lowest.nll - nominal.nll, PROFILE_FLOOR)
+    widened = step / math.sqrt(2 * rise) if rise < 0.5 else step
+    return _Outcome(nominal.values, {**nominal.errors, "q1": widened}, nominal.valid, nominal.nll)
+
+
 @dataclass(frozen=True)
 class _Search:
     """The nominal fit, the alternative-shape fit (None: not asked), and where the nominal errors come from:
@@ -223,6 +253,7 @@ def _best_fit(model: BuiltModel, counts: np.ndarray, start: dict[str, float], se
         if again.nll < nominal.nll:  # its Hesse errors, often at a bound (w = 0), are no smaller than the first
             errors = {k: max(v, nominal.errors.get(k, 0.0)) for k, v in again.errors.items()}
             nominal = _Outcome(again.values, errors, again.valid, again.nll)
+    nominal = _profiled(model, counts, nominal)
     return _Search(nominal, alternative, nominal.errors, n_events)
 
 
