@@ -46,6 +46,10 @@ def test_dead_point_is_error_never_poor() -> None:
     assert classify(_fit(1.024e7, 0.01e7), BAND, hist=_hist(light=True))[0] == "healthy"
     assert classify({"status": "failed", "reason": "x"}, BAND)[0] == "error"
     assert classify(_fit(1.024e7, 0.01e7, at_limit=["q1"]), BAND)[0] == "error"
+    status, reason = classify(_fit(1.024e7, 0.01e7, q1_pc=0.8, sigma0_pc=0.49), BAND)  # 0.5e7 at 1 mV noise
+    assert status == "error" and "not separated" in reason and "model's shape" in reason
+    assert classify(_fit(1.024e7, 0.01e7, q1_pc=1.0, sigma0_pc=0.49), BAND)[0] == "healthy"  # 2.04 widths
+    assert "PMT dead" in classify(_fit(1.024e7, 0.01e7, q1_pc=0.7, sigma0_pc=0.49), BAND)[1]
 
 
 def test_error_point_keeps_details_but_shows_no_gain() -> None:

@@ -7,9 +7,9 @@ second adequate under-amplified shape (an exponential of free mean, k_u = 1) and
 difference taken, with a floor (SYST_FLOOR). That second fit starts afresh, so it is also a second start: when it
 ends lower, the nominal fit was in a local minimum and is repeated from there. Where the pedestal hides the
 under-amplified part (`_profiled`), refits with Q1 held one Hesse error either side check the minimum (going on
-from a lower one) and widen the statistical error to the profile likelihood where that is flatter. A fit of a growing point (`warm`)
-starts from the previous fit's minima, and keeps its errors and systematic while the point grew by less than
-25 %. Model "seed": the old system's two Gaussians (`spe_seed`), for comparison.
+from a lower one) and widen the statistical error to the profile likelihood where that is flatter. A fit of a
+growing point (`warm`) starts from the previous fit's minima, and keeps its errors and systematic while the
+point grew by less than 25 %. Model "seed": the old system's two Gaussians (`spe_seed`), for comparison.
 """
 
 from __future__ import annotations
