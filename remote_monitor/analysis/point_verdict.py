@@ -15,14 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from remote_monitor.analysis.spe_result import SEPARATED_Q1
+
 POOR_SIGMAS = 2.0
 HEALTHY_SIGMAS = 1.0
 MAX_ERR_OF_HALF_BAND = 1.0
 MIN_SIGNAL_FRACTION = 0.003  # fewer events than this clearly above the pedestal: no light
 DEAD_Q1 = 1.5  # Q1 below this many pedestal widths: no SPE signal at all (no light or a dead PMT)
-SEPARATED_Q1 = 2.0  # Q1 below this many pedestal widths: no 1-PE peak of its own (no valley, `peak_to_valley`
-# None); the gain then rests on the model's shape alone: 0.5e7 at 1 mV noise (Q1 1.6-1.7 widths) read -4.5 ... +13 %
-# with errors of 0.2-1 % in `bench_gain.py` (2026-12-01)
 
 
 def signal_fraction(hist: dict[str, Any] | None) -> float | None:
@@ -55,12 +54,14 @@ def _no_gain(fit: dict[str, Any], hist: dict[str, Any] | None) -> str | None:
     if fit.get("mu") is not None and fit["mu"] < 0.01:
         return f"no SPE signal (occupancy {fit['mu']:.3f} PE): laser or fibre problem?"
     q1, sigma0 = fit.get("q1_pc"), fit.get("sigma0_pc")
-    if q1 is not None and sigma0 is not None and q1 < DEAD_Q1 * sigma0:
-        return (f"no SPE peak separated from the pedestal (Q1 {q1:.3f} pC < {DEAD_Q1} x pedestal width "
-                f"{sigma0:.3f} pC): no light, or PMT dead?")
-    if q1 is not None and sigma0 is not None and q1 < SEPARATED_Q1 * sigma0:
-        return (f"1-PE peak not separated from the pedestal (Q1 {q1:.3f} pC < {SEPARATED_Q1} x pedestal width "
-                f"{sigma0:.3f} pC): the gain would rest on the model's shape alone; lower the noise or raise the HV")
+    if q1 is not None and sigma0 is not None:
+        if q1 < DEAD_Q1 * sigma0:
+            return (f"no SPE peak separated from the pedestal (Q1 {q1:.3f} pC < {DEAD_Q1} x pedestal width "
+                    f"{sigma0:.3f} pC): no light, or PMT dead?")
+        if q1 < SEPARATED_Q1 * sigma0:  # (the fit gives no peak-to-valley then)
+            return (f"1-PE peak not separated from the pedestal (Q1 {q1:.3f} pC < {SEPARATED_Q1} x pedestal "
+                    f"width {sigma0:.3f} pC): the gain would rest on the model's shape alone; lower the noise "
+                    "or raise the HV")
     stuck = [p for p in fit.get("at_limit") or [] if p in ("q1", "mu", "r1")]
     if stuck:
         return f"SPE fit stuck at a limit of {', '.join(stuck)}: gain not trustworthy"

@@ -32,7 +32,7 @@ from remote_monitor.analysis.spe_model import (
     n_pe_terms,
     response_counts,
 )
-from remote_monitor.analysis.spe_result import Minima, SpeFitResult, chi2_ndf, curve
+from remote_monitor.analysis.spe_result import SEPARATED_Q1, Minima, SpeFitResult, chi2_ndf, curve
 from remote_monitor.analysis.spe_seed import _full_components, fit_seed
 from remote_monitor.analysis.units import pc_to_gain
 
@@ -173,10 +173,8 @@ def _profiled(model: BuiltModel, counts: np.ndarray, nominal: _Outcome, escapes:
     step = nominal.errors.get("q1", math.nan)
     if not (nominal.values["sigma0"] > NOISY_PEAK * nominal.values["q1"] and math.isfinite(step) and step > 0):
         return nominal
-    held = []
-    for q1 in (nominal.values["q1"] - step, nominal.values["q1"] + step):
-        held.append(_minimize(model, counts, {**nominal.values, "q1": _clamp("q1", q1)}, {"q1": _clamp("q1", q1)},
-                              hesse=False))
+    held = [_minimize(model, counts, {**nominal.values, "q1": q1}, {"q1": q1}, hesse=False)
+            for q1 in (_clamp("q1", nominal.values["q1"] - step), _clamp("q1", nominal.values["q1"] + step))]
     lowest = min(held, key=lambda o: o.nll)
     if lowest.nll < nominal.nll - PROFILE_TOLERANCE and escapes > 0:
         again = _minimize(model, counts, lowest.values, {}, hesse=True)
@@ -260,7 +258,7 @@ def _best_fit(model: BuiltModel, counts: np.ndarray, start: dict[str, float], se
 def _peak_to_valley(p: dict[str, float], n_max: int) -> float | None:
     """Height of the 1-PE peak over the minimum between pedestal and peak, on a fine grid of the model."""
     q0, s0, q1 = p["q0"], p["sigma0"], p["q1"]
-    if q1 <= 2 * s0:
+    if q1 <= SEPARATED_Q1 * s0:
         return None
     shape = ResponseShape(np.linspace(q0 - 4 * s0, q0 + 2 * q1, 601), n_max)
     density = np.sum(list(response_counts(p, shape, 1.0).values()), axis=0)
