@@ -6,7 +6,10 @@ photoelectron physics as the waveform path, with the pedestal drawn from noise-o
 model integrated over the same window by the same extraction code. Classes: occupancy 0.03..2.5 PE x gain
 0.5e7..2e7 x noise 0.3 and 1 mV, each with enough events for a statistical gain error of about 1 % (a class
 whose first guess gives more is simulated again with more events, up to MAX_EVENTS, each event with its own
-noise record). `--quick` runs a few classes. Prints measured numbers; not a test.
+noise record). `--quick` runs a few classes. `--save FILE` keeps each class's histogram (npz);
+`--refit FILE` fits saved histograms instead of drawing new ones, so that two versions of the fit can be
+compared on the same spectra (`benchmarks/data/gain_spectra.npz`: the 30 classes of one draw, 2026-12-01).
+Prints measured numbers; not a test.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -35,8 +39,8 @@ def n_events(mu: float) -> int:
     return int(min(max(10_000 / mu, 60_000), 400_000))
 
 
-def fit_class(rng: np.random.Generator, mu: float, gain: float, noise_mv: float) -> tuple[int, Any, Any]:
-    """(events, full fit, seed fit) of one class, with enough events for STAT_GOAL: when the first guess gives a
+def fit_class(rng: np.random.Generator, mu: float, gain: float, noise_mv: float) -> tuple[Histogram, Any, Any]:
+    """(histogram, full fit, seed fit) of one class, with enough events for STAT_GOAL: when the first guess gives a
     larger statistical error, the class is simulated again with the events scaled by (error / goal)^2, up to
     MAX_EVENTS (the table's stat column shows where that is still not enough). Every event has its own noise
     record: pedestals reused for several events would put their fluctuations into the spectrum."""
@@ -47,7 +51,7 @@ def fit_class(rng: np.random.Generator, mu: float, gain: float, noise_mv: float)
         full = fit_spe(hist)
         stat = (full.gain_err_stat or 0.0) / gain
         if full.gain is None or stat <= STAT_GOAL * 1.15 or n >= MAX_EVENTS:
-            return n, full, fit_spe(hist, model="seed")
+            return hist, full, fit_spe(hist, model="seed")
         n = int(min(MAX_EVENTS, n * (stat / STAT_GOAL) ** 2))
 
 
@@ -117,10 +121,31 @@ def classes(quick: bool) -> list[tuple[float, float, float]]:
     return [(mu, g, n) for n in NOISES for g in GAINS for mu in MUS]
 
 
+def saved_classes(path: str) -> list[tuple[float, float, float, Histogram]]:
+    """(mu, gain, noise, histogram) of every class in a file written by --save."""
+    with np.load(path) as data:
+        keys = sorted({k.rsplit("_", 1)[0] for k in data.files})
+        return [(float(data[f"{k}_class"][0]), float(data[f"{k}_class"][1]), float(data[f"{k}_class"][2]),
+                 Histogram(data[f"{k}_edges"], data[f"{k}_counts"])) for k in keys]
+
+
+def drawn_classes(rng: np.random.Generator, quick: bool, saved: dict[str, Any]
+                  ) -> Iterator[tuple[float, float, float, Histogram, Any, Any]]:
+    """Every class drawn anew and fitted (its histogram added to `saved`)."""
+    for i, (mu, gain, noise_mv) in enumerate(classes(quick)):
+        hist, full, seed = fit_class(rng, mu, gain, noise_mv)
+        saved.update({f"c{i:02d}_class": np.array([mu, gain, noise_mv]), f"c{i:02d}_edges": hist.edges,
+                      f"c{i:02d}_counts": hist.counts})
+        yield mu, gain, noise_mv, hist, full, seed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-timing", action="store_true")
+    spectra = parser.add_mutually_exclusive_group()
+    spectra.add_argument("--save", metavar="FILE", help="keep each class's histogram in this npz file")
+    spectra.add_argument("--refit", metavar="FILE", help="fit the histograms saved in this file (no new draw)")
     args = parser.parse_args()
     rng = np.random.default_rng(2026)
     if not args.no_timing:
@@ -129,25 +154,33 @@ def main() -> None:
         f"{n} mV -> {np.std(pedestal_charges(rng, n, 20_000)):.3f} pC" for n in NOISES))
     print(f"{'mu':>5} {'gain':>6} {'noise':>5} {'events':>8} | {'bias %':>7} {'pull':>6} {'stat %':>6} "
           f"{'syst %':>6} {'chi2':>5} {'P/V':>5} {'s':>5} | {'seed bias %':>11}")
+    saved: dict[str, Any] = {}
+    fitted = ((mu, g, n, h, fit_spe(h), fit_spe(h, model="seed")) for mu, g, n, h in saved_classes(args.refit)) \
+        if args.refit else drawn_classes(rng, args.quick, saved)
     pulls, biases, separated = [], [], []
-    for mu, gain, noise_mv in classes(args.quick):
-        n, full, seed = fit_class(rng, mu, gain, noise_mv)
-        if full.gain is None or not full.gain_err:
-            print(f"{mu:5.2f} {gain / 1e7:5.1f}e7 {noise_mv:5.1f} {n:8d} | fit {full.status}: {full.reason}")
-            continue
-        bias, pull = 100 * (full.gain / gain - 1), (full.gain - gain) / full.gain_err
-        pulls.append(pull)
-        biases.append(bias)
-        separated.append(full.peak_to_valley is not None)  # None: Q1 < 2 pedestal widths, no 1-PE peak of its own
-        seed_bias = 100 * (seed.gain / gain - 1) if seed.gain else float("nan")
-        print(f"{mu:5.2f} {gain / 1e7:5.1f}e7 {noise_mv:5.1f} {n:8d} | {bias:+7.2f} {pull:+6.2f} "
-              f"{100 * (full.gain_err_stat or 0) / gain:6.2f} {100 * (full.gain_err_syst or 0) / gain:6.2f} "
-              f"{full.chi2_ndf or float('nan'):5.2f} {full.peak_to_valley or float('nan'):5.2f} "
-              f"{full.fit_seconds or 0:5.1f} | {seed_bias:+11.2f}"
-              f"{'  ' + ','.join(full.at_limit) if full.at_limit else ''}")
+    for mu, gain, noise_mv, hist, full, seed in fitted:
+        print(row(mu, gain, noise_mv, int(hist.counts.sum()), full, seed), flush=True)
+        if full.gain is not None and full.gain_err:
+            pulls.append((full.gain - gain) / full.gain_err)
+            biases.append(100 * (full.gain / gain - 1))
+            separated.append(full.peak_to_valley is not None)  # None: Q1 < 2 pedestal widths, no 1-PE peak
     summary("", pulls, biases)
     summary(" with a separated 1-PE peak (P/V given)", *([v for v, s in zip(values, separated, strict=True) if s]
                                                          for values in (pulls, biases)))
+    if args.save:
+        np.savez_compressed(args.save, **saved)
+
+
+def row(mu: float, gain: float, noise_mv: float, n: int, full: Any, seed: Any) -> str:
+    """One line of the table: bias, pull, errors, chi2, P/V and fit time of the full model; the seed's bias."""
+    head = f"{mu:5.2f} {gain / 1e7:5.1f}e7 {noise_mv:5.1f} {n:8d} |"
+    if full.gain is None or not full.gain_err:
+        return f"{head} fit {full.status}: {full.reason}"
+    seed_bias = 100 * (seed.gain / gain - 1) if seed.gain else float("nan")
+    return (f"{head} {100 * (full.gain / gain - 1):+7.2f} {(full.gain - gain) / full.gain_err:+6.2f} "
+            f"{100 * (full.gain_err_stat or 0) / gain:6.2f} {100 * (full.gain_err_syst or 0) / gain:6.2f} "
+            f"{full.chi2_ndf or float('nan'):5.2f} {full.peak_to_valley or float('nan'):5.2f} "
+            f"{full.fit_seconds or 0:5.1f} | {seed_bias:+11.2f}{'  ' + ','.join(full.at_limit) if full.at_limit else ''}")
 
 
 def summary(which: str, pulls: list[float], biases: list[float]) -> None:
