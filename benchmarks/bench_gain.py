@@ -125,8 +125,8 @@ def saved_classes(path: str) -> list[tuple[float, float, float, Histogram]]:
     """(mu, gain, noise, histogram) of every class in a file written by --save."""
     with np.load(path) as data:
         keys = sorted({k.rsplit("_", 1)[0] for k in data.files})
-        return [(float(data[f"{k}_class"][0]), float(data[f"{k}_class"][1]), float(data[f"{k}_class"][2]),
-                 Histogram(data[f"{k}_edges"], data[f"{k}_counts"])) for k in keys]
+        class_of = {k: [float(v) for v in data[f"{k}_class"]] for k in keys}  # (each read decompresses again)
+        return [(*class_of[k], Histogram(data[f"{k}_edges"], data[f"{k}_counts"])) for k in keys]
 
 
 def drawn_classes(rng: np.random.Generator, quick: bool, saved: dict[str, Any]

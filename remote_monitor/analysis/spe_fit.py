@@ -134,14 +134,15 @@ def _converged(model: BuiltModel, result: Any, floating: list[Any]) -> tuple[Any
     estimate of the covariance; in the narrow curved valleys of these spectra that estimate can be far off, and
     Migrad stopped short, with Hesse errors up to 2.5x the true ones (a 0.1 PE, 1e7, 0.3 mV spectrum: 0.2 NLL
     above the minimum, 'EDM' 9 with the Hesse covariance, Q1 error 1.4 % where 0.57 % at the minimum)."""
+    import zfit
+
     errors = result.hesse(name="hesse")
     for _ in range(CONVERGE_ROUNDS):
         if not _distance_to_minimum(model, result, floating) > EDM_LIMIT:
             break
         further = model.minimizer.minimize(model.loss)
         if not float(further.fmin) < float(result.fmin):
-            for param in floating:  # back to the better point
-                param.set_value(result.params[param]["value"])
+            zfit.param.set_values(floating, result)  # back to the better point
             break
         result, errors = further, further.hesse(name="hesse")
     return result, errors
