@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from iminuit import Minuit
 
 from remote_monitor.analysis.histogram import Histogram, fill_histogram
 from remote_monitor.analysis.spe_fit import SpeFitResult, _Outcome, fit_spe
@@ -156,8 +157,10 @@ def test_migrad_goes_on_until_hesse_puts_the_minimum_close_and_the_error_is_the_
     distances: list[float] = []
     measure = spe_fit._distance_to_minimum
     monkeypatch.setattr(spe_fit, "_distance_to_minimum", lambda *a: distances.append(measure(*a)) or distances[-1])
+    hesse_runs = _count_calls(monkeypatch, Minuit, "hesse")
     continued = fit_spe(hist, systematic=False)
     assert distances[0] > spe_fit.EDM_LIMIT >= distances[-1], distances
+    assert len(hesse_runs) == len(distances)  # one Hesse per minimum: the distance check reuses it (it costs 0.3 s)
     assert all(0.3 < d < 0.8 for d in profile(continued))
     assert continued.gain_err_stat is not None and continued.gain_err_stat < 0.008 * continued.gain
 
@@ -165,6 +168,19 @@ def test_migrad_goes_on_until_hesse_puts_the_minimum_close_and_the_error_is_the_
     stopped = fit_spe(hist, systematic=False)
     assert stopped.gain_err_stat is not None and stopped.gain_err_stat > 2 * continued.gain_err_stat
     assert min(profile(stopped)) > 2.0
+
+
+def _count_calls(monkeypatch: pytest.MonkeyPatch, owner: type, method: str) -> list[None]:
+    """The real `owner.method`, with a list that grows by one entry at every call."""
+    calls: list[None] = []
+    real = getattr(owner, method)
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(None)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, method, counted)
+    return calls
 
 
 def _parabola(monkeypatch: pytest.MonkeyPatch, sigma: float, lower_at: float | None = None) -> list[tuple]:

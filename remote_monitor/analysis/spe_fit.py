@@ -119,9 +119,11 @@ def _fresh_offset(loss: Any) -> None:
 
 def _distance_to_minimum(model: BuiltModel, result: Any, floating: list[Any]) -> float:
     """Hesse's estimate of how far (in NLL) the minimum lies from where Migrad stopped: g^T C g / 2, with zfit's
-    gradient and the Hesse covariance (NaN when Hesse gave none)."""
+    gradient and the Hesse covariance (NaN when Hesse gave none). The covariance is asked for under the key that
+    `result.hesse` stored it with (Minuit's Hesse, no weight correction): zfit's default key differs (weight
+    correction 'asymptotic'), and Minuit's Hesse (0.3 s) ran a second time."""
     try:
-        cov = np.asarray(result.covariance(params=floating), dtype=float)
+        cov = np.asarray(result.covariance(params=floating, method="minuit_hesse", weightcorr=False), dtype=float)
         grad = np.asarray(model.loss.gradient(floating), dtype=float)
     except Exception:  # noqa: BLE001 - no covariance (Hesse failed): nothing to check with
         return math.nan
