@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,7 @@ import pytest
 
 from remote_monitor.analysis.units import MV_PER_ADC, gain_to_pc
 from remote_monitor.simulation.pulses import PICKUP_MV
-from remote_monitor.simulation.spe_charge import PmtPhysics, mean_charge_per_pe
+from remote_monitor.simulation.spe_charge import UNDER_MEAN, PmtPhysics, mean_charge_per_pe, pe_charges
 from remote_monitor.simulation.stand import (
     SimulationConfig,
     parse_fault,
@@ -93,3 +95,29 @@ def test_bad_fault_text() -> None:
         parse_fault("melted:theta0_phi0")
     with pytest.raises(ValueError):
         parse_fault("dead:theta7_phi0")
+
+
+@pytest.mark.parametrize("under_shape", ["mixed", "exponential", "uniform"])
+@pytest.mark.parametrize("peak_shape", ["polya_mixture", "gamma"])
+def test_other_1pe_shapes_keep_the_gain_definition(under_shape: str, peak_shape: str) -> None:
+    """The shapes `bench_gain.py --shapes` checks the fit with: the main peak alone has mean Q1 = gain e and
+    relative width rel_width; the under-amplified ones alone have the stated mean (uniform: up to the peak); and
+    the mean over all photoelectrons is `mean_charge_per_pe`."""
+    rng, n, q1 = np.random.default_rng(3), 1_000_000, gain_to_pc(1e7)
+    phys = PmtPhysics(under_shape=under_shape, peak_shape=peak_shape)
+    assert pe_charges(rng, n, 1e7, phys).mean() == pytest.approx(mean_charge_per_pe(1e7, phys), rel=0.002)
+    main = pe_charges(rng, n, 1e7, dataclasses.replace(phys, under_fraction=0.0, backscatter_fraction=0.0))
+    assert main.mean() == pytest.approx(q1, rel=0.001)
+    width = phys.rel_width if peak_shape == "gamma" else math.sqrt(phys.rel_width**2 + 0.05**2)
+    assert main.std() / main.mean() == pytest.approx(width, rel=0.01)
+    under = pe_charges(rng, n, 1e7, dataclasses.replace(phys, under_fraction=1.0, backscatter_fraction=0.0))
+    assert under.mean() == pytest.approx(UNDER_MEAN[under_shape] * q1, rel=0.005)
+    if under_shape == "uniform":
+        assert under.max() <= q1 and under.min() >= 0.0
+
+
+def test_unknown_1pe_shape_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="under_shape 'flat'"):
+        PmtPhysics(under_shape="flat")
+    with pytest.raises(ValueError, match="peak_shape"):
+        PmtPhysics(peak_shape="gauss")

@@ -3,9 +3,11 @@
 Charge of one photoelectron (definitions used by truth.json):
   * main peak (fraction 1 - f_under - f_back): a mixture of two Gamma (Polya) distributions of the same mean
     Q1 = gain * e with relative widths rel_width -/+ 0.05 (so the shape is NOT the fit's single Gamma);
-    truth `gain` = Q1 / e, the mean of this main peak;
-  * under-amplified (f_under): half exponential (mean 0.15 Q1), half uniform on 0..0.7 Q1;
+    truth `gain` = Q1 / e, the mean of this main peak; `peak_shape="gamma"`: one Gamma of width rel_width;
+  * under-amplified (f_under): half exponential (mean 0.15 Q1), half uniform on 0..0.7 Q1 (`under_shape`
+    "mixed"); "exponential": exponential of mean 0.3 Q1; "uniform": uniform on 0..Q1 (up to the peak);
   * elastic backscatter (f_back): uniform on 0..1.0 Q1;
+The other shapes are for checking the fit on spectra the default does not make (`bench_gain.py --shapes`).
   truth `mean_charge_per_pe_gain` = mean over all photoelectrons / e.
 Time of a direct photoelectron: Gaussian (TTS and laser jitter, sigma `tts_sigma_ns`); a late tail
 (exponential, 6 ns) and late pulses (uniform 20..60 ns later) on top. Afterpulses and dark counts are added by
@@ -26,6 +28,9 @@ WINDOW_START = 60 + round(300 / NS_PER_SAMPLE)  # trigger sample + the monitor's
 WINDOW_LEN = round(120 / NS_PER_SAMPLE)
 
 
+UNDER_MEAN = {"mixed": 0.5 * 0.15 + 0.5 * 0.35, "exponential": 0.3, "uniform": 0.5}  # / Q1, per under_shape
+
+
 @dataclass(frozen=True)
 class PmtPhysics:
     """Per-photoelectron response of the PMT under test."""
@@ -38,20 +43,34 @@ class PmtPhysics:
     late_pulse_fraction: float = 0.03
     afterpulse_prob: float = 0.05
     dark_rate_hz: float = 3000.0
+    under_shape: str = "mixed"
+    peak_shape: str = "polya_mixture"
+
+    def __post_init__(self) -> None:
+        if self.under_shape not in UNDER_MEAN:
+            raise ValueError(f"under_shape {self.under_shape!r}: one of {', '.join(UNDER_MEAN)}")
+        if self.peak_shape not in ("polya_mixture", "gamma"):
+            raise ValueError(f"peak_shape {self.peak_shape!r}: polya_mixture or gamma")
 
 
 def pe_charges(rng: np.random.Generator, n: int, gain: float, phys: PmtPhysics) -> np.ndarray:
     """Charges in pC of n photoelectrons."""
     q1 = gain_to_pc(gain)
     wide = rng.random(n) < 0.5
-    rel = np.where(wide, phys.rel_width + 0.05, phys.rel_width - 0.05)
+    spread = 0.05 if phys.peak_shape == "polya_mixture" else 0.0
+    rel = np.where(wide, phys.rel_width + spread, phys.rel_width - spread)
     k = 1.0 / rel**2
     q = rng.gamma(k, q1 / k)
     kind = rng.random(n)
     under = kind < phys.under_fraction
     half = rng.random(n) < 0.5
-    q[under & half] = rng.exponential(0.15 * q1, int(np.count_nonzero(under & half)))
-    q[under & ~half] = rng.uniform(0.0, 0.7 * q1, int(np.count_nonzero(under & ~half)))
+    if phys.under_shape == "mixed":
+        q[under & half] = rng.exponential(0.15 * q1, int(np.count_nonzero(under & half)))
+        q[under & ~half] = rng.uniform(0.0, 0.7 * q1, int(np.count_nonzero(under & ~half)))
+    elif phys.under_shape == "exponential":
+        q[under] = rng.exponential(0.3 * q1, int(np.count_nonzero(under)))
+    else:
+        q[under] = rng.uniform(0.0, q1, int(np.count_nonzero(under)))
     back = (kind >= phys.under_fraction) & (kind < phys.under_fraction + phys.backscatter_fraction)
     q[back] = rng.uniform(0.0, q1, int(np.count_nonzero(back)))
     return q
@@ -61,8 +80,7 @@ def mean_charge_per_pe(gain: float, phys: PmtPhysics) -> float:
     """Mean charge of one photoelectron in pC, under-amplified and backscattered ones included."""
     q1 = gain_to_pc(gain)
     main = 1.0 - phys.under_fraction - phys.backscatter_fraction
-    under = 0.5 * 0.15 * q1 + 0.5 * 0.35 * q1
-    return main * q1 + phys.under_fraction * under + phys.backscatter_fraction * 0.5 * q1
+    return main * q1 + phys.under_fraction * UNDER_MEAN[phys.under_shape] * q1 + phys.backscatter_fraction * 0.5 * q1
 
 
 def pe_times(rng: np.random.Generator, n: int, phys: PmtPhysics) -> np.ndarray:
