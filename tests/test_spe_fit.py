@@ -89,7 +89,7 @@ def test_a_growing_point_is_refitted_from_its_last_minima(monkeypatch: pytest.Mo
     charges = event_charges(rng, n, 0.1, 1e7, PmtPhysics(), pedestal_charges(rng, 0.3, n))
     binned = lambda m: fill_histogram(charges[:m], 400, -60 * BIN_PC, 340 * BIN_PC)
     earlier = fit_spe(binned(150_000))
-    assert earlier.minima is not None and set(earlier.minima) == {"nominal", "alternative", "errors", "errors_at"}
+    assert earlier.minima is not None and set(earlier.minima) == {"nominal", "alternative", "errors", "errors_at", "shapes"}
     calls: list[tuple[dict[str, float], bool]] = []
     minimize = spe_fit._minimize
     monkeypatch.setattr(spe_fit, "_minimize", lambda *a, **k: calls.append((a[3], k["hesse"])) or minimize(*a, **k))
@@ -97,7 +97,7 @@ def test_a_growing_point_is_refitted_from_its_last_minima(monkeypatch: pytest.Mo
     fresh = fit_spe(hist)
     n_fresh = len(calls)
     warm = fit_spe(hist, warm=earlier.minima)  # 75 % of the events: errors and systematic computed again
-    assert calls[n_fresh:] == [({}, True), ({"k_u": spe_fit.ALT_K_U}, False)] and n_fresh >= 2
+    assert calls[n_fresh:] == [({}, True), (spe_fit.ALT_SHAPE, False)] and n_fresh >= 2
     assert warm.status == "ok" and warm.converged == fresh.converged
     # the same minimum to Minuit's tolerance (flat directions of the under-amplified part): 0.16 sigma here
     assert abs(warm.gain - fresh.gain) < 0.25 * fresh.gain_err_stat
@@ -117,7 +117,11 @@ def test_a_growing_point_is_refitted_from_its_last_minima(monkeypatch: pytest.Mo
     near = fit_spe(binned(170_000), warm=earlier.minima)  # 88 %: one minimisation, the errors of `earlier`
     assert calls == [({}, False)] and "at 150000 events, scaled" in near.reason
     assert near.gain_err_stat == pytest.approx(earlier.gain_err_stat * math.sqrt(150 / 170), rel=1e-9)
-    assert near.gain_err_syst == pytest.approx(earlier.gain_err_syst, rel=1e-6)  # the same gain difference
+    # the same gain difference between the shapes; their likelihood difference grown with the events
+    weight = spe_fit._alternative_weight(earlier.minima["shapes"]["delta_nll"] * 170 / 150)
+    difference = abs(earlier.minima["alternative"]["q1"] - earlier.minima["nominal"]["q1"]) / earlier.q1_pc
+    spread = math.sqrt(weight * (1 - weight)) * difference * near.gain
+    assert near.gain_err_syst == pytest.approx(max(0.002 * near.gain, spread), rel=1e-3)
     assert near.minima is not None
     hesse_here = fit_spe(binned(170_000), warm={k: near.minima[k] for k in ("nominal", "alternative")})
     assert abs(near.gain - hesse_here.gain) < 0.25 * hesse_here.gain_err_stat
@@ -130,7 +134,7 @@ def test_a_growing_point_is_refitted_from_its_last_minima(monkeypatch: pytest.Mo
     assert "at 150000 events, scaled" in fit_spe(binned(150_000), warm=earlier.minima).reason  # kept, scale 1
     del calls[:]
     fit_spe(hist, warm=near.minima)  # 75 % since that Hesse: computed again, not scaled in a chain
-    assert calls == [({}, True), ({"k_u": spe_fit.ALT_K_U}, False)]
+    assert calls == [({}, True), (spe_fit.ALT_SHAPE, False)]
     broken = {"nominal": {**earlier.minima["nominal"], "q1": math.nan}, "alternative": {"mu": 0.1}}
     assert fit_spe(hist, warm=broken).gain == fresh.gain  # unusable minima: the fresh search, exactly
 

@@ -3,9 +3,12 @@
 Model "full" (default): the PMT response of `spe_model` (pedestal, Gamma main peak, under-amplified
 photoelectrons, exact Poisson sum of n-PE convolutions, Gaussian noise). The headline gain is the mean of the
 1-PE main peak / e. Migrad goes on while Hesse's covariance puts the minimum more than EDM_LIMIT away
-(`_converged`). The gain error combines the Hesse error with a model systematic: the same fit repeated with a
-second adequate under-amplified shape (an exponential of free mean, k_u = 1) and SYST_FRACTION of the gain
-difference taken, with a floor (SYST_FLOOR). That second fit starts afresh, so it is also a second start: when it
+(`_converged`). The under-amplified part has two shapes: a Gamma (nominal; an exponential is one) and flat from 0
+up to the peak (ALT_SHAPE), the issue's two examples. Both are fitted, and the gain is their average weighted by
+their likelihoods (weight of the flat shape 1 / (1 + exp(NLL_flat - NLL_Gamma))); the systematic is the weighted
+spread sqrt(w (1 - w)) |gain_flat - gain_Gamma|, with a floor (SYST_FLOOR). Where the data tell the shapes apart
+the better one takes the weight; where they cannot, the error says so. (With the Gamma alone, spectra whose
+under-amplified photoelectrons are flat up to the peak read 1.2-3 % low with pulls down to -9.) That second fit starts afresh, so it is also a second start: when it
 ends lower, the nominal fit was in a local minimum and is repeated from there. Where the pedestal hides the
 under-amplified part (`_profiled`), refits with Q1 held one Hesse error either side check the minimum (going on
 from a lower one) and widen the statistical error to the profile likelihood where that is flatter. A fit of a
@@ -32,6 +35,7 @@ from remote_monitor.analysis.spe_model import (
     get_model,
     n_pe_terms,
     response_counts,
+    under_moments,
 )
 from remote_monitor.analysis.spe_result import SEPARATED_Q1, Minima, SpeFitResult, chi2_ndf, curve
 from remote_monitor.analysis.spe_seed import _full_components, fit_seed
@@ -40,9 +44,9 @@ from remote_monitor.analysis.units import pc_to_gain
 __all__ = ["SpeFitResult", "_full_components", "fit_spe"]
 
 SYST_FLOOR = 0.002  # relative gain systematic never below 0.2 % (bin-grid and noise-kernel approximations)
-SYST_FRACTION = 0.5  # systematic = this fraction of |gain(k_u free) - gain(k_u = 1)|
 UNDER_SHAPE = {"w", "u", "k_u"}  # parameters of the under-amplified part only
-ALT_K_U = 1.0  # the alternative under-amplified shape: an exponential
+NOMINAL_SHAPE = {"b": 0.0}  # the nominal under-amplified part: a Gamma (no flat part)
+ALT_SHAPE = {"b": 1.0, "u": 0.3, "k_u": 1.0}  # the second shape: flat from 0 up to the peak (u, k_u then unused)
 UNDER_OFF = 0.03  # an under-amplified fraction below this: the part is switched off, try it switched on
 UNDER_RESTART = {"w": 0.25, "u": 0.3, "k_u": 1.5}  # a typical under-amplified part, as a second start
 ERRORS_KEPT_ABOVE = 0.8  # a growing point's Hesse errors and systematic are kept (scaled) until its events grow 25 %
@@ -76,7 +80,7 @@ def _start_values(hist: Histogram) -> dict[str, float]:
         smooth = np.convolve(c, np.ones(5) / 5, mode="same")
         q1 = float(x[above][np.argmax(smooth[above])] - q0) * 1.1
     q1 = min(max(q1, 3 * s0, 0.1), 40.0)
-    return {"mu": mu, "q0": q0, "sigma0": s0, "q1": q1, "r1": 0.33, "w": 0.15, "u": 0.35, "k_u": 1.5}
+    return {"mu": mu, "q0": q0, "sigma0": s0, "q1": q1, "r1": 0.33, "w": 0.15, "u": 0.35, "k_u": 1.5, **NOMINAL_SHAPE}
 
 
 def _fit_range(hist: Histogram, start: dict[str, float]) -> tuple[int, int]:
@@ -152,7 +156,9 @@ def _converged(model: BuiltModel, result: Any, floating: list[Any]) -> tuple[Any
 
 def _minimize(model: BuiltModel, counts: np.ndarray, start: dict[str, float], fixed: dict[str, float],
               hesse: bool) -> _Outcome:
-    """The extended binned likelihood fit with zfit's Minuit, from `start`, with `fixed` parameters held."""
+    """The extended binned likelihood fit with zfit's Minuit, from `start`, with `fixed` parameters held (and
+    the nominal shape's, NOMINAL_SHAPE, unless `fixed` holds them otherwise)."""
+    fixed = {**NOMINAL_SHAPE, **fixed}
     for name in PARAM_NAMES:
         param = model.params[name]
         param.set_value(_clamp(name, fixed.get(name, start[name])))
@@ -234,6 +240,7 @@ class _Search:
     hesse_errors: dict[str, float]
     hesse_events: float
     kept: bool = False
+    delta_nll: float = math.nan  # NLL(alternative) - NLL(nominal)
 
 
 def _kept_errors(warm: dict[str, Any], n_events: float) -> tuple[dict[str, float], float] | None:
@@ -241,8 +248,9 @@ def _kept_errors(warm: dict[str, Any], n_events: float) -> tuple[dict[str, float
     ERRORS_KEPT_ABOVE of n_events (a statistical error scales as 1 / sqrt(events) for the same spectrum shape)
     and both its minima; None: the errors are computed again."""
     errors, at = warm.get("errors"), (warm.get("errors_at") or {}).get("events")
+    delta = (warm.get("shapes") or {}).get("delta_nll")
     if not (_complete(warm.get("nominal")) and _complete(warm.get("alternative")) and isinstance(errors, dict)
-            and isinstance(at, (int, float))):
+            and isinstance(at, (int, float)) and isinstance(delta, (int, float))):
         return None
     finite = {k: float(v) for k, v in errors.items() if isinstance(v, (int, float)) and math.isfinite(v)}
     if "q1" not in finite:  # (a parameter at a bound may have no Hesse error: it is left out)
@@ -252,14 +260,16 @@ def _kept_errors(warm: dict[str, Any], n_events: float) -> tuple[dict[str, float
 
 def _refined(model: BuiltModel, counts: np.ndarray, warm: Minima, kept: tuple[dict[str, float], float]) -> _Search:
     """One minimisation from the earlier fit's nominal minimum, without Hesse: its errors scaled by
-    sqrt(events then / now), and its alternative minimum moved with the nominal gain (the same systematic)."""
+    sqrt(events then / now), its alternative minimum moved with the nominal gain (the same systematic), and the
+    two shapes' likelihood difference scaled with the events (it grows in proportion for the same spectrum)."""
     nominal = _minimize(model, counts, warm["nominal"], {}, hesse=False)
     errors, at = kept
     scaled = {k: v * math.sqrt(at / float(counts.sum())) for k, v in errors.items()}
     moved = nominal.values["q1"] - warm["nominal"]["q1"]
     alternative = {**warm["alternative"], "q1": warm["alternative"]["q1"] + moved}
+    delta = float(warm["shapes"]["delta_nll"]) * float(counts.sum()) / at
     return _Search(_Outcome(nominal.values, scaled, nominal.valid, nominal.nll),
-                   _Outcome(alternative, {}, True, math.nan), errors, at, kept=True)
+                   _Outcome(alternative, {}, True, math.nan), errors, at, kept=True, delta_nll=delta)
 
 
 def _best_fit(model: BuiltModel, counts: np.ndarray, start: dict[str, float], second_start: bool,
@@ -269,7 +279,7 @@ def _best_fit(model: BuiltModel, counts: np.ndarray, start: dict[str, float], se
     the search, so the nominal fit is one minimisation from there). When that fit had at least
     ERRORS_KEPT_ABOVE of the events, its errors and systematic are kept (`_refined`).
 
-    The alternative (exponential under-amplified part, k_u = 1) is a second start as well: when its minimum is
+    The alternative (under-amplified part flat up to the peak, ALT_SHAPE) is a second start as well: when its minimum is
     lower than the nominal one, the nominal fit stopped in a local minimum (typically the under-amplified part
     switched off, w -> 0, and a wider main peak pulled down) and is repeated from there."""
     n_events = float(counts.sum())
@@ -283,14 +293,21 @@ def _best_fit(model: BuiltModel, counts: np.ndarray, start: dict[str, float], se
         nominal = _searched_nominal(model, counts, start)
     if not second_start:
         return _Search(nominal, None, nominal.errors, n_events)
-    alternative = _minimize(model, counts, usable.get("alternative", start), {"k_u": ALT_K_U}, hesse=False)
+    alternative = _minimize(model, counts, usable.get("alternative", start), ALT_SHAPE, hesse=False)
     if alternative.nll < nominal.nll - LOCAL_MINIMUM_NLL:
         again = _minimize(model, counts, alternative.values, {}, hesse=True)
         if again.nll < nominal.nll:  # its Hesse errors, often at a bound (w = 0), are no smaller than the first
             errors = {k: max(v, nominal.errors.get(k, 0.0)) for k, v in again.errors.items()}
             nominal = _Outcome(again.values, errors, again.valid, again.nll)
     nominal = _profiled(model, counts, nominal)
-    return _Search(nominal, alternative, nominal.errors, n_events)
+    return _Search(nominal, alternative, nominal.errors, n_events, delta_nll=alternative.nll - nominal.nll)
+
+
+def _alternative_weight(delta_nll: float) -> float:
+    """Likelihood weight of the alternative shape, NLL(alternative) - NLL(nominal) = delta_nll (0 if unknown)."""
+    if not math.isfinite(delta_nll):
+        return 0.0
+    return 1.0 / (1.0 + math.exp(min(delta_nll, 700.0)))
 
 
 def _peak_to_valley(p: dict[str, float], n_max: int) -> float | None:
@@ -309,9 +326,11 @@ def _peak_to_valley(p: dict[str, float], n_max: int) -> float | None:
 
 
 def _at_limit(values: dict[str, float]) -> list[str]:
-    """Names of parameters within 0.1 % of the range from a bound (results are less trustworthy)."""
+    """Names of fitted parameters within 0.1 % of the range from a bound (results are less trustworthy)."""
     out = []
     for name, v in values.items():
+        if name in NOMINAL_SHAPE:  # held there
+            continue
         lo, hi = BOUNDS[name]
         if min(v - lo, hi - v) < 1e-3 * (hi - lo):
             out.append(name)
@@ -331,35 +350,41 @@ def _fit_full(hist: Histogram, systematic: bool, warm: Minima | None) -> SpeFitR
     limits = _at_limit(values)
     shape_only = bool(limits) and set(limits) <= UNDER_SHAPE and math.isfinite(errors.get("q1", math.nan))
     valid = valid or shape_only  # only the under-amplified shape at a bound: the gain and its error stand
-    q1, q1_stat = values["q1"], errors.get("q1", math.nan)
-    syst = SYST_FLOOR * q1
+    q1, q1_stat, shape_spread, weight = values["q1"], errors.get("q1", math.nan), 0.0, 0.0
     if alternative is not None:
-        syst = max(syst, SYST_FRACTION * abs(alternative.values["q1"] - q1))
+        weight = _alternative_weight(search.delta_nll)
+        difference = alternative.values["q1"] - values["q1"]
+        q1, shape_spread = values["q1"] + weight * difference, math.sqrt(weight * (1 - weight)) * abs(difference)
+    syst = max(SYST_FLOOR * q1, shape_spread)
     parts = response_counts(values, ResponseShape(hist.edges, n_max), float(counts.sum()))
     total = np.sum(list(parts.values()), axis=0)
     shown = {k: v for k, v in parts.items() if k in ("pedestal", "under-amplified") or v.max() > 0.5}
     k = 1.0 / values["r1"] ** 2
-    theta = q1 / k
-    mean_pe = (1 - values["w"]) * q1 + values["w"] * values["u"] * q1
+    theta = values["q1"] / k
+    under_mean = under_moments(values)[0]
+    mean_pe = (1 - values["w"]) * q1 + values["w"] * under_mean
     reason = "fit converged" if valid else "Minuit did not converge"
     if limits:
         reason += f"; at a limit: {', '.join(limits)}"
+    if weight >= 0.01:
+        reason += f"; under-amplified part flat up to the peak with weight {weight:.2f}"
     if search.kept:
         reason += f"; errors and systematic of the fit at {search.hesse_events:.0f} events, scaled"
     return SpeFitResult(
         status="ok", reason=reason, model="full",
         gain=pc_to_gain(q1), gain_err=pc_to_gain(math.hypot(q1_stat, syst)), gain_err_stat=pc_to_gain(q1_stat),
         gain_err_syst=pc_to_gain(syst), q0_pc=values["q0"], sigma0_pc=values["sigma0"], q1_pc=q1,
-        q1_err_pc=math.hypot(q1_stat, syst), peak_pc=max(k - 1, 0.0) * theta, sigma1_pc=values["r1"] * q1,
+        q1_err_pc=math.hypot(q1_stat, syst), peak_pc=max(k - 1, 0.0) * theta, sigma1_pc=values["r1"] * values["q1"],
         spe_resolution=values["r1"], mean_pe_charge_pc=mean_pe, mean_charge_per_pe_gain=pc_to_gain(mean_pe),
-        under_amplified_fraction=values["w"], under_amplified_mean_pc=values["u"] * q1,
+        under_amplified_fraction=values["w"], under_amplified_mean_pc=under_mean,
         under_amplified_shape=values["k_u"], mu=values["mu"], mu_err=errors.get("mu"),
         peak_to_valley=_peak_to_valley(values, n_max),
-        chi2_ndf=chi2_ndf(total[lo:hi], counts, len(PARAM_NAMES)), n_events=int(hist.counts.sum()),
+        chi2_ndf=chi2_ndf(total[lo:hi], counts, len(PARAM_NAMES) - len(NOMINAL_SHAPE)), n_events=int(hist.counts.sum()),
         converged=valid, at_limit=limits, fit_seconds=round(time.perf_counter() - t0, 3),
         curve=curve(hist, total, shown),
         minima={"nominal": values, **({"alternative": alternative.values} if alternative is not None else {}),
-                "errors": search.hesse_errors, "errors_at": {"events": search.hesse_events}},
+                "errors": search.hesse_errors, "errors_at": {"events": search.hesse_events},
+                "shapes": {"delta_nll": search.delta_nll}},
     )
 
 

@@ -1,13 +1,15 @@
 """The PMT charge response as a binned zfit PDF (analytic bin integrals, one vectorised expression).
 
 Response of one photoelectron (charge above the pedestal):
-    (1 - w) Gamma(mean Q1, relative width r1)  +  w Gamma(mean u Q1, shape k_u)
+    (1 - w) Gamma(mean Q1, relative width r1)  +  w [(1 - b) Gamma(mean u Q1, shape k_u)  +  b Uniform(0, Q1)]
 the main peak has mean Q1 (the gain, Q1 / e) and relative width r1 (Gamma = Polya); the under-amplified part
-(photoelectrons that miss the first dynode, elastic backscatter) has mean u Q1 and shape k_u (k_u = 1: an
-exponential). The n-fold convolution with j under-amplified photoelectrons among n is a Gamma when j = 0 or
-j = n (exact: shape n k or n k_u); mixed terms (both kinds in one event, weight <~ 2 w mu of the signal) use
-the Gamma of the same mean and variance. All terms come from one call of tf.math.igamma (analytic bin
-integrals). Poisson weights in the occupancy mu, binomial weights in w.
+(photoelectrons that miss the first dynode, backscattered ones) is a Gamma of mean u Q1 and shape k_u (k_u = 1:
+an exponential), or (b = 1) flat from 0 up to the peak, the two shapes the issue names. The fit uses b = 0 and
+takes b = 1 as the second shape for the systematic (`spe_fit`): a free b traded against Q1 (tried 2026-12-01).
+Terms with one under-amplified photoelectron are exact (the Gamma part as the Gamma of the same mean and variance
+as main peak + Gamma, the flat part convolved with the main peak's n - 1 photoelectrons); the other n-fold
+convolutions are Gammas of the same mean and variance (exact for the main peak alone: shape n k). Analytic bin
+integrals with tf.math.igamma. Poisson weights in the occupancy mu, binomial weights in w.
 The pedestal is a Gaussian (q0, sigma0) integrated over each bin; the signal is convolved with the same
 Gaussian noise on the bin grid (a discrete kernel whose width is corrected for the bin width).
 The likelihood carries a Gaussian constraint on w from what is known of the R12860 (UNDER_PRIOR).
@@ -28,10 +30,10 @@ from scipy.special import gammainc, gammaln, ndtr
 
 os.environ.setdefault("ZFIT_DISABLE_TF_WARNINGS", "1")
 
-PARAM_NAMES = ("mu", "q0", "sigma0", "q1", "r1", "w", "u", "k_u")
+PARAM_NAMES = ("mu", "q0", "sigma0", "q1", "r1", "w", "u", "k_u", "b")
 BOUNDS: dict[str, tuple[float, float]] = {
     "mu": (1e-4, 8.0), "q0": (-3.0, 3.0), "sigma0": (5e-3, 1.0), "q1": (0.05, 60.0), "r1": (0.12, 0.8),
-    "w": (0.0, 0.3), "u": (0.03, 0.6), "k_u": (0.5, 4.0),
+    "w": (0.0, 0.3), "u": (0.03, 0.6), "k_u": (0.5, 4.0), "b": (0.0, 1.0),
 }
 # The under-amplified part: at most 30 % of the photoelectrons (R12860: 5-20 % plus some backscatter), mean at
 # most 0.6 of the peak. With up to 40 % allowed, low-gain or low-occupancy fits ended with w at 0.4 and k_u at
@@ -93,15 +95,47 @@ def term_weights(p: dict[str, float], shape: ResponseShape) -> np.ndarray:
     return np.exp(log_w)
 
 
+def under_moments(p: dict[str, float]) -> tuple[float, float]:
+    """Mean and variance of one under-amplified photoelectron's charge: Gamma (1 - b) and shelf 0..Q1 (b)."""
+    q1, uq, b = p["q1"], p["u"] * p["q1"], p["b"]
+    mean = (1 - b) * uq + b * q1 / 2
+    second = (1 - b) * uq**2 * (1 + 1 / p["k_u"]) + b * q1**2 / 3
+    return mean, second - mean**2
+
+
+def _shelf_cdf(n: np.ndarray, q1: float, r1: float, above: np.ndarray) -> np.ndarray:
+    """CDF (rows: n, columns: charges above the pedestal) of a flat shelf on 0..Q1 plus n - 1 main-peak
+    photoelectrons (a Gamma of shape (n - 1) / r1^2, scale r1^2 Q1): (I(x) - I(x - Q1)) / Q1, where
+    I(y) = y P(A, y / scale) - A scale P(A + 1, y / scale) is the integral of the Gamma CDF (numpy)."""
+    scale, a = r1**2 * q1, np.maximum(n - 1, 1)[:, None] / r1**2
+
+    def integral(y: np.ndarray) -> np.ndarray:
+        y = np.clip(y, 0.0, None)
+        return y * gammainc(a, y / scale) - a * scale * gammainc(a + 1, y / scale)
+
+    smeared = (integral(above[None, :]) - integral(above[None, :] - q1)) / q1
+    return np.where((n == 1)[:, None], np.clip(above / q1, 0.0, 1.0)[None, :], smeared)
+
+
 def term_bins(p: dict[str, float], shape: ResponseShape) -> np.ndarray:
-    """Noise-free bin probabilities of every (n, j) term, rows = terms (numpy)."""
+    """Noise-free bin probabilities of every (n, j) term, rows = terms (numpy). Terms with one under-amplified
+    photoelectron (j = 1) are the mixture exactly: its Gamma part as the Gamma of the same mean and variance as
+    main peak + Gamma, its shelf convolved with the main peak's n - 1 photoelectrons; j > 1 terms (weight
+    ~ (w mu)^2) as the Gamma of the same mean and variance."""
     n, j = shape.terms
-    q1, uq = p["q1"], p["u"] * p["q1"]
-    mean = (n - j) * q1 + j * uq
-    var = (n - j) * (p["r1"] * q1) ** 2 + j * uq**2 / p["k_u"]
+    q1, uq, k_u, r1, b = p["q1"], p["u"] * p["q1"], p["k_u"], p["r1"], p["b"]
+    under_mean, under_var = under_moments(p)
+    mean = (n - j) * q1 + j * under_mean
+    var = (n - j) * (r1 * q1) ** 2 + j * under_var
     a, scale = mean**2 / var, var / mean
-    x = np.clip((shape.edges[None, :] - p["q0"]) / scale[:, None], 0.0, None)
-    return np.diff(gammainc(a[:, None], x), axis=1)
+    above = shape.edges - p["q0"]
+    cdf = gammainc(a[:, None], np.clip(above[None, :] / scale[:, None], 0.0, None))
+    one = j == 1
+    mean_g = (n[one] - 1) * q1 + uq
+    var_g = (n[one] - 1) * (r1 * q1) ** 2 + uq**2 / k_u
+    gamma = gammainc((mean_g**2 / var_g)[:, None], np.clip(above[None, :] * (mean_g / var_g)[:, None], 0.0, None))
+    cdf[one] = (1 - b) * gamma + b * _shelf_cdf(n[one], q1, r1, above)
+    return np.diff(cdf, axis=1)
 
 
 def _noise_kernel(p: dict[str, float], shape: ResponseShape) -> np.ndarray:
@@ -143,19 +177,44 @@ def _zfit_pdf_class() -> type:
             self._shape = shape
             n, j = shape.terms
             self._n, self._j = tf.constant(n), tf.constant(j)
+            self._one_rows = tf.constant(np.flatnonzero(j == 1)[:, None])
+            self._one_n = tf.constant(n[j == 1])
             self._log_coeff = tf.constant(shape.log_coeff)
             self._edges = tf.constant(shape.edges)
             self._half = shape.kernel_half()
             super().__init__(obs=obs, params=params, extended=extended, name="SpeResponsePDF")
 
+        def _one_under_cdf(self, p: dict[str, Any], above: Any) -> Any:
+            """CDF of the terms with one under-amplified photoelectron (as `term_bins`)."""
+            q1, uq, r1, b = p["q1"], p["u"] * p["q1"], p["r1"], p["b"]
+            rest = self._one_n - 1
+            mean_g = rest * q1 + uq
+            var_g = rest * (r1 * q1) ** 2 + uq**2 / p["k_u"]
+            gamma = tf.math.igamma((mean_g**2 / var_g)[:, None],
+                                   tf.maximum(above[None, :] * (mean_g / var_g)[:, None], 0.0))
+            scale, a = r1**2 * q1, tf.maximum(rest, 1.0)[:, None] / r1**2
+
+            def integral(y: Any) -> Any:
+                y = tf.maximum(y, 0.0)
+                return y * tf.math.igamma(a, y / scale) - a * scale * tf.math.igamma(a + 1, y / scale)
+
+            smeared = (integral(above[None, :]) - integral(above[None, :] - q1)) / q1
+            flat = tf.clip_by_value(above / q1, 0.0, 1.0)[None, :] + 0.0 * smeared
+            shelf = tf.where((rest == 0)[:, None], flat, smeared)
+            return (1 - b) * gamma + b * shelf
+
         def _rel_counts(self, x: Any, norm: Any = None, *, params: Any = None) -> Any:  # noqa: ARG002
             p = {name: znp.asarray(self.params[name].value()) for name in PARAM_NAMES}
             h = self._shape.width
-            uq = p["u"] * p["q1"]
-            mean = (self._n - self._j) * p["q1"] + self._j * uq
-            var = (self._n - self._j) * (p["r1"] * p["q1"]) ** 2 + self._j * uq**2 / p["k_u"]
+            uq, b = p["u"] * p["q1"], p["b"]
+            under_mean = (1 - b) * uq + b * p["q1"] / 2
+            under_var = (1 - b) * uq**2 * (1 + 1 / p["k_u"]) + b * p["q1"] ** 2 / 3 - under_mean**2
+            mean = (self._n - self._j) * p["q1"] + self._j * under_mean
+            var = (self._n - self._j) * (p["r1"] * p["q1"]) ** 2 + self._j * under_var
             a, scale = mean**2 / var, var / mean
-            cdf = tf.math.igamma(a[:, None], tf.maximum((self._edges[None, :] - p["q0"]) / scale[:, None], 0.0))
+            above = self._edges - p["q0"]
+            cdf = tf.math.igamma(a[:, None], tf.maximum(above[None, :] / scale[:, None], 0.0))
+            cdf = tf.tensor_scatter_nd_update(cdf, self._one_rows, self._one_under_cdf(p, above))
             w = tf.clip_by_value(p["w"], 1e-12, 1 - 1e-12)
             log_weight = (-p["mu"] + self._n * tf.math.log(p["mu"]) + self._log_coeff
                           + self._j * tf.math.log(w) + (self._n - self._j) * tf.math.log(1 - w))

@@ -16,7 +16,8 @@ from remote_monitor.analysis.histogram import Histogram
 SEPARATED_Q1 = 2.0
 
 # Parameter values at the fit's "nominal" and "alternative" minima, the Hesse "errors" of the nominal one and
-# "errors_at": {"events": n}, the events they were computed at (a fit of a growing point may keep them)
+# "errors_at": {"events": n}, the events they were computed at (a fit of a growing point may keep them), and
+# "shapes": {"delta_nll": NLL(alternative) - NLL(nominal)}
 Minima = dict[str, dict[str, float]]
 
 
