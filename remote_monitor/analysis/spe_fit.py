@@ -8,8 +8,9 @@ up to the peak (ALT_SHAPE), the issue's two examples. Both are fitted, and the g
 their likelihoods (weight of the flat shape 1 / (1 + exp(NLL_flat - NLL_Gamma))); the systematic is the weighted
 spread sqrt(w (1 - w)) |gain_flat - gain_Gamma|, with a floor (SYST_FLOOR). Where the data tell the shapes apart
 the better one takes the weight; where they cannot, the error says so. (With the Gamma alone, spectra whose
-under-amplified photoelectrons are flat up to the peak read 1.2-3 % low with pulls down to -9.) That second fit starts afresh, so it is also a second start: when it
-ends lower, the nominal fit was in a local minimum and is repeated from there. Where the pedestal hides the
+under-amplified photoelectrons are flat up to the peak read 1.2-3 % low with pulls down to -9.) That second fit
+starts afresh, so it is also a second start: when it ends lower, the nominal fit was in a local minimum and is
+repeated from there. Where the pedestal hides the
 under-amplified part (`_profiled`), refits with Q1 held one Hesse error either side check the minimum (going on
 from a lower one) and widen the statistical error to the profile likelihood where that is flatter. A fit of a
 growing point (`warm`) starts from the previous fit's minima, and keeps its errors and systematic while the

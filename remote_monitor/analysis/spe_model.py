@@ -95,8 +95,9 @@ def term_weights(p: dict[str, float], shape: ResponseShape) -> np.ndarray:
     return np.exp(log_w)
 
 
-def under_moments(p: dict[str, float]) -> tuple[float, float]:
-    """Mean and variance of one under-amplified photoelectron's charge: Gamma (1 - b) and shelf 0..Q1 (b)."""
+def under_moments(p: dict[str, Any]) -> tuple[Any, Any]:
+    """Mean and variance of one under-amplified photoelectron's charge: Gamma (1 - b) and shelf 0..Q1 (b)
+    (floats or TF tensors: the fit's PDF uses it too)."""
     q1, uq, b = p["q1"], p["u"] * p["q1"], p["b"]
     mean = (1 - b) * uq + b * q1 / 2
     second = (1 - b) * uq**2 * (1 + 1 / p["k_u"]) + b * q1**2 / 3
@@ -199,16 +200,13 @@ def _zfit_pdf_class() -> type:
                 return y * tf.math.igamma(a, y / scale) - a * scale * tf.math.igamma(a + 1, y / scale)
 
             smeared = (integral(above[None, :]) - integral(above[None, :] - q1)) / q1
-            flat = tf.clip_by_value(above / q1, 0.0, 1.0)[None, :] + 0.0 * smeared
-            shelf = tf.where((rest == 0)[:, None], flat, smeared)
+            shelf = tf.where((rest == 0)[:, None], tf.clip_by_value(above / q1, 0.0, 1.0)[None, :], smeared)
             return (1 - b) * gamma + b * shelf
 
         def _rel_counts(self, x: Any, norm: Any = None, *, params: Any = None) -> Any:  # noqa: ARG002
             p = {name: znp.asarray(self.params[name].value()) for name in PARAM_NAMES}
             h = self._shape.width
-            uq, b = p["u"] * p["q1"], p["b"]
-            under_mean = (1 - b) * uq + b * p["q1"] / 2
-            under_var = (1 - b) * uq**2 * (1 + 1 / p["k_u"]) + b * p["q1"] ** 2 / 3 - under_mean**2
+            under_mean, under_var = under_moments(p)
             mean = (self._n - self._j) * p["q1"] + self._j * under_mean
             var = (self._n - self._j) * (p["r1"] * p["q1"]) ** 2 + self._j * under_var
             a, scale = mean**2 / var, var / mean
