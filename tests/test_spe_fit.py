@@ -12,7 +12,7 @@ from iminuit import Minuit
 
 from remote_monitor.analysis.histogram import Histogram, fill_histogram
 from remote_monitor.analysis.spe_fit import SpeFitResult, _Outcome, fit_spe
-from remote_monitor.analysis.units import MV_PER_ADC, PC_PER_MV_SAMPLE
+from remote_monitor.analysis.units import MV_PER_ADC, PC_PER_MV_SAMPLE, gain_to_pc
 from remote_monitor.simulation.spe_charge import PmtPhysics, event_charges, pedestal_charges
 
 BIN_PC = 20 * MV_PER_ADC * PC_PER_MV_SAMPLE / 2  # whole charge quanta per bin
@@ -40,6 +40,24 @@ def test_main_peak_gain_on_realistic_spectra(mu: float, gain: float, n: int) -> 
     assert result.peak_pc < result.q1_pc  # a skewed main peak: the mode is below the mean
     assert result.chi2_ndf < 2.0
     assert {"pedestal", "1 PE", "under-amplified"} <= set(result.curve["components"])
+
+
+def test_pulses_in_the_baseline_samples_do_not_pull_the_gain() -> None:
+    """A dark pulse in the baseline samples lowers the baseline and puts its event at -1.5 x its charge, far
+    below the pedestal, where the Gaussian pedestal gives it no probability (a few hundred in a real 600k-event
+    point). On the monitor's own histogram grid (which reaches down to -3 pC) they must not widen the pedestal
+    or move the gain: with 0.1 % of such events the gain stayed within 0.2 % (it read 1-2 % high before the
+    fit range stopped 5 pedestal widths below the pedestal)."""
+    rng = np.random.default_rng(11)
+    n, gain = 200_000, 1e7
+    charges = event_charges(rng, n, 0.3, gain, PmtPhysics(), pedestal_charges(rng, 0.3, n))
+    clean = charges[charges > -1.0]
+    below = -1.5 * gain_to_pc(gain) * rng.gamma(1 / 0.32**2, 0.32**2, n // 1000)
+    fits = [fit_spe(fill_histogram(q, 560, -3.0, 25.0)) for q in (clean, np.concatenate([clean, below]))]
+    assert all(f.status == "ok" for f in fits), [f.reason for f in fits]
+    assert fits[1].gain == pytest.approx(fits[0].gain, rel=0.002)
+    assert fits[1].sigma0_pc == pytest.approx(fits[0].sigma0_pc, rel=0.005)
+    assert abs(fits[1].gain - gain) < 3 * fits[1].gain_err, (fits[1].gain, fits[1].gain_err)
 
 
 def test_peak_to_valley_grows_with_gain() -> None:
@@ -78,6 +96,14 @@ def _profile_dnll(hist: Histogram, minimum: dict[str, float], step: float) -> li
     return [spe_fit._minimize(model, counts, v, {"q1": v["q1"]}, hesse=False).nll - best.nll for v in held]
 
 
+def _fitted_events(hist: Histogram) -> float:
+    """Events in the fit's range (not those that a pulse in the baseline samples put far below the pedestal)."""
+    from remote_monitor.analysis import spe_fit
+
+    lo, hi = spe_fit._fit_range(hist, spe_fit._start_values(hist))
+    return float(hist.counts[lo:hi].sum())
+
+
 def test_a_growing_point_is_refitted_from_its_last_minima(monkeypatch: pytest.MonkeyPatch) -> None:
     """The live view refits a growing histogram from the previous fit's minima: two minimisations (nominal
     with Hesse, alternative shape) instead of a fresh search, with the fresh search's result; while the point
@@ -111,14 +137,15 @@ def test_a_growing_point_is_refitted_from_its_last_minima(monkeypatch: pytest.Mo
     # (here 10 NLL units above the one reached from the earlier minimum: 0.79 % instead of 0.36 %)
     assert 0.002 * warm.gain <= warm.gain_err_syst <= fresh.gain_err_syst * 1.05
     assert abs(warm.gain - 1e7) < 3 * warm.gain_err
-    assert warm.minima is not None and warm.minima["errors_at"] == {"events": n}
+    assert warm.minima is not None and warm.minima["errors_at"] == {"events": _fitted_events(hist)}
 
     del calls[:]
     near = fit_spe(binned(170_000), warm=earlier.minima)  # 88 %: one minimisation, the errors of `earlier`
-    assert calls == [({}, False)] and "at 150000 events, scaled" in near.reason
-    assert near.gain_err_stat == pytest.approx(earlier.gain_err_stat * math.sqrt(150 / 170), rel=1e-9)
+    at, now = _fitted_events(binned(150_000)), _fitted_events(binned(170_000))
+    assert calls == [({}, False)] and f"at {at:.0f} events, scaled" in near.reason
+    assert near.gain_err_stat == pytest.approx(earlier.gain_err_stat * math.sqrt(at / now), rel=1e-9)
     # the same gain difference between the shapes; their likelihood difference grown with the events
-    weight = spe_fit._alternative_weight(earlier.minima["shapes"]["delta_nll"] * 170 / 150)
+    weight = spe_fit._alternative_weight(earlier.minima["shapes"]["delta_nll"] * now / at)
     difference = abs(earlier.minima["alternative"]["q1"] - earlier.minima["nominal"]["q1"]) / earlier.q1_pc
     spread = math.sqrt(weight * (1 - weight)) * difference * near.gain
     assert near.gain_err_syst == pytest.approx(max(0.002 * near.gain, spread), rel=1e-3)
@@ -130,8 +157,8 @@ def test_a_growing_point_is_refitted_from_its_last_minima(monkeypatch: pytest.Mo
     step = near.gain_err_stat / near.gain * near.minima["nominal"]["q1"]
     dnll = _profile_dnll(binned(170_000), near.minima["nominal"], step)
     assert 0.25 < sum(dnll) / 2 < 2.0, dnll
-    assert near.minima is not None and near.minima["errors_at"] == {"events": 150_000}  # not re-dated
-    assert "at 150000 events, scaled" in fit_spe(binned(150_000), warm=earlier.minima).reason  # kept, scale 1
+    assert near.minima is not None and near.minima["errors_at"] == {"events": at}  # not re-dated
+    assert f"at {at:.0f} events, scaled" in fit_spe(binned(150_000), warm=earlier.minima).reason  # kept, scale 1
     del calls[:]
     fit_spe(hist, warm=near.minima)  # 75 % since that Hesse: computed again, not scaled in a chain
     assert calls == [({}, True), (spe_fit.ALT_SHAPE, False)]
@@ -142,13 +169,13 @@ def test_a_growing_point_is_refitted_from_its_last_minima(monkeypatch: pytest.Mo
 def test_migrad_goes_on_until_hesse_puts_the_minimum_close_and_the_error_is_the_profile_error(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Migrad with strategy 0 judges convergence by its own running estimate of the covariance. On this spectrum
-    (the benchmark's timing spectrum: 0.1 PE, 1e7, 0.3 mV, 100k events) it stopped 0.2 NLL short of the minimum,
-    where Hesse put the gain error at 1.45 % and the profile likelihood rises by 3.7 and 2.7 at -+ that error (so
-    the error was 2.5x too large). The fit goes on until Hesse's covariance puts the minimum within EDM_LIMIT:
-    0.56 %, and the profile rises by 0.55 and 0.52 (0.5 at one sigma)."""
+    (0.1 PE, 1e7, 0.3 mV, 100k events) it stopped where Hesse's covariance puts the minimum 0.89 NLL away; there
+    Hesse put the gain error at 1.12 % and the profile likelihood rises by 1.37 and 0.89 at -+ that error (so
+    the error was 1.5x too large). The fit goes on until Hesse's covariance puts the minimum within EDM_LIMIT:
+    0.75 %, and the profile rises by 0.60 and 0.42 (0.5 at one sigma)."""
     from remote_monitor.analysis import spe_fit
 
-    rng = np.random.default_rng(2026)
+    rng = np.random.default_rng(2031)
     n = 100_000
     charges = event_charges(rng, n, 0.1, 1e7, PmtPhysics(), pedestal_charges(rng, 0.3, n))
     hist = fill_histogram(charges, 224, -61 * BIN_PC, 163 * BIN_PC)
@@ -170,8 +197,8 @@ def test_migrad_goes_on_until_hesse_puts_the_minimum_close_and_the_error_is_the_
 
     monkeypatch.setattr(spe_fit, "CONVERGE_ROUNDS", 0)  # where Migrad stopped: the error too large
     stopped = fit_spe(hist, systematic=False)
-    assert stopped.gain_err_stat is not None and stopped.gain_err_stat > 2 * continued.gain_err_stat
-    assert min(profile(stopped)) > 2.0
+    assert stopped.gain_err_stat is not None and stopped.gain_err_stat > 1.3 * continued.gain_err_stat
+    assert min(profile(stopped)) > 0.8
 
 
 def _count_calls(monkeypatch: pytest.MonkeyPatch, owner: type, method: str) -> list[None]:

@@ -26,6 +26,7 @@ from remote_monitor.simulation.pulses import digitise, noise
 
 WINDOW_START = 60 + round(300 / NS_PER_SAMPLE)  # trigger sample + the monitor's fixed window start (300 ns)
 WINDOW_LEN = round(120 / NS_PER_SAMPLE)
+BASELINE_SAMPLES = 40  # the monitor's baseline: the mean of the first 40 samples
 
 
 UNDER_MEAN = {"mixed": 0.5 * 0.15 + 0.5 * 0.35, "exponential": 0.3, "uniform": 0.5}  # / Q1, per under_shape
@@ -104,14 +105,17 @@ def event_charges(rng: np.random.Generator, n_events: int, mu: float, gain: floa
                   pedestal_pc: np.ndarray) -> np.ndarray:
     """Charge-level twin of the waveform path (for the benchmark): per-event sum of the photoelectron charges
     plus the pedestal `pedestal_pc` (one charge per event, of noise-only records from the same noise model and
-    the same window integration; resampled with replacement when shorter). Dark counts in the window are
-    included at their rate."""
+    the same window integration; resampled with replacement when shorter). Dark counts are included at their
+    rate: in the window they add their charge, in the baseline samples they lower the baseline, which takes
+    WINDOW_LEN / BASELINE_SAMPLES of their charge off the event (far below the pedestal)."""
     rows = event_pes(rng, n_events, mu)
-    dark_mu = phys.dark_rate_hz * 120e-9
-    dark_rows = event_pes(rng, n_events, dark_mu)
+    dark_rows = event_pes(rng, n_events, phys.dark_rate_hz * WINDOW_LEN * NS_PER_SAMPLE * 1e-9)
     all_rows = np.concatenate([rows, dark_rows])
     q = pe_charges(rng, len(all_rows), gain, phys)
     total = np.bincount(all_rows, weights=q, minlength=n_events)
+    base_rows = event_pes(rng, n_events, phys.dark_rate_hz * BASELINE_SAMPLES * NS_PER_SAMPLE * 1e-9)
+    base_q = pe_charges(rng, len(base_rows), gain, phys) * (WINDOW_LEN / BASELINE_SAMPLES)
+    total -= np.bincount(base_rows, weights=base_q, minlength=n_events)
     if len(pedestal_pc) >= n_events:
         return total + pedestal_pc[:n_events]
     return total + rng.choice(pedestal_pc, n_events)
@@ -123,5 +127,5 @@ def pedestal_charges(rng: np.random.Generator, noise_mv: float, n: int) -> np.nd
     out = []
     for m in np.diff(np.linspace(0, n, n // 25_000 + 2).astype(int)):
         raw = digitise(noise(rng, int(m), WINDOW_START + WINDOW_LEN, noise_mv), 14000, -1)
-        out.append(window_charge_pc(corrected_mv(raw, -1), np.full(int(m), WINDOW_START), WINDOW_LEN))
+        out.append(window_charge_pc(corrected_mv(raw, -1, BASELINE_SAMPLES), np.full(int(m), WINDOW_START), WINDOW_LEN))
     return np.concatenate(out)
