@@ -60,6 +60,40 @@ def test_pulses_in_the_baseline_samples_do_not_pull_the_gain() -> None:
     assert abs(fits[1].gain - gain) < 3 * fits[1].gain_err, (fits[1].gain, fits[1].gain_err)
 
 
+def test_a_nan_in_the_flat_shapes_fit_is_not_a_failed_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Minuit can stop on a NaN likelihood when the flat shape's fit starts far from its minimum (a 1500-event
+    HV point did). It is started again from the nominal minimum; when that fails too, the point keeps its
+    nominal gain with the systematic at its floor, and says so."""
+    from zfit.minimizers.strategy import FailMinimizeNaN
+
+    from remote_monitor.analysis import spe_fit
+
+    hist = realistic(3, 40_000, 0.5, 1e7)
+    minimize = spe_fit._minimize
+    alt_starts: list[dict[str, float]] = []
+
+    def nan_for_the_flat_shape(model: object, counts: object, start: dict[str, float], fixed: dict[str, float],
+                               hesse: bool) -> object:
+        if fixed == spe_fit.ALT_SHAPE:
+            alt_starts.append(start)
+            if len(alt_starts) <= fail_first:
+                raise FailMinimizeNaN()
+        return minimize(model, counts, start, fixed, hesse=hesse)
+
+    monkeypatch.setattr(spe_fit, "_minimize", nan_for_the_flat_shape)
+    fail_first = 1
+    again = fit_spe(hist)
+    assert again.status == "ok" and len(alt_starts) == 2 and "failed" not in again.reason, again.reason
+    assert alt_starts[1] != alt_starts[0] and alt_starts[1]["mu"] == pytest.approx(again.mu, rel=0.05)  # nominal
+    del alt_starts[:]
+    fail_first = 2
+    floor = fit_spe(hist)
+    assert floor.status == "ok" and len(alt_starts) == 2, floor.reason
+    assert "flat under-amplified shape's fit failed" in floor.reason
+    assert floor.gain_err_syst == pytest.approx(spe_fit.SYST_FLOOR * floor.gain)
+    assert abs(floor.gain - 1e7) < 3 * floor.gain_err
+
+
 def test_peak_to_valley_grows_with_gain() -> None:
     pv = [fit_spe(realistic(5, 60_000, 0.5, g)).peak_to_valley for g in (0.6e7, 1.5e7)]
     assert pv[0] is not None and pv[1] is not None and 1.0 < pv[0] < pv[1]

@@ -299,7 +299,9 @@ def _best_fit(model: BuiltModel, counts: np.ndarray, start: dict[str, float], se
         nominal = _searched_nominal(model, counts, start)
     if not second_start:
         return _Search(nominal, None, nominal.errors, n_events)
-    alternative = _minimize(model, counts, usable.get("alternative", start), ALT_SHAPE, hesse=False)
+    alternative = _alternative_fit(model, counts, [usable.get("alternative", start), nominal.values])
+    if alternative is None:
+        return _Search(_profiled(model, counts, nominal), None, nominal.errors, n_events)
     if alternative.nll < nominal.nll - LOCAL_MINIMUM_NLL:
         again = _minimize(model, counts, alternative.values, {}, hesse=True)
         if again.nll < nominal.nll:  # its Hesse errors, often at a bound (w = 0), are no smaller than the first
@@ -307,6 +309,20 @@ def _best_fit(model: BuiltModel, counts: np.ndarray, start: dict[str, float], se
             nominal = _Outcome(again.values, errors, again.valid, again.nll)
     nominal = _profiled(model, counts, nominal)
     return _Search(nominal, alternative, nominal.errors, n_events, delta_nll=alternative.nll - nominal.nll)
+
+
+def _alternative_fit(model: BuiltModel, counts: np.ndarray, starts: list[dict[str, float]]) -> _Outcome | None:
+    """The fit with the flat under-amplified shape (ALT_SHAPE) from the first of `starts` where Minuit does not
+    stop on a NaN likelihood (a start far from the minimum can take it there: 1500 events at 0.6 PE whose first
+    guess of Q1 was a quarter of the truth); None when it stops on NaN from every start."""
+    from zfit.minimizers.strategy import FailMinimizeNaN
+
+    for start in starts:
+        try:
+            return _minimize(model, counts, start, ALT_SHAPE, hesse=False)
+        except FailMinimizeNaN:
+            continue
+    return None
 
 
 def _alternative_weight(delta_nll: float) -> float:
@@ -376,6 +392,8 @@ def _fit_full(hist: Histogram, systematic: bool, warm: Minima | None) -> SpeFitR
         reason += f"; under-amplified part flat up to the peak with weight {weight:.2f}"
     if search.kept:
         reason += f"; errors and systematic of the fit at {search.hesse_events:.0f} events, scaled"
+    if systematic and alternative is None:
+        reason += "; the flat under-amplified shape's fit failed (NaN likelihood): systematic at its floor"
     return SpeFitResult(
         status="ok", reason=reason, model="full",
         gain=pc_to_gain(q1), gain_err=pc_to_gain(math.hypot(q1_stat, syst)), gain_err_stat=pc_to_gain(q1_stat),
