@@ -20,13 +20,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from remote_monitor.analysis.charges import corrected_mv, window_charge_pc
+from remote_monitor.analysis.charges import AnalysisSettings, corrected_mv, window_charge_pc
 from remote_monitor.analysis.units import NS_PER_SAMPLE, gain_to_pc
 from remote_monitor.simulation.pulses import digitise, noise
 
-WINDOW_START = 60 + round(300 / NS_PER_SAMPLE)  # trigger sample + the monitor's fixed window start (300 ns)
-WINDOW_LEN = round(120 / NS_PER_SAMPLE)
-BASELINE_SAMPLES = 40  # the monitor's baseline: the mean of the first 40 samples
+_MONITOR = AnalysisSettings()  # the monitor's default extraction, which the twin integrates like
+WINDOW_START = 60 + round(_MONITOR.fixed_window_start_ns / NS_PER_SAMPLE)  # trigger sample + fixed window start
+WINDOW_LEN = round(_MONITOR.fixed_window_length_ns / NS_PER_SAMPLE)
+BASELINE_SAMPLES = _MONITOR.baseline_samples  # the baseline: the mean of the first samples
 
 
 UNDER_MEAN = {"mixed": 0.5 * 0.15 + 0.5 * 0.35, "exponential": 0.3, "uniform": 0.5}  # / Q1, per under_shape
