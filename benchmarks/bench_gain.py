@@ -10,8 +10,9 @@ noise record). `--quick` runs a few classes. `--save FILE` keeps each class's hi
 `--refit FILE` fits saved histograms instead of drawing new ones, so that two versions of the fit can be
 compared on the same spectra (`benchmarks/data/gain_spectra.npz`: the 30 classes of one draw, 2026-12-01).
 `--shapes` fits spectra of 1-PE shapes the default simulation does not make (under-amplified photoelectrons
-exponential or uniform up to the peak, a single-Gamma main peak), a few draws each, and prints bias and pulls
-per shape: the fit checked on data its own simulation did not generate.
+exponential or uniform up to the peak, a single-Gamma main peak, no backscatter, a wider peak with more
+under-amplified photoelectrons), a few draws each, and prints bias and pulls per shape: the fit checked on data
+its own simulation did not generate; `--shapes --events 1000000` does it at a real point's size.
 Prints measured numbers; not a test.
 """
 
@@ -34,6 +35,7 @@ MUS, GAINS, NOISES = (0.03, 0.1, 0.5, 1.0, 2.5), (0.5e7, 1e7, 2e7), (0.3, 1.0)
 
 
 MAX_EVENTS = 4_000_000  # every event has its own simulated noise record (30 us each): 2 min per class at most
+GROWN_FROM = 85_000  # the timing's growing point: fitted at 85k of its 100k events (errors kept, `spe_fit`)
 STAT_GOAL = 0.009  # relative statistical gain error aimed at (the issue asks for 1 % or better)
 
 
@@ -83,9 +85,11 @@ def timing(rng: np.random.Generator) -> None:
     )
 
     ped = pedestal_charges(rng, 0.3, 100_000)
-    hist = histogram(event_charges(rng, 100_000, 0.1, 1e7, PmtPhysics(), ped), 1e7, 0.1)
+    charges = event_charges(rng, 100_000, 0.1, 1e7, PmtPhysics(), ped)
+    hist = histogram(charges, 1e7, 0.1)
     fit_spe(hist)  # warm-up: traces the graphs
-    zt, zt_nosyst = [], []
+    earlier = fit_spe(histogram(charges[:GROWN_FROM], 1e7, 0.1)).minima  # the same point, 85 % written
+    zt, zt_nosyst, zt_grown = [], [], []
     for _ in range(3):
         t0 = time.perf_counter()
         fit_spe(hist)
@@ -93,6 +97,9 @@ def timing(rng: np.random.Generator) -> None:
         t0 = time.perf_counter()
         fit_spe(hist, systematic=False)
         zt_nosyst.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        fit_spe(hist, warm=earlier)
+        zt_grown.append(time.perf_counter() - t0)
     start = _start_values(hist)
     lo, hi = _fit_range(hist, start)
     shape = ResponseShape(hist.edges[lo:hi + 1], n_pe_terms(start["mu"]))
@@ -118,7 +125,8 @@ def timing(rng: np.random.Generator) -> None:
     z, zn, im = statistics.median(zt), statistics.median(zt_nosyst), statistics.median(times)
     print(f"warm fit, 100k events at 0.1 PE: zfit {zn:.2f} s (+ systematic refit: {z:.2f} s); "
           f"the same likelihood with iminuit directly (numpy, numeric gradient): {im:.2f} s; "
-          f"ratio zfit / iminuit = {zn / im:.1f}")
+          f"ratio zfit / iminuit = {zn / im:.1f}; a growing point's refit (from its fit at {GROWN_FROM // 1000}k "
+          f"events, as the monitor refits a point still being written): {statistics.median(zt_grown):.2f} s")
 
 
 def classes(quick: bool) -> list[tuple[float, float, float]]:
@@ -145,20 +153,37 @@ def drawn_classes(rng: np.random.Generator, quick: bool, saved: dict[str, Any]
         yield mu, gain, noise_mv, hist, full, seed
 
 
-SHAPES = (("mixed", "polya_mixture"), ("exponential", "polya_mixture"), ("exponential", "gamma"),
-          ("uniform", "polya_mixture"), ("uniform", "gamma"))  # (under_shape, peak_shape); the first: the default
+SHAPES: dict[str, dict[str, Any]] = {  # label: PmtPhysics arguments; the first is the default simulation
+    "mixed / polya_mixture": {},
+    "exponential / polya_mixture": {"under_shape": "exponential"},
+    "exponential / gamma": {"under_shape": "exponential", "peak_shape": "gamma"},
+    "uniform / polya_mixture": {"under_shape": "uniform"},
+    "uniform / gamma": {"under_shape": "uniform", "peak_shape": "gamma"},
+    "no backscatter": {"backscatter_fraction": 0.0},
+    "wide: r 0.38, 18 % under": {"rel_width": 0.38, "under_fraction": 0.18},
+}
 SHAPE_CLASSES = ((0.1, 1e7, 0.3), (0.1, 0.5e7, 0.3), (0.1, 2e7, 1.0))
 SHAPE_DRAWS = 3
+REAL_SIZE_CLASSES = tuple((mu, gain, 0.3) for gain in GAINS for mu in (0.1, 0.3))  # with --events
 
 
-def shapes(rng: np.random.Generator) -> None:
-    """Bias and pulls of the fit per 1-PE shape of the simulation (SHAPE_DRAWS draws of each SHAPE_CLASSES)."""
-    print(f"{'under-amplified':>15} {'main peak':>13} {'mu':>5} {'gain':>6} {'noise':>5} | biases % (pulls)")
-    for under, peak in SHAPES:
-        pulls, biases = [], []
-        for mu, gain, noise_mv in SHAPE_CLASSES:
-            fits = [fit_class(rng, mu, gain, noise_mv, PmtPhysics(under_shape=under, peak_shape=peak))[1]
-                    for _ in range(SHAPE_DRAWS)]
+def sized_fit(rng: np.random.Generator, n: int, mu: float, gain: float, noise_mv: float, phys: PmtPhysics) -> Any:
+    """The full fit of one spectrum of exactly n events."""
+    pedestals = pedestal_charges(rng, noise_mv, n)
+    return fit_spe(histogram(event_charges(rng, n, mu, gain, phys, pedestals), gain, mu))
+
+
+def shapes(rng: np.random.Generator, events: int | None) -> None:
+    """Bias and pulls of the fit per 1-PE shape of the simulation: SHAPE_DRAWS draws of each SHAPE_CLASSES with
+    events for a 1 % statistical error; with `events`, one draw of each REAL_SIZE_CLASSES with that many (a real
+    point's size: statistical errors of 0.1-0.8 %, where the shape the model lacks shows and the systematic
+    floor must cover it)."""
+    print(f"{'under-amplified / main peak':>27} {'mu':>5} {'gain':>6} {'noise':>5} | biases % (pulls)")
+    for label, kwargs in SHAPES.items():
+        phys, pulls, biases = PmtPhysics(**kwargs), [], []
+        for mu, gain, noise_mv in REAL_SIZE_CLASSES if events else SHAPE_CLASSES:
+            fits = [sized_fit(rng, events, mu, gain, noise_mv, phys)] if events else \
+                [fit_class(rng, mu, gain, noise_mv, phys)[1] for _ in range(SHAPE_DRAWS)]
             shown = []
             for fit in fits:
                 if fit.gain is None or not fit.gain_err:
@@ -167,9 +192,8 @@ def shapes(rng: np.random.Generator) -> None:
                 biases.append(100 * (fit.gain / gain - 1))
                 pulls.append((fit.gain - gain) / fit.gain_err)
                 shown.append(f"{biases[-1]:+.2f} ({pulls[-1]:+.1f})")
-            print(f"{under:>15} {peak:>13} {mu:5.2f} {gain / 1e7:5.1f}e7 {noise_mv:5.1f} | {', '.join(shown)}",
-                  flush=True)
-        summary(f" of {under} / {peak}", pulls, biases, noun="draws")
+            print(f"{label:>27} {mu:5.2f} {gain / 1e7:5.1f}e7 {noise_mv:5.1f} | {', '.join(shown)}", flush=True)
+        summary(f" of {label}", pulls, biases, noun="draws")
 
 
 def main() -> None:
@@ -177,13 +201,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-timing", action="store_true")
     parser.add_argument("--shapes", action="store_true", help="only the table of other 1-PE shapes")
+    parser.add_argument("--events", type=int, help="with --shapes: one draw per class with this many events")
     spectra = parser.add_mutually_exclusive_group()
     spectra.add_argument("--save", metavar="FILE", help="keep each class's histogram in this npz file")
     spectra.add_argument("--refit", metavar="FILE", help="fit the histograms saved in this file (no new draw)")
     args = parser.parse_args()
     rng = np.random.default_rng(2026)
     if args.shapes:
-        shapes(rng)
+        shapes(rng, args.events)
         return
     if not args.no_timing:
         timing(rng)
