@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="simulate a PMT scan with faults, process it, write the report")
     p.add_argument("--workdir", type=Path, default=Path("demo"), help="where data/ and out/ go")
-    _add_simulation_args(p, events=60000, record_length=260, fmt="binary")  # the stand's record, 0.3 PE
+    _add_simulation_args(p, events=120000, record_length=260, fmt="binary")  # the stand's record, 0.3 PE
 
     p = sub.add_parser("simulate", help="write a simulated test-stand dataset (WaveDump files + truth)")
     p.add_argument("--data", type=Path, required=True)
