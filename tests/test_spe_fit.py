@@ -67,7 +67,6 @@ def test_a_nan_in_the_flat_shapes_fit_is_not_a_failed_point(monkeypatch: pytest.
     nominal gain with the systematic at its floor, and says so."""
     from zfit.minimizers.strategy import FailMinimizeNaN
 
-
     hist = realistic(3, 40_000, 0.5, 1e7)
     minimize = spe_fit._minimize
     alt_starts: list[dict[str, float]] = []
@@ -131,7 +130,6 @@ def _profile_dnll(hist: Histogram, minimum: dict[str, float], step: float) -> li
 
 def _fitted_events(hist: Histogram) -> float:
     """Events in the fit's range (not those that a pulse in the baseline samples put far below the pedestal)."""
-
     lo, hi = spe_fit._fit_range(hist, spe_fit._start_values(hist))
     return float(hist.counts[lo:hi].sum())
 
@@ -140,7 +138,6 @@ def test_a_growing_point_is_refitted_from_its_last_minima(monkeypatch: pytest.Mo
     """The live view refits a growing histogram from the previous fit's minima: two minimisations (nominal
     with Hesse, alternative shape) instead of a fresh search, with the fresh search's result; while the point
     has grown by less than 25 % since the last Hesse, one minimisation, with that fit's errors scaled."""
-
     rng = np.random.default_rng(11)
     n = 200_000
     charges = event_charges(rng, n, 0.1, 1e7, PmtPhysics(), pedestal_charges(rng, 0.3, n))
@@ -204,7 +201,6 @@ def test_migrad_goes_on_until_hesse_puts_the_minimum_close_and_the_error_is_the_
     Hesse put the gain error at 1.12 % and the profile likelihood rises by 1.37 and 0.89 at -+ that error (so
     the error was 1.5x too large). The fit goes on until Hesse's covariance puts the minimum within EDM_LIMIT:
     0.75 %, and the profile rises by 0.60 and 0.42 (0.5 at one sigma)."""
-
     rng = np.random.default_rng(2031)
     n = 100_000
     charges = event_charges(rng, n, 0.1, 1e7, PmtPhysics(), pedestal_charges(rng, 0.3, n))
@@ -247,7 +243,6 @@ def _count_calls(monkeypatch: pytest.MonkeyPatch, owner: type, method: str) -> l
 def _parabola(monkeypatch: pytest.MonkeyPatch, sigma: float, lower_at: float | None = None) -> list[tuple]:
     """`_minimize` replaced by a likelihood that is a parabola of width `sigma` in q1 around 1.6 pC (the other
     parameters do not matter), with a deeper minimum at `lower_at` if given; returns the calls made."""
-
     calls: list[tuple] = []
 
     def minimize(model: object, counts: np.ndarray, start: dict[str, float], fixed: dict[str, float],
@@ -268,7 +263,6 @@ def _outcome(sigma0: float, q1: float = 1.6, err: float = 0.01) -> _Outcome:
 
 def test_a_flat_profile_widens_the_gain_error_where_the_pedestal_hides_the_under_amplified_part(
         monkeypatch: pytest.MonkeyPatch) -> None:
-
     calls = _parabola(monkeypatch, sigma=0.03)  # the profile is 3x wider than Hesse's 0.01
     noisy = spe_fit._profiled(None, np.ones(3), _outcome(sigma0=0.49))  # type: ignore[arg-type]
     assert [fixed for fixed, _ in calls] == [{"q1": pytest.approx(1.59)}, {"q1": pytest.approx(1.61)}]
@@ -281,7 +275,6 @@ def test_a_flat_profile_widens_the_gain_error_where_the_pedestal_hides_the_under
 
 
 def test_a_held_refit_below_the_nominal_minimum_restarts_the_fit_from_there(monkeypatch: pytest.MonkeyPatch) -> None:
-
     calls = _parabola(monkeypatch, sigma=0.01, lower_at=1.61)  # Minuit stopped short of a deeper minimum at +1 sigma
     again = spe_fit._profiled(None, np.ones(3), _outcome(sigma0=0.49))  # type: ignore[arg-type]
     assert again.values["q1"] == 1.61 and ({}, True) in calls  # repeated, with Hesse, from the lower held fit
