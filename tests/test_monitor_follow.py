@@ -4,7 +4,6 @@ read), and a resume from the saved state after kill -9."""
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import threading
@@ -78,6 +77,15 @@ def _config(tmp_path: Path) -> Path:
     return path
 
 
+def _page_showing(page: Path, *texts: str) -> str | None:
+    """The page's text if it exists and shows every one of texts (one read, so the check and the copy agree)."""
+    try:
+        text = page.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    return text if all(t in text for t in texts) else None
+
+
 def test_provisional_gain_while_acquiring_then_final_from_running_histogram(tmp_path: Path) -> None:
     data, out = tmp_path / "data", tmp_path / "out"
     data.mkdir()
@@ -89,10 +97,11 @@ def test_provisional_gain_while_acquiring_then_final_from_running_histogram(tmp_
     writer.start()
     page = out / "reports" / f"{KEY.serial}.html"
     cell = f'data-point="{KEY.point}" data-status="acquiring"'
-    wait_for(lambda: page.exists() and cell in page.read_text() and "provisional gain" in page.read_text(),
-             120, "a provisional gain in the report", proc, interval=0.02)
-    snapshot = tmp_path / "snapshot"
-    shutil.copytree(out / "reports", snapshot)
+    shown = wait_for(lambda: _page_showing(page, cell, "provisional gain"), 120, "a provisional gain in the report",
+                     proc, interval=0.02)
+    snapshot = tmp_path / "snapshot"  # the page as read: copying the reports directory races the monitor's temp files
+    snapshot.mkdir()
+    (snapshot / page.name).write_text(shown, encoding="utf-8")
     acquiring = _result(out)
     assert acquiring is not None and acquiring["status"] == "acquiring" and acquiring["acquiring"]["gain"]
     assert writer.is_alive(), "the point was complete before a provisional gain was shown"
