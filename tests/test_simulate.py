@@ -12,7 +12,13 @@ import pytest
 
 from remote_monitor.analysis.units import MV_PER_ADC, gain_to_pc
 from remote_monitor.simulation.pulses import PICKUP_MV
-from remote_monitor.simulation.spe_charge import UNDER_MEAN, PmtPhysics, mean_charge_per_pe, pe_charges
+from remote_monitor.simulation.spe_charge import (
+    UNDER_MEAN,
+    PmtPhysics,
+    mean_charge_per_pe,
+    pe_charge_density,
+    pe_charges,
+)
 from remote_monitor.simulation.stand import (
     SimulationConfig,
     parse_fault,
@@ -114,6 +120,23 @@ def test_other_1pe_shapes_keep_the_gain_definition(under_shape: str, peak_shape:
     assert under.mean() == pytest.approx(UNDER_MEAN[under_shape] * q1, rel=0.005)
     if under_shape == "uniform":
         assert under.max() <= q1 and under.min() >= 0.0
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"under_shape": "exponential", "peak_shape": "gamma"},
+                                    {"under_shape": "uniform", "backscatter_fraction": 0.0}])
+def test_charge_density_is_the_distribution_the_charges_are_drawn_from(kwargs: dict[str, str | float]) -> None:
+    """`pe_charge_density` (the benchmark's expected spectra) against a histogram of `pe_charges`: it integrates
+    to 1 and its bin probabilities give a chi2 per bin about 1 (without the 2 % backscatter it is 9.6)."""
+    phys, q1 = PmtPhysics(**kwargs), gain_to_pc(1e7)  # type: ignore[arg-type]
+    fine = np.linspace(0.0, 4 * q1, 40_001)
+    density = pe_charge_density(0.5 * (fine[1:] + fine[:-1]), 1e7, phys)
+    assert density.sum() * (fine[1] - fine[0]) == pytest.approx(1.0, abs=1e-3)
+    counts, edges = np.histogram(pe_charges(np.random.default_rng(5), 1_000_000, 1e7, phys), bins=100,
+                                 range=(0.0, 2.5 * q1))
+    expected = 1_000_000 * np.add.reduceat(density[:25_000], np.arange(0, 25_000, 250)) * (fine[1] - fine[0])
+    assert np.allclose(edges, fine[:25_001:250])
+    chi2 = float(np.sum((counts - expected) ** 2 / expected))
+    assert chi2 / len(counts) < 1.5
 
 
 def test_unknown_1pe_shape_is_a_clear_error() -> None:

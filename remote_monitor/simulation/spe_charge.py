@@ -78,6 +78,24 @@ def pe_charges(rng: np.random.Generator, n: int, gain: float, phys: PmtPhysics) 
     return q
 
 
+def pe_charge_density(q_pc: np.ndarray, gain: float, phys: PmtPhysics) -> np.ndarray:
+    """Probability density (per pC) of one photoelectron's charge: the distribution `pe_charges` draws from."""
+    from scipy import stats
+
+    q1 = gain_to_pc(gain)
+    spread = 0.05 if phys.peak_shape == "polya_mixture" else 0.0
+    widths = (phys.rel_width - spread, phys.rel_width + spread) if spread else (phys.rel_width,)
+    main = sum(stats.gamma.pdf(q_pc, 1 / r**2, scale=q1 * r**2) for r in widths) / len(widths)
+    if phys.under_shape == "mixed":
+        under = 0.5 * stats.expon.pdf(q_pc, scale=0.15 * q1) + 0.5 * stats.uniform.pdf(q_pc, 0.0, 0.7 * q1)
+    elif phys.under_shape == "exponential":
+        under = stats.expon.pdf(q_pc, scale=0.3 * q1)
+    else:
+        under = stats.uniform.pdf(q_pc, 0.0, q1)
+    rest = 1.0 - phys.under_fraction - phys.backscatter_fraction
+    return rest * main + phys.under_fraction * under + phys.backscatter_fraction * stats.uniform.pdf(q_pc, 0.0, q1)
+
+
 def mean_charge_per_pe(gain: float, phys: PmtPhysics) -> float:
     """Mean charge of one photoelectron in pC, under-amplified and backscattered ones included."""
     q1 = gain_to_pc(gain)
