@@ -176,12 +176,12 @@ SHAPE_DRAWS = 3
 REAL_SIZE_CLASSES = tuple((mu, gain, 0.3) for gain in GAINS for mu in (0.1, 0.3))  # with --events
 
 
-def expected_histogram(mu: float, gain: float, noise_sigma_pc: float, n: float, phys: PmtPhysics) -> Histogram:
-    """The expected spectrum of n events (no fluctuations, counts not whole numbers) in `histogram`'s bins: the
+def expected_histogram(edges: np.ndarray, mu: float, gain: float, noise_sigma_pc: float, n: float,
+                       phys: PmtPhysics) -> Histogram:
+    """The expected spectrum of n events (no fluctuations, counts not whole numbers) in these bins: the
     Poisson sum of n-fold convolutions of `pe_charge_density` (FFT on a grid of 0.002 Q1; window dark counts
     included in the occupancy) smeared with a Gaussian pedestal of the given width. A fit of it is biased only by
     the model, not by a fluctuation of one draw."""
-    edges = histogram(np.zeros(1), gain, mu).edges
     step = 0.002 * gain_to_pc(gain)
     cells = np.arange(0.0, edges[-1] + 10 * gain_to_pc(gain), step)
     one = pe_charge_density(cells + step / 2, gain, phys) * step
@@ -195,13 +195,14 @@ def expected_histogram(mu: float, gain: float, noise_sigma_pc: float, n: float, 
 
 
 def asimov(path: str) -> None:
-    """Every class of a saved file (`--save`) fitted on its expected spectrum with the same number of events:
-    bias and pull of the model itself, next to the drawn spectrum's."""
+    """Every class of a saved file (`--save`) fitted on its expected spectrum with the same bins and number of
+    events: bias and pull of the model itself, next to the drawn spectrum's."""
     sigma = {n: float(np.std(pedestal_charges(np.random.default_rng(7), n, 200_000))) for n in NOISES}
     print(f"{'mu':>5} {'gain':>6} {'noise':>5} {'events':>8} | {'expected: bias %':>16} {'pull':>6} {'stat %':>6} "
           f"| {'drawn: bias %':>13} {'pull':>6} {'stat %':>6}")
     for mu, gain, noise_mv, drawn in saved_classes(path):
-        fits = [fit_spe(h) for h in (expected_histogram(mu, gain, sigma[noise_mv], drawn.total, PmtPhysics()), drawn)]
+        expected = expected_histogram(drawn.edges, mu, gain, sigma[noise_mv], drawn.total, PmtPhysics())
+        fits = [fit_spe(h) for h in (expected, drawn)]
         shown = [f"{100 * (f.gain / gain - 1):+7.2f} {(f.gain - gain) / f.gain_err:+6.2f} "
                  f"{100 * (f.gain_err_stat or 0) / gain:6.2f}" if f.gain and f.gain_err else f"fit {f.status}"
                  for f in fits]

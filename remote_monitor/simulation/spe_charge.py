@@ -30,7 +30,11 @@ WINDOW_LEN = round(_MONITOR.fixed_window_length_ns / NS_PER_SAMPLE)
 BASELINE_SAMPLES = _MONITOR.baseline_samples  # the baseline: the mean of the first samples
 
 
-UNDER_MEAN = {"mixed": 0.5 * 0.15 + 0.5 * 0.35, "exponential": 0.3, "uniform": 0.5}  # / Q1, per under_shape
+PEAK_SPREAD = 0.05  # "polya_mixture": two Gammas of relative widths rel_width -/+ this
+MIXED_EXP_MEAN, MIXED_UNIFORM_TOP = 0.15, 0.7  # "mixed": half exponential of this mean, half uniform up to this (/ Q1)
+EXP_MEAN = 0.3  # "exponential": its mean (/ Q1)
+UNDER_MEAN = {"mixed": 0.5 * MIXED_EXP_MEAN + 0.5 * MIXED_UNIFORM_TOP / 2, "exponential": EXP_MEAN,
+              "uniform": 0.5}  # / Q1, per under_shape
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ def pe_charges(rng: np.random.Generator, n: int, gain: float, phys: PmtPhysics) 
     """Charges in pC of n photoelectrons."""
     q1 = gain_to_pc(gain)
     wide = rng.random(n) < 0.5
-    spread = 0.05 if phys.peak_shape == "polya_mixture" else 0.0
+    spread = PEAK_SPREAD if phys.peak_shape == "polya_mixture" else 0.0
     rel = np.where(wide, phys.rel_width + spread, phys.rel_width - spread)
     k = 1.0 / rel**2
     q = rng.gamma(k, q1 / k)
@@ -67,10 +71,10 @@ def pe_charges(rng: np.random.Generator, n: int, gain: float, phys: PmtPhysics) 
     under = kind < phys.under_fraction
     half = rng.random(n) < 0.5
     if phys.under_shape == "mixed":
-        q[under & half] = rng.exponential(0.15 * q1, int(np.count_nonzero(under & half)))
-        q[under & ~half] = rng.uniform(0.0, 0.7 * q1, int(np.count_nonzero(under & ~half)))
+        q[under & half] = rng.exponential(MIXED_EXP_MEAN * q1, int(np.count_nonzero(under & half)))
+        q[under & ~half] = rng.uniform(0.0, MIXED_UNIFORM_TOP * q1, int(np.count_nonzero(under & ~half)))
     elif phys.under_shape == "exponential":
-        q[under] = rng.exponential(0.3 * q1, int(np.count_nonzero(under)))
+        q[under] = rng.exponential(EXP_MEAN * q1, int(np.count_nonzero(under)))
     else:
         q[under] = rng.uniform(0.0, q1, int(np.count_nonzero(under)))
     back = (kind >= phys.under_fraction) & (kind < phys.under_fraction + phys.backscatter_fraction)
@@ -83,13 +87,14 @@ def pe_charge_density(q_pc: np.ndarray, gain: float, phys: PmtPhysics) -> np.nda
     from scipy import stats
 
     q1 = gain_to_pc(gain)
-    spread = 0.05 if phys.peak_shape == "polya_mixture" else 0.0
+    spread = PEAK_SPREAD if phys.peak_shape == "polya_mixture" else 0.0
     widths = (phys.rel_width - spread, phys.rel_width + spread) if spread else (phys.rel_width,)
     main = sum(stats.gamma.pdf(q_pc, 1 / r**2, scale=q1 * r**2) for r in widths) / len(widths)
     if phys.under_shape == "mixed":
-        under = 0.5 * stats.expon.pdf(q_pc, scale=0.15 * q1) + 0.5 * stats.uniform.pdf(q_pc, 0.0, 0.7 * q1)
+        under = 0.5 * stats.expon.pdf(q_pc, scale=MIXED_EXP_MEAN * q1) + \
+            0.5 * stats.uniform.pdf(q_pc, 0.0, MIXED_UNIFORM_TOP * q1)
     elif phys.under_shape == "exponential":
-        under = stats.expon.pdf(q_pc, scale=0.3 * q1)
+        under = stats.expon.pdf(q_pc, scale=EXP_MEAN * q1)
     else:
         under = stats.uniform.pdf(q_pc, 0.0, q1)
     rest = 1.0 - phys.under_fraction - phys.backscatter_fraction
