@@ -30,6 +30,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from remote_monitor.analysis.histogram import Histogram, fill_histogram
+from remote_monitor.analysis.point_verdict import classify
 from remote_monitor.analysis.spe_fit import fit_spe
 from remote_monitor.analysis.units import MV_PER_ADC, NS_PER_SAMPLE, PC_PER_MV_SAMPLE, gain_to_pc
 from remote_monitor.simulation.spe_charge import (
@@ -266,18 +267,29 @@ def main() -> None:
     saved: dict[str, Any] = {}
     fitted = ((mu, g, n, h, fit_spe(h), fit_spe(h, model="seed")) for mu, g, n, h in saved_classes(args.refit)) \
         if args.refit else drawn_classes(rng, args.quick, saved)
-    pulls, biases, separated = [], [], []
+    pulls, biases, separated, shown = [], [], [], []
     for mu, gain, noise_mv, hist, full, seed in fitted:
-        print(row(mu, gain, noise_mv, int(hist.counts.sum()), full, seed), flush=True)
+        refused = refusal(hist, full)
+        print(row(mu, gain, noise_mv, int(hist.counts.sum()), full, seed) + (f"  no gain shown: {refused}"
+                                                                               if refused else ""), flush=True)
         if full.gain is not None and full.gain_err:
             pulls.append((full.gain - gain) / full.gain_err)
             biases.append(100 * (full.gain / gain - 1))
             separated.append(full.peak_to_valley is not None)  # None: Q1 < 2 pedestal widths, no 1-PE peak
+            shown.append(not refused)
     summary("", pulls, biases)
-    summary(" with a separated 1-PE peak (P/V given)", *([v for v, s in zip(values, separated, strict=True) if s]
-                                                         for values in (pulls, biases)))
+    for which, kept in ((" with a separated 1-PE peak (P/V given)", separated),
+                        (" whose gain the monitor shows (status not error)", shown)):
+        summary(which, *([v for v, k in zip(values, kept, strict=True) if k] for values in (pulls, biases)))
     if args.save:
         np.savez_compressed(args.save, **saved)
+
+
+def refusal(hist: Histogram, full: Any) -> str:
+    """Why the monitor shows no gain for this fit (its status would be error), in a few words; "" if it shows one.
+    The band is irrelevant to that: any band gives the same answer."""
+    status, reason = classify(full.to_dict(), (0.0, 1e12), hist={"edges": hist.edges, "counts": hist.counts})
+    return reason.split(" (")[0].split(":")[0] if status == "error" else ""
 
 
 def row(mu: float, gain: float, noise_mv: float, n: int, full: Any, seed: Any) -> str:

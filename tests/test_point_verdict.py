@@ -42,7 +42,10 @@ def test_statuses_follow_the_uncertainty() -> None:
 def test_dead_point_is_error_never_poor() -> None:
     # the case: a fit that wandered off to a tiny gain and a large occupancy on a point without light
     status, reason = classify(_fit(8.3e5, 1e5, mu=8.4), BAND, hist=_hist(light=False))
-    assert status == "error" and "no light" in reason
+    assert status == "error" and "no light" in reason and "too small against the noise" not in reason
+    # the same dark histogram with a fit whose Q1 is 1.6 pedestal widths: the light may be hidden in the noise
+    status, reason = classify(_fit(0.5e7, 0.05e7, mu=0.03, q1_pc=0.24), BAND, hist=_hist(light=False))
+    assert status == "error" and "no light" in reason and "Q1 is 1.6 pedestal widths" in reason
     assert classify(_fit(1.024e7, 0.01e7), BAND, hist=_hist(light=True))[0] == "healthy"
     assert classify({"status": "failed", "reason": "x"}, BAND)[0] == "error"
     assert classify(_fit(1.024e7, 0.01e7, at_limit=["q1"]), BAND)[0] == "error"

@@ -42,11 +42,23 @@ def signal_fraction(hist: dict[str, Any] | None) -> float | None:
     return float(counts[x > x[i_peak] + 5 * width].sum() / total)
 
 
+def _dark_point_cause(fit: dict[str, Any]) -> str:
+    """What to check on a point without events above the pedestal. Where the fit's Q1 is under SEPARATED_Q1
+    pedestal widths, the photoelectrons may be there but too small against the noise (0.5e7 at 1 mV noise and
+    0.03-0.1 PE looks so): the operator is told that too, not sent to the laser alone."""
+    q1, sigma0 = fit.get("q1_pc"), fit.get("sigma0_pc")
+    cause = "laser, fibre or dead PMT?"
+    if isinstance(q1, (int, float)) and isinstance(sigma0, (int, float)) and 0 < q1 < SEPARATED_Q1 * sigma0:
+        cause += (f" Or photoelectrons too small against the noise: the fit's Q1 is {q1 / sigma0:.1f} pedestal "
+                  "widths (lower the noise or raise the HV)")
+    return cause
+
+
 def _no_gain(fit: dict[str, Any], hist: dict[str, Any] | None) -> str | None:
     """Why the point has no usable gain, or None."""
     light = signal_fraction(hist)
     if light is not None and light < MIN_SIGNAL_FRACTION:
-        return f"no light: only {100 * light:.2f} % of events above the pedestal (laser, fibre or dead PMT?)"
+        return f"no light: only {100 * light:.2f} % of events above the pedestal ({_dark_point_cause(fit)})"
     if fit["status"] != "ok":
         return f"no gain: {fit['status']}: {fit.get('reason') or ''}".strip()
     if fit.get("gain") is None or not fit.get("gain_err"):
