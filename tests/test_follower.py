@@ -121,9 +121,13 @@ def test_resume_from_saved_state_after_a_restart(tmp_path: Path, waves: dict, fm
     resumed = PointFollower(files, CFG)
     assert resumed.restore(state)
     assert resumed.n_events == first.n_events
+    assert first.acc.delays.total > 0 and np.array_equal(resumed.acc.delays.counts, first.acc.delays.counts)
     resumed.update(final=True)
     counts, n_events = _full_counts(files)
     assert resumed.n_events == n_events == N and np.array_equal(resumed.pmt.counts, counts)
+    whole = PointFollower(files, CFG)  # the laser-timing histogram too: as if read in one go
+    whole.update(final=True)
+    assert np.array_equal(resumed.acc.delays.counts, whole.acc.delays.counts)
     # a state of files that were rewritten meanwhile is refused
     files[2].write_bytes(_bytes(fmt, waves[2][::-1], 2, 0))
     assert not PointFollower(files, CFG).restore(state)

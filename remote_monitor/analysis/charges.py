@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from remote_monitor.analysis import pulse_kernels
+from remote_monitor.analysis.laser_window import delay_histogram, window_warning
 from remote_monitor.analysis.units import ADC_BITS, ADC_RANGE_V, MV_PER_ADC, NS_PER_SAMPLE, PC_PER_MV_SAMPLE
 from remote_monitor.analysis.wavedump import WaveDumpReader, WaveformChunk
 
@@ -115,6 +116,7 @@ class ChargeAccumulator:
                                                           else []) + list(extra)
         self.pending: dict[int, list[WaveformChunk]] = {ch: [] for ch in self.wanted}
         self.n_events = self.n_untriggered = self.dropped = 0
+        self.delays = delay_histogram()  # PMT minus trigger (ns): where the laser pulses are (`laser_window`)
         self.mv_per_adc = ADC_RANGE_V / 2**settings.adc_bits * 1000.0
 
     def add(self, chunk: WaveformChunk, channel: int) -> None:
@@ -219,7 +221,9 @@ class ChargeAccumulator:
         if self.channels.reference is not None:
             ref_charge, _, ref_selected = self._channel(block[self.channels.reference], trigger_start)
             ref = ref_charge[ref_selected & triggered]
-        return BlockCharges(charge[selected & triggered], ref, dt_ns[triggered & ~np.isnan(dt_ns)], len(trig))
+        dt_ns = dt_ns[triggered & ~np.isnan(dt_ns)]
+        self.delays.fill(dt_ns)
+        return BlockCharges(charge[selected & triggered], ref, dt_ns, len(trig))
 
     def _channel(self, samples: np.ndarray, trigger_start: np.ndarray) -> tuple[np.ndarray, ...]:
         """(charge pC, PMT-minus-trigger ns, selected) of a PMT channel, in one numba pass."""
@@ -250,7 +254,17 @@ class ChargeAccumulator:
         if self.n_untriggered:
             out.append(f"dropped {self.n_untriggered} event(s) without a trigger pulse over "
                        f"{self.settings.trigger_threshold_mv} mV")
-        return out
+        misses = window_warning(self.delays, *self.charge_window())
+        return out + ([misses] if misses else [])
+
+    def charge_window(self) -> tuple[tuple[float, float], str]:
+        """Where the laser pulses must start (ns after the trigger) to be measured, and the setting that moves
+        it: the fixed window, or the leading-edge mode's time selection."""
+        s = self.settings
+        if s.mode == "fixed_window":
+            return (s.fixed_window_start_ns, s.fixed_window_start_ns + s.fixed_window_length_ns), \
+                "fixed_window_start_ns"
+        return (float(s.time_window_ns[0]), float(s.time_window_ns[1])), "time_window_ns"
 
 
 @dataclass

@@ -114,7 +114,8 @@ class PointFollower:
         return {"version": STATE_VERSION, "channels": channels, "counts": self.pmt.counts.tolist(),
                 "reference_counts": self.reference.counts.tolist() if self.reference is not None else None,
                 "n_events": self.acc.n_events, "n_untriggered": self.acc.n_untriggered,
-                "dropped": self.acc.dropped, "n_selected": self.n_selected, "binning": self._binning()}
+                "dropped": self.acc.dropped, "n_selected": self.n_selected, "binning": self._binning(),
+                "delay_counts": self.acc.delays.counts.tolist()}
 
     def _binning(self) -> list[float]:
         lo, hi = self.cfg.histogram.range_pc
@@ -142,6 +143,9 @@ class PointFollower:
                 self.reference.counts[:] = np.asarray(state["reference_counts"], dtype=np.int64)
             self.acc.n_events, self.acc.n_untriggered = int(state["n_events"]), int(state["n_untriggered"])
             self.acc.dropped, self.n_selected = int(state["dropped"]), int(state["n_selected"])
+            delays = np.asarray(state.get("delay_counts") or [], dtype=np.int64)  # (states saved before: none)
+            if len(delays) == len(self.acc.delays.counts):
+                self.acc.delays.counts[:] = delays
         except (KeyError, TypeError, ValueError, OSError):
             self._reset()
             return False

@@ -1,0 +1,47 @@
+"""Is the laser pulse inside the charge window? The PMT-minus-trigger time of each event's first pulse over
+threshold peaks where the laser photoelectrons arrive. A charge window set for another stand's delay (or a
+changed cable) integrates noise only, and the point reads as "no light" although the PMT sees the laser: the
+point then says where the pulses are and which setting places the window there."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from remote_monitor.analysis.histogram import Histogram
+
+DELAY_RANGE_NS = (-2048.0, 2048.0)  # PMT minus trigger: a 1024-sample record either way
+DELAY_BIN_NS = 4.0
+PEAK_EVENTS = 50  # at least this many events in the peak bin ...
+PEAK_OVER_MEDIAN = 10.0  # ... and this many times the median occupied bin (noise and dark pulses spread out)
+WARNING_PREFIX = "charge window misses the laser pulses"
+
+
+def delay_histogram() -> Histogram:
+    """An empty histogram of PMT-minus-trigger times (ns)."""
+    lo, hi = DELAY_RANGE_NS
+    return Histogram.empty(int((hi - lo) / DELAY_BIN_NS), lo, hi)
+
+
+def laser_delay_ns(delays: Histogram) -> float | None:
+    """Centre of the laser peak of the PMT-minus-trigger times, or None when no bin stands out (no light,
+    too few events): the peak bin's neighbours included, weighted by their counts."""
+    counts = delays.counts.astype(float)
+    occupied = counts[counts > 0]
+    if not len(occupied):
+        return None
+    i = int(np.argmax(counts))
+    if counts[i] < PEAK_EVENTS or counts[i] < PEAK_OVER_MEDIAN * float(np.median(occupied)):
+        return None
+    near = slice(max(i - 1, 0), i + 2)
+    return float(np.average(delays.centres[near], weights=counts[near]))
+
+
+def window_warning(delays: Histogram, window_ns: tuple[float, float], setting: str) -> str | None:
+    """A warning when the laser peak lies outside the window [lo, hi] ns after the trigger (None: inside, or
+    no peak to judge by); `setting` names the configuration key that moves the window."""
+    delay = laser_delay_ns(delays)
+    lo, hi = window_ns
+    if delay is None or lo <= delay <= hi:
+        return None
+    return (f"{WARNING_PREFIX}: the PMT pulses arrive {delay:.0f} ns after the trigger, the charge window is "
+            f"{lo:.0f}-{hi:.0f} ns; set [analysis] {setting}")
