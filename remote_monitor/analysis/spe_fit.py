@@ -53,6 +53,8 @@ NOMINAL_SHAPE = {"b": 0.0}  # the nominal under-amplified part: a Gamma (no flat
 ALT_SHAPE = {"b": 1.0, "u": 0.3, "k_u": 1.0}  # the second shape: flat from 0 up to the peak (u, k_u then unused)
 UNDER_OFF = 0.03  # an under-amplified fraction below this: the part is switched off, try it switched on
 UNDER_RESTART = {"w": 0.25, "u": 0.3, "k_u": 1.5}  # a typical under-amplified part, as a second start
+REFINE_STEP = 1 / 3  # a growing point's refit: Minuit's first steps a third of the kept errors (it starts near the
+# minimum; 2026-12-02, three classes at 100k events: 31-43 calls instead of 35-51, 7-22 % faster, same minimum)
 ERRORS_KEPT_ABOVE = 0.8  # a growing point's Hesse errors and systematic are kept (scaled) until its events grow 25 %
 LOCAL_MINIMUM_NLL = 0.5  # a second start lower by more than this: the first fit stopped in a local minimum
 NOISY_PEAK = 0.14  # sigma0 / Q1 above this: the pedestal hides the under-amplified part (its mean is 0.2-0.5 Q1)
@@ -164,14 +166,17 @@ def _converged(model: BuiltModel, result: Any, floating: list[Any]) -> tuple[Any
 
 
 def _minimize(model: BuiltModel, counts: np.ndarray, start: dict[str, float], fixed: dict[str, float],
-              hesse: bool) -> _Outcome:
+              hesse: bool, steps: dict[str, float] | None = None) -> _Outcome:
     """The extended binned likelihood fit with zfit's Minuit, from `start`, with `fixed` parameters held (and
-    the nominal shape's, NOMINAL_SHAPE, unless `fixed` holds them otherwise)."""
+    the nominal shape's, NOMINAL_SHAPE, unless `fixed` holds them otherwise); `steps`: Minuit's first step
+    sizes (default: zfit's)."""
     fixed = {**NOMINAL_SHAPE, **fixed}
     for name in PARAM_NAMES:
         param = model.params[name]
         param.set_value(_clamp(name, fixed.get(name, start[name])))
         param.floating = name not in fixed
+        step = (steps or {}).get(name)
+        param.stepsize = step if step is not None and math.isfinite(step) and step > 0 else None
     model.yield_.set_value(float(counts.sum()))
     model.counts.assign(counts)
     loss = model.loss
@@ -187,6 +192,7 @@ def _minimize(model: BuiltModel, counts: np.ndarray, start: dict[str, float], fi
             for name in PARAM_NAMES if hesse and model.params[name] in errors}
     for name in PARAM_NAMES:
         model.params[name].floating = True
+        model.params[name].stepsize = None
     return _Outcome(values, errs, bool(result.valid), float(result.fmin))
 
 
@@ -271,9 +277,10 @@ def _refined(model: BuiltModel, counts: np.ndarray, warm: Minima, kept: tuple[di
     """One minimisation from the earlier fit's nominal minimum, without Hesse: its errors scaled by
     sqrt(events then / now), its alternative minimum moved with the nominal gain (the same systematic), and the
     two shapes' likelihood difference scaled with the events (it grows in proportion for the same spectrum)."""
-    nominal = _minimize(model, counts, warm["nominal"], {}, hesse=False)
     errors, at = kept
     scaled = {k: v * math.sqrt(at / float(counts.sum())) for k, v in errors.items()}
+    nominal = _minimize(model, counts, warm["nominal"], {}, hesse=False,
+                        steps={k: REFINE_STEP * v for k, v in scaled.items()})
     moved = nominal.values["q1"] - warm["nominal"]["q1"]
     alternative = {**warm["alternative"], "q1": warm["alternative"]["q1"] + moved}
     delta = float(warm["shapes"]["delta_nll"]) * float(counts.sum()) / at
