@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,22 @@ def test_monitor_ignores_path_tricks_in_the_data_directory(tmp_path: Path) -> No
     config.write_text("[fit]\nmin_events = 200\n")
     assert main(["run", "--data", str(data), "--out", str(out), "--config", str(config), "--once"]) == 0
     assert [p.name for p in (out / "results").iterdir()] == ["OK0001"]
+
+
+def test_monitor_takes_points_in_the_order_the_stand_wrote_them(tmp_path: Path) -> None:
+    """Not by name: theta10_phi90 is written before theta10_phi180 but sorts after it."""
+    data, out = tmp_path / "data", tmp_path / "out"
+    written = ["theta10_phi90", "theta10_phi180", "theta0_phi0", "HV_1800"]
+    simulate_scan(data, "ORD001", scan_id="261125_090000", points=written,
+                  cfg=SimulationConfig(n_events=600, record_length=300))
+    for age, point in enumerate(reversed(written)):  # the first written is the oldest
+        for path in (data / "wavedump_output_261125_090000" / "ORD001").glob(f"*/wave*_{point}.txt"):
+            os.utime(path, (1.7e9 - 60 * age, 1.7e9 - 60 * age))
+    config = tmp_path / "monitor.toml"
+    config.write_text("[fit]\nmin_events = 200\n")
+    assert main(["run", "--data", str(data), "--out", str(out), "--config", str(config), "--once"]) == 0
+    journal = (out / "state" / "processed.jsonl").read_text().splitlines()
+    assert [json.loads(line)["point"] for line in journal] == written
 
 
 def test_monitor_follows_a_configured_layout(tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ import numpy as np
 
 from remote_monitor.analysis.charges import AnalysisSettings
 from remote_monitor.analysis.laser_window import (
-    WARNING_PREFIX,
     delay_histogram,
     laser_delay_ns,
+    window_miss,
     window_warning,
 )
 from remote_monitor.analysis.wavedump_writer import write_binary
@@ -27,7 +27,8 @@ def test_laser_peak_is_found_over_noise_and_judged_against_the_window() -> None:
     delays.fill(np.concatenate([rng.normal(180.0, 2.0, 3000), rng.uniform(-100.0, 500.0, 6000)]))
     assert abs(laser_delay_ns(delays) - 180.0) < 2.0  # type: ignore[operator]
     warning = window_warning(delays, (300.0, 420.0), "fixed_window_start_ns")
-    assert warning is not None and warning.startswith(WARNING_PREFIX) and "arrive 180 ns" in warning
+    assert warning is not None and "arrive 180 ns" in warning
+    assert window_miss(["dropped 3 event(s) not present in every channel", warning]) == warning
     assert window_warning(delays, (150.0, 270.0), "fixed_window_start_ns") is None
     flat = delay_histogram()
     flat.fill(rng.uniform(-100.0, 500.0, 20_000))  # noise and dark pulses only: nothing to judge by
@@ -45,10 +46,11 @@ def test_point_whose_window_misses_the_pulses_says_where_they_are(tmp_path: Path
     fit = FitSettings(min_events=200)
     good = process_point(key, point_sources(tmp_path, key), Config(fit=fit))
     assert good["status"] != "error", good["reason"]
-    assert not any(w.startswith(WARNING_PREFIX) for w in good["warnings"])
+    assert window_miss(good["warnings"]) is None
     off = Config(fit=fit, analysis=AnalysisSettings(fixed_window_start_ns=0.0))  # 0-120 ns: before the pulses
     result = process_point(key, point_sources(tmp_path, key), off)
     assert result["status"] == "error" and "no light" in result["reason"], result["reason"]
-    assert WARNING_PREFIX in result["reason"] and "set [analysis] fixed_window_start_ns" in result["reason"]
+    miss = window_miss(result["warnings"])
+    assert miss is not None and result["reason"].startswith(miss) and "fixed_window_start_ns" in miss
     arrive = float(result["reason"].split("arrive ")[1].split(" ns")[0])
     assert 300.0 <= arrive <= 420.0, result["reason"]  # inside the default window, where the good point read them

@@ -29,6 +29,16 @@ def _digest(path: Path) -> str | None:
         return None
 
 
+def _idle_seconds(start: float, end: float, results: dict[str, dict], finished_at: dict[str, float]) -> float:
+    """Seconds of [start, end] in which the worker processed no point (one worker: the runs do not overlap)."""
+    busy = 0.0
+    for point, result in results.items():
+        run_end = finished_at[point]
+        run_start = run_end - result.get("processing_seconds", 0.0)
+        busy += max(0.0, min(end, run_end) - max(start, run_start))
+    return end - start - busy
+
+
 @pytest.mark.parametrize("poll", [0.0, 0.3], ids=["inotify", "polling-observer"])
 def test_live_scan_is_processed_point_by_point(tmp_path: Path, poll: float) -> None:
     data, out = tmp_path / "data", tmp_path / "out"
@@ -52,8 +62,9 @@ def test_live_scan_is_processed_point_by_point(tmp_path: Path, poll: float) -> N
     report_versions: list[str] = []
     deadline = time.monotonic() + 420
     while len(seen_at) < 26 and time.monotonic() < deadline:
-        for point in point_results(out, SERIAL, SCAN):
-            seen_at.setdefault(point, time.time())
+        for point, result in point_results(out, SERIAL, SCAN).items():
+            if result.get("status") != "acquiring":  # not a provisional result of a point still written
+                seen_at.setdefault(point, time.time())
         digest = _digest(report)
         if digest and (not report_versions or report_versions[-1] != digest):
             report_versions.append(digest)
@@ -80,14 +91,22 @@ def test_live_scan_is_processed_point_by_point(tmp_path: Path, poll: float) -> N
     with_gain = [p for p, r in results.items() if r["status"] in ("healthy", "poor", "uncertain")]
     assert len(with_gain) == 24, {p: (r["status"], r.get("reason")) for p, r in results.items()}
 
-    # latency from a point's last file write to its result/report appearing
-    latency = {point: seen_at[point] - max(f["mtime"] for f in result["source_files"].values())
-               for point, result in results.items()}
-    latencies = list(latency.values())
+    # latency from a point's last file write to its final result appearing; printed, not asserted (the machine's
+    # speed is measured in benchmarks/bench_latency.py). Asserted: the points are processed in the order the
+    # stand wrote them, and no point waits while the worker is idle
+    last_write = {p: max(f["mtime"] for f in r["source_files"].values()) for p, r in results.items()}
+    latency = {p: seen_at[p] - last_write[p] for p in results}
     print("slowest:", sorted(((round(t, 1), p, results[p]["status"], results[p].get("processing_seconds"))
                               for p, t in latency.items()), reverse=True)[:4])
     print(f"\n[{'polling' if poll else 'inotify'}] latency last write -> report: "
-          f"median {statistics.median(latencies):.2f} s, max {max(latencies):.2f} s "
+          f"median {statistics.median(latency.values()):.2f} s, max {max(latency.values()):.2f} s "
           f"(quiet time 0.5 s, 2000 events/point)")
-    assert max(latencies) < 45  # the first point waits for the worker warm-up; a second-start fit takes ~15 s
+    written = [p for p in sorted(results, key=last_write.__getitem__) if p != "theta40_phi0"]  # waits 3 s for
+    finished = [e["point"] for e in journal(out) if e["point"] in written]  # its missing channel by design
+    assert finished == written, (finished, written)
+    warm = min(seen_at.values())  # points written before the first result may wait for the worker's warm-up
+    idle = {p: _idle_seconds(last_write[p], seen_at[p], results, seen_at) for p in written if last_write[p] > warm}
+    assert len(idle) >= 20, idle
+    print("longest idle waits:", sorted(((round(t, 1), p) for p, t in idle.items()), reverse=True)[:3])
+    assert max(idle.values()) < 30, idle  # quiet time, ticks, reports, provisional fits; a lost event: 60 s
     assert "point SN=LIVE01" in output and "status=" in output

@@ -13,7 +13,7 @@ DELAY_RANGE_NS = (-2048.0, 2048.0)  # PMT minus trigger: a 1024-sample record ei
 DELAY_BIN_NS = 4.0
 PEAK_EVENTS = 50  # at least this many events in the peak bin ...
 PEAK_OVER_MEDIAN = 10.0  # ... and this many times the median occupied bin (noise and dark pulses spread out)
-WARNING_PREFIX = "charge window misses the laser pulses"
+_WARNING_PREFIX = "charge window misses the laser pulses"
 
 
 def delay_histogram() -> Histogram:
@@ -43,5 +43,10 @@ def window_warning(delays: Histogram, window_ns: tuple[float, float], setting: s
     lo, hi = window_ns
     if delay is None or lo <= delay <= hi:
         return None
-    return (f"{WARNING_PREFIX}: the PMT pulses arrive {delay:.0f} ns after the trigger, the charge window is "
+    return (f"{_WARNING_PREFIX}: the PMT pulses arrive {delay:.0f} ns after the trigger, the charge window is "
             f"{lo:.0f}-{hi:.0f} ns; set [analysis] {setting}")
+
+
+def window_miss(warnings: list[str]) -> str | None:
+    """The window warning among a point's warnings (what window_warning wrote), or None."""
+    return next((w for w in warnings if w.startswith(_WARNING_PREFIX)), None)

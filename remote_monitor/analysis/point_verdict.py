@@ -42,14 +42,22 @@ def signal_fraction(hist: dict[str, Any] | None) -> float | None:
     return float(counts[x > x[i_peak] + 5 * width].sum() / total)
 
 
+def _q1_in_pedestal_widths(fit: dict[str, Any]) -> float | None:
+    """The fitted 1-PE peak position in pedestal widths (None without both numbers)."""
+    q1, sigma0 = fit.get("q1_pc"), fit.get("sigma0_pc")
+    if not isinstance(q1, (int, float)) or not isinstance(sigma0, (int, float)) or sigma0 <= 0:
+        return None
+    return float(q1) / float(sigma0)
+
+
 def _dark_point_cause(fit: dict[str, Any]) -> str:
     """What to check on a point without events above the pedestal. Where the fit's Q1 is under SEPARATED_Q1
     pedestal widths, the photoelectrons may be there but too small against the noise (0.5e7 at 1 mV noise and
     0.03-0.1 PE looks so): the operator is told that too, not sent to the laser alone."""
-    q1, sigma0 = fit.get("q1_pc"), fit.get("sigma0_pc")
     cause = "laser, fibre or dead PMT?"
-    if isinstance(q1, (int, float)) and isinstance(sigma0, (int, float)) and 0 < q1 < SEPARATED_Q1 * sigma0:
-        cause += (f" Or photoelectrons too small against the noise: the fit's Q1 is {q1 / sigma0:.1f} pedestal "
+    widths = _q1_in_pedestal_widths(fit)
+    if widths is not None and 0 < widths < SEPARATED_Q1:
+        cause += (f" Or photoelectrons too small against the noise: the fit's Q1 is {widths:.1f} pedestal "
                   "widths (lower the noise or raise the HV)")
     return cause
 
@@ -65,12 +73,13 @@ def _no_gain(fit: dict[str, Any], hist: dict[str, Any] | None) -> str | None:
         return "SPE fit gave no gain with an error"
     if fit.get("mu") is not None and fit["mu"] < 0.01:
         return f"no SPE signal (occupancy {fit['mu']:.3f} PE): laser or fibre problem?"
-    q1, sigma0 = fit.get("q1_pc"), fit.get("sigma0_pc")
-    if q1 is not None and sigma0 is not None:
-        if q1 < DEAD_Q1 * sigma0:
+    widths = _q1_in_pedestal_widths(fit)
+    if widths is not None:
+        q1, sigma0 = fit["q1_pc"], fit["sigma0_pc"]
+        if widths < DEAD_Q1:
             return (f"no SPE peak separated from the pedestal (Q1 {q1:.3f} pC < {DEAD_Q1} x pedestal width "
                     f"{sigma0:.3f} pC): no light, or PMT dead?")
-        if q1 < SEPARATED_Q1 * sigma0:  # (the fit gives no peak-to-valley then)
+        if widths < SEPARATED_Q1:  # (the fit gives no peak-to-valley then)
             return (f"1-PE peak not separated from the pedestal (Q1 {q1:.3f} pC < {SEPARATED_Q1} x pedestal "
                     f"width {sigma0:.3f} pC): the gain would rest on the model's shape alone; lower the noise "
                     "or raise the HV")

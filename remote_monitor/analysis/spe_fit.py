@@ -169,7 +169,8 @@ def _minimize(model: BuiltModel, counts: np.ndarray, start: dict[str, float], fi
               hesse: bool, steps: dict[str, float] | None = None) -> _Outcome:
     """The extended binned likelihood fit with zfit's Minuit, from `start`, with `fixed` parameters held (and
     the nominal shape's, NOMINAL_SHAPE, unless `fixed` holds them otherwise); `steps`: Minuit's first step
-    sizes (default: zfit's)."""
+    sizes (default: zfit's). Every call sets each parameter's value, floating and step size, so a cached model
+    carries nothing over from the fit before (also when that one raised)."""
     fixed = {**NOMINAL_SHAPE, **fixed}
     for name in PARAM_NAMES:
         param = model.params[name]
@@ -190,9 +191,6 @@ def _minimize(model: BuiltModel, counts: np.ndarray, start: dict[str, float], fi
     values = {name: float(model.params[name].value()) for name in PARAM_NAMES}
     errs = {name: float(result.params[model.params[name]]["hesse"]["error"])
             for name in PARAM_NAMES if hesse and model.params[name] in errors}
-    for name in PARAM_NAMES:
-        model.params[name].floating = True
-        model.params[name].stepsize = None
     return _Outcome(values, errs, bool(result.valid), float(result.fmin))
 
 

@@ -4,6 +4,7 @@ persist each result atomically, re-render the PMT's report, execute signed comma
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import signal
 import threading
@@ -195,7 +196,7 @@ class Monitor:
         self.problems.flush()
         self.recorder.retry()
         now = time.monotonic()
-        for key in sorted(self._pending):
+        for key in sorted(self._pending, key=self._data_age_order):
             if key not in self._inflight:
                 self._guard(f"point {key.label}", self._consider, key, now)
         self._guard("Korean files", self.korean.submit_ready, now, self.quiet, self.inflight)
@@ -206,6 +207,14 @@ class Monitor:
             self._guard("archive requests", self.archive.send_due, busy, self.commands.process)
 
     # ---- points -------------------------------------------------------------------------------------
+    def _data_age_order(self, key: PointKey) -> tuple[float, PointKey]:
+        """Points whose files were last written earliest come first, so that a free worker takes the points
+        in the order the stand finished them (by name, theta10_phi90 would wait behind theta10_phi270);
+        points without files come last."""
+        seen = self._seen.get(key)
+        prints = seen[0] if seen else fingerprint(point_sources(self.data_root, key, self.layout))
+        return (max((f["mtime"] for f in prints.values()), default=math.inf), key)
+
     def _consider(self, key: PointKey, now: float) -> None:
         """Start a point once its files exist and have stopped changing; forget it if it is done or gone."""
         sources = point_sources(self.data_root, key, self.layout)

@@ -70,13 +70,13 @@ def judge(result: dict[str, Any], fit: dict[str, Any], cfg: Config, kind: str) -
     """Put the fit and the point's status and reason into result (which holds histogram, events, warnings).
 
     An error shows no gain; a truncated file whose complete events were fitted is a warning, not an error."""
-    from remote_monitor.analysis.laser_window import WARNING_PREFIX
+    from remote_monitor.analysis.laser_window import window_miss
     from remote_monitor.analysis.point_verdict import without_gain
 
     result["status"], result["reason"] = classify(fit, cfg, kind, result["histogram"])
-    misses = [w for w in result.get("warnings", []) if w.startswith(WARNING_PREFIX)]
-    if result["status"] == "error" and misses:  # "no light" because the pulses are outside the window: that first
-        result["reason"] = f"{misses[0]}. In the window: {result['reason']}"
+    miss = window_miss(result.get("warnings", []))
+    if result["status"] == "error" and miss:  # "no light" because the pulses are outside the window: that first
+        result["reason"] = f"{miss}. In the window: {result['reason']}"
     if result["status"] == "error" and fit:
         fit = without_gain(fit)
     result["fit"] = compact_fit(fit, result["histogram"])  # no x, rounded, spans: ~4x smaller
