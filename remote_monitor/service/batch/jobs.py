@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import remote_monitor
-from remote_monitor.service.batch.scheduler import JobRequest, Scheduler, get_scheduler, time_seconds
+from remote_monitor.service.batch.scheduler import JobRequest, Scheduler, time_seconds
+from remote_monitor.service.batch.schedulers import get_scheduler
 from remote_monitor.service.store import atomic_write_bytes, atomic_write_json, read_json
 from remote_monitor.stand.config import SchedulerSettings
 from remote_monitor.stand.layout import DEFAULT_LAYOUT, Layout, iter_scans

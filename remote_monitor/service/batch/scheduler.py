@@ -96,13 +96,3 @@ class Scheduler:
         """The job's log file once its id is known."""
         return Path(str(request.log).replace("%j", job_id).replace("%A", job_id))
 
-
-def get_scheduler(kind: str) -> Scheduler:
-    """The scheduler named in [scheduler] kind."""
-    from remote_monitor.service.batch.pjm import PJM
-    from remote_monitor.service.batch.slurm import Slurm
-
-    schedulers: dict[str, type[Scheduler]] = {"slurm": Slurm, "pjm": PJM}
-    if kind not in schedulers:
-        raise ValueError(f"[scheduler] kind must be one of {sorted(schedulers)}, got {kind!r}")
-    return schedulers[kind]()
