@@ -6,16 +6,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from remote_monitor.analysis.charges import AnalysisSettings
 from remote_monitor.analysis.laser_window import (
     delay_histogram,
     laser_delay_ns,
     window_miss,
+    window_on_laser,
     window_warning,
 )
 from remote_monitor.analysis.wavedump_writer import write_binary
-from remote_monitor.service.processing import point_sources, process_point
+from remote_monitor.service.live import LiveFollowing
+from remote_monitor.service.processing import fingerprint, point_sources, process_point
+from remote_monitor.service.store import ResultsStore
 from remote_monitor.simulation.stand import SimulationConfig, simulate_point_waveforms
 from remote_monitor.stand.config import Config, FitSettings
 from remote_monitor.stand.layout import PointKey, channel_file
@@ -30,12 +34,14 @@ def test_laser_peak_is_found_over_noise_and_judged_against_the_window() -> None:
     assert warning is not None and "arrive 180 ns" in warning
     assert window_miss(["dropped 3 event(s) not present in every channel", warning]) == warning
     assert window_warning(delays, (150.0, 270.0), "fixed_window_start_ns") is None
+    assert window_on_laser((300.0, 420.0), 180.0, fixed=True) == (155.0, 275.0)  # starts LEAD_NS before them
+    assert window_on_laser((321.0, 330.0), 180.0, fixed=False) == (175.5, 184.5)  # a time selection: centred
     flat = delay_histogram()
     flat.fill(rng.uniform(-100.0, 500.0, 20_000))  # noise and dark pulses only: nothing to judge by
     assert laser_delay_ns(flat) is None and window_warning(flat, (300.0, 420.0), "x") is None
 
 
-def test_point_whose_window_misses_the_pulses_says_where_they_are(tmp_path: Path) -> None:
+def test_point_whose_window_misses_the_pulses_is_read_on_them_and_says_so(tmp_path: Path) -> None:
     sim = SimulationConfig(n_events=6000, record_length=260, include_reference=False, seed=4)
     waves = simulate_point_waveforms(np.random.default_rng(4), 6000, 260, 1.0e7, 0.3, sim)
     key = PointKey("WIN1", "261202_120000", "theta0_phi0")
@@ -46,11 +52,24 @@ def test_point_whose_window_misses_the_pulses_says_where_they_are(tmp_path: Path
     fit = FitSettings(min_events=200)
     good = process_point(key, point_sources(tmp_path, key), Config(fit=fit))
     assert good["status"] != "error", good["reason"]
-    assert window_miss(good["warnings"]) is None
-    off = Config(fit=fit, analysis=AnalysisSettings(fixed_window_start_ns=0.0))  # 0-120 ns: before the pulses
-    result = process_point(key, point_sources(tmp_path, key), off)
+    assert window_miss(good["warnings"]) is None and not any("moved" in w for w in good["warnings"])
+
+    early = AnalysisSettings(fixed_window_start_ns=0.0)  # 0-120 ns: before the pulses
+    moved = process_point(key, point_sources(tmp_path, key), Config(fit=fit, analysis=early))
+    assert moved["status"] == good["status"] and moved["fit"]["gain"] == pytest.approx(good["fit"]["gain"], rel=0.02)
+    note = next(w for w in moved["warnings"] if w.startswith("charge window moved onto the laser pulses"))
+    assert "configured window 0-120 ns" in note and "fixed_window_start_ns" in note, note
+    arrive = float(note.split("arrive ")[1].split(" ns")[0])
+    assert 300.0 <= arrive <= 420.0, note  # inside the default window, where the good point read them
+
+    sources = point_sources(tmp_path, key)  # followed live, the final result comes from the full reading then
+    for analysis, in_full in ((AnalysisSettings(), False), (early, True)):
+        live = LiveFollowing(Config(fit=fit, analysis=analysis), ResultsStore(tmp_path / f"out{in_full}"))
+        live.follow(key, sources, can_fit=False)
+        assert (live.final_job(key, sources, fingerprint(sources)) is None) == in_full
+
+    kept = AnalysisSettings(fixed_window_start_ns=0.0, move_window_to_laser=False)
+    result = process_point(key, point_sources(tmp_path, key), Config(fit=fit, analysis=kept))
     assert result["status"] == "error" and "no light" in result["reason"], result["reason"]
     miss = window_miss(result["warnings"])
     assert miss is not None and result["reason"].startswith(miss) and "fixed_window_start_ns" in miss
-    arrive = float(result["reason"].split("arrive ")[1].split(" ns")[0])
-    assert 300.0 <= arrive <= 420.0, result["reason"]  # inside the default window, where the good point read them

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import reduce
 from pathlib import Path
 
 import numpy as np
 
 from remote_monitor.analysis import pulse_kernels
-from remote_monitor.analysis.laser_window import delay_histogram, window_warning
+from remote_monitor.analysis.laser_window import (
+    delay_histogram,
+    laser_delay_ns,
+    window_on_laser,
+    window_warning,
+)
 from remote_monitor.analysis.units import ADC_BITS, ADC_RANGE_V, MV_PER_ADC, NS_PER_SAMPLE, PC_PER_MV_SAMPLE
 from remote_monitor.analysis.wavedump import WaveDumpReader, WaveformChunk
 
@@ -56,6 +61,7 @@ class AnalysisSettings:
     fixed_window_start_ns: float = 300.0
     fixed_window_length_ns: float = 120.0
     time_window_ns: tuple[float, float] = (321.0, 330.0)
+    move_window_to_laser: bool = True  # a window that misses the laser peak is moved onto it, with a warning
     charge_range_pc: tuple[float, float] = (-5.0, 60.0)
     record_length: int | None = None
     chunk_events: int = 4096
@@ -73,6 +79,7 @@ class PointCharges:
     n_selected: int
     pmt_minus_trigger_ns: np.ndarray
     warnings: list[str] = field(default_factory=list)
+    laser_delay_ns: float | None = None  # where the laser pulses start after the trigger (None: no peak)
 
 
 # ---- the Pyrate math in numpy (reference for the numba kernels of pulse_kernels, used by the tests) -----------
@@ -254,17 +261,25 @@ class ChargeAccumulator:
         if self.n_untriggered:
             out.append(f"dropped {self.n_untriggered} event(s) without a trigger pulse over "
                        f"{self.settings.trigger_threshold_mv} mV")
-        misses = window_warning(self.delays, *self.charge_window())
+        misses = window_warning(self.delays, *charge_window(self.settings))
         return out + ([misses] if misses else [])
 
-    def charge_window(self) -> tuple[tuple[float, float], str]:
-        """Where the laser pulses must start (ns after the trigger) to be measured, and the setting that moves
-        it: the fixed window, or the leading-edge mode's time selection."""
-        s = self.settings
-        if s.mode == "fixed_window":
-            return (s.fixed_window_start_ns, s.fixed_window_start_ns + s.fixed_window_length_ns), \
-                "fixed_window_start_ns"
-        return (float(s.time_window_ns[0]), float(s.time_window_ns[1])), "time_window_ns"
+
+def charge_window(s: AnalysisSettings) -> tuple[tuple[float, float], str]:
+    """Where the laser pulses must start (ns after the trigger) to be measured, and the setting that moves it:
+    the fixed window, or the leading-edge mode's time selection."""
+    if s.mode == "fixed_window":
+        return (s.fixed_window_start_ns, s.fixed_window_start_ns + s.fixed_window_length_ns), "fixed_window_start_ns"
+    return (float(s.time_window_ns[0]), float(s.time_window_ns[1])), "time_window_ns"
+
+
+def settings_on_laser(settings: AnalysisSettings, delay_ns: float) -> AnalysisSettings:
+    """The same settings with the charge window (fixed mode) or the time selection (leading-edge mode) placed on
+    laser pulses that start delay_ns after the trigger (`laser_window.window_on_laser`)."""
+    window, _ = charge_window(settings)
+    if settings.mode == "fixed_window":
+        return replace(settings, fixed_window_start_ns=window_on_laser(window, delay_ns, fixed=True)[0])
+    return replace(settings, time_window_ns=window_on_laser(window, delay_ns, fixed=False))
 
 
 @dataclass
@@ -341,4 +356,5 @@ def extract_point_charges(files: dict[int, Path], channels: ChannelMap, settings
         n_selected=len(pmt),
         pmt_minus_trigger_ns=np.concatenate([b.dt_ns for b in blocks]) if blocks else np.zeros(0),
         warnings=warnings,
+        laser_delay_ns=laser_delay_ns(acc.delays),
     )

@@ -14,6 +14,7 @@ DELAY_BIN_NS = 4.0
 PEAK_EVENTS = 50  # at least this many events in the peak bin ...
 PEAK_OVER_MEDIAN = 10.0  # ... and this many times the median occupied bin (noise and dark pulses spread out)
 _WARNING_PREFIX = "charge window misses the laser pulses"
+LEAD_NS = 25.0  # a fixed window moved onto the laser starts this long before the pulses (the stand's: 27 ns)
 
 
 def delay_histogram() -> Histogram:
@@ -50,3 +51,21 @@ def window_warning(delays: Histogram, window_ns: tuple[float, float], setting: s
 def window_miss(warnings: list[str]) -> str | None:
     """The window warning among a point's warnings (what window_warning wrote), or None."""
     return next((w for w in warnings if w.startswith(_WARNING_PREFIX)), None)
+
+
+def window_on_laser(window_ns: tuple[float, float], delay_ns: float, fixed: bool) -> tuple[float, float]:
+    """The window [lo, hi] ns after the trigger, of the same length, moved onto laser pulses that start delay_ns
+    after the trigger: a fixed charge window starts LEAD_NS before them, a leading-edge time selection is
+    centred on them."""
+    lo, hi = window_ns
+    start = delay_ns - LEAD_NS if fixed else delay_ns - (hi - lo) / 2
+    return start, start + (hi - lo)
+
+
+def moved_warning(window_ns: tuple[float, float], moved_ns: tuple[float, float], delay_ns: float,
+                  setting: str) -> str:
+    """What a point whose charge window was moved onto the laser pulses says (not a window_miss)."""
+    return (f"charge window moved onto the laser pulses: they arrive {delay_ns:.0f} ns after the trigger, the "
+            f"configured window {window_ns[0]:.0f}-{window_ns[1]:.0f} ns misses them; the charges are from "
+            f"{moved_ns[0]:.0f}-{moved_ns[1]:.0f} ns (set [analysis] {setting} so, or move_window_to_laser = "
+            "false to keep the configured window)")

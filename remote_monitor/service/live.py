@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from remote_monitor.analysis.laser_window import window_miss
 from remote_monitor.analysis.wavedump import WaveformFileError
 from remote_monitor.service.follower import PointFollower
 from remote_monitor.service.store import ResultsStore, atomic_write_json, now_iso, read_json
@@ -154,6 +155,9 @@ class LiveFollowing:
         except (WaveformFileError, OSError):
             self.done(key)
             return None  # the full processing gives the error result with its reason
+        if self.cfg.analysis.move_window_to_laser and window_miss(follower.warnings()):
+            self.done(key)
+            return None  # the full processing reads the point again with the window on the laser pulses
         return result_from_summary, key, prints, follower.summary(), self.cfg, False, self._minima.get(key)
 
     def provisional_finished(self, key: PointKey, result: dict[str, Any] | None) -> dict[str, Any] | None:

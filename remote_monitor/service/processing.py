@@ -113,7 +113,23 @@ def _read_charges(sources: dict[str, Path], cfg: Config) -> Any:
 
         return read_pyrate_charges(sources[ROOT_SOURCE], cfg.channels, cfg.analysis)
     files = {int(ch): path for ch, path in sources.items()}
-    return extract_point_charges(files, cfg.channels, cfg.analysis)
+    return _on_laser(files, cfg, extract_point_charges(files, cfg.channels, cfg.analysis))
+
+
+def _on_laser(files: dict[int, Path], cfg: Config, charges: Any) -> Any:
+    """The charges again with the window on the laser pulses, when the configured window misses them (and
+    [analysis] move_window_to_laser); the point says so in a warning."""
+    from remote_monitor.analysis.charges import charge_window, extract_point_charges, settings_on_laser
+    from remote_monitor.analysis.laser_window import moved_warning, window_miss
+
+    miss = window_miss(charges.warnings)
+    if not (miss and cfg.analysis.move_window_to_laser and charges.laser_delay_ns is not None):
+        return charges
+    moved = settings_on_laser(cfg.analysis, charges.laser_delay_ns)
+    again = extract_point_charges(files, cfg.channels, moved)
+    (window, setting), (moved_window, _) = charge_window(cfg.analysis), charge_window(moved)
+    again.warnings.append(moved_warning(window, moved_window, charges.laser_delay_ns, setting))
+    return again
 
 
 def _peer_extras(sources: dict[str, Path], cfg: Config, result: dict[str, Any], charges: Any) -> dict[str, Any] | None:
