@@ -64,8 +64,10 @@ def window_on_laser(window_ns: tuple[float, float], delay_ns: float, fixed: bool
 
 def moved_warning(window_ns: tuple[float, float], moved_ns: tuple[float, float], delay_ns: float,
                   setting: str) -> str:
-    """What a point whose charge window was moved onto the laser pulses says (not a window_miss)."""
+    """What a point whose charge window was moved onto the laser pulses says (not a window_miss); `setting`
+    names the configuration key that places the window there."""
+    value = f"{moved_ns[0]:.0f}" if setting == "fixed_window_start_ns" else f"[{moved_ns[0]:.1f}, {moved_ns[1]:.1f}]"
     return (f"charge window moved onto the laser pulses: they arrive {delay_ns:.0f} ns after the trigger, the "
             f"configured window {window_ns[0]:.0f}-{window_ns[1]:.0f} ns misses them; the charges are from "
-            f"{moved_ns[0]:.0f}-{moved_ns[1]:.0f} ns (set [analysis] {setting} so, or move_window_to_laser = "
-            "false to keep the configured window)")
+            f"{moved_ns[0]:.0f}-{moved_ns[1]:.0f} ns (to keep it there: [analysis] {setting} = {value}; "
+            "move_window_to_laser = false keeps the configured window)")
