@@ -196,9 +196,8 @@ class Monitor:
         self.problems.flush()
         self.recorder.retry()
         now = time.monotonic()
-        for key in sorted(self._pending, key=self._data_age_order):
-            if key not in self._inflight:
-                self._guard(f"point {key.label}", self._consider, key, now)
+        for key, sources, prints in self._waiting_points():
+            self._guard(f"point {key.label}", self._consider, key, sources, prints, now)
         self._guard("Korean files", self.korean.submit_ready, now, self.quiet, self.inflight)
         self._guard("collecting results", self._collect)
         self.notifier.watch(k.label for k in self._inflight)
@@ -207,22 +206,29 @@ class Monitor:
             self._guard("archive requests", self.archive.send_due, busy, self.commands.process)
 
     # ---- points -------------------------------------------------------------------------------------
-    def _data_age_order(self, key: PointKey) -> tuple[float, PointKey]:
-        """Points whose files were last written earliest come first, so that a free worker takes the points
-        in the order the stand finished them (by name, theta10_phi90 would wait behind theta10_phi270);
-        points without files come last."""
-        seen = self._seen.get(key)
-        prints = seen[0] if seen else fingerprint(point_sources(self.data_root, key, self.layout))
-        return (max((f["mtime"] for f in prints.values()), default=math.inf), key)
+    def _waiting_points(self) -> list[tuple[PointKey, dict[str, Path], dict[str, Any]]]:
+        """Pending points that no worker has, with their files and fingerprints (looked at once per pass), the
+        points whose files were last written earliest first, so that a free worker takes the points in the order
+        the stand finished them (by name, theta10_phi90 would wait behind theta10_phi270); points without files
+        last."""
+        waiting = []
+        for key in self._pending - self._inflight.keys():
+            look = self._guard(f"point {key.label}", self._look, key)
+            if look is not None:
+                waiting.append((key, *look))
+        return sorted(waiting, key=lambda w: (max((f["mtime"] for f in w[2].values()), default=math.inf), w[0]))
 
-    def _consider(self, key: PointKey, now: float) -> None:
-        """Start a point once its files exist and have stopped changing; forget it if it is done or gone."""
+    def _look(self, key: PointKey) -> tuple[dict[str, Path], dict[str, Any]]:
+        """The point's files now and their fingerprint."""
         sources = point_sources(self.data_root, key, self.layout)
+        return sources, fingerprint(sources)
+
+    def _consider(self, key: PointKey, sources: dict[str, Path], prints: dict[str, Any], now: float) -> None:
+        """Start a point once its files exist and have stopped changing; forget it if it is done or gone."""
         if not sources:
             self._pending.discard(key)
             self._seen.pop(key, None)
             return
-        prints = fingerprint(sources)
         seen = self._seen.get(key)
         if seen is None or seen[0] != prints:
             self._seen[key] = (prints, now)
