@@ -214,12 +214,10 @@ def test_migrad_goes_on_until_hesse_puts_the_minimum_close_and_the_error_is_the_
     distances: list[float] = []
     measure = spe_fit._distance_to_minimum
     monkeypatch.setattr(spe_fit, "_distance_to_minimum", lambda *a: distances.append(measure(*a)) or distances[-1])
-    hesse_runs = _count_calls(monkeypatch, spe_fit, "_hesse")
-    minuit_hesse_runs = _count_calls(monkeypatch, Minuit, "hesse")
+    hesse_runs = _count_calls(monkeypatch, Minuit, "hesse")
     continued = fit_spe(hist, systematic=False)
     assert distances[0] > spe_fit.EDM_LIMIT >= distances[-1], distances
-    assert len(hesse_runs) == len(distances)  # one Hesse per minimum: the distance check reuses it
-    assert not minuit_hesse_runs  # the gradient's differences gave a covariance: Minuit's Hesse (0.4 s) not run
+    assert len(hesse_runs) == len(distances)  # one Hesse per minimum: the distance check reuses it (it costs 0.3 s)
     assert all(0.3 < d < 0.8 for d in profile(continued))
     assert continued.gain_err_stat is not None and continued.gain_err_stat < 0.008 * continued.gain
 
@@ -229,7 +227,7 @@ def test_migrad_goes_on_until_hesse_puts_the_minimum_close_and_the_error_is_the_
     assert min(profile(stopped)) > 0.8
 
 
-def _count_calls(monkeypatch: pytest.MonkeyPatch, owner: object, method: str) -> list[None]:
+def _count_calls(monkeypatch: pytest.MonkeyPatch, owner: type, method: str) -> list[None]:
     """The real `owner.method`, with a list that grows by one entry at every call."""
     calls: list[None] = []
     real = getattr(owner, method)

@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 
-from remote_monitor.analysis.gradient_hesse import NotPositiveDefinite, gradient_covariance
 from remote_monitor.analysis.histogram import Histogram
 from remote_monitor.analysis.spe_model import (
     BOUNDS,
@@ -133,22 +132,13 @@ def _fresh_offset(loss: Any) -> None:
         loss.is_precompiled = False
 
 
-def _hesse(result: Any) -> tuple[dict[Any, Any], Any]:
-    """Hesse errors of a fit result and the covariance method that gave them: the Hessian from differences of
-    zfit's analytic gradient (`gradient_hesse`: 16 gradients instead of Minuit's ~90 likelihood values), or
-    Minuit's Hesse where that Hessian is not positive definite (Minuit then makes it so, and says so)."""
-    try:
-        return result.hesse(name="hesse", method=gradient_covariance, weightcorr=False), gradient_covariance
-    except NotPositiveDefinite:
-        return result.hesse(name="hesse", method="minuit_hesse", weightcorr=False), "minuit_hesse"
-
-
-def _distance_to_minimum(model: BuiltModel, result: Any, floating: list[Any], method: Any) -> float:
+def _distance_to_minimum(model: BuiltModel, result: Any, floating: list[Any]) -> float:
     """Hesse's estimate of how far (in NLL) the minimum lies from where Migrad stopped: g^T C g / 2, with zfit's
-    gradient and the covariance `_hesse` computed (NaN when it gave none; asked for under the key it is cached
-    with, so that it is not computed again)."""
+    gradient and the Hesse covariance (NaN when Hesse gave none). The covariance is asked for under the key that
+    `result.hesse` stored it with (Minuit's Hesse, no weight correction): zfit's default key differs (weight
+    correction 'asymptotic'), and Minuit's Hesse (0.3 s) ran a second time."""
     try:
-        cov = np.asarray(result.covariance(params=floating, method=method, weightcorr=False), dtype=float)
+        cov = np.asarray(result.covariance(params=floating, method="minuit_hesse", weightcorr=False), dtype=float)
         grad = np.asarray(model.loss.gradient(floating), dtype=float)
     except Exception:  # noqa: BLE001 - no covariance (Hesse failed): nothing to check with
         return math.nan
@@ -163,18 +153,15 @@ def _converged(model: BuiltModel, result: Any, floating: list[Any]) -> tuple[Any
     above the minimum, 'EDM' 9 with the Hesse covariance, Q1 error 1.4 % where 0.57 % at the minimum)."""
     import zfit
 
-    errors, method = _hesse(result)
+    errors = result.hesse(name="hesse")
     for _ in range(CONVERGE_ROUNDS):
-        if not _distance_to_minimum(model, result, floating, method) > EDM_LIMIT:
+        if not _distance_to_minimum(model, result, floating) > EDM_LIMIT:
             break
-        for param in floating:  # Minuit's first steps from the Hesse errors: it starts near the minimum
-            error = errors.get(param, {}).get("error")
-            param.stepsize = REFINE_STEP * error if error is not None and math.isfinite(error) and error > 0 else None
         further = model.minimizer.minimize(model.loss)
         if not float(further.fmin) < float(result.fmin):
             zfit.param.set_values(floating, result)  # back to the better point
             break
-        result, (errors, method) = further, _hesse(further)
+        result, errors = further, further.hesse(name="hesse")
     return result, errors
 
 

@@ -48,11 +48,6 @@ BOUNDS: dict[str, tuple[float, float]] = {
 # 0.96 -> 0.66 %.
 UNDER_PRIOR = (0.125, 0.05)
 TERM_TIERS = (5, 8, 12, 18, 26)
-MIGRAD_TOL = 0.01  # zfit's tolerance (Migrad's EDM goal). 0.001 was tried (2026-12-02): on the benchmark's
-# timing spectrum (0.1 PE, 1e7, 0.3 mV) Migrad then reached a minimum 0.58 NLL lower (Q1 +0.8 %) that 0.01 stops
-# short of in the curved valley of the under-amplified part, and the 30 saved spectra took 314 s instead of 352 s
-# with the same verdicts (shown classes 21 of 25 within 1 % either way); but a followed 600k-event point's
-# provisional fits got slower, and its final result came 2.4 s and 13 s after the last event (1.06-1.15 s with 0.01)
 
 
 def n_pe_terms(mu: float) -> int:
@@ -294,7 +289,7 @@ def get_model(edges: np.ndarray, n_max: int) -> BuiltModel:
     shape = ResponseShape(np.asarray(edges, dtype=float), n_max)
     yield_.floating = False  # equals the histogram total at the minimum (the shape is normalised)
     pdf = _zfit_pdf_class()(space, params, shape, extended=yield_)
-    minimizer = zfit.minimize.Minuit(gradient="zfit", tol=MIGRAD_TOL, mode=0)  # strategy 0: Hesse runs after it anyway (2x faster)
+    minimizer = zfit.minimize.Minuit(gradient="zfit", tol=0.01, mode=0)  # strategy 0: Hesse runs after it anyway (2x faster)
     import tensorflow as tf
 
     counts = tf.Variable(np.ones(len(edges) - 1), dtype=tf.float64, trainable=False)
