@@ -16,6 +16,8 @@ from remote_monitor.analysis.spe_fit import SpeFitResult, _Outcome, fit_spe
 from remote_monitor.analysis.units import MV_PER_ADC, PC_PER_MV_SAMPLE, gain_to_pc
 from remote_monitor.simulation.spe_charge import PmtPhysics, event_charges, pedestal_charges
 
+from .fit_helpers import profile_rises
+
 BIN_PC = 20 * MV_PER_ADC * PC_PER_MV_SAMPLE / 2  # whole charge quanta per bin
 
 
@@ -115,19 +117,6 @@ def test_seed_model_stays_selectable_and_is_biased_low() -> None:
     assert seed.gain < 0.97e7  # the seed's Gaussian misses the skew and the under-amplified photoelectrons
 
 
-def _profile_dnll(hist: Histogram, minimum: dict[str, float], step: float) -> list[float]:
-    """NLL rise of refits with q1 held at the minimum's q1 -+ step (the other parameters free)."""
-    from remote_monitor.analysis.spe_model import get_model, n_pe_terms
-
-    start = spe_fit._start_values(hist)
-    lo, hi = spe_fit._fit_range(hist, start)
-    model = get_model(hist.edges[lo:hi + 1], n_pe_terms(start["mu"]))
-    counts = hist.counts[lo:hi].astype(float)
-    best = spe_fit._minimize(model, counts, minimum, {}, hesse=False)
-    held = [{**best.values, "q1": best.values["q1"] + d} for d in (-step, step)]
-    return [spe_fit._minimize(model, counts, v, {"q1": v["q1"]}, hesse=False).nll - best.nll for v in held]
-
-
 def _fitted_events(hist: Histogram) -> float:
     """Events in the fit's range (not those that a pulse in the baseline samples put far below the pedestal)."""
     lo, hi = spe_fit._fit_range(hist, spe_fit._start_values(hist))
@@ -158,7 +147,7 @@ def test_a_growing_point_is_refitted_from_its_last_minima(monkeypatch: pytest.Mo
     # Hesse at the minimum reached from either start: 0.72 % and 0.73 % here (1.22 % and 0.72 % while Migrad was
     # left where it stopped, short of the minimum); the profile likelihood rises by 0.79 and 0.39 at -+ that error
     assert warm.minima is not None
-    dnll = _profile_dnll(hist, warm.minima["nominal"], warm.gain_err_stat / warm.gain * warm.minima["nominal"]["q1"])
+    dnll = profile_rises(hist, warm.minima["nominal"], warm.gain_err_stat / warm.gain * warm.minima["nominal"]["q1"])
     assert 0.25 < sum(dnll) / 2 < 1.0, dnll  # 0.5 at one sigma: the profile error within 0.7-1.4x Hesse's
     assert fresh.gain_err_stat == pytest.approx(warm.gain_err_stat, rel=0.15)
     # the systematic comes from the alternative-shape fit, which a fresh start can leave in a local minimum
@@ -183,7 +172,7 @@ def test_a_growing_point_is_refitted_from_its_last_minima(monkeypatch: pytest.Mo
     # the scaled error against the profile likelihood here: not too small, at most 2x too large (measured: the
     # NLL rises by 1.28 and 0.57 at -+ the scaled error, which is 1.36x the Hesse error of a fit here)
     step = near.gain_err_stat / near.gain * near.minima["nominal"]["q1"]
-    dnll = _profile_dnll(binned(170_000), near.minima["nominal"], step)
+    dnll = profile_rises(binned(170_000), near.minima["nominal"], step)
     assert 0.25 < sum(dnll) / 2 < 2.0, dnll
     assert near.minima is not None and near.minima["errors_at"] == {"events": at}  # not re-dated
     assert f"at {at:.0f} events, scaled" in fit_spe(binned(150_000), warm=earlier.minima).reason  # kept, scale 1
@@ -208,7 +197,7 @@ def test_migrad_goes_on_until_hesse_puts_the_minimum_close_and_the_error_is_the_
 
     def profile(result: SpeFitResult) -> list[float]:
         assert result.minima is not None and result.gain is not None and result.gain_err_stat is not None
-        return _profile_dnll(hist, result.minima["nominal"],
+        return profile_rises(hist, result.minima["nominal"],
                              result.gain_err_stat / result.gain * result.minima["nominal"]["q1"])
 
     distances: list[float] = []

@@ -155,10 +155,11 @@ class LiveFollowing:
         except (WaveformFileError, OSError):
             self.done(key)
             return None  # the full processing gives the error result with its reason
-        if self.cfg.analysis.move_window_to_laser and window_miss(follower.warnings()):
+        summary = follower.summary()
+        if self.cfg.analysis.move_window_to_laser and window_miss(summary["warnings"]):
             self.done(key)
             return None  # the full processing reads the point again with the window on the laser pulses
-        return result_from_summary, key, prints, follower.summary(), self.cfg, False, self._minima.get(key)
+        return result_from_summary, key, prints, summary, self.cfg, False, self._minima.get(key)
 
     def provisional_finished(self, key: PointKey, result: dict[str, Any] | None) -> dict[str, Any] | None:
         """A provisional fit came back (None: it failed or was not started); the result to show, or None

@@ -280,11 +280,11 @@ class Monitor:
             for point, point_result in self.korean.results(key, prints, result):
                 self.recorder.finish(point, point_result)
             return
-        sources = point_sources(self.data_root, key, self.layout)
+        sources, now = self._look(key)
         if not sources:
             log.info("%s: data moved away while processing; result not kept", key.label)
             return
-        if fingerprint(sources) != prints:
+        if now != prints:
             log.info("%s: files changed while processing; processing again", key.label)
             self._pending.add(key)
             return

@@ -1,0 +1,18 @@
+"""Checks of a fitted SPE spectrum shared by the fit's tests and the simulated scan's."""
+
+from __future__ import annotations
+
+from remote_monitor.analysis import spe_fit
+from remote_monitor.analysis.histogram import Histogram
+from remote_monitor.analysis.spe_model import get_model, n_pe_terms
+
+
+def profile_rises(hist: Histogram, minimum: dict[str, float], step: float) -> list[float]:
+    """NLL rise of refits with q1 held at the minimum's q1 -+ step (the other parameters free)."""
+    start = spe_fit._start_values(hist)
+    lo, hi = spe_fit._fit_range(hist, start)
+    model = get_model(hist.edges[lo:hi + 1], n_pe_terms(start["mu"]))
+    counts = hist.counts[lo:hi].astype(float)
+    best = spe_fit._minimize(model, counts, minimum, {}, hesse=False)
+    held = [{**best.values, "q1": best.values["q1"] + d} for d in (-step, step)]
+    return [spe_fit._minimize(model, counts, v, {"q1": v["q1"]}, hesse=False).nll - best.nll for v in held]
