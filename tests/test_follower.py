@@ -147,8 +147,10 @@ def test_final_result_from_the_running_histogram_equals_full_processing(tmp_path
     sources = {str(ch): p for ch, p in files.items()}
     followed = result_from_summary(key, fingerprint(sources), follower.summary(), CFG, provisional=False)
     full = process_point(key, sources, CFG)
-    for field in ("status", "events", "selected_events", "histogram", "source_files"):
+    for field in ("status", "events", "selected_events", "histogram", "source_files", "charge_window_ns",
+                  "laser_delay_ns"):
         assert followed[field] == full[field], field
+    assert full["charge_window_ns"] is not None and full["laser_delay_ns"] is not None
     timing = ("fit_seconds",)  # how long the fit took: the only field allowed to differ
     assert ({k: v for k, v in followed["fit"].items() if k not in timing}
             == {k: v for k, v in full["fit"].items() if k not in timing})

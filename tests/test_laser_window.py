@@ -64,6 +64,9 @@ def test_point_whose_window_misses_the_pulses_is_read_on_them_and_says_so(tmp_pa
     assert 300.0 <= arrive <= 420.0, note  # inside the default window, where the good point read them
     start = float(note.split("fixed_window_start_ns = ")[1].split(";")[0])  # what to set
     assert abs(start - (arrive - LEAD_NS)) <= 1.0, note  # (both rounded to 1 ns)
+    assert good["charge_window_ns"][0] <= good["laser_delay_ns"] <= good["charge_window_ns"][1]  # (in the result)
+    assert moved["laser_delay_ns"] == pytest.approx(arrive, abs=0.5)
+    assert moved["charge_window_ns"] == pytest.approx([start, start + 120.0], abs=0.5)  # the window it used
 
     sources = point_sources(tmp_path, key)  # followed live, the final result comes from the full reading then
     for analysis, in_full in ((AnalysisSettings(), False), (early, True)):

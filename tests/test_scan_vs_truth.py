@@ -123,6 +123,13 @@ def test_report_in_browser_shows_the_monitors_statuses(processed: dict[str, Any]
         page.click('[data-point="theta30_phi180"]')  # the low-gain point shows its own spectrum and status
         assert page.inner_text("#spectrum-title") == "Charge spectrum theta30_phi180"
         assert page.text_content("#spectrum-status .badge") == results["theta30_phi180"]["status"]
+        rows = dict(page.eval_on_selector_all("#fit-params tbody tr",
+                                              "trs => trs.map(t => [t.cells[0].textContent, t.cells[1].textContent])"))
+        lo, hi = results["theta30_phi180"]["charge_window_ns"]
+        delay = results["theta30_phi180"]["laser_delay_ns"]
+        window_text, delay_text = rows["charge window"].split(" (laser pulses at ")
+        assert window_text == f"{lo:.0f}-{hi:.0f} ns after the trigger"
+        assert abs(float(delay_text.removesuffix(" ns)")) - delay) <= 0.5  # (the page rounds to 1 ns)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "report_simulated_scan.png"), full_page=True)
     assert not errors, errors

@@ -80,6 +80,7 @@ class PointCharges:
     pmt_minus_trigger_ns: np.ndarray
     warnings: list[str] = field(default_factory=list)
     laser_delay_ns: float | None = None  # where the laser pulses start after the trigger (None: no peak)
+    window_ns: tuple[float, float] | None = None  # the charge window (or time selection) the charges are from
 
 
 # ---- the Pyrate math in numpy (reference for the numba kernels of pulse_kernels, used by the tests) -----------
@@ -357,4 +358,5 @@ def extract_point_charges(files: dict[int, Path], channels: ChannelMap, settings
         pmt_minus_trigger_ns=np.concatenate([b.dt_ns for b in blocks]) if blocks else np.zeros(0),
         warnings=warnings,
         laser_delay_ns=laser_delay_ns(acc.delays),
+        window_ns=charge_window(settings)[0],
     )

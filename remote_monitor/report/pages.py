@@ -33,7 +33,7 @@ from remote_monitor.stand.provenance import code_version, version_text
 GRID_SIZE = 11  # 5 rings each side of the centre
 CSV_FIELDS = ["point", "kind", "theta", "phi", "hv", "status", "reason", "gain", "gain_err", "q1_pc",
               "spe_resolution", "mu", "peak_to_valley", "chi2_ndf", "events", "selected_events", "reference_gain",
-              "code_version", "git_commit", "config_hash", "inputs",
+              "charge_window_ns", "laser_delay_ns", "code_version", "git_commit", "config_hash", "inputs",
               *(c for c in PEER_COLUMNS if c not in ("theta", "phi", "gain", "gain_err"))]
 
 
@@ -101,6 +101,11 @@ def _inputs_text(prov: dict[str, Any]) -> str:
                     for ch, f in sorted((prov.get("inputs") or {}).items()))
 
 
+def _window_text(window: list[float] | None) -> str | None:
+    """'270-390' (ns after the trigger) for the page and the CSV; None when not known."""
+    return f"{window[0]:.0f}-{window[1]:.0f}" if window else None
+
+
 def _point_row(pid: str, p: dict[str, Any] | None) -> dict[str, Any]:
     """One point as the page, the CSV and the campaign table show it; an error point shows no gain."""
     status = (p or {}).get("status", "no_data")
@@ -112,6 +117,8 @@ def _point_row(pid: str, p: dict[str, Any] | None) -> dict[str, Any]:
            "spe_resolution": fit.get("spe_resolution"), "mu": fit.get("mu"), "peak_to_valley": fit.get("peak_to_valley"),
            "chi2_ndf": fit.get("chi2_ndf"), "events": (p or {}).get("events"),
            "selected_events": (p or {}).get("selected_events"), "reference_gain": ref.get("gain"),
+           "charge_window_ns": _window_text((p or {}).get("charge_window_ns")),
+           "laser_delay_ns": (p or {}).get("laser_delay_ns"),
            "fit_status": ((p or {}).get("fit") or {}).get("status"), "model": fit.get("model"),
            "warnings": (p or {}).get("warnings", []), "code_version": prov.get("version"),
            "git_commit": prov.get("git_commit"), "config_hash": prov.get("config_hash"), "inputs": _inputs_text(prov)}

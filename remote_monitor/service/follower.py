@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from remote_monitor.analysis.charges import ChargeAccumulator, make_readers, read_blocks
+from remote_monitor.analysis.charges import ChargeAccumulator, charge_window, make_readers, read_blocks
 from remote_monitor.analysis.histogram import Histogram
+from remote_monitor.analysis.laser_window import laser_delay_ns
 from remote_monitor.stand.config import Config
 
 log = logging.getLogger("remote_monitor")
@@ -101,7 +102,8 @@ class PointFollower:
         """What a worker needs to fit and build the point's result (small: histograms and counters)."""
         return {"histogram": self.pmt.to_dict(), "n_events": self.n_events, "n_selected": self.n_selected,
                 "reference": self.reference.to_dict() if self.reference is not None else None,
-                "warnings": self.warnings()}
+                "warnings": self.warnings(), "window_ns": charge_window(self.cfg.analysis)[0],
+                "laser_delay_ns": laser_delay_ns(self.acc.delays)}
 
     # ---- persistence ------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -145,6 +146,14 @@ def _peer_extras(sources: dict[str, Path], cfg: Config, result: dict[str, Any], 
         return None
 
 
+def timing(window_ns: Sequence[float] | None, laser_delay_ns: float | None) -> dict[str, Any]:
+    """The result's fields for where the charges were integrated (ns after the trigger: the configured window, or
+    the one moved onto the laser) and where the laser pulses arrived; None where unknown (Pyrate input gives
+    charges, not waveforms; no laser peak)."""
+    return {"charge_window_ns": [round(float(v), 1) for v in window_ns] if window_ns else None,
+            "laser_delay_ns": round(float(laser_delay_ns), 1) if laser_delay_ns is not None else None}
+
+
 def base_result(key: PointKey, source_files: dict[str, Any]) -> dict[str, Any]:
     """A point's result before analysis: identity, position, no events, no fit."""
     angles = point_angles(key.point)
@@ -152,7 +161,7 @@ def base_result(key: PointKey, source_files: dict[str, Any]) -> dict[str, Any]:
         "serial": key.serial, "scan_id": key.scan_id, "point": key.point, "kind": key.kind,
         "theta": angles[0] if angles else None, "phi": angles[1] if angles else None, "hv": point_hv(key.point),
         "events": 0, "selected_events": 0, "fit": None, "histogram": None, "reference": None, "warnings": [],
-        "source_files": source_files,
+        "charge_window_ns": None, "laser_delay_ns": None, "source_files": source_files,
     }
 
 
@@ -173,7 +182,7 @@ def process_point(key: PointKey, sources: dict[str, Path], cfg: Config) -> dict[
     except (WaveformFileError, MissingChannelError, OSError, ValueError) as exc:
         result.update(status="error", reason=str(exc))
     else:
-        result.update(events=charges.n_events, selected_events=charges.n_selected)
+        result.update(events=charges.n_events, selected_events=charges.n_selected, **timing(charges.window_ns, charges.laser_delay_ns))
         result["warnings"] = list(charges.warnings)
         fit, result["histogram"] = _fit_charges(charges.pmt_charge_pc, cfg)
         judge(result, fit, cfg, key.kind)
