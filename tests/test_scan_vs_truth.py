@@ -40,6 +40,12 @@ def processed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"truth": truth, "out": out, "results": point_results(out, SERIAL, SCAN), "log": output}
 
 
+def _wrong_statuses(results: dict[str, Any], truth_points: dict[str, Any]) -> dict[str, tuple]:
+    """Points whose status disagrees with the truth (`demo._status_ok`): (status, expected, reason)."""
+    return {p: (results[p]["status"], t["expected_status"], results[p].get("reason"))
+            for p, t in truth_points.items() if not _status_ok(results[p], t)}
+
+
 @pytest.mark.xfail(strict=True, reason=(
     "issue 9 not fully met: on this scan (seed 21, 25k events at 0.3 PE, reference PMT read) one of 26 statuses "
     "differs from the truth in the runs so far (a healthy point 'uncertain' at -2.4 to -2.6 sigma, error 0.8 %; "
@@ -49,8 +55,7 @@ def processed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_every_point_status_matches_truth(processed: dict[str, Any]) -> None:
     truth, results = processed["truth"], processed["results"]
     assert set(results) == set(truth["points"])
-    wrong = {p: (results[p]["status"], t["expected_status"], results[p].get("reason"))
-             for p, t in truth["points"].items() if not _status_ok(results[p], t)}
+    wrong = _wrong_statuses(results, truth["points"])
     assert not wrong, wrong  # 'uncertain' is accepted only when the true gain is within 2 errors of an edge
     for point, expected in truth["points"].items():
         fit = results[point]["fit"] or {}
@@ -69,8 +74,7 @@ def test_every_injected_fault_gets_its_status(processed: dict[str, Any]) -> None
     truth, results = processed["truth"], processed["results"]
     faulty = {p: t for p, t in truth["points"].items() if t["fault"]}
     assert len(faulty) == 5
-    wrong = {p: (results[p]["status"], t["expected_status"], results[p].get("reason"))
-             for p, t in faulty.items() if not _status_ok(results[p], t)}
+    wrong = _wrong_statuses(results, faulty)
     assert not wrong, wrong
     assert truth["points"]["theta30_phi180"]["expected_status"] == "poor"
 

@@ -102,7 +102,7 @@ class PointFollower:
         """What a worker needs to fit and build the point's result (small: histograms and counters)."""
         return {"histogram": self.pmt.to_dict(), "n_events": self.n_events, "n_selected": self.n_selected,
                 "reference": self.reference.to_dict() if self.reference is not None else None,
-                "warnings": self.warnings(), "window_ns": charge_window(self.cfg.analysis)[0],
+                "warnings": self.warnings(), "charge_window_ns": charge_window(self.cfg.analysis)[0],
                 "laser_delay_ns": laser_delay_ns(self.acc.delays)}
 
     # ---- persistence ------------------------------------------------------------------------------

@@ -47,14 +47,14 @@ def result_from_summary(key: PointKey, prints: dict[str, Any], summary: dict[str
     provisional fit, scaled, when that fit had at least `spe_fit.ERRORS_KEPT_ABOVE` of the events (one
     minimisation)."""
     from remote_monitor.analysis.spe_result import minima_only
-    from remote_monitor.service.processing import base_result, judge, reference_entry, timing
+    from remote_monitor.service.processing import base_result, judge, reference_entry, window_fields
 
     warm = {name: minima_only(m) if provisional else m for name, m in (warm or {}).items()}
     started = time.perf_counter()
     result = base_result(key, {} if provisional else prints)
     result.update(events=summary["n_events"], selected_events=summary["n_selected"],
                   warnings=list(summary["warnings"]), histogram=summary["histogram"],
-                  **timing(summary.get("window_ns"), summary.get("laser_delay_ns")))
+                  **window_fields(summary["charge_window_ns"], summary["laser_delay_ns"]))
     result["fit"] = fit = _fit(summary["histogram"], cfg, warm.get("pmt"))
     if summary.get("reference") is not None:
         result["reference"] = reference_entry(_fit(summary["reference"], cfg, warm.get("reference")))

@@ -146,7 +146,7 @@ def _peer_extras(sources: dict[str, Path], cfg: Config, result: dict[str, Any], 
         return None
 
 
-def timing(window_ns: Sequence[float] | None, laser_delay_ns: float | None) -> dict[str, Any]:
+def window_fields(window_ns: Sequence[float] | None, laser_delay_ns: float | None) -> dict[str, Any]:
     """The result's fields for where the charges were integrated (ns after the trigger: the configured window, or
     the one moved onto the laser) and where the laser pulses arrived; None where unknown (Pyrate input gives
     charges, not waveforms; no laser peak)."""
@@ -182,7 +182,8 @@ def process_point(key: PointKey, sources: dict[str, Path], cfg: Config) -> dict[
     except (WaveformFileError, MissingChannelError, OSError, ValueError) as exc:
         result.update(status="error", reason=str(exc))
     else:
-        result.update(events=charges.n_events, selected_events=charges.n_selected, **timing(charges.window_ns, charges.laser_delay_ns))
+        result.update(events=charges.n_events, selected_events=charges.n_selected,
+                      **window_fields(charges.window_ns, charges.laser_delay_ns))
         result["warnings"] = list(charges.warnings)
         fit, result["histogram"] = _fit_charges(charges.pmt_charge_pc, cfg)
         judge(result, fit, cfg, key.kind)
