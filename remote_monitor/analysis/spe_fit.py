@@ -169,8 +169,9 @@ def _minimize(model: BuiltModel, counts: np.ndarray, start: dict[str, float], fi
               hesse: bool, steps: dict[str, float] | None = None) -> _Outcome:
     """The extended binned likelihood fit with zfit's Minuit, from `start`, with `fixed` parameters held (and
     the nominal shape's, NOMINAL_SHAPE, unless `fixed` holds them otherwise); `steps`: Minuit's first step
-    sizes (default: zfit's). Every call sets each parameter's value, floating and step size, so a cached model
-    carries nothing over from the fit before (also when that one raised)."""
+    sizes (default: zfit's), given only for a start at a known nearby minimum, which then has the looser
+    tolerance (`spe_model.NEAR_TOL`). Every call sets each parameter's value, floating and step size, so a cached
+    model carries nothing over from the fit before (also when that one raised)."""
     fixed = {**NOMINAL_SHAPE, **fixed}
     for name in PARAM_NAMES:
         param = model.params[name]
@@ -184,7 +185,7 @@ def _minimize(model: BuiltModel, counts: np.ndarray, start: dict[str, float], fi
     _fresh_offset(loss)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = model.minimizer.minimize(loss)
+        result = (model.near_minimizer if steps else model.minimizer).minimize(loss)
         errors: dict[Any, Any] = {}
         if hesse:
             result, errors = _converged(model, result, [model.params[n] for n in PARAM_NAMES if n not in fixed])
