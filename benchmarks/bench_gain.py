@@ -151,7 +151,7 @@ def compiled_loss_timing(hist: Histogram, start: dict[str, float]) -> None:
     import tensorflow as tf  # type: ignore[import-untyped]
     from iminuit import Minuit
 
-    from remote_monitor.analysis.spe_fit import NOMINAL_SHAPE, _clamp, _fit_range, _minimize
+    from remote_monitor.analysis.spe_fit import EDM_LIMIT, NOMINAL_SHAPE, _clamp, _fit_range, _minimize
     from remote_monitor.analysis.spe_model import BOUNDS, PARAM_NAMES, get_model, n_pe_terms
 
     lo, hi = _fit_range(hist, start)
@@ -208,7 +208,7 @@ def compiled_loss_timing(hist: Histogram, start: dict[str, float]) -> None:
         graph.append((time.perf_counter() - t0) / 20)
     zt, ct = statistics.median(zfit_times), statistics.median(times)
     print(f"the same spectrum's nominal minimisation: zfit Migrad + Hesse (+ going on while the minimum is further "
-          f"than {0.02} NLL) {zt:.2f} s, Migrad alone {statistics.median(first_only):.2f} s (Q1 {zfit_fit.values['q1']:.4f} "
+          f"than {EDM_LIMIT} NLL) {zt:.2f} s, Migrad alone {statistics.median(first_only):.2f} s (Q1 {zfit_fit.values['q1']:.4f} "
           f"± {zfit_fit.errors.get('q1', math.nan):.4f} pC, NLL {zfit_fit.nll:.3f}); zfit's loss compiled as one "
           f"function of the parameters, iminuit Migrad + Hesse: {ct:.2f} s ({calls['value']} value and "
           f"{calls['gradient']} gradient calls, one value {1e3 * statistics.median(graph):.1f} ms; Q1 "
