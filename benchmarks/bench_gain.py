@@ -273,10 +273,12 @@ def expected_histogram(edges: np.ndarray, mu: float, gain: float, noise_sigma_pc
 
 def asimov(path: str) -> None:
     """Every class of a saved file (`--save`) fitted on its expected spectrum with the same bins and number of
-    events: bias and pull of the model itself, next to the drawn spectrum's."""
+    events: bias and pull of the model itself, next to the drawn spectrum's; then the summaries of both, over all
+    classes and over those whose gain the monitor shows (judged on the drawn spectrum, as in the main table)."""
     sigma = {n: float(np.std(pedestal_charges(np.random.default_rng(7), n, 200_000))) for n in NOISES}
     print(f"{'mu':>5} {'gain':>6} {'noise':>5} {'events':>8} | {'expected: bias %':>16} {'pull':>6} {'stat %':>6} "
           f"| {'drawn: bias %':>13} {'pull':>6} {'stat %':>6}")
+    tally: dict[tuple[str, bool], tuple[list[float], list[float]]] = {}  # (spectrum, gain shown): pulls, biases
     for mu, gain, noise_mv, drawn in saved_classes(path):
         expected = expected_histogram(drawn.edges, mu, gain, sigma[noise_mv], drawn.total, PmtPhysics())
         fits = [fit_spe(h) for h in (expected, drawn)]
@@ -284,6 +286,15 @@ def asimov(path: str) -> None:
                  f"{100 * (f.gain_err_stat or 0) / gain:6.2f}" if f.gain and f.gain_err else f"fit {f.status}"
                  for f in fits]
         print(f"{mu:5.2f} {gain / 1e7:5.1f}e7 {noise_mv:5.1f} {drawn.total:8d} | {shown[0]:>23} | {shown[1]}", flush=True)
+        for which, f in zip(("expected", "drawn"), fits, strict=True):
+            if f.gain and f.gain_err:
+                pulls, biases = tally.setdefault((which, not refusal(drawn, fits[1])), ([], []))
+                pulls.append((f.gain - gain) / f.gain_err)
+                biases.append(100 * (f.gain / gain - 1))
+    for which in ("expected", "drawn"):
+        every = [tally.get((which, s), ([], [])) for s in (True, False)]
+        summary(f" ({which} spectra)", every[0][0] + every[1][0], every[0][1] + every[1][1])
+        summary(f" ({which} spectra) whose gain the monitor shows on the drawn one", *every[0])
 
 
 def sized_fit(rng: np.random.Generator, n: int, mu: float, gain: float, noise_mv: float, phys: PmtPhysics) -> Any:
