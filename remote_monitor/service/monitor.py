@@ -196,8 +196,7 @@ class Monitor:
         self.problems.flush()
         self.recorder.retry()
         now = time.monotonic()
-        for key, sources, prints in self._waiting_points():
-            self._guard(f"point {key.label}", self._consider, key, sources, prints, now)
+        self._start_ready_points(now)
         self._guard("Korean files", self.korean.submit_ready, now, self.quiet, self.inflight)
         self._guard("collecting results", self._collect)
         self.notifier.watch(k.label for k in self._inflight)
@@ -206,6 +205,13 @@ class Monitor:
             self._guard("archive requests", self.archive.send_due, busy, self.commands.process)
 
     # ---- points -------------------------------------------------------------------------------------
+    def _start_ready_points(self, now: float) -> None:
+        """Give the ready points to free workers, earliest written first; once one finds no free worker, the
+        points written after it wait for the next pass."""
+        blocked = False
+        for key, sources, prints in self._waiting_points():
+            blocked |= bool(self._guard(f"point {key.label}", self._consider, key, sources, prints, now, blocked))
+
     def _waiting_points(self) -> list[tuple[PointKey, dict[str, Path], dict[str, Any]]]:
         """Pending points that no worker has, with their files and fingerprints (looked at once per pass), the
         points whose files were last written earliest first, so that a free worker takes the points in the order
@@ -223,44 +229,50 @@ class Monitor:
         sources = point_sources(self.data_root, key, self.layout)
         return sources, fingerprint(sources)
 
-    def _consider(self, key: PointKey, sources: dict[str, Path], prints: dict[str, Any], now: float) -> None:
-        """Start a point once its files exist and have stopped changing; forget it if it is done or gone."""
+    def _consider(self, key: PointKey, sources: dict[str, Path], prints: dict[str, Any], now: float,
+                  blocked: bool) -> bool:
+        """Start a point once its files exist and have stopped changing; forget it if it is done or gone.
+        True: the point is ready but waits for a worker. `blocked`: a point written earlier waits so in this pass;
+        then this one waits too, though a worker may have finished meanwhile (the pool is asked afresh for each
+        point), so that the points start in the order the stand wrote them."""
         if not sources:
             self._pending.discard(key)
             self._seen.pop(key, None)
-            return
+            return False
         seen = self._seen.get(key)
         if seen is None or seen[0] != prints:
             self._seen[key] = (prints, now)
             if self.quiet > 0:
-                self._follow(key, sources)
-                return
+                self._follow(key, sources, blocked)
+                return False
             seen = self._seen[key]
         quiet_for = now - seen[1]
         if quiet_for < self.quiet:
-            return
+            return False
         if missing_sources(sources, self.cfg, expected=True) and not (
             self.once or quiet_for >= self.cfg.monitor.incomplete_seconds
         ):
-            return
+            return False
         pool = self.inflight.pool
         assert pool is not None
-        if not pool.idle():
-            return  # every worker busy (or still warming up): the point stays pending
+        if blocked or not pool.idle():
+            return True  # every worker busy (or still warming up): the point stays pending
         stored = self.store.read_point(key)
         if stored is not None and stored.get("source_files") == prints:
             self._pending.discard(key)
-            return
+            return False
         job = self.live.final_job(key, sources, prints) or (process_job, key, sources, self.cfg)
         if not pool.submit(key, job):
-            return
+            return True
         self._pending.discard(key)
         self._inflight[key] = prints
         log.info("processing %s", key.label)
+        return False
 
-    def _follow(self, key: PointKey, sources: dict[str, Path]) -> None:
-        """Read on in a growing point; a provisional fit goes to a free worker when no final result waits."""
-        job = self.live.follow(key, sources, can_fit=not self._inflight)
+    def _follow(self, key: PointKey, sources: dict[str, Path], blocked: bool) -> None:
+        """Read on in a growing point; a provisional fit goes to a free worker when no final result waits (none
+        in flight, and no ready point waiting for a worker in this pass: `blocked`)."""
+        job = self.live.follow(key, sources, can_fit=not (self._inflight or blocked))
         pool = self.inflight.pool
         if job is not None and (pool is None or not pool.submit(("provisional", key), job)):
             self.live.provisional_finished(key, None)
