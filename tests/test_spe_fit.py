@@ -45,6 +45,21 @@ def test_main_peak_gain_on_realistic_spectra(mu: float, gain: float, n: int) -> 
     assert {"pedestal", "1 PE", "under-amplified"} <= set(result.curve["components"])
 
 
+def test_an_unresolved_spectrum_gets_the_n_pe_terms_its_fitted_occupancy_needs() -> None:
+    """At 2.5 PE with the 1-PE peak inside the pedestal's width (0.5e7, 1 mV noise) the pedestal's share of the
+    events underestimates the occupancy. With the terms that estimate asks for, the fit read mu 1.76 and the
+    gain +12 % (the benchmark's class, 2026-12-03); with terms for the fitted occupancy it reads about right."""
+    gain, mu = 0.5e7, 2.5
+    hist = realistic(25, 400_000, mu, gain, noise_mv=1.0)
+    start = spe_fit._start_values(hist)
+    assert spe_model.n_pe_terms(start["mu"]) < spe_model.n_pe_terms(mu)  # the case: the start asks for too few
+    result = fit_spe(hist)
+    assert result.status == "ok", result.reason
+    assert result.mu == pytest.approx(mu, rel=0.08)
+    assert abs(result.gain / gain - 1) < 0.05, result.gain
+    assert abs(result.gain - gain) < 3 * result.gain_err, (result.gain, result.gain_err)
+
+
 def test_pulses_in_the_baseline_samples_do_not_pull_the_gain() -> None:
     """A dark pulse in the baseline samples lowers the baseline and puts its event at -1.5 x its charge, far
     below the pedestal, where the Gaussian pedestal gives it no probability (a few hundred in a real 600k-event
