@@ -11,17 +11,20 @@ Not a test; prints measured numbers.
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 
 from remote_monitor.analysis.charges import AnalysisSettings, corrected_mv, window_charge_pc
-from remote_monitor.analysis.histogram import fill_histogram
 from remote_monitor.analysis.spe_fit import fit_spe
-from remote_monitor.analysis.units import MV_PER_ADC, NS_PER_SAMPLE, PC_PER_MV_SAMPLE
+from remote_monitor.analysis.units import NS_PER_SAMPLE
 from remote_monitor.simulation.stand import SimulationConfig, pmt_waveforms, trigger_waveforms
 
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_gain import histogram  # the gain benchmark's bins (whole charge quanta)
+
 LONG, SHORT, CHUNK = 1024, 260, 20_000
-BIN_PC = 20 * MV_PER_ADC * PC_PER_MV_SAMPLE / 2  # whole charge quanta per bin
 
 
 def paired_charges(n_events: int, gain: float, mu: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -47,14 +50,13 @@ def main() -> None:
     parser.add_argument("--mu", type=float, default=0.3)
     args = parser.parse_args()
     whole, cut = paired_charges(args.events, args.gain, args.mu, seed=11)
-    gains = {}
+    gains = []
     for label, charges in ((f"{LONG} samples (window whole)", whole), (f"{SHORT} samples (window cut)", cut)):
-        fit = fit_spe(fill_histogram(charges, 500, -60 * BIN_PC, 440 * BIN_PC))
-        gains[label] = fit.gain
+        fit = fit_spe(histogram(charges, args.gain, args.mu))
+        gains.append(fit.gain)
         print(f"{label:30s} gain {fit.gain:.5e} ({100 * (fit.gain / args.gain - 1):+.2f} % of the truth, "
               f"stat {100 * fit.gain_err_stat / args.gain:.2f} %), mu {fit.mu:.4f}", flush=True)
-    first, second = gains.values()
-    print(f"cut / whole: gain {100 * (second / first - 1):+.2f} %, mean charge {100 * (cut.mean() / whole.mean() - 1):+.2f} %"
+    print(f"cut / whole: gain {100 * (gains[1] / gains[0] - 1):+.2f} %, mean charge {100 * (cut.mean() / whole.mean() - 1):+.2f} %"
           f" ({len(whole)} events, {args.gain:.3e}, {args.mu} PE)")
 
 

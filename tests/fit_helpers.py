@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from remote_monitor.analysis import spe_fit
 from remote_monitor.analysis.histogram import Histogram
-from remote_monitor.analysis.spe_model import get_model, n_pe_terms
+from remote_monitor.analysis.spe_model import get_model
 
 
 def profile_rises(hist: Histogram, minimum: dict[str, float], step: float) -> list[float]:
     """NLL rise of refits with q1 held at the minimum's q1 -+ step (the other parameters free)."""
     start = spe_fit._start_values(hist)
     lo, hi = spe_fit._fit_range(hist, start)
-    model = get_model(hist.edges[lo:hi + 1], max(n_pe_terms(start["mu"]), n_pe_terms(minimum["mu"])))
+    model = get_model(hist.edges[lo:hi + 1], spe_fit._terms_for(start, {"nominal": minimum}))
     counts = hist.counts[lo:hi].astype(float)
     best = spe_fit._minimize(model, counts, minimum, {}, hesse=False)
     held = [{**best.values, "q1": best.values["q1"] + d} for d in (-step, step)]

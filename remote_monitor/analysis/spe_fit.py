@@ -23,7 +23,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -205,7 +205,7 @@ def _restart_under_amplified(model: BuiltModel, counts: np.ndarray, nominal: _Ou
     return _minimize(model, counts, other.values, {}, hesse=True)
 
 
-def _complete(values: Any) -> bool:
+def _complete(values: Any) -> TypeGuard[dict[str, float]]:
     """A usable start: a finite value for every parameter of the model."""
     return isinstance(values, dict) and all(isinstance(values.get(name), (int, float))
                                             and math.isfinite(values[name]) for name in PARAM_NAMES)
@@ -370,7 +370,7 @@ def _at_limit(values: dict[str, float]) -> list[str]:
 def _terms_for(start: dict[str, float], warm: Minima | None) -> int:
     """n-PE terms for the start's occupancy, or a growing point's last fitted one if that was higher."""
     earlier = (warm or {}).get("nominal")
-    mus = [start["mu"], *([float(earlier["mu"])] if earlier is not None and _complete(earlier) else [])]
+    mus = [start["mu"], *([earlier["mu"]] if _complete(earlier) else [])]
     return max(n_pe_terms(mu) for mu in mus)
 
 
