@@ -201,3 +201,34 @@ def test_integer_threshold_at_the_ends_of_the_range_equals_a_bisection() -> None
                 cut = _integer_cut(base, scale, threshold)
                 assert cut == _integer_cut_by_bisection(base, scale, threshold), (base, scale, threshold)
                 assert (-1 <= cut <= 65535) if scale < 0 else (0 <= cut <= 65536)
+
+
+def test_a_negative_nim_trigger_gives_the_same_charges_and_times_as_a_positive_one(tmp_path: Path) -> None:
+    # the same simulated events (same seed: same PMT samples, same trigger times), once with a positive trigger
+    # pulse and once with a negative (NIM-like) one near the top of the range: the trigger is found either way
+    from remote_monitor.analysis.point_extras import ExtrasAccumulator
+    from remote_monitor.analysis.pulse_times import TimingSettings
+    from remote_monitor.simulation.stand import SimulationConfig, simulate_point_waveforms
+
+    measured = {}
+    for polarity in (+1, -1):
+        cfg = SimulationConfig(trigger_polarity=polarity, include_sipm=False, mu=0.5)
+        waves = simulate_point_waveforms(np.random.default_rng(4), 3000, 260, 1e7, 0.5, cfg)
+        assert (np.median(waves[0]) > 8000) == (polarity < 0)  # the baseline sits where such a pulse has room
+        files = {}
+        for ch, samples in waves.items():
+            files[ch] = tmp_path / f"wave{ch}_{polarity}.txt"
+            write_ascii(files[ch], samples, ch)
+        charges = extract_point_charges(files, ChannelMap(), AnalysisSettings())
+        extras = ExtrasAccumulator(TimingSettings())
+        extras.add(waves[0], waves[2])
+        measured[polarity] = charges, extras.times
+    (pos, pos_times), (neg, neg_times) = measured[+1], measured[-1]
+    assert pos.n_events == neg.n_events == pos.n_selected == neg.n_selected == 3000
+    assert not any("without a trigger" in w for w in neg.warnings), neg.warnings
+    assert np.array_equal(pos.pmt_charge_pc, neg.pmt_charge_pc)
+    assert pos.laser_delay_ns == neg.laser_delay_ns is not None
+    assert neg_times.laser_searched == pos_times.laser_searched == 3000
+    assert len(neg_times.pmt_minus_trigger_ns()) > 500
+    assert neg_times.pmt_minus_trigger_ns() == pytest.approx(pos_times.pmt_minus_trigger_ns(), abs=1e-3)
+    assert neg_times.dark_counts == pos_times.dark_counts

@@ -91,6 +91,19 @@ def corrected_mv(samples: np.ndarray, polarity: int, baseline_samples: int = 40)
     return (raw - baseline) * np.float32(MV_PER_ADC * polarity)
 
 
+def rising_trigger(samples: np.ndarray, baseline_samples: int = 40) -> np.ndarray:
+    """The trigger channel's raw samples with its pulses rising: a negative (NIM) trigger is mirrored, sample by
+    sample, so that the positive-pulse trigger search finds it at the same sample and threshold in mV; a
+    positive (TTL) one is returned as it is. The polarity is that of the larger median excursion from the
+    baseline over the events of the block."""
+    if samples.size == 0:
+        return samples
+    base = samples[:, :baseline_samples].mean(axis=1)
+    up = np.median(samples.max(axis=1) - base)
+    down = np.median(base - samples.min(axis=1))
+    return samples if up >= down else samples.max() - samples
+
+
 def pulse_start(mv: np.ndarray, threshold_mv: float) -> np.ndarray:
     """Index of the first sample over threshold per event (-1: no pulse)."""
     over = mv > threshold_mv
@@ -218,7 +231,7 @@ class ChargeAccumulator:
         if block is None:
             return BlockCharges.empty(self.channels.reference is not None)
         s = self.settings
-        trig = block[self.channels.trigger]
+        trig = rising_trigger(block[self.channels.trigger], s.baseline_samples)
         trigger_start = np.empty(len(trig), dtype=np.int64)
         pulse_kernels.trigger_starts(trig, s.baseline_samples, self.mv_per_adc, s.trigger_threshold_mv, trigger_start)
         triggered = trigger_start >= 0

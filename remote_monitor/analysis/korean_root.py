@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from remote_monitor.analysis.charges import pulse_start, window_charge_pc
+from remote_monitor.analysis.charges import pulse_start, rising_trigger, window_charge_pc
 from remote_monitor.analysis.units import MV_PER_ADC, NS_PER_SAMPLE
 
 _PMT_RE = re.compile(r"(?P<serial>[A-Za-z]{2}\d{3,5}[A-Za-z]?)_hv(?P<hv>\d+)_R(?P<r>[PM]?\d+)_T(?P<t>[PM]?\d+)")
@@ -100,7 +100,7 @@ def read_korean_charges(path: Path, settings: KoreanSettings, channels: list[int
         tree = f["T"]
         for arrays in tree.iterate(["ADC"], step_size=s.step_entries, library="np"):
             adc = arrays["ADC"]
-            trig = adc[:, s.trigger_channel, :]
+            trig = rising_trigger(adc[:, s.trigger_channel, :], s.pedestal_samples[1])
             tstart = pulse_start(_mv(trig, s, +1), s.trigger_threshold_mv)
             ok = tstart >= 0
             n_events += len(adc)

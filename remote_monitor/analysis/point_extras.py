@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from remote_monitor.analysis.charges import rising_trigger
 from remote_monitor.analysis.dark_rate import (
     corrected_dark_rate,
     dark_rate,
@@ -47,6 +48,7 @@ class ExtrasAccumulator:
 
     def add(self, trigger: np.ndarray, pmt: np.ndarray, sipm: np.ndarray | None = None) -> None:
         d = self.digitizer
+        trigger = rising_trigger(trigger, d.baseline_samples)
         self.times.add(*pulse_times(pmt, trigger, self.timing, baseline_samples=d.baseline_samples,
                                     trigger_threshold_mv=d.trigger_threshold_mv, mv_per_adc=d.mv_per_adc,
                                     ns_per_sample=d.ns_per_sample))

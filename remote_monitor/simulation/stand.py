@@ -26,7 +26,7 @@ import numpy as np
 
 from remote_monitor.analysis.units import ELEMENTARY_CHARGE_PC, NS_PER_SAMPLE
 from remote_monitor.analysis.wavedump_writer import ascii_bytes, binary_bytes
-from remote_monitor.simulation.pulses import add_pulses, digitise, noise
+from remote_monitor.simulation.pulses import ADC_MAX, add_pulses, digitise, noise
 from remote_monitor.simulation.spe_charge import (
     PmtPhysics,
     event_pes,
@@ -92,6 +92,7 @@ class SimulationConfig:
     write_delay_s: float = 0.0  # pause between points, split evenly between the chunks of a file as well
     chunks_per_file: int = 1
     point_gap_s: float | None = None  # pause between points if different from write_delay_s
+    trigger_polarity: int = +1  # +1: positive trigger pulses (the stand's), -1: negative (NIM)
     laser_drift: float = 0.0  # rms of the laser intensity from point to point (seen by PMT and SiPM), e.g. 0.02
 
 
@@ -111,12 +112,16 @@ def _pmt_channel(rng: np.random.Generator, trig_ns: np.ndarray, length: int, gai
     return digitise(mv, 14000 + float(rng.integers(-200, 200)), -1)
 
 
-def trigger_waveforms(rng: np.random.Generator, n_events: int, record_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """(50 % crossing time in ns, raw samples) of the trigger pulses: 800 mV, 2-sample linear rise."""
+def trigger_waveforms(rng: np.random.Generator, n_events: int, record_length: int,
+                      polarity: int = +1) -> tuple[np.ndarray, np.ndarray]:
+    """(50 % crossing time in ns, raw samples) of the trigger pulses: 800 mV, 2-sample linear rise; polarity +1
+    a positive (TTL-like) pulse on a baseline near the bottom of the range, -1 a negative (NIM-like) one near
+    the top."""
     start = TRIGGER_START_SAMPLE + rng.integers(-1, 2, n_events)
     rel = np.arange(record_length)[None, :] - start[:, None]
     trigger_mv = 800.0 * np.clip((rel + 1) / 2.0, 0, 1) * (rel < 20) + rng.normal(0, 1.0, (n_events, record_length))
-    return start * NS_PER_SAMPLE, digitise(trigger_mv, 800, +1)  # the pulse crosses 50 % at its start sample
+    baseline_adc = 800 if polarity > 0 else ADC_MAX - 800
+    return start * NS_PER_SAMPLE, digitise(trigger_mv, baseline_adc, polarity)  # crosses 50 % at its start sample
 
 
 def pmt_waveforms(rng: np.random.Generator, trig_ns: np.ndarray, record_length: int, gain: float, mu: float,
@@ -128,7 +133,7 @@ def pmt_waveforms(rng: np.random.Generator, trig_ns: np.ndarray, record_length: 
 def simulate_point_waveforms(rng: np.random.Generator, n_events: int, record_length: int, gain: float, mu: float,
                              cfg: SimulationConfig, sipm_mu: float | None = None) -> dict[int, np.ndarray]:
     """Raw ADC samples (n_events, record_length) per channel for one scan point (no files)."""
-    trig_ns, trigger = trigger_waveforms(rng, n_events, record_length)
+    trig_ns, trigger = trigger_waveforms(rng, n_events, record_length, cfg.trigger_polarity)
     waves = {0: trigger, cfg.pmt_channel: _pmt_channel(rng, trig_ns, record_length, gain, mu, cfg)}
     if cfg.include_sipm:
         sipm = noise(rng, n_events, record_length, 1.5)
