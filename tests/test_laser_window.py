@@ -13,6 +13,7 @@ from remote_monitor.analysis.laser_window import (
     LEAD_NS,
     delay_histogram,
     laser_delay_ns,
+    record_end_warning,
     window_miss,
     window_on_laser,
     window_warning,
@@ -66,7 +67,8 @@ def test_point_whose_window_misses_the_pulses_is_read_on_them_and_says_so(tmp_pa
     assert abs(start - (arrive - LEAD_NS)) <= 1.0, note  # (both rounded to 1 ns)
     assert good["charge_window_ns"][0] <= good["laser_delay_ns"] <= good["charge_window_ns"][1]  # (in the result)
     assert moved["laser_delay_ns"] == pytest.approx(arrive, abs=0.5)
-    assert moved["charge_window_ns"] == pytest.approx([start, start + 120.0], abs=0.5)  # the window it used
+    record_end = (260 - 61) * 2.0  # ns after the latest trigger pulse (sample 60 +- 1) of the 260-sample records
+    assert moved["charge_window_ns"] == pytest.approx([start, min(start + 120.0, record_end)], abs=0.5)  # as used
 
     sources = point_sources(tmp_path, key)  # followed live, the final result comes from the full reading then
     for analysis, in_full in ((AnalysisSettings(), False), (early, True)):
@@ -79,3 +81,35 @@ def test_point_whose_window_misses_the_pulses_is_read_on_them_and_says_so(tmp_pa
     assert result["status"] == "error" and "no light" in result["reason"], result["reason"]
     miss = window_miss(result["warnings"])
     assert miss is not None and result["reason"].startswith(miss) and "fixed_window_start_ns" in miss
+
+
+@pytest.mark.parametrize(("length", "measured_to", "warned"), [(1024, 420.0, False), (260, 398.0, False),
+                                                                (232, 342.0, True)])
+def test_the_window_is_reported_as_measured_to_the_record_end(tmp_path: Path, length: int, measured_to: float,
+                                                             warned: bool) -> None:
+    # the trigger pulse starts at sample 60 +- 1, the default window is 300-420 ns after it and the laser pulses
+    # start about 327 ns after it: a 260-sample record ends 75 ns after them (no warning: a pulse loses < 0.1 %
+    # of its charge), a 232-sample one 15 ns after them (warned: a pulse loses a fifth of it)
+    waves = simulate_point_waveforms(np.random.default_rng(5), 3000, length, 1.0e7, 0.3, SimulationConfig())
+    key = PointKey("END1", "261203_080000", "theta0_phi0")
+    for channel, samples in waves.items():
+        path = channel_file(tmp_path, key, channel, binary=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_binary(path, samples, channel)
+    result = process_point(key, point_sources(tmp_path, key), Config(fit=FitSettings(min_events=200)))
+    assert result["charge_window_ns"] == [300.0, measured_to]
+    cut = [w for w in result["warnings"] if w.startswith("charge window cut by the end of the records")]
+    assert bool(cut) == warned, result["warnings"]
+    if warned:
+        after = float(cut[0].split("records ")[1].split(" ns after")[0])
+        assert after == pytest.approx(measured_to - result["laser_delay_ns"], abs=1.0) and 10 <= after <= 20, cut
+
+
+def test_record_end_warning_only_for_a_window_cut_close_after_the_pulses() -> None:
+    assert record_end_warning((300.0, 420.0), (300.0, 420.0), 327.0) is None  # not cut
+    assert record_end_warning((300.0, 420.0), (300.0, 398.0), 327.0) is None  # cut 71 ns after them
+    assert record_end_warning((300.0, 420.0), (300.0, 398.0), None) is None  # no laser peak to judge by
+    near = record_end_warning((300.0, 420.0), (300.0, 360.0), 327.0)
+    assert near is not None and "33 ns after the laser pulses start" in near and "measured to 360 ns" in near
+    before = record_end_warning((300.0, 420.0), (300.0, 310.0), 327.0)
+    assert before is not None and "before the laser pulses" in before

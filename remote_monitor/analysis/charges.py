@@ -14,6 +14,7 @@ from remote_monitor.analysis import pulse_kernels
 from remote_monitor.analysis.laser_window import (
     delay_histogram,
     laser_delay_ns,
+    record_end_warning,
     window_on_laser,
     window_warning,
 )
@@ -138,6 +139,7 @@ class ChargeAccumulator:
         self.pending: dict[int, list[WaveformChunk]] = {ch: [] for ch in self.wanted}
         self.n_events = self.n_untriggered = self.dropped = 0
         self.delays = delay_histogram()  # PMT minus trigger (ns): where the laser pulses are (`laser_window`)
+        self.record_end_ns: float | None = None  # the earliest end of a record after its trigger pulse (ns)
         self.mv_per_adc = ADC_RANGE_V / 2**settings.adc_bits * 1000.0
 
     def add(self, chunk: WaveformChunk, channel: int) -> None:
@@ -237,6 +239,9 @@ class ChargeAccumulator:
         triggered = trigger_start >= 0
         self.n_events += len(trig)
         self.n_untriggered += int(np.count_nonzero(~triggered))
+        if triggered.any():
+            end = (trig.shape[1] - int(trigger_start[triggered].max())) * NS_PER_SAMPLE
+            self.record_end_ns = end if self.record_end_ns is None else min(self.record_end_ns, end)
         charge, dt_ns, selected = self._channel(block[self.channels.pmt], trigger_start)
         ref = None
         if self.channels.reference is not None:
@@ -276,7 +281,16 @@ class ChargeAccumulator:
             out.append(f"dropped {self.n_untriggered} event(s) without a trigger pulse over "
                        f"{self.settings.trigger_threshold_mv} mV")
         misses = window_warning(self.delays, *charge_window(self.settings))
-        return out + ([misses] if misses else [])
+        cut = record_end_warning(charge_window(self.settings)[0], self.window_ns(), laser_delay_ns(self.delays))
+        return out + ([misses] if misses else []) + ([cut] if cut else [])
+
+    def window_ns(self) -> tuple[float, float]:
+        """Where the charges were measured (ns after the trigger): the fixed window cut where the records end
+        (the leading-edge mode's time selection as configured)."""
+        (lo, hi), _ = charge_window(self.settings)
+        if self.settings.mode != "fixed_window" or self.record_end_ns is None:
+            return lo, hi
+        return lo, max(lo, min(hi, self.record_end_ns))
 
 
 def charge_window(s: AnalysisSettings) -> tuple[tuple[float, float], str]:
@@ -371,5 +385,5 @@ def extract_point_charges(files: dict[int, Path], channels: ChannelMap, settings
         pmt_minus_trigger_ns=np.concatenate([b.dt_ns for b in blocks]) if blocks else np.zeros(0),
         warnings=warnings,
         laser_delay_ns=laser_delay_ns(acc.delays),
-        window_ns=charge_window(settings)[0],
+        window_ns=acc.window_ns(),
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from remote_monitor.analysis.charges import ChargeAccumulator, charge_window, make_readers, read_blocks
+from remote_monitor.analysis.charges import ChargeAccumulator, make_readers, read_blocks
 from remote_monitor.analysis.histogram import Histogram
 from remote_monitor.analysis.laser_window import laser_delay_ns
 from remote_monitor.stand.config import Config
@@ -102,7 +102,7 @@ class PointFollower:
         """What a worker needs to fit and build the point's result (small: histograms and counters)."""
         return {"histogram": self.pmt.to_dict(), "n_events": self.n_events, "n_selected": self.n_selected,
                 "reference": self.reference.to_dict() if self.reference is not None else None,
-                "warnings": self.warnings(), "charge_window_ns": charge_window(self.cfg.analysis)[0],
+                "warnings": self.warnings(), "charge_window_ns": self.acc.window_ns(),
                 "laser_delay_ns": laser_delay_ns(self.acc.delays)}
 
     # ---- persistence ------------------------------------------------------------------------------
@@ -117,7 +117,7 @@ class PointFollower:
                 "reference_counts": self.reference.counts.tolist() if self.reference is not None else None,
                 "n_events": self.acc.n_events, "n_untriggered": self.acc.n_untriggered,
                 "dropped": self.acc.dropped, "n_selected": self.n_selected, "binning": self._binning(),
-                "delay_counts": self.acc.delays.counts.tolist()}
+                "delay_counts": self.acc.delays.counts.tolist(), "record_end_ns": self.acc.record_end_ns}
 
     def _binning(self) -> list[float]:
         lo, hi = self.cfg.histogram.range_pc
@@ -148,6 +148,8 @@ class PointFollower:
             delays = np.asarray(state.get("delay_counts") or [], dtype=np.int64)  # (states saved before: none)
             if len(delays) == len(self.acc.delays.counts):
                 self.acc.delays.counts[:] = delays
+            end = state.get("record_end_ns")  # (states saved before: none)
+            self.acc.record_end_ns = None if end is None else float(end)
         except (KeyError, TypeError, ValueError, OSError):
             self._reset()
             return False
