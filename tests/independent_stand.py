@@ -86,17 +86,18 @@ def _write(fh, samples: np.ndarray, channel: int, first: int) -> None:
 
 
 def write_point(folder: Path, point: str, gain: float, mu: float, n_events: int, seed: int,
-                chunk: int = 50_000) -> None:
-    """Binary files wave<CH>save_<point>.dat (trigger 0, SiPM 1, PMT 2) of one point in folder."""
+                chunk: int = 50_000, pmt_channel: int = 2) -> None:
+    """Binary files wave<CH>save_<point>.dat (trigger 0, SiPM 1, PMT pmt_channel) of one point in folder."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
-    handles = {ch: open(folder / f"wave{ch}save_{point}.dat", "wb") for ch in (0, 1, 2)}  # noqa: SIM115
+    channels = (0, 1, pmt_channel)
+    handles = {ch: open(folder / f"wave{ch}save_{point}.dat", "wb") for ch in channels}  # noqa: SIM115
     try:
         for first in range(0, n_events, chunk):
             n = min(chunk, n_events - first)
             _write(handles[0], _trigger(rng, n), 0, first + 1)
             _write(handles[1], _sipm(rng, n), 1, first + 1)
-            _write(handles[2], _pmt(rng, n, gain, mu), 2, first + 1)
+            _write(handles[pmt_channel], _pmt(rng, n, gain, mu), pmt_channel, first + 1)
     finally:
         for fh in handles.values():
             fh.close()

@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from remote_monitor.service.processing import point_sources, process_point
+from remote_monitor.analysis.charges import AnalysisSettings
+from remote_monitor.service.live import LiveFollowing
+from remote_monitor.service.processing import fingerprint, missing_sources, point_sources, process_point
+from remote_monitor.service.store import ResultsStore
 from remote_monitor.stand.config import Config
 from remote_monitor.stand.layout import PointKey, channel_file
 
@@ -34,3 +37,28 @@ def test_gain_of_an_independently_simulated_stand_is_within_its_error(tmp_path: 
     assert abs(fit["gain"] - gain) < 3 * fit["gain_err"], (fit["gain"], fit["gain_err"])
     assert abs(fit["mu"] - 0.1) < 0.015, fit["mu"]
     assert result["status"] in ("healthy", "uncertain"), (result["status"], result["reason"])  # 1.02e7: in the band
+
+
+def test_a_pmt_on_channel_3_is_read_with_the_default_configuration(tmp_path: Path) -> None:
+    # the PMT under test is on channel 2 or 3; a stand that writes it on 3 is read without [channels] pmt = 3,
+    # and the point says which channel it used (before: "missing channel(s) [2]" after 30 s)
+    on2, on3 = (PointKey("IND03", "261203_080000", p) for p in ("theta0_phi0", "theta10_phi0"))
+    for key, channel in ((on2, 2), (on3, 3)):
+        write_point(channel_file(tmp_path, key, 0, binary=True).parent, key.point, 1.0e7, 0.15, 30_000, seed=3,
+                    pmt_channel=channel)
+    cfg = Config(analysis=AnalysisSettings(fixed_window_start_ns=160.0))  # on this stand's laser pulses
+    sources = point_sources(tmp_path, on3)
+    assert sorted(sources) == ["0", "1", "3"] and missing_sources(sources, cfg, expected=True) == []
+    results = {key: process_point(key, point_sources(tmp_path, key), cfg) for key in (on2, on3)}
+    note = "PMT under test read from channel 3: the configured [channels] pmt = 2 has no file"
+    assert note in results[on3]["warnings"] and not any("channel 3" in w for w in results[on2]["warnings"])
+    assert results[on3]["status"] != "error", results[on3]["reason"]
+    assert results[on3]["fit"]["gain"] == results[on2]["fit"]["gain"]  # the same events, read from channel 3
+
+    live = LiveFollowing(cfg, ResultsStore(tmp_path / "out"))  # the running histogram of a live point too
+    live.follow(on3, sources, can_fit=False)
+    job = live.final_job(on3, sources, fingerprint(sources))
+    assert job is not None, "the live follower could not read the point"
+    function, *args = job
+    final = function(*args)
+    assert note in final["warnings"] and final["fit"]["gain"] == pytest.approx(results[on2]["fit"]["gain"], rel=1e-3)

@@ -40,9 +40,11 @@ def file_identity(path: Path, offset: int) -> dict[str, Any]:
 class PointFollower:
     """Running charge histogram of one point whose files are still growing."""
 
-    def __init__(self, files: dict[int, Path], cfg: Config) -> None:
+    def __init__(self, files: dict[int, Path], cfg: Config, notes: tuple[str, ...] = ()) -> None:
+        """notes: warnings the point's results carry besides the readers' (e.g. the PMT channel used)."""
         self.files = {int(ch): Path(p) for ch, p in files.items()}
         self.cfg = cfg
+        self.notes = list(notes)
         self.rewrites = 0
         self._reset()
 
@@ -96,7 +98,7 @@ class PointFollower:
         return self.acc.n_events
 
     def warnings(self) -> list[str]:
-        return [w for r in self.readers.values() for w in r.warnings] + self.acc.warnings()
+        return [w for r in self.readers.values() for w in r.warnings] + self.acc.warnings() + self.notes
 
     def summary(self) -> dict[str, Any]:
         """What a worker needs to fit and build the point's result (small: histograms and counters)."""

@@ -101,8 +101,11 @@ class LiveFollowing:
         follower = self.followers.get(key)
         if follower is not None and follower.files == {ch: files.get(ch) for ch in follower.files}:
             return follower
+        from remote_monitor.service.processing import pmt_channel_for
+
+        cfg, note = pmt_channel_for(self.cfg, sources)
         try:
-            follower = PointFollower(files, self.cfg)
+            follower = PointFollower(files, cfg, (note,) if note else ())
         except (WaveformFileError, ValueError):  # a required channel has no file yet
             return None
         saved = read_json(self._state_path(key))
@@ -136,7 +139,7 @@ class LiveFollowing:
         self._last_fit[key] = (time.monotonic(), follower.n_events)
         self._provisional.add(key)
         self._save(key, follower)
-        return result_from_summary, key, {}, follower.summary(), self.cfg, True, self._minima.get(key)
+        return result_from_summary, key, {}, follower.summary(), follower.cfg, True, self._minima.get(key)
 
     def _save(self, key: PointKey, follower: PointFollower) -> None:
         try:
@@ -160,7 +163,7 @@ class LiveFollowing:
         if self.cfg.analysis.move_window_to_laser and window_miss(summary["warnings"]):
             self.done(key)
             return None  # the full processing reads the point again with the window on the laser pulses
-        return result_from_summary, key, prints, summary, self.cfg, False, self._minima.get(key)
+        return result_from_summary, key, prints, summary, follower.cfg, False, self._minima.get(key)
 
     def provisional_finished(self, key: PointKey, result: dict[str, Any] | None) -> dict[str, Any] | None:
         """A provisional fit came back (None: it failed or was not started); the result to show, or None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,10 +40,27 @@ def point_sources(data_root: Path, key: PointKey, layout: Layout = DEFAULT_LAYOU
     return found
 
 
+PMT_CHANNELS = (2, 3)  # the PMT under test is on one of these
+
+
+def pmt_channel_for(cfg: Config, sources: dict[str, Path]) -> tuple[Config, str | None]:
+    """The configuration for a point's files, and a note when it differs: where the configured PMT channel
+    (2 or 3) has no file and the other one has, the PMT under test is read from that one."""
+    ch = cfg.channels
+    other = next((c for c in PMT_CHANNELS if c != ch.pmt), None)
+    if ROOT_SOURCE in sources or str(ch.pmt) in sources or other is None or str(other) not in sources \
+            or other in (ch.trigger, ch.sipm, ch.reference):
+        return cfg, None
+    return replace(cfg, channels=replace(ch, pmt=other)), (
+        f"PMT under test read from channel {other}: the configured [channels] pmt = {ch.pmt} has no file")
+
+
 def missing_sources(sources: dict[str, Path], cfg: Config, expected: bool = False) -> list[int]:
-    """Required (or, with expected=True, all expected) channels without a file; none with a Pyrate file."""
+    """Required (or, with expected=True, all expected) channels without a file; none with a Pyrate file.
+    A PMT under test on the other PMT channel counts (`pmt_channel_for`)."""
     if ROOT_SOURCE in sources:
         return []
+    cfg, _ = pmt_channel_for(cfg, sources)
     wanted = cfg.channels.expected if expected else cfg.channels.required
     return [ch for ch in wanted if str(ch) not in sources]
 
@@ -173,6 +191,7 @@ def process_point(key: PointKey, sources: dict[str, Path], cfg: Config) -> dict[
     started = time.perf_counter()
     result = base_result(key, fingerprint(sources))
     result["provenance"] = point_provenance(cfg, sources)
+    cfg, channel_note = pmt_channel_for(cfg, sources)
     missing = missing_sources(sources, cfg)
     try:
         if missing:
@@ -184,7 +203,7 @@ def process_point(key: PointKey, sources: dict[str, Path], cfg: Config) -> dict[
     else:
         result.update(events=charges.n_events, selected_events=charges.n_selected,
                       **window_fields(charges.window_ns, charges.laser_delay_ns))
-        result["warnings"] = list(charges.warnings)
+        result["warnings"] = list(charges.warnings) + ([channel_note] if channel_note else [])
         fit, result["histogram"] = _fit_charges(charges.pmt_charge_pc, cfg)
         judge(result, fit, cfg, key.kind)
         if charges.reference_charge_pc is not None:
