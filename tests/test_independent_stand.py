@@ -62,3 +62,14 @@ def test_a_pmt_on_channel_3_is_read_with_the_default_configuration(tmp_path: Pat
     function, *args = job
     final = function(*args)
     assert note in final["warnings"] and final["fit"]["gain"] == pytest.approx(results[on2]["fit"]["gain"], rel=1e-3)
+
+    # a file of the configured channel that appears later is the PMT under test from then on (a stand that
+    # writes both): the follower reads channel 2 afresh, without the note
+    later = channel_file(tmp_path, on3, 2, binary=True)
+    later.write_bytes(channel_file(tmp_path, on2, 2, binary=True).read_bytes())
+    sources = point_sources(tmp_path, on3)
+    job = live.final_job(on3, sources, fingerprint(sources))
+    assert job is not None
+    function, *args = job
+    both = function(*args)
+    assert not any("channel 3" in w for w in both["warnings"]) and both["events"] == results[on2]["events"]

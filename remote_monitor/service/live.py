@@ -98,12 +98,13 @@ class LiveFollowing:
         if key in self.broken or ROOT_SOURCE in sources:
             return None
         files = {int(ch): path for ch, path in sources.items()}
-        follower = self.followers.get(key)
-        if follower is not None and follower.files == {ch: files.get(ch) for ch in follower.files}:
-            return follower
         from remote_monitor.service.processing import pmt_channel_for
 
         cfg, note = pmt_channel_for(self.cfg, sources)
+        follower = self.followers.get(key)
+        if follower is not None and follower.files == {ch: files.get(ch) for ch in follower.files} and \
+                follower.cfg.channels == cfg.channels:  # (a configured PMT file that appeared later is read)
+            return follower
         try:
             follower = PointFollower(files, cfg, (note,) if note else ())
         except (WaveformFileError, ValueError):  # a required channel has no file yet
