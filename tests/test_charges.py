@@ -204,15 +204,16 @@ def test_integer_threshold_at_the_ends_of_the_range_equals_a_bisection() -> None
 
 
 def test_a_negative_nim_trigger_gives_the_same_charges_and_times_as_a_positive_one(tmp_path: Path) -> None:
-    # the same simulated events (same seed: same PMT samples, same trigger times), once with a positive trigger
-    # pulse and once with a negative (NIM-like) one near the top of the range: the trigger is found either way
+    # the same simulated events (same seed: same PMT samples, same trigger times), once with positive trigger
+    # and SiPM pulses and once with negative ones near the top of the range: the trigger is found either way,
+    # and the SiPM's light-monitor charge is the same
     from remote_monitor.analysis.point_extras import ExtrasAccumulator
     from remote_monitor.analysis.pulse_times import TimingSettings
     from remote_monitor.simulation.stand import SimulationConfig, simulate_point_waveforms
 
     measured = {}
     for polarity in (+1, -1):
-        cfg = SimulationConfig(trigger_polarity=polarity, include_sipm=False, mu=0.5)
+        cfg = SimulationConfig(trigger_polarity=polarity, sipm_polarity=polarity, mu=0.5)
         waves = simulate_point_waveforms(np.random.default_rng(4), 3000, 260, 1e7, 0.5, cfg)
         assert (np.median(waves[0]) > 8000) == (polarity < 0)  # the baseline sits where such a pulse has room
         files = {}
@@ -221,9 +222,12 @@ def test_a_negative_nim_trigger_gives_the_same_charges_and_times_as_a_positive_o
             write_ascii(files[ch], samples, ch)
         charges = extract_point_charges(files, ChannelMap(), AnalysisSettings())
         extras = ExtrasAccumulator(TimingSettings())
-        extras.add(waves[0], waves[2])
-        measured[polarity] = charges, extras.times
-    (pos, pos_times), (neg, neg_times) = measured[+1], measured[-1]
+        extras.add(waves[0], waves[2], waves[1])
+        measured[polarity] = charges, extras.times, extras.sipm_summary()
+    (pos, pos_times, pos_sipm), (neg, neg_times, neg_sipm) = measured[+1], measured[-1]
+    assert pos_sipm is not None and neg_sipm is not None and pos_sipm["charge_mean_pc"] > 10.0
+    assert neg_sipm["charge_mean_pc"] == pytest.approx(pos_sipm["charge_mean_pc"], rel=1e-4)
+    assert neg_sipm["occupancy"] == pos_sipm["occupancy"]
     assert pos.n_events == neg.n_events == pos.n_selected == neg.n_selected == 3000
     assert not any("without a trigger" in w for w in neg.warnings), neg.warnings
     assert np.array_equal(pos.pmt_charge_pc, neg.pmt_charge_pc)

@@ -71,7 +71,8 @@ class ExtrasAccumulator:
         hi = np.clip(start + round(self.sipm_window_ns[1] / d.ns_per_sample), 0, mv.shape[1])
         rows = np.arange(len(mv))
         charge = (cum[rows, hi] - cum[rows, lo]) * d.pc_per_mv_sample
-        return charge[start >= 0]
+        charge = charge[start >= 0]
+        return -charge if len(charge) and charge.mean() < 0 else charge  # negative SiPM pulses: made positive
 
     def sipm_summary(self) -> dict[str, Any] | None:
         """Mean SiPM charge and occupancy (-ln of the fraction of events without SiPM light), with errors."""

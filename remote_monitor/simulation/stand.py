@@ -93,6 +93,7 @@ class SimulationConfig:
     chunks_per_file: int = 1
     point_gap_s: float | None = None  # pause between points if different from write_delay_s
     trigger_polarity: int = +1  # +1: positive trigger pulses (the stand's), -1: negative (NIM)
+    sipm_polarity: int = +1  # +1: positive SiPM pulses (the stand's), -1: negative
     laser_drift: float = 0.0  # rms of the laser intensity from point to point (seen by PMT and SiPM), e.g. 0.02
 
 
@@ -140,7 +141,7 @@ def simulate_point_waveforms(rng: np.random.Generator, n_events: int, record_len
         sipm_mean = cfg.sipm_mu if sipm_mu is None else sipm_mu
         n_sipm = rng.poisson(sipm_mean if mu > 0 else 0.0, n_events)
         add_pulses(sipm, np.arange(n_events), trig_ns + SIPM_DELAY_NS, 2.0 * n_sipm * rng.normal(1, 0.1, n_events))
-        waves[1] = digitise(sipm, 800, +1)
+        waves[1] = digitise(sipm, 800 if cfg.sipm_polarity > 0 else ADC_MAX - 800, cfg.sipm_polarity)
     if cfg.include_reference:
         waves[4] = _pmt_channel(rng, trig_ns, record_length, 1e7, 0.5, cfg)
     return waves
