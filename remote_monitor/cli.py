@@ -23,6 +23,7 @@ from remote_monitor.cli_common import (
     guarded,
     port,
     positive,
+    positive_int,
     resolve_globals,
     version_string,
 )
@@ -153,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="simulate a PMT scan with faults, process it, write the report")
     p.add_argument("--workdir", type=Path, default=Path("demo"), help="where data/ and out/ go")
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help="worker processes fitting points (default: the machine's cores, at most 4)")
     _add_simulation_args(p, events=120000, record_length=260, fmt="binary")  # the stand's record, 0.3 PE
 
     p = sub.add_parser("simulate", help="write a simulated test-stand dataset (WaveDump files + truth)")

@@ -64,7 +64,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cfg = _simulation_config(args)
     serials = args.serial or ["SIM0001"]
     with _bars(args, simulate_total=len(serials) * _points_per_scan(cfg)):
-        return run_demo(args.workdir, serials, cfg)
+        return run_demo(args.workdir, serials, cfg, workers=args.workers)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -109,6 +109,17 @@ def positive(text: str) -> float:
     return value
 
 
+def positive_int(text: str) -> int:
+    """A whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
 def add_global_options(parser: argparse.ArgumentParser, sub: argparse._SubParsersAction[Any], *, config_help: str) -> None:
     """-v/--verbose and --config on the main parser and on every subcommand (so they work in either place).
 

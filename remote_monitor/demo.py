@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import statistics
 from pathlib import Path
 from typing import Any
@@ -70,14 +71,22 @@ def compare_with_truth(store: ResultsStore, truth: dict[str, Any]) -> list[str]:
     return lines
 
 
-def run_demo(workdir: Path, serials: list[str], sim_cfg: SimulationConfig) -> int:
-    """Simulate, process with the monitor (once), print the comparison and where the report is."""
+def default_workers() -> int:
+    """Worker processes for the demo: one per core, at most 4 (each holds its own TensorFlow, ~1 GB)."""
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def run_demo(workdir: Path, serials: list[str], sim_cfg: SimulationConfig, workers: int | None = None) -> int:
+    """Simulate, process with the monitor (once, `workers` processes; default `default_workers`), print the
+    comparison and where the report is."""
     if not sim_cfg.faults:
         sim_cfg = dataclasses.replace(sim_cfg, faults=[parse_fault(f) for f in DEFAULT_FAULTS])
     sim_cfg = dataclasses.replace(sim_cfg, mu=DEMO_OCCUPANCY)
     data, out = workdir / "data", workdir / "out"
     truths = [simulate_scan(data, serial, cfg=sim_cfg) for serial in serials]
-    Monitor(Config(), data, out, once=True).run()
+    cfg = Config()
+    cfg = dataclasses.replace(cfg, monitor=dataclasses.replace(cfg.monitor, workers=workers or default_workers()))
+    Monitor(cfg, data, out, once=True).run()
     store = ResultsStore(out)
     for truth in truths:
         print(f"\n== {truth['serial']} scan {truth['scan_id']} ==")

@@ -19,14 +19,16 @@ quiet_seconds = {quiet}
 poll_seconds = {poll}
 incomplete_seconds = 3.0
 tick_seconds = 0.05
+workers = {workers}
 [fit]
 min_events = 200
 """
 
 
-def write_config(tmp: Path, quiet: float = 0.5, poll: float = 0.0) -> Path:
+def write_config(tmp: Path, quiet: float = 0.5, poll: float = 0.0, workers: int = 1) -> Path:
+    """A config for fast tests; `workers`: 2 where the points' order does not matter (the machine's 2 cores)."""
     path = tmp / "monitor.toml"
-    path.write_text(FAST_CONFIG.format(quiet=quiet, poll=poll))
+    path.write_text(FAST_CONFIG.format(quiet=quiet, poll=poll, workers=workers))
     return path
 
 

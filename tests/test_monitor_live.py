@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from remote_monitor.simulation.stand import SimulationConfig, parse_fault, simulate_scan
-from remote_monitor.stand.layout import SCAN_POINTS
 
 from .monitor_helpers import journal, point_results, start_monitor, stop, wait_for, write_config
 
@@ -20,6 +19,11 @@ pytestmark = pytest.mark.slow
 
 SERIAL, SCAN = "LIVE01", "261125_100000"
 FAULTS = ["truncated:theta50_phi270", "missing_channel:theta40_phi0", "garbage:theta20_phi0"]
+# 12 of the 21 positions (every theta, the three faults) and two HV points, in the stand's order: the live
+# behaviour needs no full scan (the full scan through the monitor: test_scan_vs_truth, test_monitor_restart)
+POINTS = ["theta0_phi0", "theta10_phi0", "theta10_phi90", "theta10_phi180", "theta20_phi0", "theta20_phi90",
+          "theta30_phi90", "theta30_phi270", "theta40_phi0", "theta40_phi180", "theta50_phi90", "theta50_phi270",
+          "HV_1700", "HV_1800"]
 
 
 def _digest(path: Path) -> str | None:
@@ -55,13 +59,13 @@ def test_live_scan_is_processed_point_by_point(tmp_path: Path, poll: float) -> N
                            mu=1.0,
                            faults=[parse_fault(f) for f in FAULTS], seed=3)
     writer = threading.Thread(target=simulate_scan, args=(data, SERIAL),
-                              kwargs={"scan_id": SCAN, "cfg": sim})
+                              kwargs={"scan_id": SCAN, "cfg": sim, "points": POINTS})
     writer.start()
 
     seen_at: dict[str, float] = {}
     report_versions: list[str] = []
     deadline = time.monotonic() + 420
-    while len(seen_at) < 26 and time.monotonic() < deadline:
+    while len(seen_at) < len(POINTS) and time.monotonic() < deadline:
         for point, result in point_results(out, SERIAL, SCAN).items():
             if result.get("status") != "acquiring":  # not a provisional result of a point still written
                 seen_at.setdefault(point, time.time())
@@ -74,13 +78,13 @@ def test_live_scan_is_processed_point_by_point(tmp_path: Path, poll: float) -> N
     code, output = stop(proc)
     assert code == 0, output
     results = point_results(out, SERIAL, SCAN)
-    assert set(SCAN_POINTS) <= set(results) and len(results) == 26, sorted(results)
+    assert sorted(results) == sorted(POINTS), sorted(results)
 
     # each point processed exactly once
     counts = Counter(entry["point"] for entry in journal(out) if entry["serial"] == SERIAL)
     assert set(counts.values()) == {1}, counts
     # the report changed after each point (a point finishing within one poll may share a version)
-    assert len(report_versions) >= 20, len(report_versions)
+    assert len(report_versions) >= len(POINTS) - 3, len(report_versions)
 
     # faults are errors with their reason; the other points were processed
     assert results["theta40_phi0"]["status"] == "error" and "missing channel" in results["theta40_phi0"]["reason"]
@@ -89,7 +93,7 @@ def test_live_scan_is_processed_point_by_point(tmp_path: Path, poll: float) -> N
     truncated = results["theta50_phi270"]
     assert truncated["status"] != "error" and any("truncat" in w.lower() for w in truncated["warnings"]), truncated
     with_gain = [p for p, r in results.items() if r["status"] in ("healthy", "poor", "uncertain")]
-    assert len(with_gain) == 24, {p: (r["status"], r.get("reason")) for p, r in results.items()}
+    assert len(with_gain) == len(POINTS) - 2, {p: (r["status"], r.get("reason")) for p, r in results.items()}
 
     # latency from a point's last file write to its final result appearing; printed, not asserted (the machine's
     # speed is measured in benchmarks/bench_latency.py). Asserted: the points are processed in the order the
@@ -106,10 +110,10 @@ def test_live_scan_is_processed_point_by_point(tmp_path: Path, poll: float) -> N
     assert finished == written, (finished, written)
     warm = min(seen_at.values())  # points written before the first result may wait for the worker's warm-up
     idle = {p: _idle_seconds(last_write[p], seen_at[p], results, seen_at) for p in written if last_write[p] > warm}
-    # the check covers about half the scan or more: 18-19 of the 25 written points came after the first result
-    # (2026-12-03, CI and a loaded local run; the warm-up and the first fits at 1 PE, a larger model than the
-    # warm-up's, take 40-60 s while the first points queue)
-    assert len(idle) >= 12, idle
+    # the check covers several points: the warm-up and the first fits at 1 PE (a larger model than the warm-up's)
+    # take 40-60 s while the first 5-7 points queue (with all 26 points 18-19 of the 25 written came after the
+    # first result, 2026-12-03, CI and a loaded local run)
+    assert len(idle) >= 4, idle
     print(f"{len(idle)} points written after the first result; longest idle waits:",
           sorted(((round(t, 1), p) for p, t in idle.items()), reverse=True)[:3])
     assert max(idle.values()) < 30, idle  # quiet time, ticks, reports, provisional fits; a lost event: 60 s

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 def _config(tmp_path: Path, smtp_port: int, webhook: str) -> Path:
     path = tmp_path / "monitor.toml"
-    path.write_text(FAST_CONFIG.format(quiet=0.3, poll=0.0) + f"""
+    path.write_text(FAST_CONFIG.format(quiet=0.3, poll=0.0, workers=2) + f"""
 [mail]
 host = "127.0.0.1"
 port = {smtp_port}

@@ -32,7 +32,7 @@ def processed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     sim = SimulationConfig(n_events=25000, record_length=260, fmt="binary", mu=0.3, include_reference=True,
                            seed=21, faults=faults)
     truth = simulate_scan(data, SERIAL, scan_id=SCAN, cfg=sim)
-    config = write_config(tmp, quiet=0.0)
+    config = write_config(tmp, quiet=0.0, workers=2)
     config.write_text(config.read_text() + "[channels]\nreference = 4\n")  # the reference PMT is read
     proc = start_monitor(data, out, config, "--once")
     output, _ = proc.communicate(timeout=900)

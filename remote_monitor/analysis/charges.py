@@ -280,8 +280,9 @@ class ChargeAccumulator:
         if self.n_untriggered:
             out.append(f"dropped {self.n_untriggered} event(s) without a trigger pulse over "
                        f"{self.settings.trigger_threshold_mv} mV")
-        misses = window_warning(self.delays, *charge_window(self.settings))
-        cut = record_end_warning(charge_window(self.settings)[0], self.window_ns(), laser_delay_ns(self.delays))
+        configured, setting = charge_window(self.settings)
+        misses = window_warning(self.delays, configured, setting)
+        cut = record_end_warning(configured, self.window_ns(), laser_delay_ns(self.delays))
         return out + ([misses] if misses else []) + ([cut] if cut else [])
 
     def window_ns(self) -> tuple[float, float]:

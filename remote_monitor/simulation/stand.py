@@ -113,6 +113,12 @@ def _pmt_channel(rng: np.random.Generator, trig_ns: np.ndarray, length: int, gai
     return digitise(mv, 14000 + float(rng.integers(-200, 200)), -1)
 
 
+def _auxiliary_baseline(polarity: int) -> int:
+    """ADC baseline of the trigger and SiPM channels: near the bottom of the range for positive pulses, near the
+    top for negative ones."""
+    return 800 if polarity > 0 else ADC_MAX - 800
+
+
 def trigger_waveforms(rng: np.random.Generator, n_events: int, record_length: int,
                       polarity: int = +1) -> tuple[np.ndarray, np.ndarray]:
     """(50 % crossing time in ns, raw samples) of the trigger pulses: 800 mV, 2-sample linear rise; polarity +1
@@ -121,8 +127,7 @@ def trigger_waveforms(rng: np.random.Generator, n_events: int, record_length: in
     start = TRIGGER_START_SAMPLE + rng.integers(-1, 2, n_events)
     rel = np.arange(record_length)[None, :] - start[:, None]
     trigger_mv = 800.0 * np.clip((rel + 1) / 2.0, 0, 1) * (rel < 20) + rng.normal(0, 1.0, (n_events, record_length))
-    baseline_adc = 800 if polarity > 0 else ADC_MAX - 800
-    return start * NS_PER_SAMPLE, digitise(trigger_mv, baseline_adc, polarity)  # crosses 50 % at its start sample
+    return start * NS_PER_SAMPLE, digitise(trigger_mv, _auxiliary_baseline(polarity), polarity)  # crosses 50 % at its start sample
 
 
 def pmt_waveforms(rng: np.random.Generator, trig_ns: np.ndarray, record_length: int, gain: float, mu: float,
@@ -141,7 +146,7 @@ def simulate_point_waveforms(rng: np.random.Generator, n_events: int, record_len
         sipm_mean = cfg.sipm_mu if sipm_mu is None else sipm_mu
         n_sipm = rng.poisson(sipm_mean if mu > 0 else 0.0, n_events)
         add_pulses(sipm, np.arange(n_events), trig_ns + SIPM_DELAY_NS, 2.0 * n_sipm * rng.normal(1, 0.1, n_events))
-        waves[1] = digitise(sipm, 800 if cfg.sipm_polarity > 0 else ADC_MAX - 800, cfg.sipm_polarity)
+        waves[1] = digitise(sipm, _auxiliary_baseline(cfg.sipm_polarity), cfg.sipm_polarity)
     if cfg.include_reference:
         waves[4] = _pmt_channel(rng, trig_ns, record_length, 1e7, 0.5, cfg)
     return waves
