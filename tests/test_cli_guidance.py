@@ -69,7 +69,7 @@ def test_typical_mistakes_are_one_line_and_a_nonzero_exit(tmp_path: Path) -> Non
         ["demo", "--workdir", "/proc/x"], ["demo", "--events", "many"], ["simulate", "--data", "/proc/x"],
         ["simulate", "--data", d, "--fault", "bogus"], ["keygen"], ["keygen", "--key", "/proc/x/monitor.key"],
         ["reprocess", "--out", o, "--scan-dir", str(tmp_path)], ["reprocess", "--out", o],
-        ["submit", "--data", d], ["submit", "--data", d, "--out", o, "--poll", "soon"],
+        ["submit", "--data", d], ["submit", "--data", d, "--out", o, "--poll", "soon"], ["demo", "--workers", "0"],
     ]
     viewer = [
         [], ["watch", "htp:/typo"], ["watch", "--url", "ftp://host/"], ["watch", "--interval", "0"],
@@ -91,6 +91,7 @@ def test_typical_mistakes_are_one_line_and_a_nonzero_exit(tmp_path: Path) -> Non
     typo = results[cases.index(("local-viewer", ["watch", "htp:/typo"]))].stderr
     assert "not an http(s) URL" in typo and "unreachable" not in typo
     assert "port must be 0-65535" in results[4].stderr
+    assert "--workers: must be >= 1" in results[len(remote) - 1].stderr
     print(f"{len(cases)} mistakes, each one line; e.g. {results[9].stderr.strip()!r}")
 
 

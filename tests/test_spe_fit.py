@@ -110,6 +110,27 @@ def test_a_nan_in_the_flat_shapes_fit_is_not_a_failed_point(monkeypatch: pytest.
     assert abs(floor.gain - 1e7) < 3 * floor.gain_err
 
 
+def test_a_point_without_photoelectrons_fits_no_second_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without light the nominal fit ends at no occupancy, and every 1-PE parameter is free to wander: the flat
+    shape's fit from the start values took 144 s to a NaN likelihood on the demo's dead point. It is not run."""
+    minimize = spe_fit._minimize
+    fixed_sets: list[dict[str, float]] = []
+
+    def recorded(model: object, counts: object, start: dict[str, float], fixed: dict[str, float], hesse: bool,
+                 steps: dict[str, float] | None = None) -> object:
+        fixed_sets.append(fixed)
+        return minimize(model, counts, start, fixed, hesse=hesse, steps=steps)
+
+    monkeypatch.setattr(spe_fit, "_minimize", recorded)
+    dark = fit_spe(realistic(8, 120_000, 0.0, 1e7))
+    assert dark.mu is not None and dark.mu < spe_fit.NO_SIGNAL_MU, dark.mu
+    assert spe_fit.ALT_SHAPE not in fixed_sets and "alternative" not in dark.minima, dark.minima
+    assert "no photoelectrons: no second shape fitted" in dark.reason, dark.reason
+    del fixed_sets[:]
+    lit = fit_spe(realistic(8, 20_000, 0.1, 1e7))  # with light the second shape is fitted as before
+    assert spe_fit.ALT_SHAPE in fixed_sets and "alternative" in lit.minima
+
+
 def test_peak_to_valley_grows_with_gain() -> None:
     pv = [fit_spe(realistic(5, 60_000, 0.5, g)).peak_to_valley for g in (0.6e7, 1.5e7)]
     assert pv[0] is not None and pv[1] is not None and 1.0 < pv[0] < pv[1]

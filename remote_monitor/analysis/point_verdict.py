@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from remote_monitor.analysis.spe_result import SEPARATED_Q1
+from remote_monitor.analysis.spe_result import NO_SIGNAL_MU, SEPARATED_Q1
 
 POOR_SIGMAS = 2.0
 HEALTHY_SIGMAS = 1.0
@@ -71,7 +71,7 @@ def _no_gain(fit: dict[str, Any], hist: dict[str, Any] | None) -> str | None:
         return f"no gain: {fit['status']}: {fit.get('reason') or ''}".strip()
     if fit.get("gain") is None or not fit.get("gain_err"):
         return "SPE fit gave no gain with an error"
-    if fit.get("mu") is not None and fit["mu"] < 0.01:
+    if fit.get("mu") is not None and fit["mu"] < NO_SIGNAL_MU:
         return f"no SPE signal (occupancy {fit['mu']:.3f} PE): laser or fibre problem?"
     widths = _q1_in_pedestal_widths(fit)
     if widths is not None:

@@ -38,7 +38,14 @@ from remote_monitor.analysis.spe_model import (
     response_counts,
     under_moments,
 )
-from remote_monitor.analysis.spe_result import SEPARATED_Q1, Minima, SpeFitResult, chi2_ndf, curve
+from remote_monitor.analysis.spe_result import (
+    NO_SIGNAL_MU,
+    SEPARATED_Q1,
+    Minima,
+    SpeFitResult,
+    chi2_ndf,
+    curve,
+)
 from remote_monitor.analysis.spe_seed import _full_components, fit_seed
 from remote_monitor.analysis.units import pc_to_gain
 
@@ -307,7 +314,8 @@ def _best_fit(model: BuiltModel, counts: np.ndarray, start: dict[str, float], se
         nominal = _minimize(model, counts, usable["nominal"], {}, hesse=True)
     else:
         nominal = _searched_nominal(model, counts, start)
-    if not second_start:
+    if not second_start or nominal.values["mu"] < NO_SIGNAL_MU:  # no photoelectrons: no shape to compare (on
+        # a dead demo point the flat shape's fit from the start values wandered for 144 s to a NaN likelihood)
         return _Search(nominal, None, nominal.errors, n_events)
     alternative = _alternative_fit(model, counts, [usable.get("alternative", start), nominal.values])
     if alternative is not None and alternative.nll < nominal.nll - LOCAL_MINIMUM_NLL:
@@ -443,7 +451,8 @@ def _fit_full(hist: Histogram, systematic: bool, warm: Minima | None) -> SpeFitR
     if search.kept:
         reason += f"; errors and systematic of the fit at {search.hesse_events:.0f} events, scaled"
     if systematic and alternative is None:
-        reason += "; the flat under-amplified shape's fit failed (NaN likelihood): systematic at its floor"
+        reason += ("; no photoelectrons: no second shape fitted" if values["mu"] < NO_SIGNAL_MU else
+                   "; the flat under-amplified shape's fit failed (NaN likelihood): systematic at its floor")
     return SpeFitResult(
         status="ok", reason=reason, model="full",
         gain=pc_to_gain(q1), gain_err=pc_to_gain(math.hypot(q1_stat, syst)), gain_err_stat=pc_to_gain(q1_stat),

@@ -14,6 +14,7 @@ from remote_monitor.analysis.histogram import Histogram
 # on the model's shape alone: 0.5e7 at 1 mV noise (Q1 1.6-1.7 widths) read -4.5 ... +13 % with errors of 0.2-1 % in
 # `bench_gain.py` (2026-12-01)
 SEPARATED_Q1 = 2.0
+NO_SIGNAL_MU = 0.01  # a fitted occupancy below this: no photoelectrons (a dead point or no light)
 
 # Parameter values at the fit's "nominal" and "alternative" minima, the Hesse "errors" of the nominal one and
 # "errors_at": {"events": n}, the events they were computed at (a fit of a growing point may keep them), and
