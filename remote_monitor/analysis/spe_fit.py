@@ -407,9 +407,9 @@ def _tier_start(search: _Search, n_max: int) -> Minima | None:
     missing terms hold a negligible part of the events even at twice its fitted occupancy (TIER_WARM_TAIL): its
     minima then lie next to the larger model's, and the next tier is one minimisation from each instead of the
     whole search again (at 0.3 PE the start's occupancy, from the pedestal's share, read 0.16 and asked for 5
-    terms, the fit 0.29 and 8: the search twice took 7 s, from the minima 5 s). None where the short model may
-    have bent its minimum to hold the upper tail (an unresolved 2.5 PE spectrum with 8 terms fitted 1.76 PE;
-    from there the 12-term fit stayed at 1.8 PE, with a new search at 2.5 PE). Without errors, so that
+    terms, the fit 0.29 and 8: the search twice took 6.6 s, from the minima 4.9 s). None where the short model
+    may have bent its minimum to hold the upper tail (an unresolved 2.5 PE spectrum with 8 terms fitted 1.76 PE;
+    from there the 12-term fit stopped at 2.06 PE, with a new search at 2.5 PE). Without errors, so that
     nothing of it is kept as if from an earlier fit of the point (`_kept_errors`)."""
     from scipy.stats import poisson
 
