@@ -13,8 +13,8 @@ from iminuit import Minuit
 from remote_monitor.analysis import spe_fit, spe_model
 from remote_monitor.analysis.histogram import Histogram, fill_histogram
 from remote_monitor.analysis.spe_fit import SpeFitResult, _Outcome, fit_spe
-from remote_monitor.analysis.units import MV_PER_ADC, NS_PER_SAMPLE, PC_PER_MV_SAMPLE, gain_to_pc
-from remote_monitor.simulation.spe_charge import WINDOW_LEN, PmtPhysics, event_charges, pedestal_charges
+from remote_monitor.analysis.units import MV_PER_ADC, PC_PER_MV_SAMPLE, gain_to_pc
+from remote_monitor.simulation.spe_charge import PmtPhysics, event_charges, pedestal_charges
 
 from .fit_helpers import profile_rises
 
@@ -43,22 +43,6 @@ def test_main_peak_gain_on_realistic_spectra(mu: float, gain: float, n: int) -> 
     assert result.peak_pc < result.q1_pc  # a skewed main peak: the mode is below the mean
     assert result.chi2_ndf < 2.0
     assert {"pedestal", "1 PE", "under-amplified"} <= set(result.curve["components"])
-
-
-def test_the_start_occupancy_does_not_depend_on_where_the_pedestal_sits_in_its_bin() -> None:
-    """The occupancy's start comes from the pedestal's share of the events. Counted as twice its left half plus
-    its highest bin, it read 0.16 for 0.3 PE and 0.02 for 0.1 PE (at 0.3 mV noise that bin holds 11 % of the
-    pedestal), so fits started with too few n-PE terms and searched twice; it must be right to a few percent of the
-    events wherever the pedestal's centre sits in its bin."""
-    rng = np.random.default_rng(5)
-    n = 200_000
-    dark = PmtPhysics().dark_rate_hz * WINDOW_LEN * NS_PER_SAMPLE * 1e-9  # dark counts in the charge window
-    for mu in (0.1, 0.3, 1.0):
-        charges = event_charges(rng, n, mu, 1e7, PmtPhysics(), pedestal_charges(rng, 0.3, n))
-        for shift in (-0.4, 0.0, 0.3):  # bins
-            start = spe_fit._start_values(fill_histogram(charges + shift * BIN_PC, 400, -60 * BIN_PC, 340 * BIN_PC))
-            pedestal_share = math.exp(-start["mu"])  # to 3 % of the events: the pedestal is not exactly a Gaussian
-            assert pedestal_share == pytest.approx(math.exp(-mu - dark), abs=0.03), (mu, shift, start["mu"])
 
 
 def test_an_unresolved_spectrum_gets_the_n_pe_terms_its_fitted_occupancy_needs() -> None:
@@ -252,9 +236,6 @@ def test_migrad_reaches_the_minimum_and_goes_on_where_it_stops_short(monkeypatch
         return profile_rises(hist, result.minima["nominal"],
                              result.gain_err_stat / result.gain * result.minima["nominal"]["q1"])
 
-    # the start of the time this was measured (the pedestal's highest bin counted whole): from the start of
-    # `_pedestal_events`, Migrad at the old tolerance happens to reach this spectrum's minimum
-    monkeypatch.setattr(spe_fit, "_pedestal_events", lambda hist, i_peak, below, _: 2 * below + hist.counts[i_peak])
     distances: list[float] = []
     measure = spe_fit._distance_to_minimum
     monkeypatch.setattr(spe_fit, "_distance_to_minimum", lambda *a: distances.append(measure(*a)) or distances[-1])

@@ -74,8 +74,6 @@ CONVERGE_ROUNDS = 3  # at most this many continuations
 TIER_WARM_TAIL = 1e-4  # a search short of n-PE terms starts the next tier when this little is beyond its terms
 BIN_STEP = 64  # the fit range is a whole number of BIN_STEP bins, so that few models (graphs) are built
 LO_STEP = 8  # ... and starts on a multiple of LO_STEP bins
-PEDESTAL_FIT_COUNTS = 1000  # the start's pedestal Gaussian needs this many events in its highest bin (log counts
-# to 3 %): on a 1500-event point (167 there) it read 0.08 PE for a fitted 0.21 and the fit took 5.2 s, not 3.8 s
 PEDESTAL_SIGMAS = 5.0  # the fit range starts this many pedestal widths below the pedestal (`_fit_range`)
 
 
@@ -89,7 +87,7 @@ def _start_values(hist: Histogram) -> dict[str, float]:
     left_n = c[left].sum()
     s0 = math.sqrt(float((c[left] * (x[left] - q0) ** 2).sum() / left_n)) if left_n > 0 else 0.2
     s0 = min(max(s0, 0.02), 2.0)
-    pedestal = min(max(_pedestal_events(hist, i_peak, left_n, s0) / total, 0.02), 0.995)
+    pedestal = min(max((2 * left_n + c[i_peak]) / total, 0.02), 0.995)
     mu = max(-math.log(pedestal), 0.02)
     mean = float((c * (x - q0)).sum() / total)
     q1 = 1.1 * mean / mu
@@ -99,36 +97,6 @@ def _start_values(hist: Histogram) -> dict[str, float]:
         q1 = float(x[above][np.argmax(smooth[above])] - q0) * 1.1
     q1 = min(max(q1, 3 * s0, 0.1), 40.0)
     return {"mu": mu, "q0": q0, "sigma0": s0, "q1": q1, "r1": 0.33, "w": 0.15, "u": 0.35, "k_u": 1.5, **NOMINAL_SHAPE}
-
-
-def _pedestal_events(hist: Histogram, i_peak: int, below: float, sigma_guess: float) -> float:
-    """Events in the pedestal, from the `below` events left of its highest bin (`i_peak`), which hold only
-    pedestal: below / Phi((lower edge - centre) / sigma), with the centre and sigma of a Gaussian fitted to the
-    logarithms of the counts from three `sigma_guess` below the highest bin up to it (the side free of
-    photoelectrons). Counting the highest bin as twice the left half (2 below + peak bin) put its whole content
-    in the pedestal wherever the centre sat inside it: at 0.3 mV noise that bin holds 11 % of the pedestal, and
-    0.3 PE read 0.16-0.43, 0.1 PE 0.02-0.23, depending on the centre's place in the bin. Where the counts are
-    too few (PEDESTAL_FIT_COUNTS) or not one Gaussian (the highest bin a photoelectron peak), that count stays."""
-    from scipy.special import ndtr
-
-    c, width = hist.counts.astype(float), float(hist.edges[1] - hist.edges[0])
-    twice_counted = 2 * below + c[i_peak]  # the fallback
-    if c[i_peak] < PEDESTAL_FIT_COUNTS:
-        return twice_counted
-    side = np.arange(max(0, i_peak - round(3 * sigma_guess / width)), i_peak + 1)
-    side = side[c[side] >= 25]
-    if len(side) < 4:
-        return twice_counted
-    x = hist.centres[side] - hist.centres[i_peak]
-    a2, a1, _ = np.polyfit(x, np.log(c[side]), 2, w=np.sqrt(c[side]))
-    if not a2 < 0:
-        return twice_counted
-    centre = float(hist.centres[i_peak]) - a1 / (2 * a2)
-    sigma = math.sqrt(max(-1 / (2 * a2) - width**2 / 12, 1e-12))  # (a bin's content is the Gaussian widened)
-    share_below = float(ndtr((hist.edges[i_peak] - centre) / sigma))
-    if not (abs(centre - hist.centres[i_peak]) < width and 0.5 < sigma / sigma_guess < 2 and share_below > 0.1):
-        return twice_counted
-    return below / share_below
 
 
 def _fit_range(hist: Histogram, start: dict[str, float]) -> tuple[int, int]:
@@ -438,9 +406,8 @@ def _tier_start(search: _Search, n_max: int) -> Minima | None:
     """The minima of a search with too few (n_max) n-PE terms as the start of the next tier's, when the
     missing terms hold a negligible part of the events even at twice its fitted occupancy (TIER_WARM_TAIL): its
     minima then lie next to the larger model's, and the next tier is one minimisation from each instead of the
-    whole search again (at 0.3 PE the start's occupancy, when it counted the pedestal's highest bin whole, read
-    0.16 and asked for 5 terms, the fit 0.29 and 8: the search twice took 6.6 s, from the minima 4.9 s; a start
-    that short is now rare, `_pedestal_events`). None where the short model
+    whole search again (at 0.3 PE the start's occupancy, from the pedestal's share, read 0.16 and asked for 5
+    terms, the fit 0.29 and 8: the search twice took 6.6 s, from the minima 4.9 s). None where the short model
     may have bent its minimum to hold the upper tail (an unresolved 2.5 PE spectrum with 8 terms fitted 1.76 PE;
     from there the 12-term fit stopped at 2.06 PE, with a new search at 2.5 PE). Without errors, so that
     nothing of it is kept as if from an earlier fit of the point (`_kept_errors`)."""
