@@ -88,7 +88,7 @@ def timing(rng: np.random.Generator) -> None:
     from iminuit import Minuit
 
     from remote_monitor.analysis.spe_fit import NOMINAL_SHAPE, _fit_range, _start_values
-    from remote_monitor.analysis.spe_model import (
+    from remote_monitor.analysis.spe_response import (
         BOUNDS,
         PARAM_NAMES,
         ResponseShape,
@@ -152,7 +152,8 @@ def compiled_loss_timing(hist: Histogram, start: dict[str, float]) -> None:
     from iminuit import Minuit
 
     from remote_monitor.analysis.spe_fit import EDM_LIMIT, NOMINAL_SHAPE, _clamp, _fit_range, _minimize
-    from remote_monitor.analysis.spe_model import BOUNDS, PARAM_NAMES, get_model, n_pe_terms
+    from remote_monitor.analysis.spe_model import get_model
+    from remote_monitor.analysis.spe_response import BOUNDS, PARAM_NAMES, n_pe_terms
 
     lo, hi = _fit_range(hist, start)
     counts = hist.counts[lo:hi].astype(float)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from iminuit import Minuit
 
-from remote_monitor.analysis import spe_fit, spe_model
+from remote_monitor.analysis import spe_fit, spe_model, spe_response
 from remote_monitor.analysis.histogram import Histogram, fill_histogram
 from remote_monitor.analysis.spe_fit import SpeFitResult, _Outcome, fit_spe
 from remote_monitor.analysis.units import MV_PER_ADC, PC_PER_MV_SAMPLE, gain_to_pc
@@ -52,7 +52,7 @@ def test_an_unresolved_spectrum_gets_the_n_pe_terms_its_fitted_occupancy_needs()
     gain, mu = 0.5e7, 2.5
     hist = realistic(25, 400_000, mu, gain, noise_mv=1.0)
     start = spe_fit._start_values(hist)
-    assert spe_model.n_pe_terms(start["mu"]) < spe_model.n_pe_terms(mu)  # the case: the start asks for too few
+    assert spe_response.n_pe_terms(start["mu"]) < spe_response.n_pe_terms(mu)  # the case: the start asks for too few
     result = fit_spe(hist)
     assert result.status == "ok", result.reason
     assert result.mu == pytest.approx(mu, rel=0.08)

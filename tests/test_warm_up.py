@@ -12,7 +12,8 @@ from remote_monitor.service.workers import Outcome, WorkerPool
 def _cache_in_worker() -> list[dict[str, Any]]:
     from remote_monitor.analysis.spe_model import model_cache
 
-    return [{"key": key, "pdf": type(m.pdf).__name__, "params": sorted(m.params)} for key, m in model_cache().items()]
+    return [{"key": key, "pdfs": [type(pdf).__name__ for pdf in m.pdf.pdfs], "params": sorted(m.params)}
+            for key, m in model_cache().items()]
 
 
 def test_warm_up_runs_a_real_fit_in_the_worker() -> None:
@@ -31,6 +32,6 @@ def test_warm_up_runs_a_real_fit_in_the_worker() -> None:
     assert outcomes and outcomes[0].kind == "done", outcomes
     cached = outcomes[0].result
     assert cached, "warm-up left no model in the worker's cache"
-    assert all(c["pdf"] == "SpeResponsePDF" for c in cached)
+    assert all(c["pdfs"] == ["PedestalPDF", "PhotoelectronPDF"] for c in cached)
     assert all({"q1", "mu", "sigma0", "w"} <= set(c["params"]) for c in cached)
     assert any(c["key"][0] <= 561 for c in cached)  # a model for (part of) the default 560-bin histogram

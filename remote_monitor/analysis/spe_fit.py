@@ -1,6 +1,6 @@
 """Single-photoelectron fit of a charge histogram with zfit: binned extended likelihood, Minuit, Hesse.
 
-Model "full" (default): the PMT response of `spe_model` (pedestal, Gamma main peak, under-amplified
+Model "full" (default): the PMT response of `spe_response` / `spe_pdfs` (pedestal, Gamma main peak, under-amplified
 photoelectrons, exact Poisson sum of n-PE convolutions, Gaussian noise). The headline gain is the mean of the
 1-PE main peak / e. Migrad goes on while Hesse's covariance puts the minimum more than EDM_LIMIT away
 (`_converged`). The under-amplified part has two shapes: a Gamma (nominal; an exponential is one) and flat from 0
@@ -28,12 +28,11 @@ from typing import Any, TypeGuard
 import numpy as np
 
 from remote_monitor.analysis.histogram import Histogram
-from remote_monitor.analysis.spe_model import (
+from remote_monitor.analysis.spe_model import BuiltModel, get_model
+from remote_monitor.analysis.spe_response import (
     BOUNDS,
     PARAM_NAMES,
-    BuiltModel,
     ResponseShape,
-    get_model,
     n_pe_terms,
     response_counts,
     under_moments,
@@ -390,7 +389,7 @@ def _sized_search(edges: np.ndarray, counts: np.ndarray, start: dict[str, float]
     and a model short of terms cannot hold the spectrum's upper tail, so its minimum has too low an occupancy
     and too high a gain (0.5e7 / 1 mV / 2.5 PE: start 0.56 PE, 8 terms, fitted 1.76 PE and Q1 +12 %, 88 NLL
     above the minimum with 18 terms). When the fitted occupancy needs more terms, the search is repeated with
-    them (a few tiers at most, `spe_model.TERM_TIERS`): from the minima of the tier before where those hold
+    them (a few tiers at most, `spe_response.TERM_TIERS`): from the minima of the tier before where those hold
     (`_tier_start`), else with the whole search again."""
     n_max = _terms_for(start, warm)
     while True:
