@@ -1,0 +1,37 @@
+"""The SPE response as zfit PDFs (pedestal and photoelectrons summed by zfit's BinnedSumPDF, which the fit
+minimises) against the numpy formula that draws the report's curves and components: the same expected counts,
+in total and per population, and each population with its Poisson share of the events."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from remote_monitor.analysis.spe_model import get_model
+from remote_monitor.analysis.spe_response import ResponseShape, n_pe_terms, response_counts
+
+EVENTS = 1e5
+SPECTRA = [  # a low-occupancy 0.3 mV point with the Gamma under-amplified shape; a 1 mV, 2.5 PE one with the flat
+    {"mu": 0.1, "q0": 0.02, "sigma0": 0.16, "q1": 1.6, "r1": 0.32, "w": 0.14, "u": 0.3, "k_u": 1.2, "b": 0.0},
+    {"mu": 2.5, "q0": -0.05, "sigma0": 0.5, "q1": 0.8, "r1": 0.35, "w": 0.12, "u": 0.4, "k_u": 2.0, "b": 1.0},
+]
+
+
+@pytest.mark.parametrize("values", SPECTRA)
+def test_the_zfit_pdfs_give_the_numpy_formulas_counts(values: dict[str, float]) -> None:
+    edges = np.linspace(-3.0, 16.0, 257)  # holds the whole spectrum: both normalise to the same events
+    n_max = n_pe_terms(values["mu"])
+    model = get_model(edges, n_max)
+    for name, value in values.items():
+        model.params[name].set_value(value)
+    model.yield_.set_value(EVENTS)
+    pedestal_pdf, photoelectron_pdf = model.pdf.pdfs
+    expected = response_counts(values, ResponseShape(edges, n_max), EVENTS)
+    total = sum(expected.values())
+    np.testing.assert_allclose(np.asarray(model.pdf.counts()), total, rtol=1e-6, atol=1e-6 * EVENTS / len(total))
+    np.testing.assert_allclose(np.asarray(pedestal_pdf.counts()), expected["pedestal"], rtol=1e-6,
+                               atol=1e-6 * EVENTS / len(total))
+    assert float(np.sum(pedestal_pdf.counts())) == pytest.approx(EVENTS * math.exp(-values["mu"]), rel=1e-6)
+    assert float(np.sum(photoelectron_pdf.counts())) == pytest.approx(EVENTS * -math.expm1(-values["mu"]), rel=1e-6)
