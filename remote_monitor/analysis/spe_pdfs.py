@@ -8,6 +8,7 @@ to write a zfit model of this kind).
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -16,14 +17,19 @@ import numpy as np
 from remote_monitor.analysis.spe_response import PARAM_NAMES, ResponseShape, under_moments
 
 
+@functools.cache
 def zfit_pdf_classes() -> tuple[type, type]:
-    """The zfit PDF classes, defined on first use (zfit is imported lazily: it takes seconds)."""
+    """The zfit PDF classes, defined once, on first use (zfit is imported lazily: it takes seconds)."""
     import tensorflow as tf  # type: ignore[import-untyped]
     import zfit
     import zfit.z.numpy as znp
 
     def _ndtr(x: Any) -> Any:
         return 0.5 * tf.math.erfc(-x / math.sqrt(2.0))
+
+    def _bin_contents(cdf: Any) -> Any:
+        """Bin contents from a CDF at the bin edges, along the last axis (each edge's CDF computed once)."""
+        return cdf[..., 1:] - cdf[..., :-1]
 
     class PedestalPDF(zfit.pdf.BaseBinnedPDF):
         """Events without a photoelectron: a Gaussian (q0, sigma0) integrated over each bin."""
@@ -34,7 +40,7 @@ def zfit_pdf_classes() -> tuple[type, type]:
 
         def _rel_counts(self, x: Any, norm: Any = None, *, params: Any = None) -> Any:  # noqa: ARG002
             q0, sigma0 = self.params["q0"].value(), self.params["sigma0"].value()
-            bins = _ndtr((self._edges[1:] - q0) / sigma0) - _ndtr((self._edges[:-1] - q0) / sigma0)
+            bins = _bin_contents(_ndtr((self._edges - q0) / sigma0))
             return bins / znp.sum(bins)
 
     class PhotoelectronPDF(zfit.pdf.BaseBinnedPDF):
@@ -80,7 +86,7 @@ def zfit_pdf_classes() -> tuple[type, type]:
             above = self._edges - p["q0"]
             cdf = tf.math.igamma(a[:, None], tf.maximum(above[None, :] / scale[:, None], 0.0))
             cdf = tf.tensor_scatter_nd_update(cdf, self._one_rows, self._one_under_cdf(p, above))
-            return cdf[:, 1:] - cdf[:, :-1]
+            return _bin_contents(cdf)
 
         def _term_weights(self, p: dict[str, Any]) -> Any:
             """Poisson(n; mu) * Binomial(j; n, w) of every term (as `term_weights`)."""
@@ -92,8 +98,8 @@ def zfit_pdf_classes() -> tuple[type, type]:
             """The pedestal's Gaussian on the bin grid, its width corrected for the bin width (as `_noise_kernel`)."""
             h = self._shape.width
             sigma = tf.sqrt(tf.maximum(sigma0**2 - h * h / 12.0, (0.05 * h) ** 2))
-            m = tf.range(-self._half, self._half + 1, dtype=tf.float64)
-            return _ndtr((m + 0.5) * h / sigma) - _ndtr((m - 0.5) * h / sigma)
+            edges = tf.range(-self._half, self._half + 2, dtype=tf.float64) - 0.5
+            return _bin_contents(_ndtr(edges * h / sigma))
 
         def _rel_counts(self, x: Any, norm: Any = None, *, params: Any = None) -> Any:  # noqa: ARG002
             p = {name: znp.asarray(self.params[name].value()) for name in PARAM_NAMES}
