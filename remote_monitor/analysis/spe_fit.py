@@ -82,12 +82,9 @@ def _start_values(hist: Histogram) -> dict[str, float]:
     x, c = hist.centres, hist.counts.astype(float)
     total = c.sum()
     i_peak = int(np.argmax(c * (np.abs(x) < 1.0))) if np.any(np.abs(x) < 1.0) else int(np.argmax(c))
-    q0 = float(x[i_peak])
-    left = x < q0
-    left_n = c[left].sum()
-    s0 = math.sqrt(float((c[left] * (x[left] - q0) ** 2).sum() / left_n)) if left_n > 0 else 0.2
-    s0 = min(max(s0, 0.02), 2.0)
-    pedestal = min(max((2 * left_n + c[i_peak]) / total, 0.02), 0.995)
+    q0 = _pedestal_centre(x, c, i_peak, _left_width(x, c, float(x[i_peak])))
+    s0 = _left_width(x, c, q0)
+    pedestal = min(max(2 * _below(hist.edges, c, q0, s0) / total, 0.02), 0.995)
     mu = max(-math.log(pedestal), 0.02)
     mean = float((c * (x - q0)).sum() / total)
     q1 = 1.1 * mean / mu
@@ -100,6 +97,38 @@ def _start_values(hist: Histogram) -> dict[str, float]:
         q1 = 1.1 * (peak - q0)
     q1 = min(max(q1, 3 * s0, 0.1), 40.0)
     return {"mu": mu, "q0": q0, "sigma0": s0, "q1": q1, "r1": 0.33, "w": 0.15, "u": 0.35, "k_u": 1.5, **NOMINAL_SHAPE}
+
+
+def _pedestal_centre(x: np.ndarray, c: np.ndarray, i_peak: int, width: float) -> float:
+    """The pedestal's centre: the vertex of a parabola fitted to the log counts within `width` (a first guess of
+    the pedestal's width) of its highest bin (exact for a Gaussian); that bin's centre where fewer than three
+    bins are there or the parabola opens upwards."""
+    near = (np.abs(x - x[i_peak]) <= max(width, 1.5 * (x[1] - x[0]))) & (c > 0)
+    if near.sum() < 3:
+        return float(x[i_peak])
+    a, b, _ = np.polyfit(x[near] - x[i_peak], np.log(c[near]), 2, w=np.sqrt(c[near]))
+    shift = -b / (2 * a) if a < 0 else math.inf
+    return float(x[i_peak] + shift) if abs(shift) <= width else float(x[i_peak])
+
+
+def _left_width(x: np.ndarray, c: np.ndarray, q0: float) -> float:
+    """The pedestal's width from its left side (photoelectrons lie right of it), within 0.02-2 pC."""
+    left = x < q0
+    left_n = c[left].sum()
+    s0 = math.sqrt(float((c[left] * (x[left] - q0) ** 2).sum() / left_n)) if left_n > 0 else 0.2
+    return min(max(s0, 0.02), 2.0)
+
+
+def _below(edges: np.ndarray, c: np.ndarray, q0: float, s0: float) -> float:
+    """Events below the pedestal's centre: whole bins, and the Gaussian share of the bin that holds q0 (its
+    highest bin's centre was taken before: with the centre near a bin edge, the pedestal's share of the events
+    read 0.77 or 0.98 for 0.90, and the start's occupancy 0.23 or 0.02 for 0.1 PE)."""
+    from scipy.special import ndtr
+
+    k = int(np.clip(np.searchsorted(edges, q0) - 1, 0, len(c) - 1))
+    lo, hi = (ndtr((e - q0) / s0) for e in (edges[k], edges[k + 1]))
+    share = (0.5 - lo) / (hi - lo) if hi > lo else 0.5
+    return float(c[:k].sum() + share * c[k])
 
 
 def _peak_beyond_valley(x: np.ndarray, smooth: np.ndarray, begin: float) -> float | None:
