@@ -78,11 +78,13 @@ PEDESTAL_SIGMAS = 5.0  # the fit range starts this many pedestal widths below th
 
 
 def _start_values(hist: Histogram) -> dict[str, float]:
-    """Starting point from the histogram: pedestal position and width, occupancy from the pedestal fraction."""
+    """Starting point from the histogram: pedestal position and width, occupancy from the pedestal's share of the
+    events, the 1-PE peak's position (or the mean charge per photoelectron where no peak shows)."""
     x, c = hist.centres, hist.counts.astype(float)
     total = c.sum()
     i_peak = int(np.argmax(c * (np.abs(x) < 1.0))) if np.any(np.abs(x) < 1.0) else int(np.argmax(c))
-    q0 = _pedestal_centre(x, c, i_peak, _left_width(x, c, float(x[i_peak])))
+    bin_width = float(hist.edges[1] - hist.edges[0])
+    q0 = _pedestal_centre(x, c, i_peak, max(_left_width(x, c, float(x[i_peak])), 1.5 * bin_width))
     s0 = _left_width(x, c, q0)
     pedestal = min(max(2 * _below(hist.edges, c, q0, s0) / total, 0.02), 0.995)
     mu = max(-math.log(pedestal), 0.02)
@@ -102,8 +104,8 @@ def _start_values(hist: Histogram) -> dict[str, float]:
 def _pedestal_centre(x: np.ndarray, c: np.ndarray, i_peak: int, width: float) -> float:
     """The pedestal's centre: the vertex of a parabola fitted to the log counts within `width` (a first guess of
     the pedestal's width) of its highest bin (exact for a Gaussian); that bin's centre where fewer than three
-    bins are there or the parabola opens upwards."""
-    near = (np.abs(x - x[i_peak]) <= max(width, 1.5 * (x[1] - x[0]))) & (c > 0)
+    bins are there or the vertex lies further than `width` (or the parabola opens upwards)."""
+    near = (np.abs(x - x[i_peak]) <= width) & (c > 0)
     if near.sum() < 3:
         return float(x[i_peak])
     a, b, _ = np.polyfit(x[near] - x[i_peak], np.log(c[near]), 2, w=np.sqrt(c[near]))
