@@ -145,22 +145,28 @@ def timing(rng: np.random.Generator) -> None:
 def compiled_loss_timing(hist: Histogram, start: dict[str, float]) -> None:
     """Where the warm fit's time goes: zfit's own loss (the same model, data and constraint) compiled as one TF
     function of the parameter vector and minimised by iminuit (Migrad strategy 0 + Hesse, as zfit's Minuit is
-    set up), beside zfit's Migrad + Hesse of the same spectrum from the same start. The difference is zfit's
-    per-call work outside the graph (parameter assignment, tracing-signature checks); what is left is the
-    model's graph. A measurement only: the monitor fits with zfit's minimiser."""
+    set up), beside zfit's Migrad + Hesse of the same spectrum from the same start, both with the monitor's
+    evaluator (`vector_minuit`: values through one compiled function) and with zfit's stock Minuit (per call a
+    jitted assignment, then the loss with its signature checks and cache keys). What is left after the compiled
+    one is the model's graph. A measurement only: the monitor fits with zfit's minimiser."""
+    import dataclasses
+
     import tensorflow as tf  # type: ignore[import-untyped]
+    import zfit
     from iminuit import Minuit
 
     from remote_monitor.analysis.spe_fit import EDM_LIMIT, NOMINAL_SHAPE, _clamp, _fit_range, _minimize
-    from remote_monitor.analysis.spe_model import get_model
+    from remote_monitor.analysis.spe_model import MIGRAD_TOL, get_model
     from remote_monitor.analysis.spe_response import BOUNDS, PARAM_NAMES, n_pe_terms
 
     lo, hi = _fit_range(hist, start)
     counts = hist.counts[lo:hi].astype(float)
     model = get_model(hist.edges[lo:hi + 1], n_pe_terms(start["mu"]))
+    stock = dataclasses.replace(model, minimizer=zfit.minimize.Minuit(gradient="zfit", tol=MIGRAD_TOL, mode=0))
     free = [n for n in PARAM_NAMES if n not in NOMINAL_SHAPE]
     params = [model.params[n] for n in free]
-    zfit_times, first_only = [], []
+    zfit_times, first_only, stock_times = [], [], []
+    _minimize(stock, counts, start, {}, hesse=True)  # traces zfit's own functions
     for _ in range(3):
         t0 = time.perf_counter()
         zfit_fit = _minimize(model, counts, start, {}, hesse=True)  # also resets values, floating, counts
@@ -168,6 +174,9 @@ def compiled_loss_timing(hist: Histogram, start: dict[str, float]) -> None:
         t0 = time.perf_counter()
         _minimize(model, counts, start, {}, hesse=False)
         first_only.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        stock_fit = _minimize(stock, counts, start, {}, hesse=True)
+        stock_times.append(time.perf_counter() - t0)
 
     @tf.function(autograph=False, reduce_retracing=True)  # type: ignore[untyped-decorator]
     def value(x: Any) -> Any:
@@ -214,6 +223,10 @@ def compiled_loss_timing(hist: Histogram, start: dict[str, float]) -> None:
           f"function of the parameters, iminuit Migrad + Hesse: {ct:.2f} s ({calls['value']} value and "
           f"{calls['gradient']} gradient calls, one value {1e3 * statistics.median(graph):.1f} ms; Q1 "
           f"{m.values['q1']:.4f} ± {m.errors['q1']:.4f} pC, valid {m.valid}); ratio zfit / compiled = {zt / ct:.1f}")
+    st = statistics.median(stock_times)
+    print(f"zfit's stock Minuit (its own evaluator) on the same spectrum: Migrad + Hesse {st:.2f} s (Q1 "
+          f"{stock_fit.values['q1']:.4f} ± {stock_fit.errors.get('q1', math.nan):.4f} pC, NLL {stock_fit.nll:.3f}); "
+          f"ratio stock / the monitor's evaluator = {st / zt:.1f}")
 
 
 def classes(quick: bool) -> list[tuple[float, float, float]]:

@@ -255,7 +255,9 @@ def test_migrad_reaches_the_minimum_and_goes_on_where_it_stops_short(monkeypatch
     by itself (one Hesse, within EDM_LIMIT). Where it still stops short, the fit goes on until Hesse's covariance
     puts the minimum within EDM_LIMIT: with the old tolerance, the same gain and an error the profile's. (Since
     the start's occupancy is right, Migrad at the old tolerance reaches the minimum here too; the part with the
-    old tolerance starts at the occupancy the start had before, 2.3 times the truth.)"""
+    old tolerance starts at the occupancy the start had before, 2.3 times the truth. Where it then stops depends
+    on the last digits of the loss: with zfit's own evaluator the error was 1.5x too large, with the evaluator of
+    `vector_minuit` (a constant offset different) the gain is 0.85 errors off.)"""
     rng = np.random.default_rng(2031)
     n = 100_000
     charges = event_charges(rng, n, 0.1, 1e7, PmtPhysics(), pedestal_charges(rng, 0.3, n))
@@ -290,9 +292,10 @@ def test_migrad_reaches_the_minimum_and_goes_on_where_it_stops_short(monkeypatch
         assert all(0.3 < d < 0.8 for d in profile(continued))
 
         monkeypatch.setattr(spe_fit, "CONVERGE_ROUNDS", 0)  # where Migrad stopped: the error too large
-        stopped = fit_spe(hist, systematic=False)
-        assert stopped.gain_err_stat is not None and stopped.gain_err_stat > 1.3 * continued.gain_err_stat
-        assert sum(profile(stopped)) / 2 > 0.8  # (0.5 for the right error; it stopped off the minimum: 1.7, 0.5)
+        stopped = fit_spe(hist, systematic=False)  # where Migrad stopped: off the minimum, in gain or in error
+        assert stopped.gain is not None and stopped.gain_err_stat is not None
+        assert (abs(stopped.gain - continued.gain) > 0.5 * continued.gain_err_stat  # (0.85 sigma, 2026-12-04)
+                or stopped.gain_err_stat > 1.3 * continued.gain_err_stat)  # (1.5x with zfit's own evaluator)
     finally:
         spe_model.model_cache().clear()  # no model with the old tolerance left for later tests
 

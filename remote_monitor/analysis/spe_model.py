@@ -1,7 +1,8 @@
 """The SPE fit's zfit model, built once per bin grid and number of n-PE terms and cached: parameters with their
 bounds, the response PDF (`spe_pdfs`), an extended binned likelihood whose data are a TF variable (a new
 histogram is a variable update, not a new graph), a Gaussian constraint on the under-amplified fraction from
-what is known of the R12860 (UNDER_PRIOR), and zfit's Minuit.
+what is known of the R12860 (UNDER_PRIOR), and zfit's Minuit evaluating that loss through one compiled function
+of the parameter vector (`vector_minuit`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 from remote_monitor.analysis.spe_pdfs import response_pdf
 from remote_monitor.analysis.spe_response import BOUNDS, PARAM_NAMES, ResponseShape
+from remote_monitor.analysis.vector_minuit import vector_minuit
 
 os.environ.setdefault("ZFIT_DISABLE_TF_WARNINGS", "1")
 
@@ -96,13 +98,14 @@ def get_model(edges: np.ndarray, n_max: int) -> BuiltModel:
     shape = ResponseShape(np.asarray(edges, dtype=float), n_max)
     yield_.floating = False  # equals the histogram total at the minimum (the shape is normalised)
     pdf = response_pdf(space, params, shape, yield_, tag)
-    minimizer = zfit.minimize.Minuit(gradient="zfit", tol=MIGRAD_TOL, mode=0)  # strategy 0: Hesse runs after it anyway
-    near_minimizer = zfit.minimize.Minuit(gradient="zfit", tol=NEAR_TOL, mode=0)
     import tensorflow as tf  # type: ignore[import-untyped]
 
     counts = tf.Variable(np.ones(len(edges) - 1), dtype=tf.float64, trainable=False)
     prior = zfit.constraint.GaussianConstraint(params=params["w"], observation=UNDER_PRIOR[0],
                                                uncertainty=UNDER_PRIOR[1])
     loss = zfit.loss.ExtendedBinnedNLL(pdf, _live_data(space, counts), constraints=prior)
+    fitted = list(params.values())  # strategy 0: Hesse runs after Migrad anyway
+    minimizer = vector_minuit(loss, fitted, gradient="zfit", tol=MIGRAD_TOL, mode=0)
+    near_minimizer = vector_minuit(loss, fitted, gradient="zfit", tol=NEAR_TOL, mode=0)
     _MODELS[key] = BuiltModel(pdf, params, yield_, space, shape, minimizer, near_minimizer, counts, loss)
     return _MODELS[key]
