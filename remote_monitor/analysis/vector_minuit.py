@@ -5,8 +5,9 @@ parameters, then the loss's own compiled function, each with TensorFlow's signat
 keys. On the SPE fit's loss (about 1 ms of graph per value) that work outside the graph made a value call
 3-4 times dearer than the graph itself (`benchmarks/bench_gain.py --timing`). Here the assignment of every
 model parameter and the loss value are one TF function of one vector, traced once per model: Migrad's and
-Hesse's value calls cost what the graph costs. Everything else is zfit's Minuit unchanged: its tolerance,
-strategy, limits, NaN handling, gradients (zfit's autodiff) and `FitResult` (Hesse reuses the same Minuit).
+Hesse's value calls cost what the graph costs; the gradient is TensorFlow's autodiff of the same loss, as
+zfit's, compiled once. Everything else is zfit's Minuit unchanged: its tolerance, strategy, limits, NaN
+handling and `FitResult` (Hesse reuses the same Minuit).
 """
 
 from __future__ import annotations
