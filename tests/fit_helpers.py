@@ -5,6 +5,9 @@ from __future__ import annotations
 from remote_monitor.analysis import spe_fit
 from remote_monitor.analysis.histogram import Histogram
 from remote_monitor.analysis.spe_model import get_model
+from remote_monitor.analysis.units import MV_PER_ADC, PC_PER_MV_SAMPLE
+
+BIN_PC = 20 * MV_PER_ADC * PC_PER_MV_SAMPLE / 2  # whole charge quanta per bin
 
 
 def profile_rises(hist: Histogram, minimum: dict[str, float], step: float) -> list[float]:

@@ -13,12 +13,10 @@ from iminuit import Minuit
 from remote_monitor.analysis import spe_fit, spe_model, spe_response
 from remote_monitor.analysis.histogram import Histogram, fill_histogram
 from remote_monitor.analysis.spe_fit import SpeFitResult, _Outcome, fit_spe
-from remote_monitor.analysis.units import MV_PER_ADC, PC_PER_MV_SAMPLE, gain_to_pc
+from remote_monitor.analysis.units import gain_to_pc
 from remote_monitor.simulation.spe_charge import PmtPhysics, event_charges, pedestal_charges
 
-from .fit_helpers import profile_rises
-
-BIN_PC = 20 * MV_PER_ADC * PC_PER_MV_SAMPLE / 2  # whole charge quanta per bin
+from .fit_helpers import BIN_PC, profile_rises
 
 
 def realistic(seed: int, n: int, mu: float, gain: float, noise_mv: float = 0.3) -> Histogram:
@@ -279,8 +277,8 @@ def test_migrad_reaches_the_minimum_and_goes_on_where_it_stops_short(monkeypatch
     tolerance at 0.01 (an EDM of 0.01), on this spectrum (0.1 PE, 1e7, 0.3 mV, 100k events) it stopped where Hesse's
     covariance puts the minimum 0.89 NLL away; there Hesse put the gain error at 1.12 % and the profile likelihood
     rises by 1.37 and 0.89 at -+ that error (the error 1.5x too large). At MIGRAD_TOL Migrad reaches the minimum
-    by itself (each Hesse within EDM_LIMIT: the nominal's, and the second start's where that one is lower). Where it still stops short, the fit goes on until Hesse's covariance
-    puts the minimum within EDM_LIMIT: with the old tolerance, the same gain and an error the profile's. (Since
+    by itself (each Hesse within EDM_LIMIT: the nominal's, and the second start's where that one is lower).
+    Where it still stops short, the fit goes on until Hesse's covariance puts the minimum within EDM_LIMIT: with the old tolerance, the same gain and an error the profile's. (Since
     the start's occupancy is right, Migrad at the old tolerance reaches the minimum here too; the part with the
     old tolerance starts at the occupancy the start had before, 2.3 times the truth. Where it then stops depends
     on the last digits of the loss: with zfit's own evaluator the error was 1.5x too large, with the evaluator of

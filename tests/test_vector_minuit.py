@@ -12,10 +12,9 @@ from remote_monitor.analysis import spe_fit
 from remote_monitor.analysis.histogram import fill_histogram
 from remote_monitor.analysis.spe_model import MIGRAD_TOL, BuiltModel, get_model
 from remote_monitor.analysis.spe_response import PARAM_NAMES, n_pe_terms
-from remote_monitor.analysis.units import MV_PER_ADC, PC_PER_MV_SAMPLE
 from remote_monitor.simulation.spe_charge import PmtPhysics, event_charges, pedestal_charges
 
-BIN_PC = 20 * MV_PER_ADC * PC_PER_MV_SAMPLE / 2  # whole charge quanta per bin
+from .fit_helpers import BIN_PC
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +51,8 @@ def test_the_minimum_errors_and_held_parameters_are_zfits(
     assert abs(ours.nll - theirs.nll) < 0.01
     if held:
         assert theirs.nll > free.nll + 0.1  # the held values matter
-    assert set(ours.errors) == set(theirs.errors) == {n for n in PARAM_NAMES if n not in {**spe_fit.NOMINAL_SHAPE, **fixed}}
+    held_names = {**spe_fit.NOMINAL_SHAPE, **fixed}
+    assert set(ours.errors) == set(theirs.errors) == {n for n in PARAM_NAMES if n not in held_names}
     for name in theirs.errors:
         assert abs(ours.values[name] - theirs.values[name]) < 0.05 * theirs.errors[name], name
         assert ours.errors[name] == pytest.approx(theirs.errors[name], rel=0.02 if name == "q1" else 0.15), name
@@ -62,7 +62,8 @@ def test_the_minimum_errors_and_held_parameters_are_zfits(
 
 def test_its_evaluator_serves_only_the_loss_it_was_built_for(
         spectrum: tuple[BuiltModel, BuiltModel, np.ndarray, dict[str, float]]) -> None:
-    """Another loss (another model's) gets zfit's own evaluator: the compiled function knows only its own."""
+    """Another loss (another model's) gets zfit's own evaluator: the compiled function knows only its own; a
+    model's two minimisers share one compiled loss (traced once)."""
     from zfit.minimizers.evaluation import LossEval
 
     model, _, _, _ = spectrum
@@ -70,3 +71,4 @@ def test_its_evaluator_serves_only_the_loss_it_was_built_for(
     free = [model.params[name] for name in PARAM_NAMES]
     assert type(model.minimizer.create_evaluator(model.loss, free)) is not LossEval
     assert type(model.minimizer.create_evaluator(other.loss, [other.params[n] for n in PARAM_NAMES])) is LossEval
+    assert model.minimizer.compiled is model.near_minimizer.compiled

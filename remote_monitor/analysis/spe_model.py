@@ -15,7 +15,7 @@ import numpy as np
 
 from remote_monitor.analysis.spe_pdfs import response_pdf
 from remote_monitor.analysis.spe_response import BOUNDS, PARAM_NAMES, ResponseShape
-from remote_monitor.analysis.vector_minuit import vector_minuit
+from remote_monitor.analysis.vector_minuit import CompiledLoss, vector_minuit
 
 os.environ.setdefault("ZFIT_DISABLE_TF_WARNINGS", "1")
 
@@ -104,8 +104,8 @@ def get_model(edges: np.ndarray, n_max: int) -> BuiltModel:
     prior = zfit.constraint.GaussianConstraint(params=params["w"], observation=UNDER_PRIOR[0],
                                                uncertainty=UNDER_PRIOR[1])
     loss = zfit.loss.ExtendedBinnedNLL(pdf, _live_data(space, counts), constraints=prior)
-    fitted = list(params.values())  # strategy 0: Hesse runs after Migrad anyway
-    minimizer = vector_minuit(loss, fitted, gradient="zfit", tol=MIGRAD_TOL, mode=0)
-    near_minimizer = vector_minuit(loss, fitted, gradient="zfit", tol=NEAR_TOL, mode=0)
+    compiled = CompiledLoss(loss, list(params.values()))  # traced once, for both minimisers
+    minimizer = vector_minuit(compiled, gradient="zfit", tol=MIGRAD_TOL, mode=0)  # strategy 0: Hesse runs after
+    near_minimizer = vector_minuit(compiled, gradient="zfit", tol=NEAR_TOL, mode=0)  # Migrad anyway
     _MODELS[key] = BuiltModel(pdf, params, yield_, space, shape, minimizer, near_minimizer, counts, loss)
     return _MODELS[key]
