@@ -171,12 +171,14 @@ def _clamp(name: str, value: float) -> float:
 
 @dataclass(frozen=True)
 class _Outcome:
-    """One minimisation: best values, Hesse errors (if asked), Minuit's verdict and the NLL at the minimum."""
+    """One minimisation: best values, Hesse errors (if asked), Minuit's verdict and the NLL at the minimum; `result`:
+    zfit's fit result, from which the Hesse errors can still be computed (`_with_errors`)."""
 
     values: dict[str, float]
     errors: dict[str, float]
     valid: bool
     nll: float
+    result: Any = None
 
 
 def _fresh_offset(loss: Any) -> None:
@@ -202,6 +204,20 @@ def _distance_to_minimum(model: BuiltModel, result: Any, floating: list[Any]) ->
     return 0.5 * float(grad @ cov @ grad)
 
 
+def _continued(result: Any, floating: list[Any]) -> Any:
+    """Migrad continued in the result's own Minuit, after its Hesse: seeded with Hesse's covariance, it sees the
+    true distance to the minimum. (A fresh Migrad, which builds its own estimate again, crept there: on a 0.1 PE
+    spectrum stopped 0.08 NLL short, three fresh ones each gained 0.004; continued, one reached the minimum.)"""
+    import zfit
+    from zfit.result import FitResult
+
+    minuit = result.info["minuit"]  # (the result's Hesse ran in this Minuit)
+    minuit.migrad()
+    zfit.param.set_values(floating, np.asarray(minuit.values))
+    return FitResult.from_minuit(loss=result.loss, params=floating, minuit=minuit, minimizer=result.minimizer,
+                                 valid=minuit.valid)
+
+
 def _converged(model: BuiltModel, result: Any, floating: list[Any]) -> tuple[Any, dict[Any, Any]]:
     """The fit result with its Hesse errors, Migrad continued from where it stopped while Hesse's covariance says
     the minimum lies more than EDM_LIMIT away. Migrad with strategy 0 judges convergence by its own running
@@ -214,7 +230,7 @@ def _converged(model: BuiltModel, result: Any, floating: list[Any]) -> tuple[Any
     for _ in range(CONVERGE_ROUNDS):
         if not _distance_to_minimum(model, result, floating) > EDM_LIMIT:
             break
-        further = model.minimizer.minimize(model.loss)
+        further = _continued(result, floating)
         if not float(further.fmin) < float(result.fmin):
             zfit.param.set_values(floating, result)  # back to the better point
             break
@@ -243,26 +259,41 @@ def _minimize(model: BuiltModel, counts: np.ndarray, start: dict[str, float], fi
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = (model.near_minimizer if steps else model.minimizer).minimize(loss)
-        errors: dict[Any, Any] = {}
-        if hesse:
-            result, errors = _converged(model, result, [model.params[n] for n in PARAM_NAMES if n not in fixed])
+    outcome = _read(model, result, {})
+    return _with_errors(model, outcome) if hesse else outcome
+
+
+def _read(model: BuiltModel, result: Any, errors: dict[Any, Any]) -> _Outcome:
+    """The model's parameter values (where the fit left them) and the Hesse errors in `errors`, as an outcome."""
     values = {name: float(model.params[name].value()) for name in PARAM_NAMES}
     errs = {name: float(result.params[model.params[name]]["hesse"]["error"])
-            for name in PARAM_NAMES if hesse and model.params[name] in errors}
-    return _Outcome(values, errs, bool(result.valid), float(result.fmin))
+            for name in PARAM_NAMES if model.params[name] in errors}
+    return _Outcome(values, errs, bool(result.valid), float(result.fmin), result)
+
+
+def _with_errors(model: BuiltModel, outcome: _Outcome) -> _Outcome:
+    """Hesse errors at an outcome's minimum, Migrad going on from there while Hesse's covariance says the minimum
+    lies further (`_converged`). Hesse runs once per fit, at the lower of its starts, not at each of them."""
+    import zfit
+
+    floating = list(outcome.result.params)
+    zfit.param.set_values(floating, outcome.result)  # (a later minimisation moved them)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result, errors = _converged(model, outcome.result, floating)
+    return _read(model, result, errors)
 
 
 def _restart_under_amplified(model: BuiltModel, counts: np.ndarray, nominal: _Outcome) -> _Outcome:
-    """The nominal fit started again with a typical under-amplified part (UNDER_RESTART); the lower minimum is
-    kept. The under-amplified part's shape (u, k_u) has several minima a fraction of an NLL apart, with the gain
-    up to 1 % apart, and which one Migrad reaches from the start depends on its path (on the benchmark's timing
-    spectrum, a rounding difference of 1e-11 in the loss sent it to one 0.41 NLL higher, with Q1 0.9 % lower;
-    this second start found one 0.58 NLL lower than that). Near a bound Minuit's parameter transformation also
-    flattens the likelihood, so a fit can stop short of a lower minimum with the part switched on."""
+    """Of the nominal fit and the same fit started again with a typical under-amplified part (UNDER_RESTART), the
+    lower minimum (both without Hesse). The under-amplified part's shape (u, k_u) has several minima a fraction of
+    an NLL apart, with the gain up to 1 % apart, and which one Migrad reaches from the start depends on its path (on
+    the benchmark's timing spectrum, a rounding difference of 1e-11 in the loss sent it to one 0.41 NLL higher,
+    with Q1 0.9 % lower; this second start found one 0.58 NLL lower than that). Near a bound Minuit's parameter
+    transformation also flattens the likelihood, so a fit can stop short of a lower minimum with the part
+    switched on."""
     other = _minimize(model, counts, {**nominal.values, **UNDER_RESTART}, {}, hesse=False)
-    if other.nll >= nominal.nll:
-        return nominal
-    return _minimize(model, counts, other.values, {}, hesse=True)
+    return other if other.nll < nominal.nll else nominal
 
 
 def _complete(values: Any) -> TypeGuard[dict[str, float]]:
@@ -273,11 +304,11 @@ def _complete(values: Any) -> TypeGuard[dict[str, float]]:
 
 def _searched_nominal(model: BuiltModel, counts: np.ndarray, start: dict[str, float]) -> _Outcome:
     """The nominal fit from the histogram's start values, continued when Minuit stopped early, and started again
-    from a typical under-amplified part (the lower minimum kept)."""
-    nominal = _minimize(model, counts, start, {}, hesse=True)
+    from a typical under-amplified part; the lower minimum with its Hesse errors."""
+    nominal = _minimize(model, counts, start, {}, hesse=False)
     if not nominal.valid:  # Minuit stopped early (flat directions of the under-amplified part): go on from there
-        nominal = _minimize(model, counts, nominal.values, {}, hesse=True)
-    return _restart_under_amplified(model, counts, nominal)
+        nominal = _minimize(model, counts, nominal.values, {}, hesse=False)
+    return _with_errors(model, _restart_under_amplified(model, counts, nominal))
 
 
 def _profiled(model: BuiltModel, counts: np.ndarray, nominal: _Outcome, escapes: int = PROFILE_ESCAPES) -> _Outcome:
