@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _unchanged_for(paths: list[Path], seconds: float) -> Callable[[], bool]:
+    """A condition: every file exists and none was written in the last `seconds` (the monitor renders a report
+    after it writes the point's result, so the third result's file can come before the report that shows it)."""
+    return lambda: all(p.exists() and time.time() - p.stat().st_mtime > seconds for p in paths)
+
+
 def test_viewer_mirrors_and_flags_through_the_real_monitor(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     data, out, laptop = tmp_path / "data", tmp_path / "out", tmp_path / "laptop"
     simulate_scan(data, SERIAL, scan_id=SCAN, cfg=SimulationConfig(n_events=1000, record_length=300, seed=4),
@@ -36,7 +44,8 @@ def test_viewer_mirrors_and_flags_through_the_real_monitor(tmp_path: Path, capsy
     proc = start_monitor(data, out, write_config(tmp_path, quiet=0.2), "--serve", f"127.0.0.1:{port}")
     try:
         wait_for(lambda: len(point_results(out, SERIAL, SCAN)) == 3, 240, "three processed points", proc)
-        wait_for((out / "reports" / f"{SERIAL}.html").exists, 30, "the report", proc)
+        reports = [out / "reports" / name for name in ("index.html", f"{SERIAL}.html")]
+        wait_for(_unchanged_for(reports, 2.0), 60, "the reports, written and settled", proc)
 
         mirror = Mirror(url, laptop)
         mirror.poll_once()
