@@ -274,10 +274,9 @@ def _read(model: BuiltModel, result: Any, errors: dict[Any, Any]) -> _Outcome:
 def _with_errors(model: BuiltModel, outcome: _Outcome) -> _Outcome:
     """Hesse errors at an outcome's minimum, Migrad going on from there while Hesse's covariance says the minimum
     lies further (`_converged`). Hesse runs once per fit, at the lower of its starts, not at each of them."""
-    import zfit
-
     floating = list(outcome.result.params)
-    zfit.param.set_values(floating, outcome.result)  # (a later minimisation moved them)
+    for name in PARAM_NAMES:  # back where this minimisation ended, held ones too (a later one moved them)
+        model.params[name].set_value(outcome.values[name])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result, errors = _converged(model, outcome.result, floating)
