@@ -71,4 +71,4 @@ def test_its_evaluator_serves_only_the_loss_it_was_built_for(
     free = [model.params[name] for name in PARAM_NAMES]
     assert type(model.minimizer.create_evaluator(model.loss, free)) is not LossEval
     assert type(model.minimizer.create_evaluator(other.loss, [other.params[n] for n in PARAM_NAMES])) is LossEval
-    assert model.minimizer.compiled is model.near_minimizer.compiled
+    assert model.minimizer.compiled is model.near_minimizer.compiled is model.compiled

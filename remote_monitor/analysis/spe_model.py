@@ -49,6 +49,7 @@ class BuiltModel:
     shape: ResponseShape
     minimizer: Any
     near_minimizer: Any  # for a start at a known nearby minimum (NEAR_TOL)
+    compiled: CompiledLoss  # the loss's value and gradient, compiled once (shared by both minimisers)
     counts: Any
     loss: Any
 
@@ -107,5 +108,5 @@ def get_model(edges: np.ndarray, n_max: int) -> BuiltModel:
     compiled = CompiledLoss(loss, list(params.values()))  # traced once, for both minimisers
     minimizer = vector_minuit(compiled, gradient="zfit", tol=MIGRAD_TOL, mode=0)  # strategy 0: Hesse runs after
     near_minimizer = vector_minuit(compiled, gradient="zfit", tol=NEAR_TOL, mode=0)  # Migrad anyway
-    _MODELS[key] = BuiltModel(pdf, params, yield_, space, shape, minimizer, near_minimizer, counts, loss)
+    _MODELS[key] = BuiltModel(pdf, params, yield_, space, shape, minimizer, near_minimizer, compiled, counts, loss)
     return _MODELS[key]

@@ -43,6 +43,10 @@ class CompiledLoss:
 
         self.value_of, self.gradient_of = value_of, gradient_of
 
+    def gradient(self, params: Sequence[Any]) -> np.ndarray:
+        """The gradient with respect to `params` (among this loss's) at the parameters' current values."""
+        return np.asarray(self.gradient_of())[[self.position[id(p)] for p in params]]
+
     def serves(self, loss: Any, params: Sequence[Any]) -> bool:
         """Whether this is `loss` and `params` are among its parameters."""
         return loss is self.loss and all(id(p) in self.position for p in params)
