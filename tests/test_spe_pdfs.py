@@ -16,6 +16,8 @@ EVENTS = 1e5
 SPECTRA = [  # a low-occupancy 0.3 mV point with the Gamma under-amplified shape; a 1 mV, 2.5 PE one with the flat
     {"mu": 0.1, "q0": 0.02, "sigma0": 0.16, "q1": 1.6, "r1": 0.32, "w": 0.14, "u": 0.3, "k_u": 1.2, "b": 0.0},
     {"mu": 2.5, "q0": -0.05, "sigma0": 0.5, "q1": 0.8, "r1": 0.35, "w": 0.12, "u": 0.4, "k_u": 2.0, "b": 1.0},
+    # a mixture of the two shapes (the fits hold b at 0 or 1)
+    {"mu": 0.5, "q0": 0.0, "sigma0": 0.2, "q1": 1.2, "r1": 0.3, "w": 0.2, "u": 0.35, "k_u": 1.5, "b": 0.4},
 ]
 
 
