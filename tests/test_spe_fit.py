@@ -5,6 +5,7 @@ comes back within 1.5 % and its combined error covers the truth."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,6 +42,23 @@ def test_main_peak_gain_on_realistic_spectra(mu: float, gain: float, n: int) -> 
     assert result.peak_pc < result.q1_pc  # a skewed main peak: the mode is below the mean
     assert result.chi2_ndf < 2.0
     assert {"pedestal", "1 PE", "under-amplified"} <= set(result.curve["components"])
+
+
+def test_a_minimisation_along_a_direction_the_likelihood_hardly_sees_stops_after_two_migrads() -> None:
+    """A drawn spectrum of `bench_gain`'s unresolved 2.5 PE / 0.5e7 / 0.3 mV class (60k events, saved): from the
+    start values with 18 n-PE terms its under-amplified part goes to a spike at zero charge (u and k_u at their
+    bounds; it trades with the occupancy). Each Migrad there ended above its EDM limit, and zfit's Minuit called
+    it again, up to 20 times: 26 080 calls, 214 s for this one minimisation (every other of the 30 saved classes
+    took at most 727 calls). With `spe_model.MIGRAD_ROUNDS` it stops short (invalid) after two Migrads."""
+    with np.load(Path(__file__).parent / "data" / "spike_at_zero_2p5pe.npz") as data:
+        hist = Histogram(data["edges"], data["counts"])
+    start = spe_fit._start_values(hist)
+    lo, hi = spe_fit._fit_range(hist, start)
+    model = spe_model.get_model(hist.edges[lo:hi + 1], 18)
+    outcome = spe_fit._minimize(model, hist.counts[lo:hi].astype(float), start, {}, hesse=False)
+    assert not outcome.valid
+    assert outcome.values["u"] < 0.05 and outcome.values["k_u"] > 3.9  # the spike at zero charge
+    assert outcome.result.info["n_eval"] < 2 * 2000
 
 
 def test_an_unresolved_spectrum_gets_the_n_pe_terms_its_fitted_occupancy_needs() -> None:

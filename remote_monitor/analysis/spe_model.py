@@ -32,6 +32,12 @@ MIGRAD_TOL = 1e-5  # zfit's Minuit stops at an estimated distance to the minimum
 # and a fit could end in a local minimum: on the benchmark's timing spectrum (100k events, 0.1 PE, 1e7, 0.3 mV) at
 # 0.58 NLL above the minimum with Q1 0.8 % low, in 4.0 s; at 1e-5 at the minimum (the same as iminuit's on zfit's
 # loss with an EDM of 1e-6) in 2.4 s (0.001: 3.5 s, 1e-4: 3.9 s, both at the minimum).
+MIGRAD_ROUNDS = 2  # at most two Migrad calls per minimisation, each of at most Minuit's default number of function
+# calls (1320 for 8 parameters). zfit's Minuit calls Migrad again, up to 20 times, while its criterion is not met;
+# on an unresolved 2.5 PE / 0.5e7 / 0.3 mV spectrum (60k events) whose under-amplified part went to a spike at zero
+# charge (u and k_u at their bounds, a direction the likelihood hardly sees) that was 26 080 calls of the 18-term
+# model, 214 s for one minimisation. Every other minimisation of the 30 saved classes took at most 727 calls (one
+# Migrad; median 110), 2026-12-04.
 NEAR_TOL = 0.01  # ... except for a refit that starts at a known nearby minimum with step sizes from its errors (a
 # growing point, `spe_fit._refined`): Migrad's first estimate of the covariance is then good and its EDM reliable
 # (Q1 within 0.03 % of a full fit; at MIGRAD_TOL that refit took 1.2 s instead of 0.8 s, 2026-12-02)
@@ -106,7 +112,7 @@ def get_model(edges: np.ndarray, n_max: int) -> BuiltModel:
                                                uncertainty=UNDER_PRIOR[1])
     loss = zfit.loss.ExtendedBinnedNLL(pdf, _live_data(space, counts), constraints=prior)
     compiled = CompiledLoss(loss, list(params.values()))  # traced once, for both minimisers
-    minimizer = vector_minuit(compiled, gradient="zfit", tol=MIGRAD_TOL, mode=0)  # strategy 0: Hesse runs after
-    near_minimizer = vector_minuit(compiled, gradient="zfit", tol=NEAR_TOL, mode=0)  # Migrad anyway
+    minimizer = vector_minuit(compiled, MIGRAD_ROUNDS, gradient="zfit", tol=MIGRAD_TOL, mode=0)  # strategy 0: Hesse
+    near_minimizer = vector_minuit(compiled, MIGRAD_ROUNDS, gradient="zfit", tol=NEAR_TOL, mode=0)  # runs after Migrad
     _MODELS[key] = BuiltModel(pdf, params, yield_, space, shape, minimizer, near_minimizer, compiled, counts, loss)
     return _MODELS[key]

@@ -52,10 +52,11 @@ class CompiledLoss:
         return loss is self.loss and all(id(p) in self.position for p in params)
 
 
-def vector_minuit(compiled: CompiledLoss, **options: Any) -> Any:
+def vector_minuit(compiled: CompiledLoss, rounds: int | None = None, **options: Any) -> Any:
     """A zfit Minuit (`options` as for `zfit.minimize.Minuit`) whose value calls on `compiled.loss` go through
-    `compiled`."""
-    return _minuit_class()(compiled, **options)
+    `compiled`; `rounds`: at most this many Migrad calls per minimisation (zfit's own limit: 20), each of at most
+    `maxiter` function calls (Minuit's default: 200 + 100 n + 5 n^2 for n parameters)."""
+    return _minuit_class()(compiled, rounds, **options)
 
 
 @functools.cache
@@ -89,9 +90,11 @@ def _minuit_class() -> type:
     class VectorMinuit(zfit.minimize.Minuit):  # type: ignore[misc]
         """zfit's Minuit evaluating its compiled loss through `VectorLossEval` (other losses as zfit does)."""
 
-        def __init__(self, compiled: CompiledLoss, **options: Any) -> None:
+        def __init__(self, compiled: CompiledLoss, rounds: int | None, **options: Any) -> None:
             super().__init__(**options)
             self.compiled = compiled
+            if rounds is not None:  # zfit calls Migrad again while its convergence criterion is not met, up to
+                self._internal_maxiter = rounds  # this many times (its private setting; no option sets it)
 
         def create_evaluator(self, loss: Any = None, params: Any = None, numpy_converter: Any = None,
                              strategy: Any = None) -> Any:
