@@ -195,8 +195,8 @@ def _distance_to_minimum(model: BuiltModel, result: Any, floating: list[Any]) ->
     """Hesse's estimate of how far (in NLL) the minimum lies from where Migrad stopped: g^T C g / 2, with the
     gradient the minimiser uses (`model.compiled`; zfit's own `loss.gradient` traced a second graph, 0.6 s per
     model, for the same values) and the Hesse covariance (NaN when Hesse gave none). The covariance is asked for
-    under the key that `result.hesse` stored it with (Minuit's Hesse, no weight correction): zfit's default key differs (weight
-    correction 'asymptotic'), and Minuit's Hesse (0.3 s) ran a second time."""
+    under the key that `result.hesse` stored it with (Minuit's Hesse, no weight correction): zfit's default key
+    differs (weight correction 'asymptotic'), and Minuit's Hesse (0.3 s) ran a second time."""
     try:
         cov = np.asarray(result.covariance(params=floating, method="minuit_hesse", weightcorr=False), dtype=float)
         grad = model.compiled.gradient(floating)

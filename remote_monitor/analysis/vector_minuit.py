@@ -43,9 +43,13 @@ class CompiledLoss:
 
         self.value_of, self.gradient_of = value_of, gradient_of
 
+    def positions(self, params: Sequence[Any]) -> np.ndarray:
+        """The places of `params` (among this loss's) in the parameter vector."""
+        return np.array([self.position[id(p)] for p in params], dtype=int)
+
     def gradient(self, params: Sequence[Any]) -> np.ndarray:
         """The gradient with respect to `params` (among this loss's) at the parameters' current values."""
-        return np.asarray(self.gradient_of())[[self.position[id(p)] for p in params]]
+        return np.asarray(self.gradient_of())[self.positions(params)]
 
     def serves(self, loss: Any, params: Sequence[Any]) -> bool:
         """Whether this is `loss` and `params` are among its parameters."""
@@ -76,11 +80,11 @@ def _minuit_class() -> type:
             super().__init__(grad_fn=self._gradient, **kwargs)
             self._compiled = compiled
             self._vector = np.array([float(p.value()) for p in compiled.params])
-            self._positions = np.array([compiled.position[id(p)] for p in self.params], dtype=int)
+            self._positions = compiled.positions(self.params)
             self._offset = float(compiled.value_of(tf.constant(self._vector)))
 
         def _gradient(self, params: Any) -> np.ndarray:  # noqa: ARG002 - zfit's evaluator has assigned them
-            return np.asarray(self._compiled.gradient_of())[self._positions]
+            return self._compiled.gradient(self.params)
 
         def _assign_and_value(self, values: Any) -> Any:
             vector = self._vector.copy()
