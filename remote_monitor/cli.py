@@ -27,6 +27,7 @@ from remote_monitor.cli_common import (
     resolve_globals,
     version_string,
 )
+from remote_monitor.service.log_file import LogFile
 from remote_monitor.stand.config import ConfigError
 
 log = logging.getLogger("remote_monitor")
@@ -37,7 +38,7 @@ def setup_logging(out_root: Path | None, verbose: bool = False) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if out_root is not None:
         out_root.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(out_root / "monitor.log", encoding="utf-8"))
+        handlers.append(LogFile(out_root / "monitor.log"))
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,14 +33,34 @@ def write_config(tmp: Path, quiet: float = 0.5, poll: float = 0.0, workers: int 
     return path
 
 
+class DrainedProcess(subprocess.Popen):
+    """A process whose output a thread reads all along, so that a chatty monitor never blocks on a full pipe
+    (a disk-full test once hung so: 64 KiB of logging tracebacks, read only at the end); `communicate` returns
+    everything it printed."""
+
+    def __init__(self, args: list[str], **kwargs: Any) -> None:
+        super().__init__(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+        self._chunks: list[str] = []
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        assert self.stdout is not None
+        for line in self.stdout:
+            self._chunks.append(line)
+
+    def communicate(self, input: Any = None, timeout: float | None = None) -> tuple[str, None]:
+        self.wait(timeout)
+        self._reader.join(timeout)
+        return "".join(self._chunks), None
+
+
 def start_monitor(data: Path, out: Path, config: Path, *extra: str) -> subprocess.Popen:
     """`remote-monitor run` in its own process (so it can be SIGTERMed or SIGKILLed)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.Popen(
+    return DrainedProcess(
         [sys.executable, "-m", "remote_monitor.cli", "run", "--data", str(data), "--out", str(out),
-         "--config", str(config), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-        start_new_session=True,
+         "--config", str(config), *extra], env=env, start_new_session=True,
     )
 
 

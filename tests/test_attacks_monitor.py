@@ -148,6 +148,11 @@ def test_disk_full_pauses_writing_and_resumes(tmp_path: Path) -> None:
         proc = None
         assert code == 0, output[-3000:]
         assert "KeyError" not in output + json.dumps(_problems(out)), output[-3000:]  # the retry path is clean
+        # the result waiting for space is written, not computed again: the monitor's own reading of the files
+        # (inotify reports opens and closes too) once made it read and fit the point every second
+        assert output.count(f"processing {SERIAL}/{SCAN}/theta20_phi0") == 1, output[-3000:]
+        assert "Logging error" not in output, output[-3000:]  # a full log file is said once, not per record
+        assert output.count("point=theta20_phi0 events=") == 1, output[-3000:]  # the written result is logged
     finally:
         if proc is not None:
             proc.kill()

@@ -257,8 +257,7 @@ class Monitor:
         assert pool is not None
         if blocked or not pool.idle():
             return True  # every worker busy (or still warming up): the point stays pending
-        stored = self.store.read_point(key)
-        if stored is not None and stored.get("source_files") == prints:
+        if self._has_result(key, prints):
             self._pending.discard(key)
             return False
         job = self.live.final_job(key, sources, prints) or (process_job, key, sources, self.cfg)
@@ -268,6 +267,14 @@ class Monitor:
         self._inflight[key] = prints
         log.info("processing %s", key.label)
         return False
+
+    def _has_result(self, key: PointKey, prints: dict[str, Any]) -> bool:
+        """The point's files as they are now have a result: recorded, or waiting for disk space to be written."""
+        waiting = self.recorder.unwritten.get(key)
+        if waiting is not None and waiting.get("source_files") == prints:
+            return True
+        stored = self.store.read_point(key)
+        return stored is not None and stored.get("source_files") == prints
 
     def _follow(self, key: PointKey, sources: dict[str, Path], blocked: bool) -> None:
         """Read on in a growing point; a provisional fit goes to a free worker when no final result waits (none

@@ -60,17 +60,14 @@ class Recorder:
     def retry(self) -> None:
         """Write again what a full disk stopped; render the pages still due."""
         for key, result in list(self.unwritten.items()):
-            if self.boundary.run(f"writing {key.label}", self.record, key, result):
-                self.unwritten.pop(key, None)
-            else:
-                self.unwritten[key] = result  # still full: `record` took it off the list before failing
+            self.finish(key, result)
         if self.publish_due:
             self.publish()
 
     def finish(self, key: PointKey, result: dict[str, Any]) -> None:
-        """Record a final result (kept for a retry if the write fails) and log it."""
+        """Record a final result (kept for a retry if the write fails) and log it once written."""
         if not self.boundary.run(f"writing {key.label}", self.record, key, result):
-            self.unwritten[key] = result  # retried every tick (disk full)
+            self.unwritten[key] = result  # retried every tick (disk full); `record` took it off the list
             return
         self.processed_count += 1
         fit = result.get("fit") or {}

@@ -6,7 +6,12 @@ import logging
 import queue
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    EVENT_TYPE_CLOSED_NO_WRITE,
+    EVENT_TYPE_OPENED,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
@@ -14,6 +19,10 @@ from watchdog.observers.polling import PollingObserver
 from remote_monitor.stand.layout import Layout, iter_scans
 
 log = logging.getLogger("remote_monitor")
+
+# inotify also reports reads; the monitor's own reading of a point must not make it look changed (a point whose
+# result could not be written, on a full disk, was read and fitted again every second)
+READ_ONLY_EVENTS = frozenset({EVENT_TYPE_OPENED, EVENT_TYPE_CLOSED_NO_WRITE})
 
 
 class _Queueing(FileSystemEventHandler):
@@ -23,6 +32,8 @@ class _Queueing(FileSystemEventHandler):
         self.sink = sink
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in READ_ONLY_EVENTS:
+            return
         for path in (event.src_path, getattr(event, "dest_path", "")):
             if path:
                 self.sink.put(path if isinstance(path, str) else bytes(path).decode())
