@@ -3,10 +3,17 @@ dead points always error, error points carry no gain."""
 
 from __future__ import annotations
 
-import numpy as np
+import dataclasses
 
-from remote_monitor.analysis.histogram import fill_histogram
-from remote_monitor.analysis.point_verdict import classify, without_gain
+import numpy as np
+import pytest
+
+from remote_monitor.analysis.histogram import Histogram, fill_histogram
+from remote_monitor.analysis.point_verdict import MIN_SIGNAL_FRACTION, classify, signal_fraction, without_gain
+from remote_monitor.analysis.spe_fit import fit_spe
+from remote_monitor.simulation.spe_charge import PmtPhysics, event_charges, pedestal_charges
+
+from .fit_helpers import BIN_PC
 
 BAND = (0.999e7, 1.049e7)
 
@@ -53,6 +60,47 @@ def test_dead_point_is_error_never_poor() -> None:
     assert status == "error" and "not separated" in reason and "model's shape" in reason
     assert classify(_fit(1.024e7, 0.01e7, q1_pc=1.0, sigma0_pc=0.49), BAND)[0] == "healthy"  # 2.04 widths
     assert "PMT dead" in classify(_fit(1.024e7, 0.01e7, q1_pc=0.7, sigma0_pc=0.49), BAND)[1]
+
+
+def _stand(seed: int, mu: float, noise_mv: float, dark_hz: float, n: int = 300_000) -> dict:
+    """A point of the simulated stand at 1e7 (its 1-PE response, noise records and dark counts)."""
+    rng = np.random.default_rng(seed)
+    phys = dataclasses.replace(PmtPhysics(), dark_rate_hz=dark_hz)
+    charges = event_charges(rng, n, mu, 1e7, phys, pedestal_charges(rng, noise_mv, n))
+    return fill_histogram(charges, 400, -60 * BIN_PC, 340 * BIN_PC).to_dict()
+
+
+def _fitted(hist: dict) -> dict:
+    return fit_spe(Histogram(np.asarray(hist["edges"]), np.asarray(hist["counts"]))).to_dict()
+
+
+def test_faint_light_under_the_noise_is_measured_not_called_no_light() -> None:
+    # 0.03 PE at 1e7 and 1 mV noise: most photoelectrons stay within 5 pedestal widths, so few events are
+    # "clearly above the pedestal" (a fresh draw of bench_gain's class read "no light"); its fit sees them
+    hist = _stand(100, 0.03, 1.0, 3000.0)
+    assert signal_fraction(hist) < MIN_SIGNAL_FRACTION  # what the histogram alone says
+    fit = _fitted(hist)
+    status, reason = classify(fit, BAND, hist=hist)
+    assert status != "error", reason
+    assert abs(fit["gain"] / 1e7 - 1) < 3 * fit["gain_err"] / 1e7, (fit["gain"], fit["gain_err"])
+
+
+@pytest.mark.parametrize(("noise_mv", "dark_hz"), [(1.0, 9000.0), (0.3, 9000.0)])
+def test_a_dark_point_stays_no_light_with_its_dark_counts_fitted(noise_mv: float, dark_hz: float) -> None:
+    hist = _stand(101, 0.0, noise_mv, dark_hz)  # laser off: dark counts only (9 kHz: 1e-3 per 120 ns window)
+    status, reason = classify(_fitted(hist), BAND, hist=hist)
+    assert status == "error" and "no light" in reason, reason
+
+
+def test_a_fit_that_claims_light_the_histogram_does_not_hold_is_not_believed() -> None:
+    dark = _hist(light=False)
+    # a separated 1-PE peak with a significant occupancy, which would put 3 % of the events above 5 pedestal
+    # widths, where there are none
+    claim = _fit(1.024e7, 0.01e7, mu=0.03, mu_err=0.001, q1_pc=1.6, sigma1_pc=0.5)
+    assert classify(claim, BAND, hist=dark)[1].startswith("no light")
+    assert classify(claim, BAND, hist=_hist(light=True))[0] == "healthy"
+    wandered = _fit(8.3e5, 1e5, mu=8.4, mu_err=0.1, sigma1_pc=0.1)  # the issue's dead point, with its errors
+    assert classify(wandered, BAND, hist=dark)[1].startswith("no light")
 
 
 def test_error_point_keeps_details_but_shows_no_gain() -> None:

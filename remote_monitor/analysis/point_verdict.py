@@ -14,32 +14,64 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.special import ndtr
 
 from remote_monitor.analysis.spe_result import NO_SIGNAL_MU, SEPARATED_Q1
 
 POOR_SIGMAS = 2.0
 HEALTHY_SIGMAS = 1.0
 MAX_ERR_OF_HALF_BAND = 1.0
-MIN_SIGNAL_FRACTION = 0.003  # fewer events than this clearly above the pedestal: no light
+MIN_SIGNAL_FRACTION = 0.003  # fewer events than this clearly above the pedestal: no light (unless the fit sees it)
+LIGHT_WIDTHS = 5.0  # "clearly above the pedestal": this many pedestal widths
+LIGHT_SIGMAS = 5.0  # faint light: the fitted occupancy this many errors above zero ...
+TAIL_AGREEMENT = 0.5  # ... and at least this fraction of the events its 1-PE peak predicts above LIGHT_WIDTHS
 DEAD_Q1 = 1.5  # Q1 below this many pedestal widths: no SPE signal at all (no light or a dead PMT)
 
 
-def signal_fraction(hist: dict[str, Any] | None) -> float | None:
-    """Fraction of events more than 5 pedestal widths above the pedestal, from the histogram alone
-    (independent of the fit, so that a fit that wanders off on a dead point cannot hide it)."""
-    if not hist:
-        return None
+def _pedestal(hist: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, float, float] | None:
+    """(bin centres, counts, pedestal position, pedestal width) from the histogram alone: the highest bin and
+    the rms of the bins left of it (at least one bin). None without events."""
     edges, counts = np.asarray(hist["edges"], float), np.asarray(hist["counts"], float)
-    total = counts.sum()
-    if total <= 0:
+    if counts.sum() <= 0:
         return None
     x = 0.5 * (edges[1:] + edges[:-1])
     i_peak = int(np.argmax(counts))
     left = x < x[i_peak]
     n_left = counts[left].sum()
     width = float(np.sqrt((counts[left] * (x[left] - x[i_peak]) ** 2).sum() / n_left)) if n_left else 0.0
-    width = max(width, float(edges[1] - edges[0]))
-    return float(counts[x > x[i_peak] + 5 * width].sum() / total)
+    return x, counts, float(x[i_peak]), max(width, float(edges[1] - edges[0]))
+
+
+def signal_fraction(hist: dict[str, Any] | None) -> float | None:
+    """Fraction of events more than LIGHT_WIDTHS pedestal widths above the pedestal, from the histogram alone
+    (independent of the fit, so that a fit that wanders off on a dead point cannot hide it)."""
+    ped = _pedestal(hist) if hist else None
+    if ped is None:
+        return None
+    x, counts, q0, width = ped
+    return float(counts[x > q0 + LIGHT_WIDTHS * width].sum() / counts.sum())
+
+
+def _fit_sees_light(fit: dict[str, Any], hist: dict[str, Any]) -> bool:
+    """Light on a point with few events above LIGHT_WIDTHS pedestal widths: faint light whose photoelectrons
+    mostly stay under them (0.03 PE at 1e7 and 1 mV noise puts 0.2-0.4 % of the events there; a dark point,
+    0.005-0.09 %). True when the fit finds a 1-PE peak separated from the pedestal, an occupancy of at least
+    NO_SIGNAL_MU (ten times a dark point's: 3 kHz in a 120 ns window is 4e-4) and LIGHT_SIGMAS errors, and
+    the histogram holds above LIGHT_WIDTHS widths at least TAIL_AGREEMENT of what that peak puts there (a fit
+    that wandered off on a dead point predicts far more than is there)."""
+    ped = _pedestal(hist)
+    values = [fit.get(k) for k in ("mu", "mu_err", "q1_pc", "sigma1_pc", "sigma0_pc")]
+    if ped is None or fit.get("status") != "ok" or not all(isinstance(v, (int, float)) and v > 0 for v in values):
+        return False
+    mu, mu_err, q1, sigma1, sigma0 = (float(v) for v in values)  # type: ignore[arg-type]
+    if mu < NO_SIGNAL_MU or mu < LIGHT_SIGMAS * mu_err or q1 < SEPARATED_Q1 * sigma0:
+        return False
+    x, counts, q0, width = ped
+    cut = q0 + LIGHT_WIDTHS * width
+    main = 1.0 - float(fit.get("under_amplified_fraction") or 0.0)
+    predicted = -np.expm1(-mu) * main * float(ndtr((q0 + q1 - cut) / np.hypot(sigma1, sigma0)))
+    seen = float(counts[x > cut].sum() / counts.sum())
+    return seen >= TAIL_AGREEMENT * predicted
 
 
 def _q1_in_pedestal_widths(fit: dict[str, Any]) -> float | None:
@@ -65,7 +97,7 @@ def _dark_point_cause(fit: dict[str, Any]) -> str:
 def _no_gain(fit: dict[str, Any], hist: dict[str, Any] | None) -> str | None:
     """Why the point has no usable gain, or None."""
     light = signal_fraction(hist)
-    if light is not None and light < MIN_SIGNAL_FRACTION:
+    if light is not None and light < MIN_SIGNAL_FRACTION and not (hist and _fit_sees_light(fit, hist)):
         return f"no light: only {100 * light:.2f} % of events above the pedestal ({_dark_point_cause(fit)})"
     if fit["status"] != "ok":
         return f"no gain: {fit['status']}: {fit.get('reason') or ''}".strip()
