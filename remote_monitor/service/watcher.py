@@ -6,12 +6,7 @@ import logging
 import queue
 from pathlib import Path
 
-from watchdog.events import (
-    EVENT_TYPE_CLOSED_NO_WRITE,
-    EVENT_TYPE_OPENED,
-    FileSystemEvent,
-    FileSystemEventHandler,
-)
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
@@ -22,7 +17,8 @@ log = logging.getLogger("remote_monitor")
 
 # inotify also reports reads; the monitor's own reading of a point must not make it look changed (a point whose
 # result could not be written, on a full disk, was read and fitted again every second)
-READ_ONLY_EVENTS = frozenset({EVENT_TYPE_OPENED, EVENT_TYPE_CLOSED_NO_WRITE})
+# (watchdog's EVENT_TYPE_OPENED and EVENT_TYPE_CLOSED_NO_WRITE, the latter only since watchdog 5: spelled out)
+READ_ONLY_EVENTS = frozenset({"opened", "closed_no_write"})
 
 
 class _Queueing(FileSystemEventHandler):
