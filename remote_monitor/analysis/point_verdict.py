@@ -60,10 +60,11 @@ def _fit_sees_light(fit: dict[str, Any], hist: dict[str, Any]) -> bool:
     the histogram holds above LIGHT_WIDTHS widths at least TAIL_AGREEMENT of what that peak puts there (a fit
     that wandered off on a dead point predicts far more than is there)."""
     ped = _pedestal(hist)
-    values = [fit.get(k) for k in ("mu", "mu_err", "q1_pc", "sigma1_pc", "sigma0_pc")]
-    if ped is None or fit.get("status") != "ok" or not all(isinstance(v, (int, float)) and v > 0 for v in values):
+    keys = ("mu", "mu_err", "q1_pc", "sigma1_pc", "sigma0_pc")
+    if ped is None or fit.get("status") != "ok" or \
+            not all(isinstance(fit.get(k), (int, float)) and fit[k] > 0 for k in keys):
         return False
-    mu, mu_err, q1, sigma1, sigma0 = (float(v) for v in values)  # type: ignore[arg-type]
+    mu, mu_err, q1, sigma1, sigma0 = (float(fit[k]) for k in keys)
     if mu < NO_SIGNAL_MU or mu < LIGHT_SIGMAS * mu_err or q1 < SEPARATED_Q1 * sigma0:
         return False
     x, counts, q0, width = ped
