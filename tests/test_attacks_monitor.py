@@ -5,6 +5,7 @@ one run fills its disk (a 16 MB tmpfs, root only)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -155,6 +156,8 @@ def test_disk_full_pauses_writing_and_resumes(tmp_path: Path) -> None:
         assert output.count("point=theta20_phi0 events=") == 1, output[-3000:]  # the written result is logged
     finally:
         if proc is not None:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the monitor and its workers (own session)
             proc.communicate()
-        subprocess.run(["umount", "-l", str(out)], check=False)
+        if subprocess.run(["umount", str(out)], check=False, capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(out)], check=False)  # still busy: detached now, freed when unused
