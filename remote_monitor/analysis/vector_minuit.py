@@ -49,7 +49,11 @@ class CompiledLoss:
 
     def gradient(self, params: Sequence[Any]) -> np.ndarray:
         """The gradient with respect to `params` (among this loss's) at the parameters' current values."""
-        return np.asarray(self.gradient_of())[self.positions(params)]
+        return self.gradient_at(self.positions(params))
+
+    def gradient_at(self, positions: np.ndarray) -> np.ndarray:
+        """The gradient's components at these places of the parameter vector (see `positions`)."""
+        return np.asarray(self.gradient_of())[positions]
 
     def serves(self, loss: Any, params: Sequence[Any]) -> bool:
         """Whether this is `loss` and `params` are among its parameters."""
@@ -84,7 +88,7 @@ def _minuit_class() -> type:
             self._offset = float(compiled.value_of(tf.constant(self._vector)))
 
         def _gradient(self, params: Any) -> np.ndarray:  # noqa: ARG002 - zfit's evaluator has assigned them
-            return self._compiled.gradient(self.params)
+            return self._compiled.gradient_at(self._positions)  # (places looked up once, not per call)
 
         def _assign_and_value(self, values: Any) -> Any:
             vector = self._vector.copy()
