@@ -11,7 +11,7 @@ error      no usable gain: fit failed or gave no error, no light (dead point: al
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.special import ndtr
@@ -28,51 +28,56 @@ TAIL_AGREEMENT = 0.5  # ... and at least this fraction of the events its 1-PE pe
 DEAD_Q1 = 1.5  # Q1 below this many pedestal widths: no SPE signal at all (no light or a dead PMT)
 
 
-def _pedestal(hist: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, float, float] | None:
-    """(bin centres, counts, pedestal position, pedestal width) from the histogram alone: the highest bin and
-    the rms of the bins left of it (at least one bin). None without events."""
+class Pedestal(NamedTuple):
+    """The pedestal as the histogram alone shows it."""
+
+    position: float  # the highest bin's centre (pC)
+    width: float  # the rms of the bins left of it (at least one bin)
+    above: float  # the fraction of events more than LIGHT_WIDTHS widths above it
+
+
+def _pedestal(hist: dict[str, Any] | None) -> Pedestal | None:
+    """The histogram's pedestal; None without a histogram or events."""
+    if not hist:
+        return None
     edges, counts = np.asarray(hist["edges"], float), np.asarray(hist["counts"], float)
-    if counts.sum() <= 0:
+    total = counts.sum()
+    if total <= 0:
         return None
     x = 0.5 * (edges[1:] + edges[:-1])
     i_peak = int(np.argmax(counts))
     left = x < x[i_peak]
     n_left = counts[left].sum()
     width = float(np.sqrt((counts[left] * (x[left] - x[i_peak]) ** 2).sum() / n_left)) if n_left else 0.0
-    return x, counts, float(x[i_peak]), max(width, float(edges[1] - edges[0]))
+    width = max(width, float(edges[1] - edges[0]))
+    above = float(counts[x > x[i_peak] + LIGHT_WIDTHS * width].sum() / total)
+    return Pedestal(float(x[i_peak]), width, above)
 
 
 def signal_fraction(hist: dict[str, Any] | None) -> float | None:
     """Fraction of events more than LIGHT_WIDTHS pedestal widths above the pedestal, from the histogram alone
     (independent of the fit, so that a fit that wanders off on a dead point cannot hide it)."""
-    ped = _pedestal(hist) if hist else None
-    if ped is None:
-        return None
-    x, counts, q0, width = ped
-    return float(counts[x > q0 + LIGHT_WIDTHS * width].sum() / counts.sum())
+    ped = _pedestal(hist)
+    return None if ped is None else ped.above
 
 
-def _fit_sees_light(fit: dict[str, Any], hist: dict[str, Any]) -> bool:
+def _fit_sees_light(fit: dict[str, Any], ped: Pedestal) -> bool:
     """Light on a point with few events above LIGHT_WIDTHS pedestal widths: faint light whose photoelectrons
     mostly stay under them (0.03 PE at 1e7 and 1 mV noise puts 0.2-0.4 % of the events there; a dark point,
     0.005-0.09 %). True when the fit finds a 1-PE peak separated from the pedestal, an occupancy of at least
     NO_SIGNAL_MU (ten times a dark point's: 3 kHz in a 120 ns window is 4e-4) and LIGHT_SIGMAS errors, and
     the histogram holds above LIGHT_WIDTHS widths at least TAIL_AGREEMENT of what that peak puts there (a fit
     that wandered off on a dead point predicts far more than is there)."""
-    ped = _pedestal(hist)
     keys = ("mu", "mu_err", "q1_pc", "sigma1_pc", "sigma0_pc")
-    if ped is None or fit.get("status") != "ok" or \
-            not all(isinstance(fit.get(k), (int, float)) and fit[k] > 0 for k in keys):
+    if fit.get("status") != "ok" or not all(isinstance(fit.get(k), (int, float)) and fit[k] > 0 for k in keys):
         return False
     mu, mu_err, q1, sigma1, sigma0 = (float(fit[k]) for k in keys)
     if mu < NO_SIGNAL_MU or mu < LIGHT_SIGMAS * mu_err or q1 < SEPARATED_Q1 * sigma0:
         return False
-    x, counts, q0, width = ped
-    cut = q0 + LIGHT_WIDTHS * width
+    cut = ped.position + LIGHT_WIDTHS * ped.width
     main = 1.0 - float(fit.get("under_amplified_fraction") or 0.0)
-    predicted = -np.expm1(-mu) * main * float(ndtr((q0 + q1 - cut) / np.hypot(sigma1, sigma0)))
-    seen = float(counts[x > cut].sum() / counts.sum())
-    return seen >= TAIL_AGREEMENT * predicted
+    predicted = -np.expm1(-mu) * main * float(ndtr((ped.position + q1 - cut) / np.hypot(sigma1, sigma0)))
+    return ped.above >= TAIL_AGREEMENT * predicted
 
 
 def _q1_in_pedestal_widths(fit: dict[str, Any]) -> float | None:
@@ -97,9 +102,9 @@ def _dark_point_cause(fit: dict[str, Any]) -> str:
 
 def _no_gain(fit: dict[str, Any], hist: dict[str, Any] | None) -> str | None:
     """Why the point has no usable gain, or None."""
-    light = signal_fraction(hist)
-    if light is not None and light < MIN_SIGNAL_FRACTION and not (hist and _fit_sees_light(fit, hist)):
-        return f"no light: only {100 * light:.2f} % of events above the pedestal ({_dark_point_cause(fit)})"
+    ped = _pedestal(hist)
+    if ped is not None and ped.above < MIN_SIGNAL_FRACTION and not _fit_sees_light(fit, ped):
+        return f"no light: only {100 * ped.above:.2f} % of events above the pedestal ({_dark_point_cause(fit)})"
     if fit["status"] != "ok":
         return f"no gain: {fit['status']}: {fit.get('reason') or ''}".strip()
     if fit.get("gain") is None or not fit.get("gain_err"):
