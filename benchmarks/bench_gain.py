@@ -29,17 +29,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from scipy.special import ndtr
 
 from remote_monitor.analysis.histogram import Histogram, fill_histogram
 from remote_monitor.analysis.point_verdict import classify
 from remote_monitor.analysis.spe_fit import fit_spe
-from remote_monitor.analysis.units import MV_PER_ADC, NS_PER_SAMPLE, PC_PER_MV_SAMPLE, gain_to_pc
+from remote_monitor.analysis.units import MV_PER_ADC, PC_PER_MV_SAMPLE, gain_to_pc
+from remote_monitor.simulation.expected_spectrum import expected_histogram
 from remote_monitor.simulation.spe_charge import (
-    WINDOW_LEN,
     PmtPhysics,
     event_charges,
-    pe_charge_density,
     pedestal_charges,
 )
 
@@ -265,24 +263,6 @@ SHAPES: dict[str, dict[str, Any]] = {  # label: PmtPhysics arguments; the first 
 SHAPE_CLASSES = ((0.1, 1e7, 0.3), (0.1, 0.5e7, 0.3), (0.1, 2e7, 1.0))
 SHAPE_DRAWS = 3
 REAL_SIZE_CLASSES = tuple((mu, gain, 0.3) for gain in GAINS for mu in (0.1, 0.3))  # with --events
-
-
-def expected_histogram(edges: np.ndarray, mu: float, gain: float, noise_sigma_pc: float, n: float,
-                       phys: PmtPhysics) -> Histogram:
-    """The expected spectrum of n events (no fluctuations, counts not whole numbers) in these bins: the
-    Poisson sum of n-fold convolutions of `pe_charge_density` (FFT on a grid of 0.002 Q1; window dark counts
-    included in the occupancy) smeared with a Gaussian pedestal of the given width. A fit of it is biased only by
-    the model, not by a fluctuation of one draw."""
-    step = 0.002 * gain_to_pc(gain)
-    cells = np.arange(0.0, edges[-1] + 10 * gain_to_pc(gain), step)
-    one = pe_charge_density(cells + step / 2, gain, phys) * step
-    size = 1 << int(np.ceil(np.log2(2 * len(cells))))
-    occupancy = mu + phys.dark_rate_hz * WINDOW_LEN * NS_PER_SAMPLE * 1e-9
-    signal = np.fft.irfft(np.exp(-occupancy) * np.expm1(occupancy * np.fft.rfft(one / one.sum(), size)), size)
-    signal = signal[:len(cells)]
-    cdf = np.exp(-occupancy) * ndtr(edges / noise_sigma_pc) + \
-        ndtr((edges[:, None] - cells[None, :] - step / 2) / noise_sigma_pc) @ signal
-    return Histogram(edges, n * np.diff(cdf))
 
 
 def asimov(path: str) -> None:
