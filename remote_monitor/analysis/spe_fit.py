@@ -428,7 +428,7 @@ def _alternative_fit(model: BuiltModel, counts: np.ndarray, starts: list[dict[st
     return None
 
 
-def _alternative_weight(delta_nll: float, freedom: float = 0.0) -> float:
+def _alternative_weight(delta_nll: float, freedom: float) -> float:
     """Likelihood weight of the alternative shape, NLL(alternative) - NLL(nominal) = delta_nll (0 if unknown), of which
     `freedom` is the nominal's head start from fitting the fluctuations (`_freedom`)."""
     if not math.isfinite(delta_nll):
