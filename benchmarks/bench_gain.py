@@ -15,6 +15,10 @@ under-amplified photoelectrons), a few draws each, and prints bias and pulls per
 its own simulation did not generate; `--shapes --events 1000000` does it at a real point's size.
 `--asimov FILE` fits the expected spectrum (no fluctuation) of every class saved in FILE, with its number of
 events, next to the drawn one: a bias there is the model's, a bias only in the drawn one is where the fit lands.
+`--ranges` fits expected spectra (no fluctuation) across the 1-PE response ranges the issue states (a single-Gamma
+main peak of relative width 0.25, 0.32 and 0.40; 5 and 20 % under-amplified photoelectrons, exponential, uniform up
+to the peak or mixed; 2 % backscatter) at the stand's point (0.1 PE, 600k events, or `--events`): the model's own
+bias and the pull it would give, per response.
 `--timing` prints only the warm-fit timing, with the split between zfit's per-call work and the model's graph
 (`compiled_loss_timing`). Prints measured numbers; not a test.
 """
@@ -74,11 +78,22 @@ def fit_class(rng: np.random.Generator, mu: float, gain: float, noise_mv: float,
 BIN_PC = 20 * MV_PER_ADC * PC_PER_MV_SAMPLE / 2  # 20 charge quanta of the extraction (baseline over 40 samples)
 
 
-def histogram(charges: np.ndarray, gain: float, mu: float) -> Histogram:
-    """Bins of a whole number of charge quanta (else the quantised pedestal modulates the counts per bin)."""
+def histogram_bins(gain: float, mu: float) -> tuple[int, float, float]:
+    """(bins, low edge, high edge) of a class's histogram: a whole number of charge quanta per bin (else the
+    quantised pedestal modulates the counts per bin)."""
     n_bins = int(max(8.0, gain_to_pc(gain) * (mu + 5 * np.sqrt(mu) + 3)) / BIN_PC) + int(3 / BIN_PC)
     lo = -int(3 / BIN_PC) * BIN_PC
-    return fill_histogram(charges, n_bins, lo, lo + n_bins * BIN_PC)
+    return n_bins, lo, lo + n_bins * BIN_PC
+
+
+def histogram(charges: np.ndarray, gain: float, mu: float) -> Histogram:
+    """A class's charges in its bins (`histogram_bins`)."""
+    return fill_histogram(charges, *histogram_bins(gain, mu))
+
+
+def pedestal_width(noise_mv: float) -> float:
+    """The pedestal's width in pC for this noise (200k noise-only records, fixed seed)."""
+    return float(np.std(pedestal_charges(np.random.default_rng(7), noise_mv, 200_000)))
 
 
 def timing(rng: np.random.Generator) -> None:
@@ -269,7 +284,7 @@ def asimov(path: str) -> None:
     """Every class of a saved file (`--save`) fitted on its expected spectrum with the same bins and number of
     events: bias and pull of the model itself, next to the drawn spectrum's; then the summaries of both, over all
     classes and over those whose gain the monitor shows (judged on the drawn spectrum, as in the main table)."""
-    sigma = {n: float(np.std(pedestal_charges(np.random.default_rng(7), n, 200_000))) for n in NOISES}
+    sigma = {n: pedestal_width(n) for n in NOISES}
     print(f"{'mu':>5} {'gain':>6} {'noise':>5} {'events':>8} | {'expected: bias %':>16} {'pull':>6} {'stat %':>6} "
           f"| {'drawn: bias %':>13} {'pull':>6} {'stat %':>6}")
     tally: dict[tuple[str, bool], tuple[list[float], list[float]]] = {}  # (spectrum, gain shown): pulls, biases
@@ -289,6 +304,43 @@ def asimov(path: str) -> None:
         every = [tally.get((which, s), ([], [])) for s in (True, False)]
         summary(f" ({which} spectra)", every[0][0] + every[1][0], every[0][1] + every[1][1])
         summary(f" ({which} spectra) whose gain the monitor shows on the drawn one", *every[0])
+
+
+RANGE_WIDTHS = (0.25, 0.32, 0.40)  # the issue: a Gamma (Polya) main peak of relative width 0.25-0.40
+RANGE_UNDER = tuple((shape, fraction) for shape in ("exponential", "uniform", "mixed") for fraction in (0.05, 0.20))
+RANGE_POINTS = ((1e7, 0.3), (0.5e7, 0.3), (2e7, 0.3), (1e7, 1.0))  # (gain, noise mV) at the stand's 0.1 PE
+RANGE_MU, RANGE_EVENTS = 0.1, 600_000
+
+
+def ranges(events: int | None) -> None:
+    """The model's bias and expected pull on expected spectra (no fluctuation) across the 1-PE responses the issue
+    states (RANGE_WIDTHS x RANGE_UNDER, 2 % backscatter) at the stand's occupancy and point size; summaries per
+    point and over all."""
+    n = events or RANGE_EVENTS
+    print(f"{'gain':>6} {'noise':>5} {'r':>5} {'under-amplified':>16} | {'bias %':>7} {'pull':>6} {'stat %':>6} "
+          f"{'syst %':>6} {'w':>6} {'r1':>6}  ({RANGE_MU} PE, {n} events, expected spectra)")
+    every: tuple[list[float], list[float]] = ([], [])
+    for gain, noise_mv in RANGE_POINTS:
+        pulls, biases = [], []
+        bins, lo, hi = histogram_bins(gain, RANGE_MU)
+        for width, (shape, fraction) in ((w, u) for w in RANGE_WIDTHS for u in RANGE_UNDER):
+            phys = PmtPhysics(rel_width=width, under_fraction=fraction, under_shape=shape, peak_shape="gamma")
+            fit = fit_spe(expected_histogram(np.linspace(lo, hi, bins + 1), RANGE_MU, gain, pedestal_width(noise_mv),
+                                             n, phys))
+            head = f"{gain / 1e7:5.1f}e7 {noise_mv:5.1f} {width:5.2f} {f'{shape} {100 * fraction:.0f} %':>16} |"
+            if fit.gain is None or not fit.gain_err:
+                print(f"{head} fit {fit.status}: {fit.reason}", flush=True)
+                continue
+            biases.append(100 * (fit.gain / gain - 1))
+            pulls.append((fit.gain - gain) / fit.gain_err)
+            print(f"{head} {biases[-1]:+7.2f} {pulls[-1]:+6.2f} {100 * (fit.gain_err_stat or 0) / gain:6.2f} "
+                  f"{100 * (fit.gain_err_syst or 0) / gain:6.2f} {fit.under_amplified_fraction or 0:6.3f} "
+                  f"{fit.spe_resolution or 0:6.3f}{'  ' + ','.join(fit.at_limit) if fit.at_limit else ''}", flush=True)
+        summary(f" at {gain / 1e7:.1f}e7 / {noise_mv} mV", pulls, biases, noun="responses")
+        print(f"  expected |pull| above 1: {sum(abs(p) > 1 for p in pulls)}, above 2: {sum(abs(p) > 2 for p in pulls)}")
+        every[0].extend(pulls)
+        every[1].extend(biases)
+    summary(" in all", *every, noun="responses")
 
 
 def sized_fit(rng: np.random.Generator, n: int, mu: float, gain: float, noise_mv: float, phys: PmtPhysics) -> Any:
@@ -326,7 +378,9 @@ def main() -> None:
     parser.add_argument("--no-timing", action="store_true")
     parser.add_argument("--timing", action="store_true", help="only the warm-fit timing")
     parser.add_argument("--shapes", action="store_true", help="only the table of other 1-PE shapes")
-    parser.add_argument("--events", type=int, help="with --shapes: one draw per class with this many events")
+    parser.add_argument("--events", type=int, help="with --shapes: one draw per class with this many events; "
+                                                   "with --ranges: the events of each expected spectrum")
+    parser.add_argument("--ranges", action="store_true", help="only the model's bias across the issue's 1-PE ranges")
     spectra = parser.add_mutually_exclusive_group()
     spectra.add_argument("--save", metavar="FILE", help="keep each class's histogram in this npz file")
     spectra.add_argument("--refit", metavar="FILE", help="fit the histograms saved in this file (no new draw)")
@@ -338,6 +392,9 @@ def main() -> None:
         return
     if args.asimov:
         asimov(args.asimov)
+        return
+    if args.ranges:
+        ranges(args.events)
         return
     if not args.no_timing:
         timing(rng)
