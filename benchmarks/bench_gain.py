@@ -323,10 +323,10 @@ def ranges(events: int | None) -> None:
     for gain, noise_mv in RANGE_POINTS:
         pulls, biases = [], []
         bins, lo, hi = histogram_bins(gain, RANGE_MU)
+        sigma = pedestal_width(noise_mv)
         for width, (shape, fraction) in ((w, u) for w in RANGE_WIDTHS for u in RANGE_UNDER):
             phys = PmtPhysics(rel_width=width, under_fraction=fraction, under_shape=shape, peak_shape="gamma")
-            fit = fit_spe(expected_histogram(np.linspace(lo, hi, bins + 1), RANGE_MU, gain, pedestal_width(noise_mv),
-                                             n, phys))
+            fit = fit_spe(expected_histogram(np.linspace(lo, hi, bins + 1), RANGE_MU, gain, sigma, n, phys))
             head = f"{gain / 1e7:5.1f}e7 {noise_mv:5.1f} {width:5.2f} {f'{shape} {100 * fraction:.0f} %':>16} |"
             if fit.gain is None or not fit.gain_err:
                 print(f"{head} fit {fit.status}: {fit.reason}", flush=True)
