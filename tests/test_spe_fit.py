@@ -15,7 +15,7 @@ from remote_monitor.analysis import spe_fit, spe_model, spe_response
 from remote_monitor.analysis.histogram import Histogram, fill_histogram
 from remote_monitor.analysis.spe_fit import SpeFitResult, _Outcome, fit_spe
 from remote_monitor.analysis.units import gain_to_pc
-from remote_monitor.simulation.expected_spectrum import expected_histogram
+from remote_monitor.simulation.expected_spectrum import expected_histogram, pedestal_width
 from remote_monitor.simulation.spe_charge import PmtPhysics, event_charges, pedestal_charges
 
 from .fit_helpers import BIN_PC, profile_rises
@@ -303,7 +303,7 @@ def test_across_the_stated_1pe_responses_the_models_own_bias_stays_within_its_er
     -1.27 ... +0.60. Wider peaks (0.40) with 20 % under-amplified are outside it (-1.82 % and -1.33 % on these
     bins), and so are other gains (`bench_gain.py --ranges`: down to -2.9 %, pull -3.4, at 2e7)."""
     n, edges = 600_000, (np.arange(401) - 60) * BIN_PC
-    sigma = float(np.std(pedestal_charges(np.random.default_rng(7), 0.3, 100_000)))
+    sigma = pedestal_width(0.3, 100_000)
     for width in (0.25, 0.32):
         for shape in ("exponential", "uniform", "mixed"):
             for fraction in (0.05, 0.20):
@@ -325,7 +325,7 @@ def test_the_shapes_weights_discount_the_gammas_fit_of_the_fluctuations() -> Non
     gain +0.02 +- 0.15 % with it, -0.19 +- 0.16 % without)."""
     rng = np.random.default_rng(5)
     n, edges = 100_000, (np.arange(401) - 60) * BIN_PC
-    sigma = float(np.std(pedestal_charges(np.random.default_rng(7), 1.0, 100_000)))
+    sigma = pedestal_width(1.0, 100_000)
     expected_spectrum = expected_histogram(edges, 0.5, 1e7, sigma, n, PmtPhysics())
     expected = fit_spe(expected_spectrum).minima
     assert expected is not None

@@ -9,9 +9,15 @@ from scipy.special import ndtr
 
 from remote_monitor.analysis.histogram import Histogram
 from remote_monitor.analysis.units import NS_PER_SAMPLE, gain_to_pc
-from remote_monitor.simulation.spe_charge import WINDOW_LEN, PmtPhysics, pe_charge_density
+from remote_monitor.simulation.spe_charge import WINDOW_LEN, PmtPhysics, pe_charge_density, pedestal_charges
 
-__all__ = ["expected_histogram"]
+__all__ = ["expected_histogram", "pedestal_width"]
+
+
+def pedestal_width(noise_mv: float, records: int) -> float:
+    """The pedestal's width in pC (`expected_histogram`'s noise_sigma_pc) for this noise: the standard deviation of
+    `records` noise-only records' charges (fixed seed, so that every caller gets the same width)."""
+    return float(np.std(pedestal_charges(np.random.default_rng(7), noise_mv, records)))
 
 
 def expected_histogram(edges: np.ndarray, mu: float, gain: float, noise_sigma_pc: float, n: float,
