@@ -5,8 +5,8 @@ What differs from `remote_monitor.simulation`: a negative (NIM) trigger pulse at
 records; laser photoelectrons 180 ns after it (outside the default charge window: the monitor must find
 them); a log-normal pulse shape; a Polya main peak (relative width 0.32) with 12 % exponential under-amplified
 and 3 % uniform backscattered photoelectrons; late pulses (4 %, 8-60 ns late); 4 kHz dark counts; white noise,
-10 MHz pickup (not averaged out by the 120 ns window: a non-Gaussian pedestal) and a per-event offset; its own
-binary WaveDump writer (board 31, first event number 1). Truth: the gain is the main peak's mean charge / e.
+10 MHz pickup (not averaged out by the 120 ns window: a non-Gaussian pedestal), optionally a second line of a few
+MHz, and a per-event offset; its own binary WaveDump writer (board 31, first event number 1). Truth: the gain is the main peak's mean charge / e.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _pe_charges(rng: np.random.Generator, n: int, gain: float) -> np.ndarray:
     return q
 
 
-def _pmt(rng: np.random.Generator, n: int, gain: float, mu: float) -> np.ndarray:
+def _pmt(rng: np.random.Generator, n: int, gain: float, mu: float, pickup: tuple[float, float]) -> np.ndarray:
     n_pe = rng.poisson(mu, n)
     rows = np.repeat(np.arange(n), n_pe)
     t = TRIGGER_SAMPLE * NS + LASER_DELAY_NS + rng.normal(0.0, 1.4, len(rows))
@@ -55,6 +55,10 @@ def _pmt(rng: np.random.Generator, n: int, gain: float, mu: float) -> np.ndarray
     mv = rng.normal(0.0, 0.6, (n, RECORD))
     mv += 0.25 * np.sin(2 * np.pi * np.arange(RECORD) * NS / 100.0 + rng.uniform(0, 2 * np.pi, (n, 1)))
     mv += rng.normal(0.0, 0.15, (n, 1))
+    amplitude_mv, frequency_mhz = pickup
+    if amplitude_mv:  # a second pickup line, of a few MHz (not averaged out by the charge window)
+        phase = 2 * np.pi * frequency_mhz * 1e-3 * np.arange(RECORD) * NS + rng.uniform(0, 2 * np.pi, (n, 1))
+        mv += amplitude_mv * np.sin(phase)
     first = (t // NS).astype(np.int64)
     idx = first[:, None] + np.arange(PULSE_SAMPLES)
     shape = height[:, None] * _pulse(idx * NS - t[:, None])
@@ -86,8 +90,9 @@ def _write(fh, samples: np.ndarray, channel: int, first: int) -> None:
 
 
 def write_point(folder: Path, point: str, gain: float, mu: float, n_events: int, seed: int,
-                chunk: int = 50_000, pmt_channel: int = 2) -> None:
-    """Binary files wave<CH>save_<point>.dat (trigger 0, SiPM 1, PMT pmt_channel) of one point in folder."""
+                chunk: int = 50_000, pmt_channel: int = 2, pickup: tuple[float, float] = (0.0, 3.0)) -> None:
+    """Binary files wave<CH>save_<point>.dat (trigger 0, SiPM 1, PMT pmt_channel) of one point in folder;
+    pickup: (amplitude mV, frequency MHz) of a second pickup line on the PMT (none by default)."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     channels = (0, 1, pmt_channel)
@@ -97,7 +102,7 @@ def write_point(folder: Path, point: str, gain: float, mu: float, n_events: int,
             n = min(chunk, n_events - first)
             _write(handles[0], _trigger(rng, n), 0, first + 1)
             _write(handles[1], _sipm(rng, n), 1, first + 1)
-            _write(handles[pmt_channel], _pmt(rng, n, gain, mu), pmt_channel, first + 1)
+            _write(handles[pmt_channel], _pmt(rng, n, gain, mu, pickup), pmt_channel, first + 1)
     finally:
         for fh in handles.values():
             fh.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from remote_monitor.analysis import pulse_kernels
+from remote_monitor.analysis import pickup, pulse_kernels
 from remote_monitor.analysis.laser_window import (
     delay_histogram,
     laser_delay_ns,
@@ -22,6 +22,7 @@ from remote_monitor.analysis.units import ADC_BITS, ADC_RANGE_V, MV_PER_ADC, NS_
 from remote_monitor.analysis.wavedump import WaveDumpReader, WaveformChunk
 
 PRE_SAMPLES_DEFAULT, POST_SAMPLES_DEFAULT = 10, 50
+PICKUP_DECISION_EVENTS = 1000  # triggered events of a block before the pickup decision is taken (once per point)
 
 
 class MissingChannelError(ValueError):
@@ -63,6 +64,7 @@ class AnalysisSettings:
     fixed_window_length_ns: float = 120.0
     time_window_ns: tuple[float, float] = (321.0, 330.0)
     move_window_to_laser: bool = True  # a window that misses the laser peak is moved onto it, with a warning
+    remove_pickup: bool = True  # a pickup line that widens the pedestal is removed event by event (`pickup`)
     charge_range_pc: tuple[float, float] = (-5.0, 60.0)
     record_length: int | None = None
     chunk_events: int = 4096
@@ -141,6 +143,8 @@ class ChargeAccumulator:
         self.delays = delay_histogram()  # PMT minus trigger (ns): where the laser pulses are (`laser_window`)
         self.record_end_ns: float | None = None  # the earliest end of a record after its trigger pulse (ns)
         self.mv_per_adc = ADC_RANGE_V / 2**settings.adc_bits * 1000.0
+        self.pickup: pickup.PickupLine | None = None  # the PMT channel's pickup line, once decided
+        self.pickup_decided = False
 
     def add(self, chunk: WaveformChunk, channel: int) -> None:
         if len(chunk.event_numbers):
@@ -242,7 +246,7 @@ class ChargeAccumulator:
         if triggered.any():
             end = (trig.shape[1] - int(trigger_start[triggered].max())) * NS_PER_SAMPLE
             self.record_end_ns = end if self.record_end_ns is None else min(self.record_end_ns, end)
-        charge, dt_ns, selected = self._channel(block[self.channels.pmt], trigger_start)
+        charge, dt_ns, selected = self._channel(block[self.channels.pmt], trigger_start, remove_pickup=True)
         ref = None
         if self.channels.reference is not None:
             ref_charge, _, ref_selected = self._channel(block[self.channels.reference], trigger_start)
@@ -251,8 +255,10 @@ class ChargeAccumulator:
         self.delays.fill(dt_ns)
         return BlockCharges(charge[selected & triggered], ref, dt_ns, len(trig))
 
-    def _channel(self, samples: np.ndarray, trigger_start: np.ndarray) -> tuple[np.ndarray, ...]:
-        """(charge pC, PMT-minus-trigger ns, selected) of a PMT channel, in one numba pass."""
+    def _channel(self, samples: np.ndarray, trigger_start: np.ndarray,
+                 remove_pickup: bool = False) -> tuple[np.ndarray, ...]:
+        """(charge pC, PMT-minus-trigger ns, selected) of a PMT channel, in one numba pass (and, for the PMT under
+        test in the fixed window, without its pickup line where it has one: `_without_pickup`)."""
         s = self.settings
         leading = s.mode != "fixed_window"
         if leading:
@@ -265,6 +271,8 @@ class ChargeAccumulator:
         charge = np.empty(len(samples), dtype=np.float64)
         pulse_kernels.pmt_features(samples, s.baseline_samples, self.mv_per_adc, s.pmt_threshold_mv, window_lo,
                                    length, leading, s.pre_samples, PC_PER_MV_SAMPLE, start, charge)
+        if remove_pickup and not leading and s.remove_pickup:
+            charge = self._without_pickup(samples, window_lo, length, charge, trigger_start >= 0)
         dt_ns = np.where(start >= 0, (start - trigger_start) * NS_PER_SAMPLE, np.nan)
         in_time = np.ones(len(samples), dtype=bool)
         if leading:
@@ -273,8 +281,24 @@ class ChargeAccumulator:
         lo_q, hi_q = s.charge_range_pc
         return charge, dt_ns, in_time & (charge >= lo_q) & (charge <= hi_q)
 
+    def _without_pickup(self, samples: np.ndarray, window_lo: np.ndarray, length: int, charge: np.ndarray,
+                        triggered: np.ndarray) -> np.ndarray:
+        """The charges with the pickup line removed, once the first block of PICKUP_DECISION_EVENTS triggered
+        events has shown that there is one (`pickup.decide`; blocks before that one keep their charges)."""
+        s = self.settings
+        record = pickup.Record(length, s.baseline_samples, -self.mv_per_adc * PC_PER_MV_SAMPLE, self.mv_per_adc,
+                               NS_PER_SAMPLE, s.pmt_threshold_mv)
+        if not self.pickup_decided:
+            if np.count_nonzero(triggered) < PICKUP_DECISION_EVENTS:
+                return charge
+            self.pickup = pickup.decide(charge[triggered], samples[triggered], window_lo[triggered], record)
+            self.pickup_decided = True
+        if self.pickup is None:
+            return charge
+        return pickup.corrected_charges(charge, samples, window_lo, record, self.pickup.shape)
+
     def warnings(self) -> list[str]:
-        out = []
+        out = [self.pickup.describe()] if self.pickup is not None else []
         if self.dropped:
             out.append(f"dropped {self.dropped} event(s) not present in every channel")
         if self.n_untriggered:
