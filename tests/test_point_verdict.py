@@ -46,6 +46,14 @@ def test_statuses_follow_the_uncertainty() -> None:
     assert classify(_fit(0.5e7, 0.01e7), BAND, kind="hv")[0] == "healthy"
 
 
+def test_a_fit_that_does_not_describe_the_spectrum_decides_nothing() -> None:
+    # an independently simulated stand with 3 MHz pickup, before its removal: +15 %, chi2/ndf 315, "poor by 45 sigma"
+    status, reason = classify(_fit(1.5013e7, 0.0101e7, chi2_ndf=315.0), BAND)
+    assert status == "uncertain" and "does not describe the spectrum (chi2/ndf 315.0)" in reason
+    assert classify(_fit(1.5013e7, 0.0101e7, chi2_ndf=3.9), BAND)[0] == "poor"  # a good fit's chi2/ndf at 600k events
+    assert classify(_fit(1.024e7, 0.01e7, chi2_ndf=None), BAND)[0] == "healthy"  # (no chi2: judged by the gain)
+
+
 def test_dead_point_is_error_never_poor() -> None:
     # the case: a fit that wandered off to a tiny gain and a large occupancy on a point without light
     status, reason = classify(_fit(8.3e5, 1e5, mu=8.4), BAND, hist=_hist(light=False))
