@@ -38,6 +38,15 @@ def test_gain_of_an_independently_simulated_stand_is_within_its_error(tmp_path: 
     assert abs(fit["mu"] - 0.1) < 0.015, fit["mu"]
     assert result["status"] in ("healthy", "uncertain"), (result["status"], result["reason"])  # 1.02e7: in the band
 
+    # the timing, dark-count and SiPM windows follow the laser pulses too (before, on a stand with the laser 30 ns
+    # after the trigger: TTS 0.23 ns from 24 events, dark rate 150-480 kHz for 5 kHz, SiPM charge 0.004 pC)
+    assert any(w.startswith("timing, dark-count and SiPM windows moved onto the laser pulses") for w in result["warnings"])
+    timing, dark, sipm = (result["peer"][k] for k in ("timing", "dark", "sipm"))
+    assert timing["status"] == "ok" and abs(timing["transit_time_ns"] - LASER_DELAY_NS) < 15.0, timing
+    assert timing["tts_sigma_ns"] == pytest.approx(1.4, abs=0.3), timing  # this stand's laser jitter + TTS
+    assert 2e3 < dark["dark_rate_hz"] < 8e3, dark  # 4 kHz simulated
+    assert sipm["charge_mean_pc"] > 5.0, sipm  # its pulses (2 mV x 25 p.e. x 10 samples) in the window
+
 
 def test_a_pmt_on_channel_3_is_read_with_the_default_configuration(tmp_path: Path) -> None:
     # the PMT under test is on channel 2 or 3; a stand that writes it on 3 is read without [channels] pmt = 3,

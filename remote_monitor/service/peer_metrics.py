@@ -3,6 +3,7 @@ efficiency, transit time and TTS, dark rate, pedestal, Hamamatsu angle; CSV colu
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +75,40 @@ def finish_extras(acc: ExtrasAccumulator, fit: dict[str, Any] | None, reference:
             "timing": timing, "dark": acc.dark(fit), "pedestal": acc.pedestal()}
 
 
+def laser_shift_ns(cfg: Config, result: dict[str, Any]) -> float:
+    """How far the laser-pulse windows must move to hold the laser pulses (ns; 0 where the timing's window holds
+    the measured delay, none was measured, or [analysis] move_window_to_laser is off): from the timing window's
+    middle to the measured delay."""
+    delay = result.get("laser_delay_ns")
+    lo, hi = cfg.timing.laser_window_ns
+    if delay is None or lo <= float(delay) <= hi or not cfg.analysis.move_window_to_laser:
+        return 0.0
+    return float(delay) - 0.5 * (lo + hi)
+
+
+def on_the_laser(cfg: Config, shift_ns: float) -> Config:
+    """The configuration with the laser-pulse windows of the timing, the dark counting and the SiPM moved by
+    shift_ns (a stand whose trigger comes at another time before the laser shifts all of them alike)."""
+    def moved(window: tuple[float, float]) -> tuple[float, float]:
+        return window[0] + shift_ns, window[1] + shift_ns
+
+    timing = replace(cfg.timing, laser_window_ns=moved(cfg.timing.laser_window_ns),
+                     dark_exclude_ns=moved(cfg.timing.dark_exclude_ns))
+    efficiency = replace(cfg.efficiency, sipm_window_ns=moved(cfg.efficiency.sipm_window_ns))
+    return replace(cfg, timing=timing, efficiency=efficiency)
+
+
 def point_extras(sources: dict[str, Path], cfg: Config, result: dict[str, Any], charges: Any) -> dict[str, Any]:
-    """Extras of a WaveDump point (called by processing after the SPE fit)."""
+    """Extras of a WaveDump point (called by processing after the SPE fit); where the laser pulses arrive outside
+    the timing's window, the laser-pulse windows are moved onto them (`on_the_laser`), and the point says so."""
     files = {int(c): p for c, p in sources.items() if c.isdigit()}
+    shift = laser_shift_ns(cfg, result)
+    if abs(shift) >= 1.0:
+        cfg = on_the_laser(cfg, shift)
+        lo, hi = cfg.timing.laser_window_ns
+        result["warnings"].append(f"timing, dark-count and SiPM windows moved onto the laser pulses by {shift:+.0f} "
+                                  f"ns (searched at {lo:.0f}-{hi:.0f} ns after the trigger; [timing] laser_window_ns, "
+                                  "dark_exclude_ns and [efficiency] sipm_window_ns set them)")
     acc = wavedump_extras(files, cfg)
     return finish_extras(acc, result.get("fit"), result.get("reference"),
                          getattr(charges, "pmt_charge_pc", None), cfg)
