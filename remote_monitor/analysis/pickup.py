@@ -153,9 +153,10 @@ def window_line_integral(samples: np.ndarray, window_lo: np.ndarray, record: Rec
         if len(j) < MIN_FIT_SAMPLES or len(inside) == 0:
             continue
         rows = group[quiet(samples[group], j, record)]
-        coefficients = np.linalg.lstsq(shape.basis(j, length, record.ns_per_sample),
-                                       samples[np.ix_(rows, j)].astype(np.float64).T, rcond=None)[0]
-        out[rows] = shape.basis(inside, length, record.ns_per_sample).sum(axis=0) @ coefficients
+        # the fitted line's integral over the window is linear in the samples fitted: one weight per sample
+        weights = shape.basis(inside, length, record.ns_per_sample).sum(axis=0) @ np.linalg.pinv(
+            shape.basis(j, length, record.ns_per_sample))
+        out[rows] = samples[np.ix_(rows, j)].astype(np.float64) @ weights
     return out
 
 
