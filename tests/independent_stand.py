@@ -6,7 +6,8 @@ records; laser photoelectrons 180 ns after it (outside the default charge window
 them); a log-normal pulse shape; a Polya main peak (relative width 0.32) with 12 % exponential under-amplified
 and 3 % uniform backscattered photoelectrons; late pulses (4 %, 8-60 ns late); 4 kHz dark counts; white noise,
 10 MHz pickup (not averaged out by the 120 ns window: a non-Gaussian pedestal), optionally a second line of a few
-MHz, and a per-event offset; its own binary WaveDump writer (board 31, first event number 1). Truth: the gain is the main peak's mean charge / e.
+MHz, and a per-event offset; its own binary WaveDump writer (board 31, first event number 1). Truth: the gain is
+the main peak's mean charge / e.
 """
 
 from __future__ import annotations

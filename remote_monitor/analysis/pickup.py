@@ -95,12 +95,12 @@ def flat_baseline(samples: np.ndarray, record: Record) -> np.ndarray:
     return samples[:, :min(record.baseline_samples, samples.shape[1])].astype(np.float64).mean(axis=1)
 
 
-def quiet(samples: np.ndarray, j: np.ndarray, record: Record) -> np.ndarray:
-    """Events without a pulse at the samples j: none more than the threshold below the flat baseline."""
+def quiet(samples: np.ndarray, base: np.ndarray, j: np.ndarray, record: Record) -> np.ndarray:
+    """Events without a pulse at the samples j: none more than the threshold below their flat baseline `base`."""
     if len(j) == 0:
         return np.ones(len(samples), dtype=bool)
     lowest = samples[:, j].min(axis=1).astype(np.float64)
-    return (flat_baseline(samples, record) - lowest) * record.mv_per_adc <= record.threshold_mv
+    return (base - lowest) * record.mv_per_adc <= record.threshold_mv
 
 
 def lowest_frequency(j: np.ndarray, ns_per_sample: float) -> float:
@@ -139,11 +139,11 @@ def best_frequency(samples: np.ndarray, j: np.ndarray, ns_per_sample: float) -> 
     return float(grid[best]), amplitude
 
 
-def window_line_integral(samples: np.ndarray, window_lo: np.ndarray, record: Record,
+def window_line_integral(samples: np.ndarray, base: np.ndarray, window_lo: np.ndarray, record: Record,
                          shape: BaselineShape) -> np.ndarray:
     """Per event, the integral over its window (samples [window_lo, window_lo + window_length), clipped to the
     record) of the baseline `shape` fitted to its samples outside the window, in ADC counts x samples (NaN:
-    too few samples outside the window, or a pulse among them)."""
+    too few samples outside the window, or a pulse among them; `base`: the events' flat baselines)."""
     n, length = samples.shape
     out = np.full(n, np.nan)
     for lo in np.unique(window_lo):
@@ -152,7 +152,7 @@ def window_line_integral(samples: np.ndarray, window_lo: np.ndarray, record: Rec
         inside = np.arange(max(int(lo), 0), min(int(lo) + record.window_length, length))
         if len(j) < MIN_FIT_SAMPLES or len(inside) == 0:
             continue
-        rows = group[quiet(samples[group], j, record)]
+        rows = group[quiet(samples[group], base[group], j, record)]
         # the fitted line's integral over the window is linear in the samples fitted: one weight per sample
         weights = shape.basis(inside, length, record.ns_per_sample).sum(axis=0) @ np.linalg.pinv(
             shape.basis(j, length, record.ns_per_sample))
@@ -168,8 +168,9 @@ def corrected_charges(charge_pc: np.ndarray, samples: np.ndarray, window_lo: np.
     length = samples.shape[1]
     lo = np.clip(window_lo, 0, length)
     used = np.clip(window_lo + record.window_length, 0, length) - lo
-    line = window_line_integral(samples, window_lo, record, shape)
-    shift = (flat_baseline(samples, record) * used - line) * record.pc_per_adc_sample
+    base = flat_baseline(samples, record)  # (once: the pulse search and the shift both use it)
+    line = window_line_integral(samples, base, window_lo, record, shape)
+    shift = (base * used - line) * record.pc_per_adc_sample
     return np.where(np.isfinite(shift), charge_pc + np.nan_to_num(shift), charge_pc)
 
 
@@ -204,7 +205,7 @@ def decide(charge_pc: np.ndarray, samples: np.ndarray, window_lo: np.ndarray, re
     j = fit_samples(length, int(window_lo.min()), int(window_lo.max() - window_lo.min()) + record.window_length)
     if len(j) < MIN_FIT_SAMPLES:
         return None
-    take = np.flatnonzero(quiet(samples, j, record))[:SEARCH_EVENTS]
+    take = np.flatnonzero(quiet(samples, flat_baseline(samples, record), j, record))[:SEARCH_EVENTS]
     if len(take) < 100:
         return None
     charge_pc, samples, window_lo = charge_pc[take], samples[take], window_lo[take]

@@ -77,13 +77,15 @@ def finish_extras(acc: ExtrasAccumulator, fit: dict[str, Any] | None, reference:
 
 def laser_shift_ns(cfg: Config, result: dict[str, Any]) -> float:
     """How far the laser-pulse windows must move to hold the laser pulses (ns; 0 where the timing's window holds
-    the measured delay, none was measured, or [analysis] move_window_to_laser is off): from the timing window's
-    middle to the measured delay."""
+    the measured delay, none was measured, or [analysis] move_window_to_laser is off): the timing window centred on
+    the measured delay, as `laser_window.window_on_laser` places a time selection."""
+    from remote_monitor.analysis.laser_window import window_on_laser
+
     delay = result.get("laser_delay_ns")
-    lo, hi = cfg.timing.laser_window_ns
-    if delay is None or lo <= float(delay) <= hi or not cfg.analysis.move_window_to_laser:
+    window = cfg.timing.laser_window_ns
+    if delay is None or window[0] <= float(delay) <= window[1] or not cfg.analysis.move_window_to_laser:
         return 0.0
-    return float(delay) - 0.5 * (lo + hi)
+    return window_on_laser(window, float(delay), fixed=False)[0] - window[0]  # (centred on the pulses)
 
 
 def on_the_laser(cfg: Config, shift_ns: float) -> Config:
