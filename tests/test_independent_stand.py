@@ -86,7 +86,7 @@ def test_a_pmt_on_channel_3_is_read_with_the_default_configuration(tmp_path: Pat
 
 def test_a_pickup_line_of_a_few_mhz_is_removed_before_the_fit(tmp_path: Path) -> None:
     # 0.3 mV at 3 MHz on this stand's 0.6 mV of white noise: left in, the pedestal is arcsine-shaped and the gain of
-    # this healthy PMT read +14.3 % (pull +7.7, chi2/ndf 14.7, "poor"); removed, +1.4 % (pull +1.0, chi2/ndf 1.3)
+    # this healthy PMT read +14.3 % (pull +7.7, chi2/ndf 14.7, "poor"); removed, +1.6 % (pull +1.1, chi2/ndf 0.9)
     # (2026-12-05, 100k events)
     key, gain = PointKey("IND05", "261205_080000", "theta0_phi0"), 1.02e7
     write_point(channel_file(tmp_path, key, 0, binary=True).parent, key.point, gain, 0.1, 100_000, seed=21,

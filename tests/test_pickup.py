@@ -55,7 +55,22 @@ def test_a_pickup_line_is_found_and_removed_to_near_the_white_noise_pedestal() -
     white, with_line, removed = (_pedestal_std(quiet, quiet_lit, None), _pedestal_std(samples, lit, None),
                                  _pedestal_std(samples, lit, line))
     assert with_line > 2.5 * white  # the line dominates the pedestal ...
-    assert removed < 1.6 * white  # ... and after its removal what is left is the white noise and the fit's own
+    assert removed < 1.05 * white  # ... and after its removal it is as narrow as without pickup (the fit's prior)
+
+
+def test_the_prior_fits_the_baseline_less_noisily_than_least_squares() -> None:
+    # least squares extrapolates under the window a slope and a sine phase that the samples hardly tell (the
+    # pedestal 1.27x as wide as white noise alone); with the point's own spread of them as a prior 1.07x
+    samples, lit = _waveforms(4000, pickup_mv=0.2, slope_mv=0.1)
+    line = _decide(samples)
+    assert line is not None and line.shape.prior is not None
+    least_squares = pickup.PickupLine(pickup.BaselineShape(line.frequency_mhz), line.amplitude_mv, line.spread_pc,
+                                      line.width_before_pc, line.width_after_pc)
+    assert _pedestal_std(samples, lit, line) < 0.9 * _pedestal_std(samples, lit, least_squares)
+    slope_spread_adc = 0.1 / MV_PER_ADC
+    noise_adc2 = (0.35 / MV_PER_ADC) ** 2
+    assert line.shape.prior.penalty[0] == 0.0  # each event's offset is free
+    assert line.shape.prior.penalty[1] == pytest.approx(noise_adc2 / slope_spread_adc**2, rel=0.3)
 
 
 def test_the_photoelectrons_keep_their_charge() -> None:
