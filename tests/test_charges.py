@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.special import ndtr
 
 from remote_monitor.analysis.charges import (
     AnalysisSettings,
@@ -13,9 +14,12 @@ from remote_monitor.analysis.charges import (
     MissingChannelError,
     corrected_mv,
     extract_point_charges,
+    lattice_dither,
+    lattice_step_pc,
     pulse_start,
     window_charge_pc,
 )
+from remote_monitor.analysis.units import MV_PER_ADC, PC_PER_MV_SAMPLE
 from remote_monitor.analysis.wavedump_writer import write_ascii, write_binary
 
 N, LENGTH = 40, 300
@@ -40,8 +44,31 @@ def test_known_pulse_gives_the_hand_computed_charge(tmp_path: Path) -> None:
     for mode in ("fixed_window", "leading_edge"):
         charges = extract_point_charges(_point(tmp_path), ChannelMap(), AnalysisSettings(mode=mode))
         assert charges.n_events == charges.n_selected == N
-        assert charges.pmt_charge_pc == pytest.approx(np.full(N, expected), rel=1e-6)
+        # each charge is dithered within its lattice step (`lattice_dither`), evenly about the exact value
+        step = MV_PER_ADC * PC_PER_MV_SAMPLE
+        assert charges.pmt_charge_pc == pytest.approx(np.full(N, expected), abs=step / 2)
+        assert np.mean(charges.pmt_charge_pc) == pytest.approx(expected, abs=step / 20)
     assert charges.pmt_minus_trigger_ns == pytest.approx(np.full(N, 328.0))
+
+
+def test_the_dither_spreads_the_charge_lattice_evenly_over_the_bins() -> None:
+    # a 60-sample window less 60 x the mean of 40 baseline samples reads charges in steps of half an ADC count
+    # (0.00244 pC): a 0.05 pC bin holds 20 or 21 steps by turns, and 600k pedestal events alternate by 2-5 %
+    step = lattice_step_pc(60, 40, MV_PER_ADC)
+    assert step == pytest.approx(MV_PER_ADC * PC_PER_MV_SAMPLE / 2)
+    n, sigma = 600_000, 0.18
+    charges = np.round(np.random.default_rng(3).normal(0.0, sigma, n) / step) * step
+    edges = np.arange(-0.5, 0.5 + 1e-9, 0.05)
+    expected = n * np.diff(ndtr(edges / sigma))
+
+    def chi2_ndf(values: np.ndarray) -> float:
+        counts = np.histogram(values, edges)[0]
+        return float(np.sum((counts - expected) ** 2 / expected) / len(expected))
+
+    assert chi2_ndf(charges) > 3.0  # the lattice alone, as an independently simulated stand showed
+    assert chi2_ndf(charges + lattice_dither(0, n, step)) < 1.6
+    assert np.array_equal(lattice_dither(7, 5, step), lattice_dither(0, 12, step)[7:])  # the same in any blocks
+    assert np.abs(lattice_dither(0, n, step)).max() <= step / 2
 
 
 def test_ascii_and_binary_give_identical_charges(tmp_path: Path) -> None:
@@ -115,6 +142,8 @@ def test_one_pass_kernels_equal_the_numpy_pyrate_math_bit_for_bit(tmp_path: Path
             charge = window_charge_pc(mv, start - s.pre_samples, s.pre_samples + s.post_samples)
             dt = (start - trigger_start) * 2.0
             keep = (start >= 0) & (dt >= s.time_window_ns[0]) & (dt <= s.time_window_ns[1])
+        length = 60 if mode == "fixed_window" else s.pre_samples + s.post_samples
+        charge = charge + lattice_dither(0, len(mv), lattice_step_pc(length, s.baseline_samples, MV_PER_ADC))
         keep &= (trigger_start >= 0) & (charge >= s.charge_range_pc[0]) & (charge <= s.charge_range_pc[1])
         expected[ch] = charge[keep]
     assert got.n_events == 3000 and len(expected[2]) > 1000

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, replace
 from functools import reduce
 from pathlib import Path
 
+import math
+
 import numpy as np
 
 from remote_monitor.analysis import pickup, pulse_kernels
@@ -87,6 +89,9 @@ class PointCharges:
 
 
 # ---- the Pyrate math in numpy (reference for the numba kernels of pulse_kernels, used by the tests) -----------
+GOLDEN_RATIO = (math.sqrt(5.0) - 1.0) / 2.0
+
+
 def corrected_mv(samples: np.ndarray, polarity: int, baseline_samples: int = 40) -> np.ndarray:
     """Baseline-subtracted waveform in mV, sign flipped so that pulses are positive."""
     raw = samples.astype(np.float32)
@@ -111,6 +116,22 @@ def pulse_start(mv: np.ndarray, threshold_mv: float) -> np.ndarray:
     """Index of the first sample over threshold per event (-1: no pulse)."""
     over = mv > threshold_mv
     return np.where(over.any(axis=1), over.argmax(axis=1), -1)
+
+
+def lattice_step_pc(length: int, baseline_samples: int, mv_per_adc: float) -> float:
+    """The step between the charges a window can read (pC): the sum of `length` samples less `length` times the
+    mean of `baseline_samples` takes values one ADC count x gcd(length, baseline_samples) / baseline_samples
+    apart (60 samples, 40: half a count, 0.00244 pC)."""
+    n_base = max(baseline_samples, 1)
+    return mv_per_adc * PC_PER_MV_SAMPLE * math.gcd(max(length, 1), n_base) / n_base
+
+
+def lattice_dither(first_index: int, n: int, step_pc: float) -> np.ndarray:
+    """Each event's offset within one lattice step (pC), from its index in the point (the golden-ratio sequence:
+    even, and the same in every reprocessing). Without it a 0.05 pC bin holds 20 or 21 of the 0.00244 pC steps
+    by turns, and the pedestal's bins alternate by 2-5 % (a fit's chi2/ndf read 4 at 600k events for 1.3)."""
+    index = np.arange(first_index, first_index + n, dtype=np.float64)
+    return ((index * GOLDEN_RATIO) % 1.0 - 0.5) * step_pc
 
 
 def window_charge_pc(mv: np.ndarray, start: np.ndarray, length: int) -> np.ndarray:
@@ -241,24 +262,26 @@ class ChargeAccumulator:
         trigger_start = np.empty(len(trig), dtype=np.int64)
         pulse_kernels.trigger_starts(trig, s.baseline_samples, self.mv_per_adc, s.trigger_threshold_mv, trigger_start)
         triggered = trigger_start >= 0
+        first = self.n_events
         self.n_events += len(trig)
         self.n_untriggered += int(np.count_nonzero(~triggered))
         if triggered.any():
             end = (trig.shape[1] - int(trigger_start[triggered].max())) * NS_PER_SAMPLE
             self.record_end_ns = end if self.record_end_ns is None else min(self.record_end_ns, end)
-        charge, dt_ns, selected = self._channel(block[self.channels.pmt], trigger_start, remove_pickup=True)
+        charge, dt_ns, selected = self._channel(block[self.channels.pmt], trigger_start, first, remove_pickup=True)
         ref = None
         if self.channels.reference is not None:
-            ref_charge, _, ref_selected = self._channel(block[self.channels.reference], trigger_start)
+            ref_charge, _, ref_selected = self._channel(block[self.channels.reference], trigger_start, first)
             ref = ref_charge[ref_selected & triggered]
         dt_ns = dt_ns[triggered & ~np.isnan(dt_ns)]
         self.delays.fill(dt_ns)
         return BlockCharges(charge[selected & triggered], ref, dt_ns, len(trig))
 
-    def _channel(self, samples: np.ndarray, trigger_start: np.ndarray,
+    def _channel(self, samples: np.ndarray, trigger_start: np.ndarray, first_index: int,
                  remove_pickup: bool = False) -> tuple[np.ndarray, ...]:
         """(charge pC, PMT-minus-trigger ns, selected) of a PMT channel, in one numba pass (and, for the PMT under
-        test in the fixed window, without its pickup line where it has one: `_without_pickup`)."""
+        test in the fixed window, without its pickup line where it has one: `_without_pickup`), each charge
+        dithered within its lattice step (`lattice_dither`; first_index: the block's first event in the point)."""
         s = self.settings
         leading = s.mode != "fixed_window"
         if leading:
@@ -273,6 +296,8 @@ class ChargeAccumulator:
                                    length, leading, s.pre_samples, PC_PER_MV_SAMPLE, start, charge)
         if remove_pickup and not leading and s.remove_pickup:
             charge = self._without_pickup(samples, window_lo, length, charge, trigger_start >= 0)
+        charge += lattice_dither(first_index, len(charge), lattice_step_pc(length, s.baseline_samples,
+                                                                           self.mv_per_adc))
         dt_ns = np.where(start >= 0, (start - trigger_start) * NS_PER_SAMPLE, np.nan)
         in_time = np.ones(len(samples), dtype=bool)
         if leading:
