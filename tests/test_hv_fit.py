@@ -62,3 +62,22 @@ def test_hv_at_1e7_from_realistic_spectra(seed: int) -> None:
     assert abs(result.hv_at_target - hv_true) < 3 * result.hv_at_target_err
     assert result.b == pytest.approx(7.0, abs=3 * result.b_err + 0.1)
     assert all("pull" in p for p in result.points)
+
+
+def test_points_with_a_poor_peak_to_valley_are_left_out_as_configured() -> None:
+    # a noisy stand's HV points: no valley at the two lowest voltages, 1.11 at nominal; their gains are fine
+    from remote_monitor.service.scan_results import hv_fit_for
+    from remote_monitor.stand.config import Config, HVSettings
+
+    gain, err = _gains(np.random.default_rng(1), hv_target=1745.0)
+    points = {f"HV_{int(v)}": {"kind": "hv", "hv": float(v), "status": "healthy",
+                               "fit": {"status": "ok", "gain": g, "gain_err": e, "peak_to_valley": pv}}
+              for v, g, e, pv in zip(HV, gain, err, (1.0, 1.0, 1.11, 1.3, 1.5), strict=True)}
+    default = hv_fit_for(points, Config())  # points without a valley are left out
+    assert default is not None and [x["hv"] for x in default["excluded"]] == [1650.0, 1700.0]
+    assert default["excluded"][0]["reason"] == "peak-to-valley 1.00 (no valley), at most [hv] min_peak_to_valley = 1"
+    strict = hv_fit_for(points, Config(hv=HVSettings(min_peak_to_valley=1.2)))
+    assert strict is not None and [x["hv"] for x in strict["excluded"]] == [1650.0, 1700.0, 1750.0]
+    assert strict["excluded"][2]["reason"] == "peak-to-valley 1.11, at most [hv] min_peak_to_valley = 1.2"
+    assert strict["status"] == "target_outside_range"  # extrapolated from 1800 and 1850 V
+    assert abs(default["hv_at_target"] - 1745.0) < 5.0 and default["hv_at_target_err"] < strict["hv_at_target_err"]

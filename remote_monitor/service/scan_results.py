@@ -10,13 +10,16 @@ from remote_monitor.service.store import ResultsStore
 from remote_monitor.stand.config import Config
 from remote_monitor.stand.layout import SCAN_POINTS, PointKey
 
-MIN_PEAK_TO_VALLEY = 1.2  # HV points with a worse 1-PE peak separation are left out of the HV fit
-
-
 def common_syst(fits: list[dict[str, Any]]) -> float:
     """Mean relative model systematic of the SPE fits (shared by all HV points, so it does not average down)."""
     rel = [f["gain_err_syst"] / f["gain"] for f in fits if f.get("gain_err_syst") and f.get("gain")]
     return sum(rel) / len(rel) if rel else 0.0
+
+
+def poor_separation(peak_to_valley: float, limit: float) -> str:
+    """Why an HV point is left out for its peak-to-valley (1.0: no valley)."""
+    valley = " (no valley)" if peak_to_valley <= 1.0 else ""
+    return f"peak-to-valley {peak_to_valley:.2f}{valley}, at most [hv] min_peak_to_valley = {limit:g}"
 
 
 def hv_fit_for(points: dict[str, dict[str, Any]], cfg: Config) -> dict[str, Any] | None:
@@ -32,8 +35,8 @@ def hv_fit_for(points: dict[str, dict[str, Any]], cfg: Config) -> dict[str, Any]
         pv = fit.get("peak_to_valley")
         if p.get("status") == "error" or fit["status"] != "ok" or fit.get("gain") is None:
             excluded.append({"hv": p["hv"], "reason": f"no gain: {p.get('reason') or fit.get('reason')}"})
-        elif pv is not None and pv < MIN_PEAK_TO_VALLEY:
-            excluded.append({"hv": p["hv"], "reason": f"peak-to-valley {pv:.2f} < {MIN_PEAK_TO_VALLEY}"})
+        elif pv is not None and pv <= cfg.hv.min_peak_to_valley:
+            excluded.append({"hv": p["hv"], "reason": poor_separation(pv, cfg.hv.min_peak_to_valley)})
         else:
             usable.append(p)
     return fit_hv(

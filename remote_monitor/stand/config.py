@@ -42,6 +42,10 @@ class GainSettings:
 @dataclass(frozen=True)
 class HVSettings:
     offsets: tuple[int, ...] = (-100, -50, 0, 50, 100)
+    min_peak_to_valley: float = 1.0  # HV points whose peak-to-valley is at most this are left out of the HV fit;
+    # 1.0: those without a valley between pedestal and 1-PE peak. (1.2 until 2026-12-05: two independent stands, one
+    # with a 0.36 pC pedestal, one with 0.6 mV of noise, read 1.00-1.15 at their three lowest HVs, gains right within
+    # their errors, and the HV at 1e7 was extrapolated from the two highest)
 
 
 @dataclass(frozen=True)
