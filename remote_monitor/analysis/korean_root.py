@@ -14,7 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from remote_monitor.analysis.charges import pulse_start, rising_trigger, window_charge_pc
+from remote_monitor.analysis.charges import (
+    lattice_dither,
+    lattice_step_pc,
+    pulse_start,
+    rising_trigger,
+    window_charge_pc,
+)
 from remote_monitor.analysis.units import MV_PER_ADC, NS_PER_SAMPLE
 
 _PMT_RE = re.compile(r"(?P<serial>[A-Za-z]{2}\d{3,5}[A-Za-z]?)_hv(?P<hv>\d+)_R(?P<r>[PM]?\d+)_T(?P<t>[PM]?\d+)")
@@ -94,6 +100,7 @@ def read_korean_charges(path: Path, settings: KoreanSettings, channels: list[int
     start_off = round(s.signal_window_ns[0] / s.ns_per_sample)
     length = round((s.signal_window_ns[1] - s.signal_window_ns[0]) / s.ns_per_sample)
     scale = s.ns_per_sample / NS_PER_SAMPLE  # window_charge_pc assumes the CAEN 2 ns samples
+    step = lattice_step_pc(length, s.pedestal_samples[1] - s.pedestal_samples[0], s.mv_per_adc)
     out: dict[int, list[np.ndarray]] = {ch: [] for ch in channels}
     n_events = n_untriggered = 0
     with uproot.open(path) as f:
@@ -103,10 +110,11 @@ def read_korean_charges(path: Path, settings: KoreanSettings, channels: list[int
             trig = rising_trigger(adc[:, s.trigger_channel, :], s.pedestal_samples[1])
             tstart = pulse_start(_mv(trig, s, +1), s.trigger_threshold_mv)
             ok = tstart >= 0
+            dither = lattice_dither(n_events, len(adc), step) * scale  # as the WaveDump path (`charges`)
             n_events += len(adc)
             n_untriggered += int(np.count_nonzero(~ok))
             for ch in channels:
-                q = window_charge_pc(_mv(adc[:, ch, :], s, s.pmt_polarity), tstart + start_off, length) * scale
+                q = window_charge_pc(_mv(adc[:, ch, :], s, s.pmt_polarity), tstart + start_off, length) * scale + dither
                 out[ch].append(q[ok])
             if on_block is not None:
                 on_block(trig, {ch: adc[:, ch, :] for ch in channels})
