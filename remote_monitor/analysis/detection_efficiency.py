@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from remote_monitor.analysis.spe_result import NO_SIGNAL_MU
+
 NORMALISATIONS = ("sipm_charge", "sipm_occupancy", "reference_occupancy", "none")
 CENTRE = "theta0_phi0"
 _THETA = re.compile(r"^theta(\d+)_phi\d+$")
@@ -52,6 +54,20 @@ def monitor_value(normalisation: str, sipm: dict[str, Any] | None, reference_mu:
         return None, None
     key = "charge_mean_pc" if normalisation == "sipm_charge" else "occupancy"
     return sipm.get(key), sipm.get(key + "_err")
+
+
+def monitor_dark(normalisation: str, monitor: float | None, settings: EfficiencySettings) -> str | None:
+    """Why the light monitor saw no light on a point, or None: an occupancy (reference PMT, SiPM) under
+    NO_SIGNAL_MU, the PMT's own no-light limit; a mean SiPM charge under sipm_occupancy_threshold_pc, the charge
+    an event needs to count as lit (a SiPM window that misses the pulses reads noise and dark counts: ~0 pC
+    where the pulses give tens)."""
+    if monitor is None or normalisation == "none":
+        return None
+    if normalisation == "sipm_charge":
+        limit, text = settings.sipm_occupancy_threshold_pc, f"SiPM mean charge {monitor:.3g} pC"
+    else:
+        limit, text = NO_SIGNAL_MU, f"{normalisation.replace('_', ' ')} {monitor:.3g} PE"
+    return f"no light on the monitor: {text} < {limit:g}" if monitor < limit else None
 
 
 def raw_efficiency(occupancy: float | None, occupancy_err: float | None, monitor: float | None,

@@ -18,13 +18,26 @@ def _f(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
+def de_left_out(result: dict[str, Any]) -> str | None:
+    """Why a point's detection efficiency is left out of the relative DE and its uniformity, or None: an error
+    point (no light on the PMT, no usable fit: its occupancy means nothing) or one without a raw DE."""
+    if result.get("status") == "error":
+        return str(result.get("reason") or "error")
+    extras = result.get("peer") or {}
+    if extras and extras.get("raw_de") is None:
+        return str(extras.get("raw_de_reason") or "no raw DE")
+    return None
+
+
 def peer_columns(result: dict[str, Any], centre: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The CSV columns of the other analyses for one point (relative DE needs the centre point's result)."""
+    """The CSV columns of the other analyses for one point (relative DE needs the centre point's result; none
+    where either is left out, `de_left_out`)."""
     extras = result.get("peer") or {}
     fit = result.get("fit") or {}
     timing = extras.get("timing") or {}
     cext = (centre or {}).get("peer") or {}
-    rel, rel_err = relative(extras.get("raw_de"), extras.get("raw_de_err"), cext.get("raw_de"), cext.get("raw_de_err"))
+    rel, rel_err = (None, None) if de_left_out(result) or de_left_out(centre or {}) else \
+        relative(extras.get("raw_de"), extras.get("raw_de_err"), cext.get("raw_de"), cext.get("raw_de_err"))
     ped = extras.get("pedestal") or {}
     dark = extras.get("dark") or {}
     return {

@@ -92,12 +92,18 @@ class ExtrasAccumulator:
             return {"baseline_mv": None, "baseline_rms_mv": None}
         return {"baseline_mv": float(np.mean(self.baseline_mv)), "baseline_rms_mv": float(np.mean(self.baseline_rms_mv))}
 
-    def dark(self, fit: dict[str, Any] | None = None) -> dict[str, Any]:
+    def dark(self, fit: dict[str, Any] | None = None, no_light: str | None = None) -> dict[str, Any]:
         """Dark rate; with the SPE fit and the correction enabled, divided by the threshold efficiency: the one
-        measured on the laser pulses when the point has light, else the one from the fitted 1-PE response."""
+        measured on the laser pulses when the point has light, else the one from the fitted 1-PE response. A fit
+        that failed, or of a PMT without light (no_light: why), has no 1-PE response to correct with: the rate
+        is the counted one, and says why."""
         raw = dark_rate(self.times.dark_counts, self.times.dark_ns)
         if not self.timing.dark_efficiency_correction or not fit:
             return raw
+        why = no_light or (None if fit.get("status") == "ok" else f"SPE fit {fit.get('status')}")
+        if why:
+            return {**corrected_dark_rate(raw, None), "threshold_efficiency_from": None,
+                    "dark_rate_note": f"not corrected for the threshold efficiency: {why}"}
         lo, hi = self.timing.laser_window_ns
         measured = measured_threshold_efficiency(self.times.laser_over, self.times.laser_searched, fit.get("mu"),
                                                  raw["dark_rate_hz"], hi - lo)

@@ -27,8 +27,10 @@ LIGHT_WIDTHS = 5.0  # "clearly above the pedestal": this many pedestal widths
 LIGHT_SIGMAS = 5.0  # faint light: the fitted occupancy this many errors above zero ...
 TAIL_AGREEMENT = 0.5  # ... and at least this fraction of the events its 1-PE peak predicts above LIGHT_WIDTHS
 DEAD_Q1 = 1.5  # Q1 below this many pedestal widths: no SPE signal at all (no light or a dead PMT)
+NO_LIGHT = "no_light"  # the status of a reference PMT's fit that shows no light (`no_light`)
 BAD_FIT_CHI2_NDF = 10.0  # a fit this far from the spectrum decides nothing: an independently simulated stand with
-# pickup read +15 % with chi2/ndf 315 and was called poor "by 45 sigma"; good fits of 600k-event points: 1-4
+# pickup read +15 % with chi2/ndf 315 and was called poor "by 45 sigma"; good fits of 600k-event points: 1-2 (1-4
+# before the charges were dithered within their lattice step, `charges.lattice_dither`)
 
 
 class Pedestal(NamedTuple):
@@ -103,27 +105,59 @@ def _dark_point_cause(fit: dict[str, Any]) -> str:
     return cause
 
 
-def _no_gain(fit: dict[str, Any], hist: dict[str, Any] | None) -> str | None:
-    """Why the point has no usable gain, or None."""
+def _dark_histogram(fit: dict[str, Any], hist: dict[str, Any] | None) -> str | None:
+    """'no light' when fewer than MIN_SIGNAL_FRACTION of the events are above the pedestal and the fit finds no
+    faint light there (`_fit_sees_light`), else None."""
     ped = _pedestal(hist)
     if ped is not None and ped.above < MIN_SIGNAL_FRACTION and not _fit_sees_light(fit, ped):
         return f"no light: only {100 * ped.above:.2f} % of events above the pedestal ({_dark_point_cause(fit)})"
+    return None
+
+
+def _no_signal(fit: dict[str, Any]) -> str | None:
+    """A fitted occupancy under NO_SIGNAL_MU, or None."""
+    if fit.get("mu") is not None and fit["mu"] < NO_SIGNAL_MU:
+        return f"no SPE signal (occupancy {fit['mu']:.3f} PE): laser or fibre problem?"
+    return None
+
+
+def _dead_peak(fit: dict[str, Any]) -> str | None:
+    """A fitted 1-PE peak under DEAD_Q1 pedestal widths (no SPE signal at all), or None."""
+    widths = _q1_in_pedestal_widths(fit)
+    if widths is None or widths >= DEAD_Q1:
+        return None
+    return (f"no SPE peak separated from the pedestal (Q1 {fit['q1_pc']:.3f} pC < {DEAD_Q1} x pedestal width "
+            f"{fit['sigma0_pc']:.3f} pC): no light, or PMT dead?")
+
+
+def no_light(fit: dict[str, Any], hist: dict[str, Any] | None = None) -> str | None:
+    """Why a PMT's spectrum shows no light, as `classify` says it for a point (few events above the pedestal
+    that no faint light explains, a fitted occupancy under NO_SIGNAL_MU, or a 1-PE peak under DEAD_Q1 pedestal
+    widths), or None: light, or a fit that failed and no histogram to tell. For any PMT: the one under test,
+    the reference."""
+    why = _dark_histogram(fit, hist)
+    if why or fit.get("status") != "ok":
+        return why
+    return _no_signal(fit) or _dead_peak(fit)
+
+
+def _no_gain(fit: dict[str, Any], hist: dict[str, Any] | None) -> str | None:
+    """Why the point has no usable gain, or None."""
+    dark = _dark_histogram(fit, hist)
+    if dark:
+        return dark
     if fit["status"] != "ok":
         return f"no gain: {fit['status']}: {fit.get('reason') or ''}".strip()
     if fit.get("gain") is None or not fit.get("gain_err"):
         return "SPE fit gave no gain with an error"
-    if fit.get("mu") is not None and fit["mu"] < NO_SIGNAL_MU:
-        return f"no SPE signal (occupancy {fit['mu']:.3f} PE): laser or fibre problem?"
+    dead = _no_signal(fit) or _dead_peak(fit)
+    if dead:
+        return dead
     widths = _q1_in_pedestal_widths(fit)
-    if widths is not None:
-        q1, sigma0 = fit["q1_pc"], fit["sigma0_pc"]
-        if widths < DEAD_Q1:
-            return (f"no SPE peak separated from the pedestal (Q1 {q1:.3f} pC < {DEAD_Q1} x pedestal width "
-                    f"{sigma0:.3f} pC): no light, or PMT dead?")
-        if widths < SEPARATED_Q1:  # (the fit gives no peak-to-valley then)
-            return (f"1-PE peak not separated from the pedestal (Q1 {q1:.3f} pC < {SEPARATED_Q1} x pedestal "
-                    f"width {sigma0:.3f} pC): the gain would rest on the model's shape alone; lower the noise "
-                    "or raise the HV")
+    if widths is not None and widths < SEPARATED_Q1:  # (the fit gives no peak-to-valley then)
+        return (f"1-PE peak not separated from the pedestal (Q1 {fit['q1_pc']:.3f} pC < {SEPARATED_Q1} x "
+                f"pedestal width {fit['sigma0_pc']:.3f} pC): the gain would rest on the model's shape alone; "
+                "lower the noise or raise the HV")
     stuck = [p for p in fit.get("at_limit") or [] if p in ("q1", "mu", "r1")]
     if stuck:
         return f"SPE fit stuck at a limit of {', '.join(stuck)}: gain not trustworthy"

@@ -15,7 +15,7 @@ from remote_monitor.analysis.korean_root import KoreanPmt, parse_korean_name, re
 from remote_monitor.analysis.peer_columns import PEER_COLUMNS, peer_columns
 from remote_monitor.analysis.point_extras import Digitizer
 from remote_monitor.service.peer_metrics import finish_extras, new_accumulator
-from remote_monitor.service.processing import _fit_charges, fingerprint, judge
+from remote_monitor.service.processing import _fit_charges, fingerprint, judge, reference_entry
 from remote_monitor.service.store import now_iso
 from remote_monitor.stand.config import Config
 from remote_monitor.stand.layout import ROOT_SOURCE, KoreanFile
@@ -43,9 +43,8 @@ def process_korean_file(path: Path, cfg: Config) -> list[dict[str, Any]]:
     charges, n_events, n_untriggered = read_korean_charges(path, ks, channels, on_block)
     monitor = None
     if ks.monitor_channel >= 0:
-        mon_fit, _ = _fit_charges(_select(charges[ks.monitor_channel], cfg), cfg)
-        monitor = {"gain": mon_fit["gain"], "gain_err": mon_fit["gain_err"], "status": mon_fit["status"],
-                   "mu": mon_fit["mu"], "mu_err": mon_fit["mu_err"]}
+        mon_fit, mon_hist = _fit_charges(_select(charges[ks.monitor_channel], cfg), cfg)
+        monitor = {k: v for k, v in reference_entry(mon_fit, mon_hist).items() if k != "minima"}
     return [_pmt_result(path, p, _select(charges[p.channel], cfg), accs[p.channel], monitor, n_events,
                         n_untriggered, cfg, started) for p in pmts]
 
@@ -60,7 +59,7 @@ def _pmt_result(path: Path, pmt: KoreanPmt, q: np.ndarray, acc: Any, monitor: di
               "warnings": [f"dropped {n_untriggered} event(s) without a trigger pulse"] if n_untriggered else [],
               "source_files": {ROOT_SOURCE: str(path)}}
     judge(result, fit, cfg, "scan")
-    result["peer"] = finish_extras(acc, fit, monitor, q, cfg)
+    result["peer"] = finish_extras(acc, fit, monitor, q, cfg, hist)
     result["processed_at"] = now_iso()
     result["processing_seconds"] = round(time.perf_counter() - started, 3)
     return result

@@ -57,7 +57,8 @@ def result_from_summary(key: PointKey, prints: dict[str, Any], summary: dict[str
                   **window_fields(summary["charge_window_ns"], summary["laser_delay_ns"]))
     result["fit"] = fit = _fit(summary["histogram"], cfg, warm.get("pmt"))
     if summary.get("reference") is not None:
-        result["reference"] = reference_entry(_fit(summary["reference"], cfg, warm.get("reference")))
+        result["reference"] = reference_entry(_fit(summary["reference"], cfg, warm.get("reference")),
+                                              summary["reference"])
     if provisional:
         gain = fit.get("gain") if fit.get("status") == "ok" else None
         result["status"] = "acquiring"

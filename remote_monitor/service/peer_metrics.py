@@ -10,14 +10,18 @@ from typing import Any
 import numpy as np
 
 from remote_monitor.analysis.detection_efficiency import (
+    CENTRE,
+    EfficiencySettings,
     de_verdict,
+    monitor_dark,
     monitor_value,
     raw_efficiency,
     uniformity,
     zero_pe_occupancy,
 )
-from remote_monitor.analysis.peer_columns import peer_table
+from remote_monitor.analysis.peer_columns import de_left_out, peer_table
 from remote_monitor.analysis.point_extras import Digitizer, ExtrasAccumulator
+from remote_monitor.analysis.point_verdict import NO_LIGHT, no_light
 from remote_monitor.analysis.timing_fit import fit_timing
 from remote_monitor.stand.config import Config
 from remote_monitor.stand.layout import SCAN_POINTS
@@ -56,9 +60,38 @@ def wavedump_extras(files: dict[int, Path], cfg: Config) -> ExtrasAccumulator:
     return acc
 
 
+def _monitor_dark(eff: EfficiencySettings, monitor: float | None, reference: dict[str, Any] | None) -> str | None:
+    """Why the point's light monitor saw no light (a reference PMT without light says so itself), or None."""
+    if eff.normalisation == "reference_occupancy" and reference and reference.get("status") == NO_LIGHT:
+        return f"reference PMT: {reference.get('reason')}"
+    return monitor_dark(eff.normalisation, monitor, eff)
+
+
+def _reference_mu(reference: dict[str, Any] | None) -> tuple[float, float] | None:
+    """(occupancy, error) of a reference PMT that saw light, else None."""
+    if not reference or reference.get("mu") is None or reference.get("status") == NO_LIGHT:
+        return None
+    return reference["mu"], reference["mu_err"]
+
+
+def _no_de(pmt_dark: str | None, occupancy: float | None, monitor_why: str | None, monitor: float | None,
+           normalisation: str) -> str | None:
+    """Why the point has no raw DE (occupancy / monitor needs light on both), or None."""
+    if pmt_dark:
+        return f"no light on the PMT: {pmt_dark}"
+    if monitor_why:
+        return monitor_why
+    if occupancy is None:
+        return "no PMT occupancy (no SPE fit)"
+    return None if monitor else f"no light-monitor value ({normalisation})"
+
+
 def finish_extras(acc: ExtrasAccumulator, fit: dict[str, Any] | None, reference: dict[str, Any] | None,
-                  pmt_charges: np.ndarray | None, cfg: Config) -> dict[str, Any]:
-    """The point's extras from the filled accumulator, its SPE fit and (for zero_pe) its charges."""
+                  pmt_charges: np.ndarray | None, cfg: Config, hist: dict[str, Any] | None = None
+                  ) -> dict[str, Any]:
+    """The point's extras from the filled accumulator, its SPE fit, its charge histogram and (for zero_pe) its
+    charges. Raw DE only where the PMT and the light monitor both saw light (else None and raw_de_reason); the
+    dark rate not corrected with the fit of a PMT without light."""
     eff = cfg.efficiency
     fit = fit or {}
     if eff.occupancy == "zero_pe" and pmt_charges is not None and fit.get("q0_pc") is not None:
@@ -66,13 +99,15 @@ def finish_extras(acc: ExtrasAccumulator, fit: dict[str, Any] | None, reference:
     else:
         occ, occ_err = fit.get("mu"), fit.get("mu_err")
     sipm = acc.sipm_summary()
-    ref_mu = (reference["mu"], reference["mu_err"]) if reference and reference.get("mu") is not None else None
-    mon, mon_err = monitor_value(eff.normalisation, sipm, ref_mu)
-    de, de_err = raw_efficiency(occ, occ_err, mon, mon_err)
+    mon, mon_err = monitor_value(eff.normalisation, sipm, _reference_mu(reference))
+    pmt_dark = no_light(fit, hist)
+    why = _no_de(pmt_dark, occ, _monitor_dark(eff, mon, reference), mon, eff.normalisation)
+    de, de_err = (None, None) if why else raw_efficiency(occ, occ_err, mon, mon_err)
     timing = fit_timing(acc.times.pmt_minus_trigger_ns()).to_dict()
     return {"occupancy": occ, "occupancy_err": occ_err, "monitor": mon, "monitor_err": mon_err,
             "normalisation": eff.normalisation, "sipm": sipm, "raw_de": de, "raw_de_err": de_err,
-            "timing": timing, "dark": acc.dark(fit), "pedestal": acc.pedestal()}
+            **({"raw_de_reason": why} if why else {}),
+            "timing": timing, "dark": acc.dark(fit, pmt_dark), "pedestal": acc.pedestal()}
 
 
 def laser_shift_ns(cfg: Config, result: dict[str, Any]) -> float:
@@ -113,18 +148,27 @@ def point_extras(sources: dict[str, Path], cfg: Config, result: dict[str, Any], 
                                   "dark_exclude_ns and [efficiency] sipm_window_ns set them)")
     acc = wavedump_extras(files, cfg)
     return finish_extras(acc, result.get("fit"), result.get("reference"),
-                         getattr(charges, "pmt_charge_pc", None), cfg)
+                         getattr(charges, "pmt_charge_pc", None), cfg, result.get("histogram"))
 
 
 def peer_summary(points: dict[str, dict[str, Any]], cfg: Config) -> dict[str, Any]:
-    """Per PMT: uniformity of gain and relative DE over the 21 positions, pedestal drift, and the DE verdict."""
-    table = peer_table({p: v for p, v in points.items() if p in SCAN_POINTS})
+    """Per PMT: uniformity of gain and relative DE over the 21 positions, pedestal drift, and the DE verdict;
+    points whose DE means nothing (`peer_columns.de_left_out`: no light, error) are left out of the DE and
+    listed in de_left_out."""
+    scan = {p: v for p, v in points.items() if p in SCAN_POINTS}
+    table = peer_table(scan)
+    left_out = {p: why for p, v in sorted(scan.items()) if (why := de_left_out(v))}
     gain_u = uniformity({p: c["gain"] for p, c in table.items()})
     de_u = uniformity({p: c["relative_de"] for p, c in table.items()})
     base = [c["baseline_mv"] for c in table.values() if c["baseline_mv"] is not None]
     ped = [c["pedestal_pc"] for c in table.values() if c["pedestal_pc"] is not None]
     verdict, reason = de_verdict(de_u, cfg.efficiency)
+    if verdict == "in progress" and CENTRE in left_out:
+        reason = f"relative detection efficiency needs the centre point, left out ({left_out[CENTRE]})"
+    elif left_out:
+        reason += f"; left out: {', '.join(left_out)}"
     return {"gain_uniformity": gain_u, "de_uniformity": de_u,
             "baseline_drift_mv": (max(base) - min(base)) if base else None,
             "pedestal_drift_pc": (max(ped) - min(ped)) if ped else None,
-            "de_verdict": verdict, "de_reason": reason}
+            "de_verdict": verdict, "de_reason": reason,
+            "de_left_out": [{"point": p, "reason": why} for p, why in left_out.items()]}

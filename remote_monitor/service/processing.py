@@ -111,9 +111,15 @@ def fit_histogram(hist: Any, cfg: Config, warm: Minima | None = None) -> dict[st
                    min_events=cfg.fit.min_events, warm=warm).to_dict()
 
 
-def reference_entry(fit: dict[str, Any]) -> dict[str, Any]:
-    """What a point's result keeps of the reference PMT's SPE fit."""
-    return {k: fit.get(k) for k in ("gain", "gain_err", "status", "mu", "mu_err", "minima")}
+def reference_entry(fit: dict[str, Any], hist: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a point's result keeps of the reference PMT's SPE fit. Where its spectrum shows no light (judged
+    as the point's PMT is, `point_verdict.no_light`), the status says so (NO_LIGHT, with the reason) and the
+    gain is moved to rejected_gain, as an error point's."""
+    from remote_monitor.analysis.point_verdict import NO_LIGHT, no_light, without_gain
+
+    entry = {k: fit.get(k) for k in ("gain", "gain_err", "status", "mu", "mu_err", "minima")}
+    why = no_light(fit, hist)
+    return {**without_gain(entry), "status": NO_LIGHT, "reason": why} if why else entry
 
 
 def _fit_charges(charges: Any, cfg: Config) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -207,8 +213,7 @@ def process_point(key: PointKey, sources: dict[str, Path], cfg: Config) -> dict[
         fit, result["histogram"] = _fit_charges(charges.pmt_charge_pc, cfg)
         judge(result, fit, cfg, key.kind)
         if charges.reference_charge_pc is not None:
-            ref_fit, _ = _fit_charges(charges.reference_charge_pc, cfg)
-            result["reference"] = reference_entry(ref_fit)
+            result["reference"] = reference_entry(*_fit_charges(charges.reference_charge_pc, cfg))
         result["peer"] = _peer_extras(sources, cfg, result, charges)
     result["processed_at"] = now_iso()
     result["processing_seconds"] = round(time.perf_counter() - started, 3)

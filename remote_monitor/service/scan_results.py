@@ -10,6 +10,7 @@ from remote_monitor.service.store import ResultsStore
 from remote_monitor.stand.config import Config
 from remote_monitor.stand.layout import SCAN_POINTS, PointKey
 
+
 def common_syst(fits: list[dict[str, Any]]) -> float:
     """Mean relative model systematic of the SPE fits (shared by all HV points, so it does not average down)."""
     rel = [f["gain_err_syst"] / f["gain"] for f in fits if f.get("gain_err_syst") and f.get("gain")]
