@@ -3,12 +3,21 @@ event, a slope per event, white noise and single photoelectrons in the window.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from remote_monitor.analysis import pickup
-from remote_monitor.analysis.charges import corrected_mv, window_charge_pc
+from remote_monitor.analysis.charges import (
+    AnalysisSettings,
+    ChannelMap,
+    corrected_mv,
+    extract_point_charges,
+    window_charge_pc,
+)
 from remote_monitor.analysis.units import MV_PER_ADC, NS_PER_SAMPLE, PC_PER_MV_SAMPLE
+from remote_monitor.analysis.wavedump_writer import write_binary
 
 LENGTH, WINDOW_LO, WINDOW_LEN, BASELINE = 260, 50, 60, 40
 RECORD = pickup.Record(WINDOW_LEN, BASELINE, -MV_PER_ADC * PC_PER_MV_SAMPLE, MV_PER_ADC, NS_PER_SAMPLE, 3.0)
@@ -120,3 +129,25 @@ def test_pulses_outside_the_window_are_not_taken_for_a_line() -> None:
     before = _charges(samples)
     after = pickup.corrected_charges(before, samples, np.full(len(samples), WINDOW_LO), RECORD, line.shape)
     assert np.array_equal(after[outside], before[outside]) and np.std(after[~outside]) < 0.5 * np.std(before[~outside])
+
+
+def test_the_reference_pmt_loses_its_own_pickup_line(tmp_path: Path) -> None:
+    # the PMT under test and the reference PMT each carry a 3 MHz line (their own phases): both are removed, each
+    # found on its own channel, and the point's warnings name the reference's
+    samples, lit = _waveforms(8000, pickup_mv=0.2, slope_mv=0.1, seed=11)
+    reference, ref_lit = _waveforms(8000, pickup_mv=0.2, slope_mv=0.1, seed=12)
+    trigger = np.full(samples.shape, 800, dtype=np.uint16)
+    trigger[:, 10:30] += 6000  # the window starts 80 ns after it: at WINDOW_LO
+    files = {}
+    for channel, waves in ((0, trigger), (2, samples), (4, reference)):
+        files[channel] = tmp_path / f"wave{channel}.dat"
+        write_binary(files[channel], waves, channel)
+    settings = AnalysisSettings(fixed_window_start_ns=(WINDOW_LO - 10) * NS_PER_SAMPLE)
+    charges = extract_point_charges(files, ChannelMap(sipm=None, reference=4), settings)
+    found = [w for w in charges.warnings if "pickup at 3.0" in w or "pickup at 2.9" in w]
+    assert len(found) == 2 and found[1].startswith("reference PMT: pickup at"), charges.warnings
+    white, white_lit = _waveforms(8000, pickup_mv=0.0, slope_mv=0.0, seed=13)
+    white_std = float(np.std(_charges(white)[~white_lit]))  # no pickup: the flat baseline's pedestal
+    assert charges.reference_charge_pc is not None and len(charges.reference_charge_pc) == len(reference)
+    assert float(np.std(charges.reference_charge_pc[~ref_lit])) < 1.2 * white_std  # 3.2x left in
+    assert float(np.std(charges.pmt_charge_pc[~lit])) < 1.2 * white_std

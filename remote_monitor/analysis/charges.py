@@ -163,8 +163,7 @@ class ChargeAccumulator:
         self.delays = delay_histogram()  # PMT minus trigger (ns): where the laser pulses are (`laser_window`)
         self.record_end_ns: float | None = None  # the earliest end of a record after its trigger pulse (ns)
         self.mv_per_adc = ADC_RANGE_V / 2**settings.adc_bits * 1000.0
-        self.pickup: pickup.PickupLine | None = None  # the PMT channel's pickup line, once decided
-        self.pickup_decided = False
+        self.pickups: dict[int, pickup.PickupLine | None] = {}  # each PMT channel's pickup line, once decided
 
     def add(self, chunk: WaveformChunk, channel: int) -> None:
         if len(chunk.event_numbers):
@@ -267,20 +266,21 @@ class ChargeAccumulator:
         if triggered.any():
             end = (trig.shape[1] - int(trigger_start[triggered].max())) * NS_PER_SAMPLE
             self.record_end_ns = end if self.record_end_ns is None else min(self.record_end_ns, end)
-        charge, dt_ns, selected = self._channel(block[self.channels.pmt], trigger_start, first, remove_pickup=True)
+        charge, dt_ns, selected = self._channel(self.channels.pmt, block[self.channels.pmt], trigger_start, first)
         ref = None
         if self.channels.reference is not None:
-            ref_charge, _, ref_selected = self._channel(block[self.channels.reference], trigger_start, first)
+            ref_charge, _, ref_selected = self._channel(self.channels.reference, block[self.channels.reference],
+                                                        trigger_start, first)
             ref = ref_charge[ref_selected & triggered]
         dt_ns = dt_ns[triggered & ~np.isnan(dt_ns)]
         self.delays.fill(dt_ns)
         return BlockCharges(charge[selected & triggered], ref, dt_ns, len(trig))
 
-    def _channel(self, samples: np.ndarray, trigger_start: np.ndarray, first_index: int,
-                 remove_pickup: bool = False) -> tuple[np.ndarray, ...]:
-        """(charge pC, PMT-minus-trigger ns, selected) of a PMT channel, in one numba pass (and, for the PMT under
-        test in the fixed window, without its pickup line where it has one: `_without_pickup`), each charge
-        dithered within its lattice step (`lattice_dither`; first_index: the block's first event in the point)."""
+    def _channel(self, channel: int, samples: np.ndarray, trigger_start: np.ndarray,
+                 first_index: int) -> tuple[np.ndarray, ...]:
+        """(charge pC, PMT-minus-trigger ns, selected) of a PMT channel (the one under test, the reference), in one
+        numba pass (and, in the fixed window, without its pickup line where it has one: `_without_pickup`), each
+        charge dithered within its lattice step (`lattice_dither`; first_index: the block's first event)."""
         s = self.settings
         leading = s.mode != "fixed_window"
         if leading:
@@ -293,8 +293,8 @@ class ChargeAccumulator:
         charge = np.empty(len(samples), dtype=np.float64)
         pulse_kernels.pmt_features(samples, s.baseline_samples, self.mv_per_adc, s.pmt_threshold_mv, window_lo,
                                    length, leading, s.pre_samples, PC_PER_MV_SAMPLE, start, charge)
-        if remove_pickup and not leading and s.remove_pickup:
-            charge = self._without_pickup(samples, window_lo, length, charge, trigger_start >= 0)
+        if not leading and s.remove_pickup:
+            charge = self._without_pickup(channel, samples, window_lo, length, charge, trigger_start >= 0)
         charge += lattice_dither(first_index, len(charge), lattice_step_pc(length, s.baseline_samples,
                                                                            self.mv_per_adc))
         dt_ns = np.where(start >= 0, (start - trigger_start) * NS_PER_SAMPLE, np.nan)
@@ -305,24 +305,24 @@ class ChargeAccumulator:
         lo_q, hi_q = s.charge_range_pc
         return charge, dt_ns, in_time & (charge >= lo_q) & (charge <= hi_q)
 
-    def _without_pickup(self, samples: np.ndarray, window_lo: np.ndarray, length: int, charge: np.ndarray,
-                        triggered: np.ndarray) -> np.ndarray:
-        """The charges with the pickup line removed, once the first block of PICKUP_DECISION_EVENTS triggered
-        events has shown that there is one (`pickup.decide`; blocks before that one keep their charges)."""
+    def _without_pickup(self, channel: int, samples: np.ndarray, window_lo: np.ndarray, length: int,
+                        charge: np.ndarray, triggered: np.ndarray) -> np.ndarray:
+        """The channel's charges with its pickup line removed, once its first block of PICKUP_DECISION_EVENTS
+        triggered events has shown that there is one (`pickup.decide`; blocks before that one keep their
+        charges)."""
         s = self.settings
         record = pickup.Record(length, s.baseline_samples, -self.mv_per_adc * PC_PER_MV_SAMPLE, self.mv_per_adc,
                                NS_PER_SAMPLE, s.pmt_threshold_mv)
-        if not self.pickup_decided:
+        if channel not in self.pickups:
             if np.count_nonzero(triggered) < PICKUP_DECISION_EVENTS:
                 return charge
-            self.pickup = pickup.decide(charge[triggered], samples[triggered], window_lo[triggered], record)
-            self.pickup_decided = True
-        if self.pickup is None:
-            return charge
-        return pickup.corrected_charges(charge, samples, window_lo, record, self.pickup.shape)
+            self.pickups[channel] = pickup.decide(charge[triggered], samples[triggered], window_lo[triggered], record)
+        line = self.pickups[channel]
+        return charge if line is None else pickup.corrected_charges(charge, samples, window_lo, record, line.shape)
 
     def warnings(self) -> list[str]:
-        out = [self.pickup.describe()] if self.pickup is not None else []
+        out = [("" if channel == self.channels.pmt else "reference PMT: ") + line.describe()
+               for channel, line in self.pickups.items() if line is not None]
         if self.dropped:
             out.append(f"dropped {self.dropped} event(s) not present in every channel")
         if self.n_untriggered:
