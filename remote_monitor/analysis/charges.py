@@ -24,6 +24,7 @@ from remote_monitor.analysis.wavedump import WaveDumpReader, WaveformChunk
 
 PRE_SAMPLES_DEFAULT, POST_SAMPLES_DEFAULT = 10, 50
 PICKUP_DECISION_EVENTS = 1000  # triggered events of a block before the pickup decision is taken (once per point)
+GOLDEN_RATIO = (math.sqrt(5.0) - 1.0) / 2.0  # the dither's sequence (`lattice_dither`)
 
 
 class MissingChannelError(ValueError):
@@ -87,10 +88,24 @@ class PointCharges:
     window_ns: tuple[float, float] | None = None  # the charge window (or time selection) the charges are from
 
 
+# ---- the charge lattice: every charge dithered within the step its window and baseline allow ------------------
+def lattice_step_pc(length: int, baseline_samples: int, mv_per_adc: float) -> float:
+    """The step between the charges a window can read (pC): the sum of `length` samples less `length` times the
+    mean of `baseline_samples` takes values one ADC count x gcd(length, baseline_samples) / baseline_samples
+    apart (60 samples, 40: half a count, 0.00244 pC)."""
+    n_base = max(baseline_samples, 1)
+    return mv_per_adc * PC_PER_MV_SAMPLE * math.gcd(max(length, 1), n_base) / n_base
+
+
+def lattice_dither(first_index: int, n: int, step_pc: float) -> np.ndarray:
+    """Each event's offset within one lattice step (pC), from its index in the point (the golden-ratio sequence:
+    even, and the same in every reprocessing). Without it a 0.05 pC bin holds 20 or 21 of the 0.00244 pC steps
+    by turns, and the pedestal's bins alternate by 2-5 % (a fit's chi2/ndf read 4 at 600k events for 1.3)."""
+    index = np.arange(first_index, first_index + n, dtype=np.float64)
+    return ((index * GOLDEN_RATIO) % 1.0 - 0.5) * step_pc
+
+
 # ---- the Pyrate math in numpy (reference for the numba kernels of pulse_kernels, used by the tests) -----------
-GOLDEN_RATIO = (math.sqrt(5.0) - 1.0) / 2.0
-
-
 def corrected_mv(samples: np.ndarray, polarity: int, baseline_samples: int = 40) -> np.ndarray:
     """Baseline-subtracted waveform in mV, sign flipped so that pulses are positive."""
     raw = samples.astype(np.float32)
@@ -115,22 +130,6 @@ def pulse_start(mv: np.ndarray, threshold_mv: float) -> np.ndarray:
     """Index of the first sample over threshold per event (-1: no pulse)."""
     over = mv > threshold_mv
     return np.where(over.any(axis=1), over.argmax(axis=1), -1)
-
-
-def lattice_step_pc(length: int, baseline_samples: int, mv_per_adc: float) -> float:
-    """The step between the charges a window can read (pC): the sum of `length` samples less `length` times the
-    mean of `baseline_samples` takes values one ADC count x gcd(length, baseline_samples) / baseline_samples
-    apart (60 samples, 40: half a count, 0.00244 pC)."""
-    n_base = max(baseline_samples, 1)
-    return mv_per_adc * PC_PER_MV_SAMPLE * math.gcd(max(length, 1), n_base) / n_base
-
-
-def lattice_dither(first_index: int, n: int, step_pc: float) -> np.ndarray:
-    """Each event's offset within one lattice step (pC), from its index in the point (the golden-ratio sequence:
-    even, and the same in every reprocessing). Without it a 0.05 pC bin holds 20 or 21 of the 0.00244 pC steps
-    by turns, and the pedestal's bins alternate by 2-5 % (a fit's chi2/ndf read 4 at 600k events for 1.3)."""
-    index = np.arange(first_index, first_index + n, dtype=np.float64)
-    return ((index * GOLDEN_RATIO) % 1.0 - 0.5) * step_pc
 
 
 def window_charge_pc(mv: np.ndarray, start: np.ndarray, length: int) -> np.ndarray:
