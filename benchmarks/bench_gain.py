@@ -96,14 +96,15 @@ def timing(rng: np.random.Generator) -> None:
     """Warm fit time (zfit) and the same binned likelihood minimised with iminuit directly (numpy model)."""
     from iminuit import Minuit
 
-    from remote_monitor.analysis.spe_fit import NOMINAL_SHAPE, _fit_range, _start_values
     from remote_monitor.analysis.spe_response import (
         BOUNDS,
+        NOMINAL_SHAPE,
         PARAM_NAMES,
         ResponseShape,
         n_pe_terms,
         response_counts,
     )
+    from remote_monitor.analysis.spe_start import fit_range, start_values
 
     ped = pedestal_charges(rng, 0.3, 100_000)
     charges = event_charges(rng, 100_000, 0.1, 1e7, PmtPhysics(), ped)
@@ -121,8 +122,8 @@ def timing(rng: np.random.Generator) -> None:
         t0 = time.perf_counter()
         fit_spe(hist, warm=earlier)
         zt_grown.append(time.perf_counter() - t0)
-    start = _start_values(hist)
-    lo, hi = _fit_range(hist, start)
+    start = start_values(hist)
+    lo, hi = fit_range(hist, start)
     shape = ResponseShape(hist.edges[lo:hi + 1], n_pe_terms(start["mu"]))
     counts = hist.counts[lo:hi].astype(float)
     total = counts.sum()
@@ -164,27 +165,28 @@ def compiled_loss_timing(hist: Histogram, start: dict[str, float]) -> None:
     import zfit
     from iminuit import Minuit
 
-    from remote_monitor.analysis.spe_fit import EDM_LIMIT, NOMINAL_SHAPE, _clamp, _fit_range, _minimize
+    from remote_monitor.analysis.spe_minimize import EDM_LIMIT, clamp, minimize
     from remote_monitor.analysis.spe_model import MIGRAD_TOL, get_model
-    from remote_monitor.analysis.spe_response import BOUNDS, PARAM_NAMES, n_pe_terms
+    from remote_monitor.analysis.spe_response import BOUNDS, NOMINAL_SHAPE, PARAM_NAMES, n_pe_terms
+    from remote_monitor.analysis.spe_start import fit_range
 
-    lo, hi = _fit_range(hist, start)
+    lo, hi = fit_range(hist, start)
     counts = hist.counts[lo:hi].astype(float)
     model = get_model(hist.edges[lo:hi + 1], n_pe_terms(start["mu"]))
     stock = dataclasses.replace(model, minimizer=zfit.minimize.Minuit(gradient="zfit", tol=MIGRAD_TOL, mode=0))
     free = [n for n in PARAM_NAMES if n not in NOMINAL_SHAPE]
     params = [model.params[n] for n in free]
     zfit_times, first_only, stock_times = [], [], []
-    _minimize(stock, counts, start, {}, hesse=True)  # traces zfit's own functions
+    minimize(stock, counts, start, {}, hesse=True)  # traces zfit's own functions
     for _ in range(3):
         t0 = time.perf_counter()
-        zfit_fit = _minimize(model, counts, start, {}, hesse=True)  # also resets values, floating, counts
+        zfit_fit = minimize(model, counts, start, {}, hesse=True)  # also resets values, floating, counts
         zfit_times.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        _minimize(model, counts, start, {}, hesse=False)
+        minimize(model, counts, start, {}, hesse=False)
         first_only.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        stock_fit = _minimize(stock, counts, start, {}, hesse=True)
+        stock_fit = minimize(stock, counts, start, {}, hesse=True)
         stock_times.append(time.perf_counter() - t0)
 
     @tf.function(autograph=False, reduce_retracing=True)  # type: ignore[untyped-decorator]
@@ -209,7 +211,7 @@ def compiled_loss_timing(hist: Histogram, start: dict[str, float]) -> None:
         calls["gradient"] += 1
         return np.asarray(gradient(tf.constant(np.asarray(x, dtype=float))))
 
-    x0 = np.array([_clamp(n, start[n]) for n in free])
+    x0 = np.array([clamp(n, start[n]) for n in free])
     fcn(x0), grad(x0)  # traces both
     times, graph = [], []
     for _ in range(3):

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from iminuit import Minuit
 
-from remote_monitor.analysis import spe_fit, spe_model, spe_response
+from remote_monitor.analysis import spe_fit, spe_minimize, spe_model, spe_response, spe_start
 from remote_monitor.analysis.histogram import Histogram, fill_histogram
-from remote_monitor.analysis.spe_fit import SpeFitResult, _Outcome, fit_spe
+from remote_monitor.analysis.spe_fit import SpeFitResult, fit_spe
+from remote_monitor.analysis.spe_minimize import Outcome
 from remote_monitor.analysis.units import gain_to_pc
 from remote_monitor.simulation.expected_spectrum import expected_histogram, pedestal_width
 from remote_monitor.simulation.spe_charge import PmtPhysics, event_charges, pedestal_charges
@@ -53,10 +54,10 @@ def test_a_minimisation_along_a_direction_the_likelihood_hardly_sees_stops_after
     took at most 727 calls). With `spe_model.MIGRAD_ROUNDS` it stops short (invalid) after two Migrads."""
     with np.load(Path(__file__).parent / "data" / "spike_at_zero_2p5pe.npz") as data:
         hist = Histogram(data["edges"], data["counts"])
-    start = spe_fit._start_values(hist)
-    lo, hi = spe_fit._fit_range(hist, start)
+    start = spe_start.start_values(hist)
+    lo, hi = spe_start.fit_range(hist, start)
     model = spe_model.get_model(hist.edges[lo:hi + 1], 18)
-    outcome = spe_fit._minimize(model, hist.counts[lo:hi].astype(float), start, {}, hesse=False)
+    outcome = spe_minimize.minimize(model, hist.counts[lo:hi].astype(float), start, {}, hesse=False)
     assert not outcome.valid
     assert outcome.values["u"] < 0.05 and outcome.values["k_u"] > 3.9  # the spike at zero charge
     assert outcome.result.info["n_eval"] < 2 * 2000
@@ -68,7 +69,7 @@ def test_an_unresolved_spectrum_gets_the_n_pe_terms_its_fitted_occupancy_needs()
     gain +12 % (the benchmark's class, 2026-12-03); with terms for the fitted occupancy it reads about right."""
     gain, mu = 0.5e7, 2.5
     hist = realistic(25, 400_000, mu, gain, noise_mv=1.0)
-    start = spe_fit._start_values(hist)
+    start = spe_start.start_values(hist)
     assert spe_response.n_pe_terms(start["mu"]) < spe_response.n_pe_terms(mu)  # the case: the start asks for too few
     result = fit_spe(hist)
     assert result.status == "ok", result.reason
@@ -89,12 +90,12 @@ def test_the_nominal_is_the_lower_of_two_starts_of_the_under_amplified_part() ->
     n_bins = int(gain_to_pc(1e7) * (0.1 + 5 * 0.1**0.5 + 3) / BIN_PC) + int(3 / BIN_PC)
     lo = -int(3 / BIN_PC) * BIN_PC
     hist = fill_histogram(charges, n_bins, lo, lo + n_bins * BIN_PC)
-    start = spe_fit._start_values(hist)
-    first, last = spe_fit._fit_range(hist, start)
+    start = spe_start.start_values(hist)
+    first, last = spe_start.fit_range(hist, start)
     model = spe_model.get_model(hist.edges[first:last + 1], spe_response.n_pe_terms(start["mu"]))
     counts = hist.counts[first:last].astype(float)
-    from_start = spe_fit._minimize(model, counts, start, {}, hesse=False)
-    from_typical = spe_fit._minimize(model, counts, {**from_start.values, **spe_fit.UNDER_RESTART}, {}, hesse=False)
+    from_start = spe_minimize.minimize(model, counts, start, {}, hesse=False)
+    from_typical = spe_minimize.minimize(model, counts, {**from_start.values, **spe_fit.UNDER_RESTART}, {}, hesse=False)
     assert from_typical.nll < from_start.nll - 0.2  # two minima: this spectrum tells the rule
     assert not set(spe_fit._at_limit(from_start.values)) & spe_fit.UNDER_SHAPE  # no bound to call for a restart
     nominal = spe_fit._searched_nominal(model, counts, start)
@@ -110,7 +111,7 @@ def test_the_fit_starts_at_the_1pe_peak_not_at_the_pedestals_falling_edge() -> N
     (`bench_gain.py --shapes --events 600000`) Migrad went from there to 15 times the gain. The start is the
     highest point beyond the valley; the fit of that point's kind reads the gain."""
     gain, q1 = 2e7, gain_to_pc(2e7)
-    starts = [spe_fit._start_values(realistic(seed, 200_000, 0.1, gain))["q1"] / q1 for seed in range(3)]
+    starts = [spe_start.start_values(realistic(seed, 200_000, 0.1, gain))["q1"] / q1 for seed in range(3)]
     assert all(0.8 < s < 1.25 for s in starts), starts
     result = fit_spe(realistic(0, 600_000, 0.1, gain))  # the old start: the edge (-0.7 % from there)
     assert result.status == "ok" and result.converged, result.reason
@@ -127,7 +128,7 @@ def test_the_starts_occupancy_does_not_depend_on_where_the_pedestal_sits_in_its_
     charges = event_charges(rng, n, 0.1, 1e7, PmtPhysics(), pedestal_charges(rng, 0.3, n))
     for offset in (0.0, 0.25, 0.5, 0.75):
         hist = fill_histogram(charges + offset * width, 400, -60 * width, 340 * width)
-        start = spe_fit._start_values(hist)
+        start = spe_start.start_values(hist)
         assert start["mu"] == pytest.approx(0.1, rel=0.15), (offset, start)
         assert start["q0"] == pytest.approx(offset * width, abs=0.2 * width), (offset, start)
 
@@ -157,7 +158,7 @@ def test_a_nan_in_the_flat_shapes_fit_is_not_a_failed_point(monkeypatch: pytest.
     from zfit.minimizers.strategy import FailMinimizeNaN
 
     hist = realistic(3, 40_000, 0.5, 1e7)
-    minimize = spe_fit._minimize
+    minimize = spe_minimize.minimize
     alt_starts: list[dict[str, float]] = []
 
     def nan_for_the_flat_shape(model: object, counts: object, start: dict[str, float], fixed: dict[str, float],
@@ -168,7 +169,7 @@ def test_a_nan_in_the_flat_shapes_fit_is_not_a_failed_point(monkeypatch: pytest.
                 raise FailMinimizeNaN()
         return minimize(model, counts, start, fixed, hesse=hesse)
 
-    monkeypatch.setattr(spe_fit, "_minimize", nan_for_the_flat_shape)
+    monkeypatch.setattr(spe_fit, "minimize", nan_for_the_flat_shape)
     fail_first = 1
     again = fit_spe(hist)
     assert again.status == "ok" and len(alt_starts) == 2 and "failed" not in again.reason, again.reason
@@ -185,7 +186,7 @@ def test_a_nan_in_the_flat_shapes_fit_is_not_a_failed_point(monkeypatch: pytest.
 def test_a_point_without_photoelectrons_fits_no_second_shape(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without light the nominal fit ends at no occupancy, and every 1-PE parameter is free to wander: the flat
     shape's fit from the start values took 144 s to a NaN likelihood on the demo's dead point. It is not run."""
-    minimize = spe_fit._minimize
+    minimize = spe_minimize.minimize
     fixed_sets: list[dict[str, float]] = []
 
     def recorded(model: object, counts: object, start: dict[str, float], fixed: dict[str, float], hesse: bool,
@@ -193,7 +194,7 @@ def test_a_point_without_photoelectrons_fits_no_second_shape(monkeypatch: pytest
         fixed_sets.append(fixed)
         return minimize(model, counts, start, fixed, hesse=hesse, steps=steps)
 
-    monkeypatch.setattr(spe_fit, "_minimize", recorded)
+    monkeypatch.setattr(spe_fit, "minimize", recorded)
     dark = fit_spe(realistic(8, 120_000, 0.0, 1e7))
     assert dark.mu is not None and dark.mu < spe_fit.NO_SIGNAL_MU, dark.mu
     assert spe_fit.ALT_SHAPE not in fixed_sets and "alternative" not in dark.minima, dark.minima
@@ -227,7 +228,7 @@ def test_seed_model_stays_selectable_and_is_biased_low() -> None:
 
 def _fitted_events(hist: Histogram) -> float:
     """Events in the fit's range (not those that a pulse in the baseline samples put far below the pedestal)."""
-    lo, hi = spe_fit._fit_range(hist, spe_fit._start_values(hist))
+    lo, hi = spe_start.fit_range(hist, spe_start.start_values(hist))
     return float(hist.counts[lo:hi].sum())
 
 
@@ -242,8 +243,8 @@ def test_a_growing_point_is_refitted_from_its_last_minima(monkeypatch: pytest.Mo
     earlier = fit_spe(binned(150_000))
     assert earlier.minima is not None and set(earlier.minima) == {"nominal", "alternative", "errors", "errors_at", "shapes"}
     calls: list[tuple[dict[str, float], bool]] = []
-    minimize = spe_fit._minimize
-    monkeypatch.setattr(spe_fit, "_minimize", lambda *a, **k: calls.append((a[3], k["hesse"])) or minimize(*a, **k))
+    minimize = spe_minimize.minimize
+    monkeypatch.setattr(spe_fit, "minimize", lambda *a, **k: calls.append((a[3], k["hesse"])) or minimize(*a, **k))
     hist = binned(n)
     fresh = fit_spe(hist)
     n_fresh = len(calls)
@@ -366,11 +367,11 @@ def test_migrad_reaches_the_minimum_and_goes_on_where_it_stops_short(monkeypatch
                              result.gain_err_stat / result.gain * result.minima["nominal"]["q1"])
 
     distances: list[float] = []
-    measure = spe_fit._distance_to_minimum
-    monkeypatch.setattr(spe_fit, "_distance_to_minimum", lambda *a: distances.append(measure(*a)) or distances[-1])
+    measure = spe_minimize.distance_to_minimum
+    monkeypatch.setattr(spe_minimize, "distance_to_minimum", lambda *a: distances.append(measure(*a)) or distances[-1])
     hesse_runs = _count_calls(monkeypatch, Minuit, "hesse")
     direct = fit_spe(hist, systematic=False)
-    assert distances and all(d <= spe_fit.EDM_LIMIT for d in distances), distances  # each minimum Migrad reached
+    assert distances and all(d <= spe_minimize.EDM_LIMIT for d in distances), distances  # each minimum Migrad reached
     assert len(hesse_runs) == 1  # Hesse at the lower start's minimum only (it ran at each start, 0.2-0.3 s each)
     assert all(0.3 < d < 0.8 for d in profile(direct))
     assert direct.gain is not None and direct.gain_err_stat is not None and direct.gain_err_stat < 0.008 * direct.gain
@@ -378,18 +379,18 @@ def test_migrad_reaches_the_minimum_and_goes_on_where_it_stops_short(monkeypatch
     distances.clear()
     hesse_runs.clear()
     monkeypatch.setattr(spe_model, "MIGRAD_TOL", 0.01)  # the tolerance before: Migrad stops short ...
-    start = spe_fit._start_values  # ... from the occupancy the start had before (2.3x: its pedestal share
-    monkeypatch.setattr(spe_fit, "_start_values", lambda h: {**start(h), "mu": 2.3 * start(h)["mu"]})  # was low)
+    start = spe_start.start_values  # ... from the occupancy the start had before (2.3x: its pedestal share
+    monkeypatch.setattr(spe_fit, "start_values", lambda h: {**start(h), "mu": 2.3 * start(h)["mu"]})  # was low)
     spe_model.model_cache().clear()
     try:
         continued = fit_spe(hist, systematic=False)
-        assert distances[0] > spe_fit.EDM_LIMIT >= distances[-1], distances
+        assert distances[0] > spe_minimize.EDM_LIMIT >= distances[-1], distances
         assert len(hesse_runs) == len(distances)  # one Hesse per minimum: the distance check reuses it (0.3 s)
         assert continued.gain is not None and continued.gain_err_stat is not None
         assert abs(continued.gain - direct.gain) < 0.2 * direct.gain_err_stat
         assert all(0.3 < d < 0.8 for d in profile(continued))
 
-        monkeypatch.setattr(spe_fit, "CONVERGE_ROUNDS", 0)  # where Migrad stopped (and no second start, which
+        monkeypatch.setattr(spe_minimize, "CONVERGE_ROUNDS", 0)  # where Migrad stopped (and no second start, which
         monkeypatch.setattr(spe_fit, "_restart_under_amplified", lambda model, counts, nominal: nominal)  # can land
         stopped = fit_spe(hist, systematic=False)  # at the minimum too): off the minimum, in gain or in error
         assert stopped.gain is not None and stopped.gain_err_stat is not None
@@ -418,19 +419,19 @@ def _parabola(monkeypatch: pytest.MonkeyPatch, sigma: float, lower_at: float | N
     calls: list[tuple] = []
 
     def minimize(model: object, counts: np.ndarray, start: dict[str, float], fixed: dict[str, float],
-                 hesse: bool) -> _Outcome:
+                 hesse: bool) -> Outcome:
         q1 = fixed.get("q1", lower_at if lower_at is not None else 1.6)
         calls.append((dict(fixed), hesse))
-        return _Outcome({**start, "q1": q1}, {"q1": 0.01} if hesse else {}, True,
+        return Outcome({**start, "q1": q1}, {"q1": 0.01} if hesse else {}, True,
                                 (q1 - 1.6) ** 2 / (2 * sigma**2) - (5.0 if q1 == lower_at else 0.0))
 
-    monkeypatch.setattr(spe_fit, "_minimize", minimize)
+    monkeypatch.setattr(spe_fit, "minimize", minimize)
     return calls
 
 
-def _outcome(sigma0: float, q1: float = 1.6, err: float = 0.01) -> _Outcome:
+def _outcome(sigma0: float, q1: float = 1.6, err: float = 0.01) -> Outcome:
     values = {"mu": 0.1, "q0": 0.0, "sigma0": sigma0, "q1": q1, "r1": 0.3, "w": 0.12, "u": 0.3, "k_u": 1.5}
-    return _Outcome(values, {"q1": err, "w": 0.02}, True, 0.0)
+    return Outcome(values, {"q1": err, "w": 0.02}, True, 0.0)
 
 
 def test_a_flat_profile_widens_the_gain_error_where_the_pedestal_hides_the_under_amplified_part(

@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from remote_monitor.analysis import spe_fit
+from remote_monitor.analysis import spe_minimize, spe_response, spe_start
 from remote_monitor.analysis.histogram import fill_histogram
 from remote_monitor.analysis.spe_model import MIGRAD_TOL, BuiltModel, get_model
 from remote_monitor.analysis.spe_response import PARAM_NAMES, n_pe_terms
@@ -27,8 +27,8 @@ def spectrum() -> tuple[BuiltModel, BuiltModel, np.ndarray, dict[str, float]]:
     n = 60_000
     hist = fill_histogram(event_charges(rng, n, 0.1, 1e7, PmtPhysics(), pedestal_charges(rng, 0.3, n)),
                           224, -61 * BIN_PC, 163 * BIN_PC)
-    start = spe_fit._start_values(hist)
-    lo, hi = spe_fit._fit_range(hist, start)
+    start = spe_start.start_values(hist)
+    lo, hi = spe_start.fit_range(hist, start)
     model = get_model(hist.edges[lo:hi + 1], n_pe_terms(start["mu"]))
     stock = dataclasses.replace(model, minimizer=zfit.minimize.Minuit(gradient="zfit", tol=MIGRAD_TOL, mode=0))
     return model, stock, hist.counts[lo:hi].astype(float), start
@@ -43,15 +43,15 @@ def test_the_minimum_errors_and_held_parameters_are_zfits(
     The other errors within 15 %: in the flat directions of the under-amplified part Minuit's numerical Hesse
     depends on the step sizes Migrad's path left (mu 8 %, u 6 %, k_u 4 % apart on this spectrum, 2026-12-04)."""
     model, stock, counts, start = spectrum
-    free = spe_fit._minimize(stock, counts, start, {}, hesse=True)
+    free = spe_minimize.minimize(stock, counts, start, {}, hesse=True)
     fixed = {name: free.values[name] + shift * free.errors[name] for name, shift in held.items()}
-    ours = spe_fit._minimize(model, counts, start, fixed, hesse=True)
-    theirs = spe_fit._minimize(stock, counts, start, fixed, hesse=True)
+    ours = spe_minimize.minimize(model, counts, start, fixed, hesse=True)
+    theirs = spe_minimize.minimize(stock, counts, start, fixed, hesse=True)
     assert ours.valid == theirs.valid
     assert abs(ours.nll - theirs.nll) < 0.01
     if held:
         assert theirs.nll > free.nll + 0.1  # the held values matter
-    held_names = {**spe_fit.NOMINAL_SHAPE, **fixed}
+    held_names = {**spe_response.NOMINAL_SHAPE, **fixed}
     assert set(ours.errors) == set(theirs.errors) == {n for n in PARAM_NAMES if n not in held_names}
     for name in theirs.errors:
         assert abs(ours.values[name] - theirs.values[name]) < 0.05 * theirs.errors[name], name

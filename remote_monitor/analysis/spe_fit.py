@@ -1,10 +1,10 @@
-"""Single-photoelectron fit of a charge histogram with zfit: binned extended likelihood, Minuit, Hesse.
+"""Single-photoelectron fit of a charge histogram with zfit: binned extended likelihood, Minuit, Hesse; which
+minimisations to run and which minimum to keep (where they start: `spe_start`; one minimisation: `spe_minimize`).
 
 Model "full" (default): the PMT response of `spe_response` / `spe_pdfs` (pedestal, Gamma main peak, under-amplified
 photoelectrons, exact Poisson sum of n-PE convolutions, Gaussian noise). The headline gain is the mean of the
-1-PE main peak / e. Migrad goes on while Hesse's covariance puts the minimum more than EDM_LIMIT away
-(`_converged`). The under-amplified part has two shapes: a Gamma (nominal; an exponential is one) and flat from 0
-up to the peak (ALT_SHAPE), the issue's two examples. Both are fitted, and the gain is their average weighted by
+1-PE main peak / e. Each minimisation goes on to the minimum (`spe_minimize`). The under-amplified part has two
+shapes: a Gamma (nominal; an exponential is one) and flat from 0 up to the peak (ALT_SHAPE), the issue's two examples. Both are fitted, and the gain is their average weighted by
 their likelihoods (weight of the flat shape 1 / (1 + exp(NLL_flat - NLL_Gamma - f)), f the Gamma's head start from
 fitting the fluctuations, `_freedom`); the systematic is the weighted spread sqrt(w (1 - w)) |gain_flat - gain_Gamma|,
 with a floor (SYST_FLOOR: for the shapes that neither contains).
@@ -22,16 +22,17 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 import numpy as np
 
 from remote_monitor.analysis.histogram import Histogram
+from remote_monitor.analysis.spe_minimize import Outcome, clamp, minimize, with_errors
 from remote_monitor.analysis.spe_model import BuiltModel, get_model
 from remote_monitor.analysis.spe_response import (
     BOUNDS,
+    NOMINAL_SHAPE,
     PARAM_NAMES,
     ResponseShape,
     n_pe_terms,
@@ -47,6 +48,7 @@ from remote_monitor.analysis.spe_result import (
     curve,
 )
 from remote_monitor.analysis.spe_seed import _full_components, fit_seed
+from remote_monitor.analysis.spe_start import fit_range, start_values
 from remote_monitor.analysis.units import pc_to_gain
 
 __all__ = ["SpeFitResult", "_full_components", "fit_spe"]
@@ -56,7 +58,6 @@ SYST_FLOOR = 0.005  # relative gain systematic never below 0.5 %: the fit's mode
 # biases -2.7 ... +0.8 %, rms 1.0 %; in 31 of them the flat shape's fit was worse by 3-560 in NLL (spread small);
 # pulls -1.30 / 2.47 with a 0.2 % floor, -0.83 / 1.52 with 0.5 %)
 UNDER_SHAPE = {"w", "u", "k_u"}  # parameters of the under-amplified part only
-NOMINAL_SHAPE = {"b": 0.0}  # the nominal under-amplified part: a Gamma (no flat part)
 ALT_SHAPE = {"b": 1.0, "u": 0.3, "k_u": 1.0}  # the second shape: flat from 0 up to the peak (u, k_u then unused)
 UNDER_RESTART = {"w": 0.25, "u": 0.3, "k_u": 1.5}  # a typical under-amplified part, as a second start
 REFINE_STEP = 1 / 3  # a growing point's refit: Minuit's first steps a third of the kept errors (it starts near the
@@ -65,229 +66,15 @@ ERRORS_KEPT_ABOVE = 0.8  # a growing point's Hesse errors and systematic are kep
 FREEDOM_NLL = 0.5  # NLL: how much lower, on average, a free parameter puts a fit's minimum by fitting the spectrum's
 # fluctuations (Wilks: chi2(1) / 2); the Gamma under-amplified shape has two the flat one lacks (`_freedom`)
 LOCAL_MINIMUM_NLL = 0.5  # a second start lower by more than this: the first fit stopped in a local minimum
-PEAK_RISE = 5.0  # the 1-PE peak's start: a rise of this many standard deviations above the valley before it
 NOISY_PEAK = 0.14  # sigma0 / Q1 above this: the pedestal hides the under-amplified part (its mean is 0.2-0.5 Q1)
 PROFILE_FLOOR = 0.02  # the smallest NLL rise used to widen an error (at most 5x Hesse's)
 PROFILE_ESCAPES = 2  # a held refit lower than the nominal by more than PROFILE_TOLERANCE: go on from there, twice
 PROFILE_TOLERANCE = 0.05  # NLL: below Minuit's tolerance a held refit is not lower (beyond it, widening would
 # read a nominal fit that stopped short as a flat profile: 1 mV spectra got errors 5x Hesse's that way)
-EDM_LIMIT = 0.02  # NLL: the minimum is further than this (over 0.2 sigma in some direction): Migrad goes on
-CONVERGE_ROUNDS = 3  # at most this many continuations
 TIER_WARM_TAIL = 1e-4  # a search short of n-PE terms starts the next tier when this little is beyond its terms
-BIN_STEP = 64  # the fit range is a whole number of BIN_STEP bins, so that few models (graphs) are built
-LO_STEP = 8  # ... and starts on a multiple of LO_STEP bins
-PEDESTAL_SIGMAS = 5.0  # the fit range starts this many pedestal widths below the pedestal (`_fit_range`)
 
 
-def _start_values(hist: Histogram) -> dict[str, float]:
-    """Starting point from the histogram: pedestal position and width, occupancy from the pedestal's share of the
-    events, the 1-PE peak's position (or the mean charge per photoelectron where no peak shows)."""
-    x, c = hist.centres, hist.counts.astype(float)
-    total = c.sum()
-    i_peak = int(np.argmax(c * (np.abs(x) < 1.0))) if np.any(np.abs(x) < 1.0) else int(np.argmax(c))
-    bin_width = float(hist.edges[1] - hist.edges[0])
-    q0 = _pedestal_centre(x, c, i_peak, max(_left_width(x, c, float(x[i_peak])), 1.5 * bin_width))
-    s0 = _left_width(x, c, q0)
-    pedestal = min(max(2 * _below(hist.edges, c, q0, s0) / total, 0.02), 0.995)
-    mu = max(-math.log(pedestal), 0.02)
-    mean = float((c * (x - q0)).sum() / total)
-    q1 = 1.1 * mean / mu
-    above = x > q0 + 3 * s0
-    if mu < 1.0 and c[above].sum() > 50:  # a visible 1-PE peak: its position is the better start
-        smooth = np.convolve(c, np.ones(5) / 5, mode="same")
-        peak = _peak_beyond_valley(x, smooth, q0 + s0)
-        if peak is None:  # no valley (the peak a shoulder of the pedestal): the highest point above 3 widths
-            peak = float(x[above][np.argmax(smooth[above])])
-        q1 = 1.1 * (peak - q0)
-    q1 = min(max(q1, 3 * s0, 0.1), 40.0)
-    return {"mu": mu, "q0": q0, "sigma0": s0, "q1": q1, "r1": 0.33, "w": 0.15, "u": 0.35, "k_u": 1.5, **NOMINAL_SHAPE}
-
-
-def _pedestal_centre(x: np.ndarray, c: np.ndarray, i_peak: int, width: float) -> float:
-    """The pedestal's centre: the vertex of a parabola fitted to the log counts within `width` (a first guess of
-    the pedestal's width) of its highest bin (exact for a Gaussian); that bin's centre where fewer than three
-    bins are there or the vertex lies further than `width` (or the parabola opens upwards)."""
-    near = (np.abs(x - x[i_peak]) <= width) & (c > 0)
-    if near.sum() < 3:
-        return float(x[i_peak])
-    a, b, _ = np.polyfit(x[near] - x[i_peak], np.log(c[near]), 2, w=np.sqrt(c[near]))
-    shift = -b / (2 * a) if a < 0 else math.inf
-    return float(x[i_peak] + shift) if abs(shift) <= width else float(x[i_peak])
-
-
-def _left_width(x: np.ndarray, c: np.ndarray, q0: float) -> float:
-    """The pedestal's width from its left side (photoelectrons lie right of it), within 0.02-2 pC."""
-    left = x < q0
-    left_n = c[left].sum()
-    s0 = math.sqrt(float((c[left] * (x[left] - q0) ** 2).sum() / left_n)) if left_n > 0 else 0.2
-    return min(max(s0, 0.02), 2.0)
-
-
-def _below(edges: np.ndarray, c: np.ndarray, q0: float, s0: float) -> float:
-    """Events below the pedestal's centre: whole bins, and the Gaussian share of the bin that holds q0 (its
-    highest bin's centre was taken before: with the centre near a bin edge, the pedestal's share of the events
-    read 0.77 or 0.98 for 0.90, and the start's occupancy 0.23 or 0.02 for 0.1 PE)."""
-    from scipy.special import ndtr
-
-    k = int(np.clip(np.searchsorted(edges, q0) - 1, 0, len(c) - 1))
-    lo, hi = (ndtr((e - q0) / s0) for e in (edges[k], edges[k + 1]))
-    share = (0.5 - lo) / (hi - lo) if hi > lo else 0.5
-    return float(c[:k].sum() + share * c[k])
-
-
-def _peak_beyond_valley(x: np.ndarray, smooth: np.ndarray, begin: float) -> float | None:
-    """Position of the 1-PE peak: the highest point of the spectrum (`smooth`: means of 5 bins) beyond the valley
-    that follows the pedestal (the first minimum from `begin` on); None when nothing there rises PEAK_RISE
-    standard deviations above the valley. The highest point above 3 pedestal widths alone can be the pedestal's
-    falling edge: at 0.1 PE, 2e7 and 0.3 mV in 4 of 6 draws; Q1 then started at a sixth of the truth, and on a
-    600k-event point the fit ended at 15 times the gain."""
-    i = int(np.searchsorted(x, begin))
-    while i + 1 < len(smooth) and smooth[i + 1] <= smooth[i]:
-        i += 1
-    if i + 1 >= len(smooth):
-        return None
-    top = i + int(np.argmax(smooth[i:]))
-    rise = smooth[top] - smooth[i]
-    return float(x[top]) if rise > PEAK_RISE * math.sqrt(max(smooth[i], 1.0) / 5) else None
-
-
-def _fit_range(hist: Histogram, start: dict[str, float]) -> tuple[int, int]:
-    """Bins [lo, hi) that hold the data: from PEDESTAL_SIGMAS pedestal widths below the pedestal (down to
-    LO_STEP bins lower) to 30 % past the 99.99 % quantile, in whole BIN_STEPs (so that similar points share one
-    model and its traced graphs). Not lower: a pulse in the baseline samples puts an event far below the
-    pedestal (-L/B of its charge), where the Gaussian pedestal gives it no probability; a few hundred of those
-    in a 600k-event point widened the fitted pedestal and moved the gain by 1-2 % (either way)."""
-    edges, c = hist.edges, hist.counts
-    lo = int(np.searchsorted(edges, start["q0"] - PEDESTAL_SIGMAS * start["sigma0"])) - 1
-    lo = max(0, (lo // LO_STEP) * LO_STEP)
-    cumulative = np.cumsum(c)
-    end = int(np.searchsorted(cumulative, 0.9999 * cumulative[-1])) + 1
-    end = int(np.searchsorted(edges, edges[end] + 0.3 * (edges[end] - start["q0"])))
-    hi = min(len(c), lo + BIN_STEP * math.ceil((end - lo) / BIN_STEP))
-    return lo, hi
-
-
-def _clamp(name: str, value: float) -> float:
-    lo, hi = BOUNDS[name]
-    return min(max(value, lo + 1e-6 * (hi - lo)), hi - 1e-6 * (hi - lo))
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    """One minimisation: best values, Hesse errors (if asked), Minuit's verdict and the NLL at the minimum; `result`:
-    zfit's fit result, from which the Hesse errors can still be computed (`_with_errors`)."""
-
-    values: dict[str, float]
-    errors: dict[str, float]
-    valid: bool
-    nll: float
-    result: Any = None
-
-
-def _fresh_offset(loss: Any) -> None:
-    """zfit subtracts a constant from the NLL, computed once at the loss's first evaluation; a loss reused for
-    another histogram kept the first histogram's constant, so a fit's last digits (and, near a tie between two
-    minima, its result) depended on what the process had fitted before. Recomputed for every fit."""
-    options = getattr(loss, "_options", None)
-    if isinstance(options, dict) and options.get("subtr_const") is True:
-        options.pop("subtr_const_value", None)
-        loss.is_precompiled = False
-
-
-def _distance_to_minimum(model: BuiltModel, result: Any, floating: list[Any]) -> float:
-    """Hesse's estimate of how far (in NLL) the minimum lies from where Migrad stopped: g^T C g / 2, with the
-    gradient the minimiser uses (`model.compiled`; zfit's own `loss.gradient` traced a second graph, 0.6 s per
-    model, for the same values) and the Hesse covariance (NaN when Hesse gave none). The covariance is asked for
-    under the key that `result.hesse` stored it with (Minuit's Hesse, no weight correction): zfit's default key
-    differs (weight correction 'asymptotic'), and Minuit's Hesse (0.3 s) ran a second time."""
-    try:
-        cov = np.asarray(result.covariance(params=floating, method="minuit_hesse", weightcorr=False), dtype=float)
-        grad = model.compiled.gradient(floating)
-    except Exception:  # noqa: BLE001 - no covariance (Hesse failed): nothing to check with
-        return math.nan
-    return 0.5 * float(grad @ cov @ grad)
-
-
-def _continued(result: Any, floating: list[Any]) -> Any:
-    """Migrad continued in the result's own Minuit, after its Hesse: seeded with Hesse's covariance, it sees the
-    true distance to the minimum. (A fresh Migrad, which builds its own estimate again, crept there: on a 0.1 PE
-    spectrum stopped 0.08 NLL short, three fresh ones each gained 0.004; continued, one reached the minimum.)"""
-    import zfit
-    from zfit.result import FitResult
-
-    minuit = result.info["minuit"]  # (the result's Hesse ran in this Minuit)
-    minuit.migrad()
-    zfit.param.set_values(floating, np.asarray(minuit.values))
-    return FitResult.from_minuit(loss=result.loss, params=floating, minuit=minuit, minimizer=result.minimizer,
-                                 valid=minuit.valid)
-
-
-def _converged(model: BuiltModel, result: Any, floating: list[Any]) -> tuple[Any, dict[Any, Any]]:
-    """The fit result with its Hesse errors, Migrad continued from where it stopped while Hesse's covariance says
-    the minimum lies more than EDM_LIMIT away. Migrad with strategy 0 judges convergence by its own running
-    estimate of the covariance; in the narrow curved valleys of these spectra that estimate can be far off, and
-    Migrad stopped short, with Hesse errors up to 2.5x the true ones (a 0.1 PE, 1e7, 0.3 mV spectrum: 0.2 NLL
-    above the minimum, 'EDM' 9 with the Hesse covariance, Q1 error 1.4 % where 0.57 % at the minimum)."""
-    import zfit
-
-    errors = result.hesse(name="hesse")
-    for _ in range(CONVERGE_ROUNDS):
-        if not _distance_to_minimum(model, result, floating) > EDM_LIMIT:
-            break
-        further = _continued(result, floating)
-        if not float(further.fmin) < float(result.fmin):
-            zfit.param.set_values(floating, result)  # back to the better point
-            break
-        result, errors = further, further.hesse(name="hesse")
-    return result, errors
-
-
-def _minimize(model: BuiltModel, counts: np.ndarray, start: dict[str, float], fixed: dict[str, float],
-              hesse: bool, steps: dict[str, float] | None = None) -> _Outcome:
-    """The extended binned likelihood fit with zfit's Minuit, from `start`, with `fixed` parameters held (and
-    the nominal shape's, NOMINAL_SHAPE, unless `fixed` holds them otherwise); `steps`: Minuit's first step
-    sizes (default: zfit's), given only for a start at a known nearby minimum, which then has the looser
-    tolerance (`spe_model.NEAR_TOL`). Every call sets each parameter's value, floating and step size, so a cached
-    model carries nothing over from the fit before (also when that one raised)."""
-    fixed = {**NOMINAL_SHAPE, **fixed}
-    for name in PARAM_NAMES:
-        param = model.params[name]
-        param.set_value(_clamp(name, fixed.get(name, start[name])))
-        param.floating = name not in fixed
-        step = (steps or {}).get(name)
-        param.stepsize = step if step is not None and math.isfinite(step) and step > 0 else None
-    model.yield_.set_value(float(counts.sum()))
-    model.counts.assign(counts)
-    loss = model.loss
-    _fresh_offset(loss)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = (model.near_minimizer if steps else model.minimizer).minimize(loss)
-    outcome = _read(model, result, {})
-    return _with_errors(model, outcome) if hesse else outcome
-
-
-def _read(model: BuiltModel, result: Any, errors: dict[Any, Any]) -> _Outcome:
-    """The model's parameter values (where the fit left them) and the Hesse errors in `errors`, as an outcome."""
-    values = {name: float(model.params[name].value()) for name in PARAM_NAMES}
-    errs = {name: float(result.params[model.params[name]]["hesse"]["error"])
-            for name in PARAM_NAMES if model.params[name] in errors}
-    return _Outcome(values, errs, bool(result.valid), float(result.fmin), result)
-
-
-def _with_errors(model: BuiltModel, outcome: _Outcome) -> _Outcome:
-    """Hesse errors at an outcome's minimum, Migrad going on from there while Hesse's covariance says the minimum
-    lies further (`_converged`). Hesse runs once per fit, at the lower of its starts, not at each of them."""
-    floating = list(outcome.result.params)
-    for name in PARAM_NAMES:  # back where this minimisation ended, held ones too (a later one moved them)
-        model.params[name].set_value(outcome.values[name])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result, errors = _converged(model, outcome.result, floating)
-    return _read(model, result, errors)
-
-
-def _restart_under_amplified(model: BuiltModel, counts: np.ndarray, nominal: _Outcome) -> _Outcome:
+def _restart_under_amplified(model: BuiltModel, counts: np.ndarray, nominal: Outcome) -> Outcome:
     """Of the nominal fit and the same fit started again with a typical under-amplified part (UNDER_RESTART), the
     lower minimum (both without Hesse). The under-amplified part's shape (u, k_u) has several minima a fraction of
     an NLL apart, with the gain up to 1 % apart, and which one Migrad reaches from the start depends on its path (on
@@ -295,7 +82,7 @@ def _restart_under_amplified(model: BuiltModel, counts: np.ndarray, nominal: _Ou
     with Q1 0.9 % lower; this second start found one 0.58 NLL lower than that). Near a bound Minuit's parameter
     transformation also flattens the likelihood, so a fit can stop short of a lower minimum with the part
     switched on."""
-    other = _minimize(model, counts, {**nominal.values, **UNDER_RESTART}, {}, hesse=False)
+    other = minimize(model, counts, {**nominal.values, **UNDER_RESTART}, {}, hesse=False)
     return other if other.nll < nominal.nll else nominal
 
 
@@ -305,16 +92,16 @@ def _complete(values: Any) -> TypeGuard[dict[str, float]]:
                                             and math.isfinite(values[name]) for name in PARAM_NAMES)
 
 
-def _searched_nominal(model: BuiltModel, counts: np.ndarray, start: dict[str, float]) -> _Outcome:
+def _searched_nominal(model: BuiltModel, counts: np.ndarray, start: dict[str, float]) -> Outcome:
     """The nominal fit from the histogram's start values, continued when Minuit stopped early, and started again
     from a typical under-amplified part; the lower minimum with its Hesse errors."""
-    nominal = _minimize(model, counts, start, {}, hesse=False)
+    nominal = minimize(model, counts, start, {}, hesse=False)
     if not nominal.valid:  # Minuit stopped early (flat directions of the under-amplified part): go on from there
-        nominal = _minimize(model, counts, nominal.values, {}, hesse=False)
-    return _with_errors(model, _restart_under_amplified(model, counts, nominal))
+        nominal = minimize(model, counts, nominal.values, {}, hesse=False)
+    return with_errors(model, _restart_under_amplified(model, counts, nominal))
 
 
-def _profiled(model: BuiltModel, counts: np.ndarray, nominal: _Outcome, escapes: int = PROFILE_ESCAPES) -> _Outcome:
+def _profiled(model: BuiltModel, counts: np.ndarray, nominal: Outcome, escapes: int = PROFILE_ESCAPES) -> Outcome:
     """Where the pedestal hides the under-amplified part (sigma0 > NOISY_PEAK Q1), the likelihood is flat and curved
     along it, and Hesse's parabola is no guide: two refits with Q1 held one Hesse error either side. When one
     ends lower than the nominal (by PROFILE_TOLERANCE), Minuit had stopped short and the fit goes on from there;
@@ -323,16 +110,16 @@ def _profiled(model: BuiltModel, counts: np.ndarray, nominal: _Outcome, escapes:
     step = nominal.errors.get("q1", math.nan)
     if not (nominal.values["sigma0"] > NOISY_PEAK * nominal.values["q1"] and math.isfinite(step) and step > 0):
         return nominal
-    held = [_minimize(model, counts, {**nominal.values, "q1": q1}, {"q1": q1}, hesse=False)
-            for q1 in (_clamp("q1", nominal.values["q1"] - step), _clamp("q1", nominal.values["q1"] + step))]
+    held = [minimize(model, counts, {**nominal.values, "q1": q1}, {"q1": q1}, hesse=False)
+            for q1 in (clamp("q1", nominal.values["q1"] - step), clamp("q1", nominal.values["q1"] + step))]
     lowest = min(held, key=lambda o: o.nll)
     if lowest.nll < nominal.nll - PROFILE_TOLERANCE and escapes > 0:
-        again = _minimize(model, counts, lowest.values, {}, hesse=True)
+        again = minimize(model, counts, lowest.values, {}, hesse=True)
         if again.nll < nominal.nll:
             return _profiled(model, counts, again, escapes - 1)
     rise = max(lowest.nll - nominal.nll, PROFILE_FLOOR)
     widened = step / math.sqrt(2 * rise) if rise < 0.5 else step
-    return _Outcome(nominal.values, {**nominal.errors, "q1": widened}, nominal.valid, nominal.nll)
+    return Outcome(nominal.values, {**nominal.errors, "q1": widened}, nominal.valid, nominal.nll)
 
 
 @dataclass(frozen=True)
@@ -341,8 +128,8 @@ class _Search:
     the Hesse errors and the number of events they were computed at (the nominal's own, or an earlier fit's,
     then `kept` is true)."""
 
-    nominal: _Outcome
-    alternative: _Outcome | None
+    nominal: Outcome
+    alternative: Outcome | None
     hesse_errors: dict[str, float]
     hesse_events: float
     kept: bool = False
@@ -371,14 +158,14 @@ def _refined(model: BuiltModel, counts: np.ndarray, warm: Minima, kept: tuple[di
     the nominal's head start from the fluctuations, `_freedom`)."""
     errors, at = kept
     scaled = {k: v * math.sqrt(at / float(counts.sum())) for k, v in errors.items()}
-    nominal = _minimize(model, counts, warm["nominal"], {}, hesse=False,
+    nominal = minimize(model, counts, warm["nominal"], {}, hesse=False,
                         steps={k: REFINE_STEP * v for k, v in scaled.items()})
     moved = nominal.values["q1"] - warm["nominal"]["q1"]
     alternative = {**warm["alternative"], "q1": warm["alternative"]["q1"] + moved}
     freedom = _freedom(nominal.values)  # (does not grow with the events)
     delta = freedom + (float(warm["shapes"]["delta_nll"]) - freedom) * float(counts.sum()) / at
-    return _Search(_Outcome(nominal.values, scaled, nominal.valid, nominal.nll),
-                   _Outcome(alternative, {}, True, math.nan), errors, at, kept=True, delta_nll=delta)
+    return _Search(Outcome(nominal.values, scaled, nominal.valid, nominal.nll),
+                   Outcome(alternative, {}, True, math.nan), errors, at, kept=True, delta_nll=delta)
 
 
 def _best_fit(model: BuiltModel, counts: np.ndarray, start: dict[str, float], second_start: bool,
@@ -397,7 +184,7 @@ def _best_fit(model: BuiltModel, counts: np.ndarray, start: dict[str, float], se
         return _refined(model, counts, warm, kept)
     usable = {name: values for name, values in (warm or {}).items() if _complete(values)}
     if "nominal" in usable:
-        nominal = _minimize(model, counts, usable["nominal"], {}, hesse=True)
+        nominal = minimize(model, counts, usable["nominal"], {}, hesse=True)
     else:
         nominal = _searched_nominal(model, counts, start)
     if not second_start or nominal.values["mu"] < NO_SIGNAL_MU:  # no photoelectrons: no shape to compare (on
@@ -405,16 +192,16 @@ def _best_fit(model: BuiltModel, counts: np.ndarray, start: dict[str, float], se
         return _Search(nominal, None, nominal.errors, n_events)
     alternative = _alternative_fit(model, counts, [usable.get("alternative", start), nominal.values])
     if alternative is not None and alternative.nll < nominal.nll - LOCAL_MINIMUM_NLL:
-        again = _minimize(model, counts, alternative.values, {}, hesse=True)
+        again = minimize(model, counts, alternative.values, {}, hesse=True)
         if again.nll < nominal.nll:  # its Hesse errors, often at a bound (w = 0), are no smaller than the first
             errors = {k: max(v, nominal.errors.get(k, 0.0)) for k, v in again.errors.items()}
-            nominal = _Outcome(again.values, errors, again.valid, again.nll)
+            nominal = Outcome(again.values, errors, again.valid, again.nll)
     nominal = _profiled(model, counts, nominal)
     delta_nll = alternative.nll - nominal.nll if alternative is not None else math.nan
     return _Search(nominal, alternative, nominal.errors, n_events, delta_nll=delta_nll)
 
 
-def _alternative_fit(model: BuiltModel, counts: np.ndarray, starts: list[dict[str, float]]) -> _Outcome | None:
+def _alternative_fit(model: BuiltModel, counts: np.ndarray, starts: list[dict[str, float]]) -> Outcome | None:
     """The fit with the flat under-amplified shape (ALT_SHAPE) from the first of `starts` where Minuit does not
     stop on a NaN likelihood (a start far from the minimum can take it there: 1500 events at 0.6 PE whose first
     guess of Q1 was a quarter of the truth); None when it stops on NaN from every start."""
@@ -422,7 +209,7 @@ def _alternative_fit(model: BuiltModel, counts: np.ndarray, starts: list[dict[st
 
     for start in starts:
         try:
-            return _minimize(model, counts, start, ALT_SHAPE, hesse=False)
+            return minimize(model, counts, start, ALT_SHAPE, hesse=False)
         except FailMinimizeNaN:
             continue
     return None
@@ -520,8 +307,8 @@ def _tier_start(search: _Search, n_max: int) -> Minima | None:
 
 def _fit_full(hist: Histogram, systematic: bool, warm: Minima | None) -> SpeFitResult:
     t0 = time.perf_counter()
-    start = _start_values(hist)
-    lo, hi = _fit_range(hist, start)
+    start = start_values(hist)
+    lo, hi = fit_range(hist, start)
     counts = hist.counts[lo:hi].astype(float)
     n_max, search = _sized_search(hist.edges[lo:hi + 1], counts, start, systematic, warm)
     nominal, alternative = search.nominal, search.alternative

@@ -28,7 +28,7 @@ os.environ.setdefault("ZFIT_DISABLE_TF_WARNINGS", "1")
 # 0.96 -> 0.66 %.
 UNDER_PRIOR = (0.125, 0.05)
 MIGRAD_TOL = 1e-5  # zfit's Minuit stops at an estimated distance to the minimum (EDM) below this. At 0.01 (before
-# 2026-12-02) Migrad with strategy 0 stopped early, the continuation (`spe_fit._converged`) did not always recover,
+# 2026-12-02) Migrad with strategy 0 stopped early, the continuation (`spe_minimize._converged`) did not always recover,
 # and a fit could end in a local minimum: on the benchmark's timing spectrum (100k events, 0.1 PE, 1e7, 0.3 mV) at
 # 0.58 NLL above the minimum with Q1 0.8 % low, in 4.0 s; at 1e-5 at the minimum (the same as iminuit's on zfit's
 # loss with an EDM of 1e-6) in 2.4 s (0.001: 3.5 s, 1e-4: 3.9 s, both at the minimum).

@@ -35,6 +35,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
 # most 0.6 of the peak. With up to 40 % allowed, low-gain or low-occupancy fits ended with w at 0.4 and k_u at
 # 0.5 (a spike at zero charge that trades against the pedestal and the occupancy), the gain 2-3 % low with errors
 # of 0.4 % (repeated simulations of the benchmark's classes, 2026-11-30).
+NOMINAL_SHAPE = {"b": 0.0}  # the fit's nominal under-amplified part: a Gamma (no flat part)
 TERM_TIERS = (5, 8, 12, 18, 26)
 
 
