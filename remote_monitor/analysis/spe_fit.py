@@ -4,8 +4,8 @@ minimisations to run and which minimum to keep (where they start: `spe_start`; o
 Model "full" (default): the PMT response of `spe_response` / `spe_pdfs` (pedestal, Gamma main peak, under-amplified
 photoelectrons, exact Poisson sum of n-PE convolutions, Gaussian noise). The headline gain is the mean of the
 1-PE main peak / e. Each minimisation goes on to the minimum (`spe_minimize`). The under-amplified part has two
-shapes: a Gamma (nominal; an exponential is one) and flat from 0 up to the peak (ALT_SHAPE), the issue's two examples. Both are fitted, and the gain is their average weighted by
-their likelihoods (weight of the flat shape 1 / (1 + exp(NLL_flat - NLL_Gamma - f)), f the Gamma's head start from
+shapes: a Gamma (nominal; an exponential is one) and flat from 0 up to the peak (ALT_SHAPE), the issue's two
+examples. Both are fitted, and the gain is their average weighted by their likelihoods (weight of the flat shape 1 / (1 + exp(NLL_flat - NLL_Gamma - f)), f the Gamma's head start from
 fitting the fluctuations, `_freedom`); the systematic is the weighted spread sqrt(w (1 - w)) |gain_flat - gain_Gamma|,
 with a floor (SYST_FLOOR: for the shapes that neither contains).
 Where the data tell the shapes apart the better one takes the weight; where they cannot, the error says so.
