@@ -5,9 +5,10 @@ Model "full" (default): the PMT response of `spe_response` / `spe_pdfs` (pedesta
 photoelectrons, exact Poisson sum of n-PE convolutions, Gaussian noise). The headline gain is the mean of the
 1-PE main peak / e. Each minimisation goes on to the minimum (`spe_minimize`). The under-amplified part has two
 shapes: a Gamma (nominal; an exponential is one) and flat from 0 up to the peak (ALT_SHAPE), the issue's two
-examples. Both are fitted, and the gain is their average weighted by their likelihoods (weight of the flat shape 1 / (1 + exp(NLL_flat - NLL_Gamma - f)), f the Gamma's head start from
-fitting the fluctuations, `_freedom`); the systematic is the weighted spread sqrt(w (1 - w)) |gain_flat - gain_Gamma|,
-with a floor (SYST_FLOOR: for the shapes that neither contains).
+examples. Both are fitted, and the gain is their average weighted by their likelihoods (weight of the flat shape
+1 / (1 + exp(NLL_flat - NLL_Gamma - f)), f the Gamma's head start from fitting the fluctuations, `_freedom`); the
+systematic is the weighted spread sqrt(w (1 - w)) |gain_flat - gain_Gamma|, with a floor (SYST_FLOOR: for the shapes
+that neither contains).
 Where the data tell the shapes apart the better one takes the weight; where they cannot, the error says so.
 (With the Gamma alone, spectra whose under-amplified photoelectrons are flat up to the peak read 1.2-3 % low with
 pulls down to -9.) That second fit starts afresh, so it is also a second start: when it ends lower, the nominal
