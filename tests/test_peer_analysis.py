@@ -22,7 +22,7 @@ from remote_monitor.analysis.detection_efficiency import (
     uniformity,
     zero_pe_occupancy,
 )
-from remote_monitor.analysis.pulse_times import TimingSettings, pulse_times
+from remote_monitor.analysis.pulse_times import TimingAccumulator, TimingSettings, pulse_times
 from remote_monitor.analysis.timing_fit import (
     MAX_LATE_FRACTION,
     MIN_TAIL_TAU_NS,
@@ -49,7 +49,7 @@ def test_cfd_time_is_pmt_half_height_minus_trigger_half_height():
     dt, dark, live, ratio, over = pulse_times(pmt[None], trig[None], TimingSettings())
     assert over[0] == 1  # the 10 mV laser pulse is over the 4 mV dark threshold
     assert dt[0] == pytest.approx((222 - 60) * 2.0, abs=0.05)
-    assert dark[0] == 0 and live[0] > 0
+    assert dark[0].sum() == 0 and live[0, 0] > 0
     assert ratio[0] == pytest.approx(10.0 / (20.0 * 0.04), rel=0.01)  # 10 mV peak, 20 mV x samples = 0.8 pC
 
 
@@ -57,38 +57,62 @@ def test_no_laser_pulse_gives_nan_and_dark_pulses_are_counted_outside_the_window
     trig, pmt = _events(60, None, extra=[60 + 30.0, 60 + 300.0, 60 + 130.0])  # 130 samples = 260 ns: excluded
     dt, dark, live, ratio, over = pulse_times(pmt[None], trig[None], TimingSettings())
     assert math.isnan(dt[0]) and math.isnan(ratio[0]) and over[0] == 0
-    assert dark[0] == 2
+    assert dark[0].tolist() == [1, 1]  # one before the window, one after it
     window = TimingSettings().dark_exclude_ns
-    assert live[0] == pytest.approx((400 - 40) * 2.0 - (window[1] - window[0]), abs=4.0)
+    assert live[0].sum() == pytest.approx((400 - 40) * 2.0 - (window[1] - window[0]), abs=4.0)
 
 
 def test_afterpulses_of_a_laser_pulse_inside_the_record_are_not_dark_counts():
     trig, pmt = _events(60, 60 + 163, extra=[60 + 300.0])  # laser pulse, then its afterpulse after the window
     _, dark, live, _, over = pulse_times(pmt[None], trig[None], TimingSettings())
-    assert over[0] == 1 and dark[0] == 0
+    assert over[0] == 1 and dark[0].sum() == 0 and live[0, 1] == 0
     window = TimingSettings().dark_exclude_ns
-    assert live[0] == pytest.approx((60 - 40) * 2.0 + window[0], abs=4.0)  # only before the window
+    assert live[0, 0] == pytest.approx((60 - 40) * 2.0 + window[0], abs=4.0)  # only before the window
 
 
-def test_dark_rate_is_unbiased_by_in_record_afterpulses():
-    """0.3 laser pulses per event, each followed inside the record by an afterpulse with probability 0.5, and
-    dark pulses at 500 kHz anywhere: counted as dark, the afterpulses read 781 kHz (1625 counts; now 485 kHz
-    from 860, a little low from pulses piled up within a few samples)."""
-    rng = np.random.default_rng(11)
-    n, rate_per_ns = 4000, 500e3 * 1e-9
-    rows_t, rows_p = [], []
-    for _ in range(n):
-        laser = rng.random() < 0.3
-        extra = list(rng.uniform(41, 398, rng.poisson(rate_per_ns * 357 * 2.0)))
-        if laser and rng.random() < 0.5:
-            extra.append(60 + 163 + rng.uniform(110, 170))
-        trig, pmt = _events(60, 60 + 163 if laser else None, extra=extra)
-        rows_t.append(trig)
-        rows_p.append(pmt)
-    _, dark, live, _, _ = pulse_times(np.array(rows_p), np.array(rows_t), TimingSettings())
-    rate = dark.sum() / (live.sum() * 1e-9)
-    print(f"dark rate {rate:.0f} Hz from {dark.sum()} counts")
-    assert rate == pytest.approx(500e3, rel=3 * math.sqrt(dark.sum()) / dark.sum() + 0.03)
+def _afterpulsing_chunk(rng: np.random.Generator, n: int, dark_hz: float, laser_at: float,
+                        settings: TimingSettings, under_threshold: float = 0.2) -> TimingAccumulator:
+    """0.3 laser photoelectrons per event (a fraction under_threshold of them under the 4 mV dark threshold),
+    each followed inside the 400-sample record by an afterpulse with probability 0.5; dark pulses at dark_hz."""
+    s = np.arange(400, dtype=float)
+    trig = np.rint(800 + np.clip((s - 59) / 2, 0, 1) * (s < 80) * 800 / MV_PER_ADC).astype(np.uint16)
+    pmt = np.empty((n, 400), dtype=np.uint16)
+    for e in range(n):
+        pulses = [(t, 10.0) for t in rng.uniform(41, 398, rng.poisson(dark_hz * 1e-9 * 357 * 2.0))]
+        if rng.random() < 0.3:
+            pulses.append((laser_at, 3.0 if rng.random() < under_threshold else 10.0))
+            if rng.random() < 0.5:
+                pulses.append((laser_at + rng.uniform(110, 170), 10.0))
+        mv = sum((a * np.clip(1 - np.abs(s - t) / 2.0, 0, None) for t, a in pulses), np.zeros(400))
+        pmt[e] = np.rint(14000 - mv / MV_PER_ADC)
+    acc = TimingAccumulator()
+    acc.add(*pulse_times(pmt, np.tile(trig, (n, 1)), settings))
+    return acc
+
+
+def test_dark_rate_is_counted_before_the_laser_window_where_afterpulses_cannot_be():
+    """Counted anywhere outside the window (the code before 2026-12-05) these afterpulses read 799 kHz for 500;
+    after the window in events without a laser pulse over the threshold they still add those of the
+    photoelectrons under it (570 kHz with both sides); before the window there are none (502 kHz)."""
+    acc = _afterpulsing_chunk(np.random.default_rng(11), 4000, 500e3, 60 + 163, TimingSettings())
+    counts, live_ns, region = acc.dark_sample()
+    assert region == "before the laser window"
+    rate = counts / (live_ns * 1e-9)
+    assert rate == pytest.approx(500e3, rel=3 / math.sqrt(counts) + 0.03), (rate, counts)
+    after = acc.dark_counts_after / (acc.dark_ns_after * 1e-9)
+    assert after > 500e3 * (1 + 3 / math.sqrt(acc.dark_counts_after)), after  # the sub-threshold ones' afterpulses
+
+
+def test_dark_rate_uses_the_window_s_far_side_when_nothing_is_before_it():
+    """Laser 30 ns after the trigger (a moved window): no time before it, so after it too, without the events
+    whose window holds a laser pulse over the threshold (here every photoelectron is over it; counted in every
+    event, as before 2026-12-05, 768 kHz for 500; now 487 kHz)."""
+    settings = TimingSettings(laser_window_ns=(20.0, 100.0), dark_exclude_ns=(-20.0, 180.0))
+    acc = _afterpulsing_chunk(np.random.default_rng(12), 4000, 500e3, 60 + 30, settings, under_threshold=0.0)
+    counts, live_ns, region = acc.dark_sample()
+    assert region.startswith("outside the laser window") and acc.dark_ns < 100.0 * acc.laser_searched
+    rate = counts / (live_ns * 1e-9)
+    assert rate == pytest.approx(500e3, rel=3 / math.sqrt(counts) + 0.03), (rate, counts)
 
 
 def test_timing_fit_recovers_core_sigma_under_a_late_tail():

@@ -50,6 +50,7 @@ def test_detection_efficiency_transit_time_and_dark_rate_match_the_truth(scan):
         assert abs(c["transit_time_ns"] - t["transit_time_ns"]) < 0.2, (point, c)
         assert c["tts_fwhm_ns"] == pytest.approx(2.3548 * c["tts_sigma_ns"], rel=0.25)
         assert abs(c["dark_rate_hz"] - t["dark_rate_hz"]) < max(0.1 * t["dark_rate_hz"], 3 * c["dark_rate_err_hz"])
+        assert results[point]["peer"]["dark"]["dark_region"] == "before the laser window"  # no afterpulses there
     summary = peer_summary(results, Config())
     assert summary["de_verdict"] == "pass" and summary["de_uniformity"]["n_points"] == 3
     side, side_truth = peer_table(results)["theta50_phi90"], truth["theta50_phi90"]["detection_efficiency"]

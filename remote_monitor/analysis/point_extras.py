@@ -97,7 +97,8 @@ class ExtrasAccumulator:
         measured on the laser pulses when the point has light, else the one from the fitted 1-PE response. A fit
         that failed, or of a PMT without light (no_light: why), has no 1-PE response to correct with: the rate
         is the counted one, and says why."""
-        raw = dark_rate(self.times.dark_counts, self.times.dark_ns)
+        counts, live_ns, region = self.times.dark_sample()
+        raw = {**dark_rate(counts, live_ns), "dark_region": region}
         if not self.timing.dark_efficiency_correction or not fit:
             return raw
         why = no_light or (None if fit.get("status") == "ok" else f"SPE fit {fit.get('status')}")
