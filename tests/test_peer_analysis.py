@@ -22,7 +22,12 @@ from remote_monitor.analysis.detection_efficiency import (
     uniformity,
     zero_pe_occupancy,
 )
-from remote_monitor.analysis.pulse_times import TimingAccumulator, TimingSettings, pulse_times
+from remote_monitor.analysis.pulse_times import (
+    BEFORE_WINDOW_NS,
+    TimingAccumulator,
+    TimingSettings,
+    pulse_times,
+)
 from remote_monitor.analysis.timing_fit import (
     MAX_LATE_FRACTION,
     MIN_TAIL_TAU_NS,
@@ -34,13 +39,16 @@ from remote_monitor.analysis.timing_fit import (
 from remote_monitor.analysis.units import MV_PER_ADC
 
 
-def _events(trigger_at: float, pmt_at: float | None, n_samples: int = 400, extra: list[float] = ()):
-    """Raw ADC rows: a linear-edge trigger (0 -> 800 mV over 2 samples) and triangular PMT pulses (negative)."""
+def _events(trigger_at: float, pmt_at: float | None, n_samples: int = 400, extra: list[float] = (),
+            pmt_mv_at: float = 10.0):
+    """Raw ADC rows: a linear-edge trigger (0 -> 800 mV over 2 samples) and triangular PMT pulses (negative):
+    pmt_mv_at mV at pmt_at, 10 mV at each of `extra`."""
     s = np.arange(n_samples, dtype=float)
     trig = 800 + np.clip((s - trigger_at + 1) / 2, 0, 1) * (s < trigger_at + 20) * 800 / MV_PER_ADC
     pmt_mv = np.zeros(n_samples)
-    for at in ([pmt_at] if pmt_at is not None else []) + list(extra):
-        pmt_mv += 10.0 * np.clip(1 - np.abs(s - at) / 2.0, 0, None)  # peak 10 mV at `at`, 50 % at at - 1
+    pulses = ([(pmt_at, pmt_mv_at)] if pmt_at is not None else []) + [(at, 10.0) for at in extra]
+    for at, peak_mv in pulses:
+        pmt_mv += peak_mv * np.clip(1 - np.abs(s - at) / 2.0, 0, None)  # peak at `at`, 50 % at at - 1
     return np.rint(trig).astype(np.uint16), np.rint(14000 - pmt_mv / MV_PER_ADC).astype(np.uint16)
 
 
@@ -74,19 +82,17 @@ def _afterpulsing_chunk(rng: np.random.Generator, n: int, dark_hz: float, laser_
                         settings: TimingSettings, under_threshold: float = 0.2) -> TimingAccumulator:
     """0.3 laser photoelectrons per event (a fraction under_threshold of them under the 4 mV dark threshold),
     each followed inside the 400-sample record by an afterpulse with probability 0.5; dark pulses at dark_hz."""
-    s = np.arange(400, dtype=float)
-    trig = np.rint(800 + np.clip((s - 59) / 2, 0, 1) * (s < 80) * 800 / MV_PER_ADC).astype(np.uint16)
-    pmt = np.empty((n, 400), dtype=np.uint16)
-    for e in range(n):
-        pulses = [(t, 10.0) for t in rng.uniform(41, 398, rng.poisson(dark_hz * 1e-9 * 357 * 2.0))]
-        if rng.random() < 0.3:
-            pulses.append((laser_at, 3.0 if rng.random() < under_threshold else 10.0))
-            if rng.random() < 0.5:
-                pulses.append((laser_at + rng.uniform(110, 170), 10.0))
-        mv = sum((a * np.clip(1 - np.abs(s - t) / 2.0, 0, None) for t, a in pulses), np.zeros(400))
-        pmt[e] = np.rint(14000 - mv / MV_PER_ADC)
+    rows = []
+    for _ in range(n):
+        extra = list(rng.uniform(41, 398, rng.poisson(dark_hz * 1e-9 * 357 * 2.0)))
+        lit = rng.random() < 0.3
+        laser_mv = 3.0 if lit and rng.random() < under_threshold else 10.0
+        if lit and rng.random() < 0.5:
+            extra.append(laser_at + rng.uniform(110, 170))
+        rows.append(_events(60, laser_at if lit else None, extra=extra, pmt_mv_at=laser_mv))
+    trig, pmt = (np.array(column) for column in zip(*rows, strict=True))
     acc = TimingAccumulator()
-    acc.add(*pulse_times(pmt, np.tile(trig, (n, 1)), settings))
+    acc.add(*pulse_times(pmt, trig, settings))
     return acc
 
 
@@ -110,7 +116,7 @@ def test_dark_rate_uses_the_window_s_far_side_when_nothing_is_before_it():
     settings = TimingSettings(laser_window_ns=(20.0, 100.0), dark_exclude_ns=(-20.0, 180.0))
     acc = _afterpulsing_chunk(np.random.default_rng(12), 4000, 500e3, 60 + 30, settings, under_threshold=0.0)
     counts, live_ns, region = acc.dark_sample()
-    assert region.startswith("outside the laser window") and acc.dark_ns < 100.0 * acc.laser_searched
+    assert region.startswith("outside the laser window") and acc.dark_ns < BEFORE_WINDOW_NS * acc.laser_searched
     rate = counts / (live_ns * 1e-9)
     assert rate == pytest.approx(500e3, rel=3 / math.sqrt(counts) + 0.03), (rate, counts)
 
