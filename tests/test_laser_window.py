@@ -43,6 +43,27 @@ def test_laser_peak_is_found_over_noise_and_judged_against_the_window() -> None:
     assert laser_delay_ns(flat) is None and window_warning(flat, (300.0, 420.0), "x") is None
 
 
+def test_faint_laser_peak_over_many_noise_crossings_is_found_and_slopes_steps_and_pile_ups_are_not() -> None:
+    # 1 mV noise over a 3 mV threshold: a third of the events' first pulse is a noise crossing, about 1100 per
+    # 4 ns bin; 0.03 PE at 1e7 in 400k events adds a peak of some 4000-7000 (an independent stand's numbers)
+    rng = np.random.default_rng(7)
+    noise = rng.uniform(-90.0, 430.0, 140_000)
+    delays = delay_histogram()
+    delays.fill(np.concatenate([noise, rng.normal(60.0, 1.6, 6000)]))
+    assert abs(laser_delay_ns(delays) - 60.0) < 1.0  # type: ignore[operator]
+    assert window_warning(delays, (300.0, 420.0), "fixed_window_start_ns") is not None
+    for dark in (noise,  # no light: noise crossings alone
+                 np.concatenate([noise, rng.uniform(-10.0, 430.0, 40_000)]),  # a step up (the baseline's end)
+                 rng.exponential(25.0, 200_000) - 90.0,  # first crossings piled up at the record's start
+                 rng.uniform(-90.0, 430.0, 200_000) ** 2 / 430.0):  # a slope
+        flat = delay_histogram()
+        flat.fill(dark)
+        assert laser_delay_ns(flat) is None
+    few = delay_histogram()
+    few.fill(rng.normal(60.0, 1.6, 40))  # fewer than PEAK_EVENTS: nothing to judge by
+    assert laser_delay_ns(few) is None
+
+
 def test_point_whose_window_misses_the_pulses_is_read_on_them_and_says_so(tmp_path: Path) -> None:
     sim = SimulationConfig(n_events=6000, record_length=260, include_reference=False, seed=4)
     waves = simulate_point_waveforms(np.random.default_rng(4), 6000, 260, 1.0e7, 0.3, sim)

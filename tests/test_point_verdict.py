@@ -70,6 +70,20 @@ def test_dead_point_is_error_never_poor() -> None:
     assert "PMT dead" in classify(_fit(1.024e7, 0.01e7, q1_pc=0.7, sigma0_pc=0.49), BAND)[1]
 
 
+def test_dark_charges_with_a_laser_peak_in_the_pulse_times_say_light_is_seen_but_no_gain() -> None:
+    # an independent stand at 1 mV noise: 0.5e7 at 0.5-2.5 PE (Q1 1.1 pedestal widths) read "no light"
+    small = _fit(0.45e7, 0.05e7, mu=1.19, q1_pc=0.72, sigma0_pc=0.66)
+    assert "no light" in classify(small, BAND, hist=_hist(light=False))[1]  # no laser peak: nothing tells
+    status, reason = classify(small, BAND, hist=_hist(light=False), laser_delay_ns=58.4)
+    assert status == "error" and "no light" not in reason, reason
+    assert reason.startswith("light seen (a laser peak in the PMT pulse times 58 ns after the trigger)")
+    assert "not separated from the pedestal (the fit's Q1 is 1.1 pedestal widths)" in reason
+    faint = _fit(1.0e7, 0.5e7, mu=0.0007, q1_pc=2.7, sigma0_pc=0.69)  # separated, but too few photoelectrons
+    status, reason = classify(faint, BAND, hist=_hist(light=False), laser_delay_ns=55.0)
+    assert status == "error" and "too faint for a gain" in reason and "% of events" in reason, reason
+    assert classify(_fit(1.024e7, 0.01e7), BAND, hist=_hist(light=True), laser_delay_ns=58.0)[0] == "healthy"
+
+
 def _stand(seed: int, mu: float, noise_mv: float, dark_hz: float, n: int = 300_000) -> dict:
     """A point of the simulated stand at 1e7 (its 1-PE response, noise records and dark counts)."""
     rng = np.random.default_rng(seed)

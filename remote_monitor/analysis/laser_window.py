@@ -11,8 +11,13 @@ from remote_monitor.analysis.histogram import Histogram
 
 DELAY_RANGE_NS = (-2048.0, 2048.0)  # PMT minus trigger: a 1024-sample record either way
 DELAY_BIN_NS = 4.0
-PEAK_EVENTS = 50  # at least this many events in the peak bin ...
-PEAK_OVER_MEDIAN = 10.0  # ... and this many times the median occupied bin (noise and dark pulses spread out)
+PEAK_EVENTS = 50  # at least this many events in the peak bin over the level it stands on ...
+PEAK_OVER_LEVEL = 2.0  # ... at least this many times that level ...
+PEAK_SIGMAS = 5.0  # ... and this many Poisson errors of it above it
+SIDE_BINS = (3, 12)  # the level: the higher median of the bins this far from the peak on either side (the laser
+# peak's own spread, TTS and late pulses, stays within 2 bins). Noise crossings and dark pulses lie under the peak:
+# at 1 mV noise each event's first pulse over 3 mV is a noise crossing in one event of three, about 1100 events
+# per bin against a laser peak of 4400-7400 (0.03 PE, 400k events), which a peak 10 times the median missed.
 _WARNING_PREFIX = "charge window misses the laser pulses"
 RECORD_AFTER_LASER_NS = 60.0  # less record after the laser pulses cuts their charge: a pulse of the simulated
 # stand's shape (rise 7 ns, fall 9.5 ns) loses 0.2 % of its charge 60 ns after its 50 % time, 1.6 % at 40 ns
@@ -25,18 +30,38 @@ def delay_histogram() -> Histogram:
     return Histogram.empty(int((hi - lo) / DELAY_BIN_NS), lo, hi)
 
 
+def _levels(counts: np.ndarray) -> np.ndarray:
+    """Per bin, the level it stands on: the higher of the medians of the bins SIDE_BINS away on its left and on
+    its right (a slope or a step in the times is no peak then); NaN where either side lies outside the record
+    (the occupied bins), so a pile-up at the record's start is no peak either."""
+    near, far = SIDE_BINS
+    levels = np.full(len(counts), np.nan)
+    occupied = np.flatnonzero(counts)
+    if len(occupied) == 0:
+        return levels
+    first, last = int(occupied[0]), int(occupied[-1])
+    for i in range(first + near, last - near + 1):
+        left = counts[max(i - far, first):i - near + 1]
+        right = counts[i + near:min(i + far, last) + 1]
+        levels[i] = max(float(np.median(left)), float(np.median(right)))
+    return levels
+
+
 def laser_delay_ns(delays: Histogram) -> float | None:
-    """Centre of the laser peak of the PMT-minus-trigger times, or None when no bin stands out (no light,
-    too few events): the peak bin's neighbours included, weighted by their counts."""
+    """Centre of the laser peak of the PMT-minus-trigger times, or None when no bin stands out (no light, too
+    few events): the bin with the most events over its level (`_levels`) that has PEAK_EVENTS over it,
+    PEAK_OVER_LEVEL times it and PEAK_SIGMAS Poisson errors of it; with its neighbours, weighted by their events
+    over that level."""
     counts = delays.counts.astype(float)
-    occupied = counts[counts > 0]
-    if not len(occupied):
+    level = _levels(counts)
+    excess = counts - level
+    standing = (excess >= PEAK_EVENTS) & (counts >= PEAK_OVER_LEVEL * level) & (
+        excess >= PEAK_SIGMAS * np.sqrt(np.maximum(level, 1.0)))
+    if not standing.any():
         return None
-    i = int(np.argmax(counts))
-    if counts[i] < PEAK_EVENTS or counts[i] < PEAK_OVER_MEDIAN * float(np.median(occupied)):
-        return None
-    near = slice(max(i - 1, 0), i + 2)
-    return float(np.average(delays.centres[near], weights=counts[near]))
+    i = int(np.argmax(np.where(standing, excess, -np.inf)))
+    near = slice(i - 1, i + 2)
+    return float(np.average(delays.centres[near], weights=np.maximum(counts[near] - level[i], 0.0)))
 
 
 def window_warning(delays: Histogram, window_ns: tuple[float, float], setting: str) -> str | None:

@@ -77,12 +77,12 @@ def fingerprint(sources: dict[str, Path]) -> dict[str, dict[str, Any]]:
     return prints
 
 
-def classify(fit: dict[str, Any], cfg: Config, kind: str = "scan",
-             hist: dict[str, Any] | None = None) -> tuple[str, str]:
+def classify(fit: dict[str, Any], cfg: Config, kind: str = "scan", hist: dict[str, Any] | None = None,
+             laser_delay_ns: float | None = None) -> tuple[str, str]:
     """(status, reason) of a point: see analysis/point_verdict.py."""
     from remote_monitor.analysis.point_verdict import classify as verdict
 
-    return verdict(fit, cfg.gain.healthy_band, kind, hist)
+    return verdict(fit, cfg.gain.healthy_band, kind, hist, laser_delay_ns)
 
 
 def judge(result: dict[str, Any], fit: dict[str, Any], cfg: Config, kind: str) -> None:
@@ -92,8 +92,9 @@ def judge(result: dict[str, Any], fit: dict[str, Any], cfg: Config, kind: str) -
     from remote_monitor.analysis.laser_window import window_miss
     from remote_monitor.analysis.point_verdict import without_gain
 
-    result["status"], result["reason"] = classify(fit, cfg, kind, result["histogram"])
     miss = window_miss(result.get("warnings", []))
+    on_laser = None if miss else result.get("laser_delay_ns")  # (a window that misses the pulses sees no light)
+    result["status"], result["reason"] = classify(fit, cfg, kind, result["histogram"], on_laser)
     if result["status"] == "error" and miss:  # "no light" because the pulses are outside the window: that first
         result["reason"] = f"{miss}. In the window: {result['reason']}"
     if result["status"] == "error" and fit:
