@@ -54,7 +54,7 @@ def _events(trigger_at: float, pmt_at: float | None, n_samples: int = 400, extra
 
 def test_cfd_time_is_pmt_half_height_minus_trigger_half_height():
     trig, pmt = _events(60, 60 + 163)  # 2 ns samples: 50 % crossings at 60 and 222 samples -> 324 ns
-    dt, dark, live, ratio, over = pulse_times(pmt[None], trig[None], TimingSettings())
+    dt, dark, live, ratio, over, _ = pulse_times(pmt[None], trig[None], TimingSettings())
     assert over[0] == 1  # the 10 mV laser pulse is over the 4 mV dark threshold
     assert dt[0] == pytest.approx((222 - 60) * 2.0, abs=0.05)
     assert dark[0].sum() == 0 and live[0, 0] > 0
@@ -63,7 +63,7 @@ def test_cfd_time_is_pmt_half_height_minus_trigger_half_height():
 
 def test_no_laser_pulse_gives_nan_and_dark_pulses_are_counted_outside_the_window():
     trig, pmt = _events(60, None, extra=[60 + 30.0, 60 + 300.0, 60 + 130.0])  # 130 samples = 260 ns: excluded
-    dt, dark, live, ratio, over = pulse_times(pmt[None], trig[None], TimingSettings())
+    dt, dark, live, ratio, over, _ = pulse_times(pmt[None], trig[None], TimingSettings())
     assert math.isnan(dt[0]) and math.isnan(ratio[0]) and over[0] == 0
     assert dark[0].tolist() == [1, 1]  # one before the window, one after it
     window = TimingSettings().dark_exclude_ns
@@ -72,7 +72,7 @@ def test_no_laser_pulse_gives_nan_and_dark_pulses_are_counted_outside_the_window
 
 def test_afterpulses_of_a_laser_pulse_inside_the_record_are_not_dark_counts():
     trig, pmt = _events(60, 60 + 163, extra=[60 + 300.0])  # laser pulse, then its afterpulse after the window
-    _, dark, live, _, over = pulse_times(pmt[None], trig[None], TimingSettings())
+    _, dark, live, _, over, _ = pulse_times(pmt[None], trig[None], TimingSettings())
     assert over[0] == 1 and dark[0].sum() == 0 and live[0, 1] == 0
     window = TimingSettings().dark_exclude_ns
     assert live[0, 0] == pytest.approx((60 - 40) * 2.0 + window[0], abs=4.0)  # only before the window
@@ -101,7 +101,7 @@ def test_dark_rate_is_counted_before_the_laser_window_where_afterpulses_cannot_b
     after the window in events without a laser pulse over the threshold they still add those of the
     photoelectrons under it (570 kHz with both sides); before the window there are none (502 kHz)."""
     acc = _afterpulsing_chunk(np.random.default_rng(11), 4000, 500e3, 60 + 163, TimingSettings())
-    counts, live_ns, region = acc.dark_sample()
+    counts, _, live_ns, region = acc.dark_sample()
     assert region == "before the laser window"
     rate = counts / (live_ns * 1e-9)
     assert rate == pytest.approx(500e3, rel=3 / math.sqrt(counts) + 0.03), (rate, counts)
@@ -115,7 +115,7 @@ def test_dark_rate_uses_the_window_s_far_side_when_nothing_is_before_it():
     event, as before 2026-12-05, 768 kHz for 500; now 487 kHz)."""
     settings = TimingSettings(laser_window_ns=(20.0, 100.0), dark_exclude_ns=(-20.0, 180.0))
     acc = _afterpulsing_chunk(np.random.default_rng(12), 4000, 500e3, 60 + 30, settings, under_threshold=0.0)
-    counts, live_ns, region = acc.dark_sample()
+    counts, _, live_ns, region = acc.dark_sample()
     assert region.startswith("outside the laser window") and acc.dark_ns < BEFORE_WINDOW_NS * acc.laser_searched
     rate = counts / (live_ns * 1e-9)
     assert rate == pytest.approx(500e3, rel=3 / math.sqrt(counts) + 0.03), (rate, counts)
@@ -202,6 +202,34 @@ def test_threshold_efficiency_of_dark_counting():
     assert corrected["dark_rate_hz"] == pytest.approx(6250) and corrected["dark_rate_raw_hz"] == pytest.approx(5000)
 
 
+def test_noise_crossings_are_counted_with_the_opposite_polarity_and_subtracted():
+    # no laser pulse; two dark pulses before the window, and three noise spikes that cross the threshold both
+    # ways (symmetric noise: as many positive-going as negative-going excursions over 4 mV)
+    trig, pmt = _events(60, None, extra=[60 + 20.0, 60 + 40.0, 60 + 80.0, 60 + 100.0, 60 + 120.0])
+    noise_up = np.zeros(400)
+    for at in (60 + 60.0, 60 + 90.0, 60 + 110.0):  # positive-going spikes of 10 mV: PMT pulses are negative
+        noise_up += 10.0 * np.clip(1 - np.abs(np.arange(400) - at) / 2.0, 0, None)
+    pmt = np.rint(pmt.astype(float) + noise_up / MV_PER_ADC).astype(np.uint16)
+    _, dark, live, _, _, noise = pulse_times(pmt[None], trig[None], TimingSettings())
+    assert dark[0].tolist() == [5, 0] and noise[0].tolist() == [3, 0]
+    acc = TimingAccumulator()
+    acc.add(*pulse_times(pmt[None], trig[None], TimingSettings()))
+    counts, crossed, live_ns, _ = acc.dark_sample()
+    rate = dark_rate(counts, live_ns, crossed)
+    assert rate["dark_rate_hz"] == pytest.approx(2 / (live_ns * 1e-9)) and rate["noise_counts"] == 3
+    assert rate["dark_rate_err_hz"] == pytest.approx(math.sqrt(8) / (live_ns * 1e-9))
+    assert "3 of the 5 pulses over the threshold are noise" in rate["dark_rate_note"]
+    assert "dark_rate_note" not in dark_rate(100, 2e7, 5)  # a few per cent: said nowhere
+    assert dark_rate(3, 2e7, 9)["dark_rate_hz"] == 0.0  # never negative
+
+
+def test_a_threshold_that_sees_few_photoelectrons_leaves_the_counted_rate_and_says_so():
+    # an independent stand at 0.5e7: 20 % of the photoelectrons over 4 mV, 0.4-0.7 kHz counted for 4 kHz
+    low = corrected_dark_rate(dark_rate(61, 1e8), 0.20)
+    assert low["dark_rate_hz"] == pytest.approx(610.0) and "sees 20 % of the photoelectrons" in low["dark_rate_note"]
+    assert "dark_rate_note" not in corrected_dark_rate(dark_rate(61, 1e8), 0.9)
+
+
 def test_threshold_efficiency_measured_on_the_laser_pulses():
     """Poisson photoelectrons per event, each over the threshold with probability eff, plus dark pulses in the
     window: the fraction of events with a pulse over threshold gives eff back."""
@@ -240,3 +268,20 @@ def test_relative_de_and_uniformity():
 def test_hamamatsu_angle(theta, expected):
     got = hamamatsu_angle(theta)
     assert got == (None if expected is None else pytest.approx(expected, abs=1e-9))
+
+
+def test_timing_of_points_with_several_photoelectrons_per_event_says_it_is_not_single_photoelectron() -> None:
+    from remote_monitor.analysis.timing_fit import multi_photoelectron_note
+    from remote_monitor.report.peer_figures import timing_figure
+
+    assert multi_photoelectron_note(None) is None and multi_photoelectron_note(0.15) is None  # the stand's 0.05-0.15
+    note = multi_photoelectron_note(1.0)
+    assert note is not None and note.startswith("1.00 PE per event: 42 % of the lit events hold several")
+    assert "0.2 PE" in note and "78 %" in multi_photoelectron_note(2.5)  # type: ignore[operator]
+    timing = {"histogram": {"edges": [0.0, 1.0, 2.0], "counts": [3, 4]}, "transit_time_ns": 54.5,
+              "transit_time_err_ns": 0.01, "tts_sigma_ns": 1.0, "tts_fwhm_ns": 2.4}
+    plain = timing_figure({"point": "theta0_phi0", "peer": {"timing": timing}})
+    noted = timing_figure({"point": "theta0_phi0", "peer": {"timing": {**timing, "note": note}}})
+    assert plain is not None and noted is not None and "<sub>" not in plain["layout"]["title"]["text"]
+    assert "merged pulse.<br>The TTS reads narrower" in noted["layout"]["title"]["text"]
+

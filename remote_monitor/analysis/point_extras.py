@@ -97,14 +97,15 @@ class ExtrasAccumulator:
         measured on the laser pulses when the point has light, else the one from the fitted 1-PE response. A fit
         that failed, or of a PMT without light (no_light: why), has no 1-PE response to correct with: the rate
         is the counted one, and says why."""
-        counts, live_ns, region = self.times.dark_sample()
-        raw = {**dark_rate(counts, live_ns), "dark_region": region}
+        counts, noise, live_ns, region = self.times.dark_sample()
+        raw = {**dark_rate(counts, live_ns, noise), "dark_region": region}
         if not self.timing.dark_efficiency_correction or not fit:
             return raw
         why = no_light or (None if fit.get("status") == "ok" else f"SPE fit {fit.get('status')}")
         if why:
             return {**corrected_dark_rate(raw, None), "threshold_efficiency_from": None,
-                    "dark_rate_note": f"not corrected for the threshold efficiency: {why}"}
+                    "dark_rate_note": "; ".join(n for n in (raw.get("dark_rate_note"),
+                                                            f"not corrected for the threshold efficiency: {why}") if n)}
         lo, hi = self.timing.laser_window_ns
         measured = measured_threshold_efficiency(self.times.laser_over, self.times.laser_searched, fit.get("mu"),
                                                  raw["dark_rate_hz"], hi - lo)

@@ -3,7 +3,7 @@
 Timing: the PMT pulse time is the 50 % constant-fraction crossing on the rising edge of the largest pulse in
 the laser window, minus the trigger pulse's 50 % crossing (both linearly interpolated between samples).
 Dark pulses: threshold up-crossings (re-armed below half the threshold) outside the laser window, counted before it
-and after it apart. The photoelectrons' afterpulses (up to tens of us later) fall after it, inside a long record:
+and after it apart, and the same crossings of the opposite polarity (noise: PMT pulses have one sign) beside them. The photoelectrons' afterpulses (up to tens of us later) fall after it, inside a long record:
 the rate comes from before the window alone where each event has BEFORE_WINDOW_NS there, else also from after it in
 events whose window holds no pulse over the dark threshold (photoelectrons under the threshold still add theirs).
 Counted anywhere outside the window, the project's stand with 1024-sample records read 6.8-7.7 kHz for 3 kHz (now
@@ -51,9 +51,11 @@ class TimingAccumulator:
     n_events: int = 0
     laser_searched: int = 0  # events whose laser window was searched (trigger found)
     laser_over: int = 0  # ... with a pulse over the dark threshold in it
+    noise_counts: int = 0  # crossings of the opposite polarity before the laser window
+    noise_counts_after: int = 0  # ... after it, in the events whose dark pulses after it count
 
     def add(self, dt_ns: np.ndarray, dark: np.ndarray, live_ns: np.ndarray, amp_per_pc: np.ndarray,
-            laser_over: np.ndarray) -> None:
+            laser_over: np.ndarray, noise: np.ndarray) -> None:
         """One chunk's output of `pulse_times`."""
         self.laser_searched += int(np.count_nonzero(laser_over >= 0))
         self.laser_over += int(np.count_nonzero(laser_over == 1))
@@ -63,16 +65,20 @@ class TimingAccumulator:
         self.dark_ns += float(live_ns[:, 0].sum())
         self.dark_counts_after += int(dark[:, 1].sum())
         self.dark_ns_after += float(live_ns[:, 1].sum())
+        self.noise_counts += int(noise[:, 0].sum())
+        self.noise_counts_after += int(noise[:, 1].sum())
         self.n_events += len(dt_ns)
 
-    def dark_sample(self) -> tuple[int, float, str]:
-        """Dark counts, their live time in ns and where they were counted: before the laser window, where none
-        of the event's light has arrived, when each event has BEFORE_WINDOW_NS there; else also after it, in
-        events without a laser pulse over the threshold (photoelectrons under it still add their afterpulses)."""
+    def dark_sample(self) -> tuple[int, int, float, str]:
+        """Dark counts, the noise crossings among the same spans, their live time in ns and where they were
+        counted: before the laser window, where none of the event's light has arrived, when each event has
+        BEFORE_WINDOW_NS there; else also after it, in events without a laser pulse over the threshold
+        (photoelectrons under it still add their afterpulses)."""
         if self.dark_ns >= BEFORE_WINDOW_NS * max(self.laser_searched, 1):
-            return self.dark_counts, self.dark_ns, "before the laser window"
-        return (self.dark_counts + self.dark_counts_after, self.dark_ns + self.dark_ns_after,
-                "outside the laser window (after it only in events without a laser pulse)")
+            return self.dark_counts, self.noise_counts, self.dark_ns, "before the laser window"
+        region = "outside the laser window (after it only in events without a laser pulse)"
+        return (self.dark_counts + self.dark_counts_after, self.noise_counts + self.noise_counts_after,
+                self.dark_ns + self.dark_ns_after, region)
 
     def pmt_minus_trigger_ns(self) -> np.ndarray:
         return np.concatenate(self.times) if self.times else np.zeros(0)
@@ -93,7 +99,7 @@ def _crossing(v, peak, frac):  # pragma: no cover - compiled
 @njit(cache=True)
 def _pulse_times_kernel(pmt, trig, n_base, pmt_scale, trig_scale, trig_thr, win_lo, win_hi, exc_lo, exc_hi,
                         time_thr, dark_thr, frac, pc_per_mv_sample, dt_out, dark_out, live_out,
-                        ratio_out, over_out):  # pragma: no cover - compiled
+                        ratio_out, over_out, noise_out):  # pragma: no cover - compiled
     n, length = pmt.shape
     v = np.empty(length)
     t = np.empty(length)
@@ -102,6 +108,7 @@ def _pulse_times_kernel(pmt, trig, n_base, pmt_scale, trig_scale, trig_thr, win_
         ratio_out[e] = np.nan
         dark_out[e, :] = 0
         live_out[e, :] = 0
+        noise_out[e, :] = 0
         over_out[e] = -1
         b = 0.0
         for s in range(n_base):
@@ -142,10 +149,12 @@ def _pulse_times_kernel(pmt, trig, n_base, pmt_scale, trig_scale, trig_thr, win_
         xlo = int(np.floor(t0 + exc_lo))
         xhi = int(np.ceil(t0 + exc_hi))
         armed = v[n_base] < dark_thr
+        inverted_armed = -v[n_base] < dark_thr  # the same counting of the opposite polarity: noise alone
         end = xhi if over_out[e] == 1 else length  # after a laser pulse: its afterpulses, not dark counts
         for s in range(n_base, end):
             if xlo <= s < xhi:
                 armed = False
+                inverted_armed = False
                 continue
             after = 1 if s >= xhi else 0
             live_out[e, after] += 1
@@ -154,27 +163,34 @@ def _pulse_times_kernel(pmt, trig, n_base, pmt_scale, trig_scale, trig_thr, win_
                 armed = False
             elif v[s] < 0.5 * dark_thr:
                 armed = True
+            if inverted_armed and -v[s] >= dark_thr:
+                noise_out[e, after] += 1
+                inverted_armed = False
+            elif -v[s] < 0.5 * dark_thr:
+                inverted_armed = True
 
 
 def pulse_times(pmt: np.ndarray, trigger: np.ndarray, settings: TimingSettings, *, baseline_samples: int = 40,
                 trigger_threshold_mv: float = 100.0, pmt_polarity: int = -1, trigger_polarity: int = 1,
                 mv_per_adc: float = MV_PER_ADC, ns_per_sample: float = NS_PER_SAMPLE,
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per event of a chunk: PMT-minus-trigger time ns (NaN: no pulse), dark pulses and the time searched for
     them in ns (columns: before the laser window, after it), the laser pulse's amplitude per charge in mV/pC
-    (NaN: no pulse; for the threshold efficiency of the dark counting), and 1/0 whether the laser window has a
-    pulse over the dark threshold (-1: not searched, no trigger)."""
+    (NaN: no pulse; for the threshold efficiency of the dark counting), 1/0 whether the laser window has a
+    pulse over the dark threshold (-1: not searched, no trigger), and the noise crossings: the dark counting
+    of the opposite polarity in the same spans (PMT pulses have one sign, noise both)."""
     n = len(pmt)
     ratio = np.empty(n)
     dt = np.empty(n)
     dark = np.empty((n, 2), dtype=np.int64)
     live = np.empty((n, 2), dtype=np.int64)
     over = np.empty(n, dtype=np.int8)
+    noise = np.empty((n, 2), dtype=np.int64)
     s = settings
     _pulse_times_kernel(np.ascontiguousarray(pmt), np.ascontiguousarray(trigger), baseline_samples,
                         mv_per_adc * pmt_polarity, mv_per_adc * trigger_polarity, trigger_threshold_mv,
                         s.laser_window_ns[0] / ns_per_sample, s.laser_window_ns[1] / ns_per_sample,
                         s.dark_exclude_ns[0] / ns_per_sample, s.dark_exclude_ns[1] / ns_per_sample,
                         s.timing_threshold_mv, s.dark_threshold_mv, s.cfd_fraction,
-                        PC_PER_MV_SAMPLE * ns_per_sample / NS_PER_SAMPLE, dt, dark, live, ratio, over)
-    return dt * ns_per_sample, dark, live * ns_per_sample, ratio, over
+                        PC_PER_MV_SAMPLE * ns_per_sample / NS_PER_SAMPLE, dt, dark, live, ratio, over, noise)
+    return dt * ns_per_sample, dark, live * ns_per_sample, ratio, over, noise

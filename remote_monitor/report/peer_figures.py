@@ -49,8 +49,13 @@ def timing_figure(point: dict[str, Any]) -> dict[str, Any] | None:
     if timing.get("transit_time_ns") is not None:
         title += (f": TT {timing['transit_time_ns']:.2f} ± {timing['transit_time_err_ns']:.2f} ns, "
                   f"TTS σ {timing['tts_sigma_ns']:.2f} ns, FWHM {timing['tts_fwhm_ns']:.2f} ns")
+    margin = {}
+    if timing.get("note"):  # (the monitor's own text), its two sentences on two lines
+        title += "<br><sub>" + timing["note"].replace(". ", ".<br>", 1) + "</sub>"
+        margin = {"margin": {"l": 70, "r": 20, "t": 100, "b": 100}}
     return {"data": data, "layout": _layout(title, xaxis={"title": {"text": "time [ns]"}},
-                                            yaxis={"title": {"text": "events / bin"}, "rangemode": "tozero"})}
+                                            yaxis={"title": {"text": "events / bin"}, "rangemode": "tozero"},
+                                            **margin)}
 
 
 def dark_rate_figure(points: dict[str, dict[str, Any]]) -> dict[str, Any] | None:

@@ -22,7 +22,7 @@ from remote_monitor.analysis.detection_efficiency import (
 from remote_monitor.analysis.peer_columns import de_left_out, peer_table
 from remote_monitor.analysis.point_extras import Digitizer, ExtrasAccumulator
 from remote_monitor.analysis.point_verdict import NO_LIGHT, no_light
-from remote_monitor.analysis.timing_fit import fit_timing
+from remote_monitor.analysis.timing_fit import fit_timing, multi_photoelectron_note
 from remote_monitor.stand.config import Config
 from remote_monitor.stand.layout import SCAN_POINTS
 
@@ -104,6 +104,8 @@ def finish_extras(acc: ExtrasAccumulator, fit: dict[str, Any] | None, reference:
     why = _no_de(pmt_dark, occ, _monitor_dark(eff, mon, reference), mon, eff.normalisation)
     de, de_err = (None, None) if why else raw_efficiency(occ, occ_err, mon, mon_err)
     timing = fit_timing(acc.times.pmt_minus_trigger_ns()).to_dict()
+    if timing["status"] == "ok" and (note := multi_photoelectron_note(occ)):
+        timing["note"] = note
     return {"occupancy": occ, "occupancy_err": occ_err, "monitor": mon, "monitor_err": mon_err,
             "normalisation": eff.normalisation, "sipm": sipm, "raw_de": de, "raw_de_err": de_err,
             **({"raw_de_reason": why} if why else {}),
