@@ -210,7 +210,7 @@ def test_noise_crossings_are_counted_with_the_opposite_polarity_and_subtracted()
     for at in (60 + 60.0, 60 + 90.0, 60 + 110.0):  # positive-going spikes of 10 mV: PMT pulses are negative
         noise_up += 10.0 * np.clip(1 - np.abs(np.arange(400) - at) / 2.0, 0, None)
     pmt = np.rint(pmt.astype(float) + noise_up / MV_PER_ADC).astype(np.uint16)
-    _, dark, live, _, _, noise = pulse_times(pmt[None], trig[None], TimingSettings())
+    _, dark, _, _, _, noise = pulse_times(pmt[None], trig[None], TimingSettings())
     assert dark[0].tolist() == [5, 0] and noise[0].tolist() == [3, 0]
     acc = TimingAccumulator()
     acc.add(*pulse_times(pmt[None], trig[None], TimingSettings()))
@@ -284,4 +284,23 @@ def test_timing_of_points_with_several_photoelectrons_per_event_says_it_is_not_s
     noted = timing_figure({"point": "theta0_phi0", "peer": {"timing": {**timing, "note": note}}})
     assert plain is not None and noted is not None and "<sub>" not in plain["layout"]["title"]["text"]
     assert "merged pulse.<br>The TTS reads narrower" in noted["layout"]["title"]["text"]
+
+
+def test_threshold_efficiency_from_the_laser_pulses_only_where_they_are_single_photoelectrons() -> None:
+    from remote_monitor.analysis.point_extras import ExtrasAccumulator
+
+    # half the searched events hold a pulse over the threshold: at 1 PE per event that reads an efficiency of
+    # 0.69, inflated where photoelectrons under the threshold merge into pulses over it (the sixth stand: 0.32
+    # and 0.44 for about 0.2 at 1 and 2.5 PE); the SPE fit's efficiency is used instead
+    acc = ExtrasAccumulator(TimingSettings())
+    acc.times = TimingAccumulator(dark_counts=400, dark_ns=1e8, laser_searched=100_000, laser_over=50_000,
+                                  amplitude_per_pc=[np.full(1000, 5.0)])
+    fit = {"status": "ok", "q1_pc": 1.6, "sigma1_pc": 0.4, "under_amplified_fraction": 0.1,
+           "under_amplified_mean_pc": 0.4, "under_amplified_shape": 1.0}
+    merged = acc.dark({**fit, "mu": 1.0})
+    assert merged["threshold_efficiency_from"] == "SPE fit" and merged["threshold_efficiency"] < 0.95
+    acc.times.laser_over = 10_000  # the same fraction of single photoelectrons: 0.105 / 0.15 = 0.70 at 0.15 PE
+    single = acc.dark({**fit, "mu": 0.15})
+    assert single["threshold_efficiency_from"] == "laser pulses"
+    assert single["threshold_efficiency"] == pytest.approx(0.70, abs=0.01)
 

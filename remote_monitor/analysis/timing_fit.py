@@ -25,6 +25,7 @@ from scipy.optimize import brentq, minimize_scalar
 from scipy.special import log_ndtr, ndtr
 
 from remote_monitor.analysis.binned_nll import minimize_nll, poisson_nll
+from remote_monitor.analysis.pulse_times import SINGLE_PE_OCCUPANCY
 
 os.environ.setdefault("ZFIT_DISABLE_TF_WARNINGS", "1")
 _PARAMS: list[Any] = []
@@ -154,9 +155,6 @@ def fit_timing(times_ns: np.ndarray, range_ns: tuple[float, float] | None = None
     bounds = [(0.0, 2 * n + 10), (0.0, 2 * n + 10), (lo, hi), (0.05, 10.0), (tau_min, tau_max),
               (0.0, MAX_LATE_FRACTION)]
     return _minimise(counts, edges, start, bounds, len(times))
-
-
-SINGLE_PE_OCCUPANCY = 0.2  # photoelectrons per event up to which the timing is a single photoelectron's
 
 
 def multi_photoelectron_note(occupancy: float | None) -> str | None:
