@@ -178,6 +178,19 @@ def test_too_few_times_is_reported():
     assert fit_timing(np.full(10, 325.0)).status == "too_few_events"
 
 
+def test_noise_and_dark_pulses_alone_give_no_timing() -> None:
+    # an independent stand's laser-off points: 18 "signal" events over 5900 read TTS 0.08 ns (1 mV), a broad
+    # bump of noise crossings 10 ns (2 mV); both were "ok" with transit times of 306-310 ns
+    rng = np.random.default_rng(12)
+    flat = fit_timing(np.concatenate([rng.uniform(285, 325, 6000), 306.4 + rng.normal(0, 0.08, 15)]))
+    assert flat.status == "no_peak" and "no laser peak" in flat.reason, flat
+    assert flat.transit_time_ns is None and flat.tts_sigma_ns is None and flat.histogram is not None
+    broad = fit_timing(np.concatenate([rng.uniform(285, 325, 80_000), rng.normal(305, 12, 4000)]))
+    assert broad.status == "no_peak", broad
+    faint = fit_timing(np.concatenate([rng.uniform(35, 75, 5900), 54.9 + rng.normal(0, 1.75, 1500)]))
+    assert faint.status == "ok" and faint.transit_time_ns == pytest.approx(54.9, abs=0.3)  # 0.01 PE at 1 mV
+
+
 def test_dark_rate_and_poisson_error():
     d = dark_rate(100, 2e7)  # 100 pulses in 20 ms
     assert d["dark_rate_hz"] == pytest.approx(5000) and d["dark_rate_err_hz"] == pytest.approx(500)
