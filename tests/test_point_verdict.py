@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from remote_monitor.analysis.histogram import Histogram, fill_histogram
-from remote_monitor.analysis.point_verdict import MIN_SIGNAL_FRACTION, classify, signal_fraction, without_gain
+from remote_monitor.analysis.laser_window import delay_in_window
+from remote_monitor.analysis.point_verdict import (
+    MIN_SIGNAL_FRACTION,
+    classify,
+    no_light,
+    signal_fraction,
+    without_gain,
+)
 from remote_monitor.analysis.spe_fit import fit_spe
 from remote_monitor.simulation.spe_charge import PmtPhysics, event_charges, pedestal_charges
 
@@ -82,6 +89,12 @@ def test_dark_charges_with_a_laser_peak_in_the_pulse_times_say_light_is_seen_but
     status, reason = classify(faint, BAND, hist=_hist(light=False), laser_delay_ns=55.0)
     assert status == "error" and "too faint for a gain" in reason and "% of events" in reason, reason
     assert classify(_fit(1.024e7, 0.01e7), BAND, hist=_hist(light=True), laser_delay_ns=58.0)[0] == "healthy"
+    # the extras (DE, dark rate) give the same reason where they withhold a value for want of light
+    assert no_light(small, _hist(light=False), 58.4) == classify(small, BAND, hist=_hist(light=False),
+                                                                 laser_delay_ns=58.4)[1]
+    assert no_light(small, _hist(light=False)).startswith("no light")  # type: ignore[union-attr]
+    assert delay_in_window(["charge window misses the laser pulses: ..."], 58.4) is None
+    assert delay_in_window(["charge window moved onto the laser pulses: ..."], 58.4) == 58.4
 
 
 def _stand(seed: int, mu: float, noise_mv: float, dark_hz: float, n: int = 300_000) -> dict:

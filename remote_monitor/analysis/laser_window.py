@@ -94,6 +94,12 @@ def window_miss(warnings: list[str]) -> str | None:
     return next((w for w in warnings if w.startswith(_WARNING_PREFIX)), None)
 
 
+def delay_in_window(warnings: list[str], delay_ns: float | None) -> float | None:
+    """The laser delay where the charge window holds the laser pulses, None where it misses them (a point's
+    warnings hold `window_miss`'s: its charges cannot show that light) or no peak was found."""
+    return None if window_miss(warnings) else delay_ns
+
+
 def window_on_laser(window_ns: tuple[float, float], delay_ns: float, fixed: bool) -> tuple[float, float]:
     """The window [lo, hi] ns after the trigger, of the same length, moved onto laser pulses that start delay_ns
     after the trigger: a fixed charge window starts LEAD_NS before them, a leading-edge time selection is

@@ -147,13 +147,16 @@ def _dead_peak(fit: dict[str, Any]) -> str | None:
             f"{fit['sigma0_pc']:.3f} pC): no light, or PMT dead?")
 
 
-def no_light(fit: dict[str, Any], hist: dict[str, Any] | None = None) -> str | None:
+def no_light(fit: dict[str, Any], hist: dict[str, Any] | None = None,
+             laser_delay_ns: float | None = None) -> str | None:
     """Why a PMT's spectrum shows no light, as `classify` says it for a point (few events above the pedestal
     that no faint light explains, a fitted occupancy under NO_SIGNAL_MU, or a 1-PE peak under DEAD_Q1 pedestal
     widths), or None: light, or a fit that failed and no histogram to tell. For any PMT: the one under test,
-    the reference."""
+    the reference. With a laser peak in the pulse times (laser_delay_ns), the light too small or faint to use."""
     why = _dark_histogram(fit, hist)
-    if why or fit.get("status") != "ok":
+    if why:
+        return _light_in_the_times(fit, hist, laser_delay_ns) or why
+    if fit.get("status") != "ok":
         return why
     return _no_signal(fit) or _dead_peak(fit)
 

@@ -19,6 +19,7 @@ from remote_monitor.analysis.detection_efficiency import (
     uniformity,
     zero_pe_occupancy,
 )
+from remote_monitor.analysis.laser_window import delay_in_window, window_on_laser
 from remote_monitor.analysis.peer_columns import de_left_out, peer_table
 from remote_monitor.analysis.point_extras import Digitizer, ExtrasAccumulator
 from remote_monitor.analysis.point_verdict import NO_LIGHT, no_light
@@ -87,11 +88,11 @@ def _no_de(pmt_dark: str | None, occupancy: float | None, monitor_why: str | Non
 
 
 def finish_extras(acc: ExtrasAccumulator, fit: dict[str, Any] | None, reference: dict[str, Any] | None,
-                  pmt_charges: np.ndarray | None, cfg: Config, hist: dict[str, Any] | None = None
-                  ) -> dict[str, Any]:
+                  pmt_charges: np.ndarray | None, cfg: Config, hist: dict[str, Any] | None = None,
+                  laser_delay_ns: float | None = None) -> dict[str, Any]:
     """The point's extras from the filled accumulator, its SPE fit, its charge histogram and (for zero_pe) its
     charges. Raw DE only where the PMT and the light monitor both saw light (else None and raw_de_reason); the
-    dark rate not corrected with the fit of a PMT without light."""
+    dark rate not corrected with the fit of a PMT without light (laser_delay_ns: see `point_verdict.no_light`)."""
     eff = cfg.efficiency
     fit = fit or {}
     if eff.occupancy == "zero_pe" and pmt_charges is not None and fit.get("q0_pc") is not None:
@@ -100,7 +101,7 @@ def finish_extras(acc: ExtrasAccumulator, fit: dict[str, Any] | None, reference:
         occ, occ_err = fit.get("mu"), fit.get("mu_err")
     sipm = acc.sipm_summary()
     mon, mon_err = monitor_value(eff.normalisation, sipm, _reference_mu(reference))
-    pmt_dark = no_light(fit, hist)
+    pmt_dark = no_light(fit, hist, laser_delay_ns)
     why = _no_de(pmt_dark, occ, _monitor_dark(eff, mon, reference), mon, eff.normalisation)
     de, de_err = (None, None) if why else raw_efficiency(occ, occ_err, mon, mon_err)
     timing = fit_timing(acc.times.pmt_minus_trigger_ns()).to_dict()
@@ -116,8 +117,6 @@ def laser_shift_ns(cfg: Config, result: dict[str, Any]) -> float:
     """How far the laser-pulse windows must move to hold the laser pulses (ns; 0 where the timing's window holds
     the measured delay, none was measured, or [analysis] move_window_to_laser is off): the timing window centred on
     the measured delay, as `laser_window.window_on_laser` places a time selection."""
-    from remote_monitor.analysis.laser_window import window_on_laser
-
     delay = result.get("laser_delay_ns")
     window = cfg.timing.laser_window_ns
     if delay is None or window[0] <= float(delay) <= window[1] or not cfg.analysis.move_window_to_laser:
@@ -150,7 +149,8 @@ def point_extras(sources: dict[str, Path], cfg: Config, result: dict[str, Any], 
                                   "dark_exclude_ns and [efficiency] sipm_window_ns set them)")
     acc = wavedump_extras(files, cfg)
     return finish_extras(acc, result.get("fit"), result.get("reference"),
-                         getattr(charges, "pmt_charge_pc", None), cfg, result.get("histogram"))
+                         getattr(charges, "pmt_charge_pc", None), cfg, result.get("histogram"),
+                         delay_in_window(result.get("warnings", []), result.get("laser_delay_ns")))
 
 
 def peer_summary(points: dict[str, dict[str, Any]], cfg: Config) -> dict[str, Any]:

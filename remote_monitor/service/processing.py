@@ -89,11 +89,11 @@ def judge(result: dict[str, Any], fit: dict[str, Any], cfg: Config, kind: str) -
     """Put the fit and the point's status and reason into result (which holds histogram, events, warnings).
 
     An error shows no gain; a truncated file whose complete events were fitted is a warning, not an error."""
-    from remote_monitor.analysis.laser_window import window_miss
+    from remote_monitor.analysis.laser_window import delay_in_window, window_miss
     from remote_monitor.analysis.point_verdict import without_gain
 
     miss = window_miss(result.get("warnings", []))
-    on_laser = None if miss else result.get("laser_delay_ns")  # (a window that misses the pulses sees no light)
+    on_laser = delay_in_window(result.get("warnings", []), result.get("laser_delay_ns"))
     result["status"], result["reason"] = classify(fit, cfg, kind, result["histogram"], on_laser)
     if result["status"] == "error" and miss:  # "no light" because the pulses are outside the window: that first
         result["reason"] = f"{miss}. In the window: {result['reason']}"
