@@ -317,3 +317,19 @@ def test_threshold_efficiency_from_the_laser_pulses_only_where_they_are_single_p
     assert single["threshold_efficiency_from"] == "laser pulses"
     assert single["threshold_efficiency"] == pytest.approx(0.70, abs=0.01)
 
+
+def test_threshold_efficiency_on_the_laser_pulses_counts_the_noise_crossings_in_the_window() -> None:
+    from remote_monitor.analysis.point_extras import ExtrasAccumulator
+
+    # 1e5 crossings per second outside the window, 90 % of them noise: in an 80 ns window 0.008 per event,
+    # noise as well as dark pulses; 0.1 PE per event seen with an efficiency of 0.8
+    searched = 1_000_000
+    over = round(searched * -math.expm1(-(0.1 * 0.8 + 1e5 * 80e-9)))
+    acc = ExtrasAccumulator(TimingSettings())
+    acc.times = TimingAccumulator(dark_counts=1000, noise_counts=900, dark_ns=1e7, laser_searched=searched,
+                                  laser_over=over)
+    dark = acc.dark({"status": "ok", "mu": 0.1, "q1_pc": 1.6, "sigma1_pc": 0.4})
+    assert dark["threshold_efficiency_from"] == "laser pulses"
+    assert dark["threshold_efficiency"] == pytest.approx(0.8, abs=0.005)  # (0.872 with the noise left out)
+    assert dark["dark_rate_hz"] == pytest.approx(100 / 0.01 / 0.8, rel=0.01)
+

@@ -112,8 +112,9 @@ class ExtrasAccumulator:
                     "dark_rate_note": "; ".join(n for n in (raw.get("dark_rate_note"),
                                                             f"not corrected for the threshold efficiency: {why}") if n)}
         lo, hi = self.timing.laser_window_ns
+        crossings = counts / (live_ns * 1e-9) if live_ns > 0 else None  # noise too: it crosses in the window as well
         measured = measured_threshold_efficiency(self.times.laser_over, self.times.laser_searched, fit.get("mu"),
-                                                 raw["dark_rate_hz"], hi - lo)
+                                                 crossings, hi - lo)
         single = (fit.get("mu") or 0.0) <= SINGLE_PE_OCCUPANCY  # (photoelectrons of one event merge into one pulse:
         # under the threshold alone, over it together; 0.5e7 at 1-2.5 PE on the sixth stand read 0.32 and 0.44 for
         # about 0.2, and dark rates of 2.5 and 1.25 kHz for 4 kHz)
