@@ -77,12 +77,13 @@ def corrected_dark_rate(raw: dict[str, Any], efficiency: float | None) -> dict[s
         out["dark_rate_hz"] = raw["dark_rate_hz"] / efficiency
         out["dark_rate_err_hz"] = raw["dark_rate_err_hz"] / efficiency
     elif efficiency is not None and raw["dark_rate_hz"] is not None:
-        out["dark_rate_note"] = _joined(raw.get("dark_rate_note"), (
+        out["dark_rate_note"] = joined_notes(raw.get("dark_rate_note"), (
             f"not corrected for the threshold efficiency: the threshold sees {100 * efficiency:.0f} % of the "
             "photoelectrons at this gain, so the rate counts only pulses over it; a lower [timing] "
             "dark_threshold_mv sees more"))
     return out
 
 
-def _joined(*notes: str | None) -> str:
+def joined_notes(*notes: str | None) -> str:
+    """The notes given, in order, joined by '; ' (None and empty ones left out)."""
     return "; ".join(n for n in notes if n)

@@ -12,6 +12,7 @@ from remote_monitor.analysis.charges import rising_trigger
 from remote_monitor.analysis.dark_rate import (
     corrected_dark_rate,
     dark_rate,
+    joined_notes,
     measured_threshold_efficiency,
     threshold_efficiency,
 )
@@ -109,8 +110,8 @@ class ExtrasAccumulator:
         why = no_light or (None if fit.get("status") == "ok" else f"SPE fit {fit.get('status')}")
         if why:
             return {**corrected_dark_rate(raw, None), "threshold_efficiency_from": None,
-                    "dark_rate_note": "; ".join(n for n in (raw.get("dark_rate_note"),
-                                                            f"not corrected for the threshold efficiency: {why}") if n)}
+                    "dark_rate_note": joined_notes(raw.get("dark_rate_note"),
+                                                   f"not corrected for the threshold efficiency: {why}")}
         lo, hi = self.timing.laser_window_ns
         crossings = counts / (live_ns * 1e-9) if live_ns > 0 else None  # noise too: it crosses in the window as well
         measured = measured_threshold_efficiency(self.times.laser_over, self.times.laser_searched, fit.get("mu"),

@@ -3,8 +3,9 @@
 Timing: the PMT pulse time is the 50 % constant-fraction crossing on the rising edge of the largest pulse in
 the laser window, minus the trigger pulse's 50 % crossing (both linearly interpolated between samples).
 Dark pulses: threshold up-crossings (re-armed below half the threshold) outside the laser window, counted before it
-and after it apart, and the same crossings of the opposite polarity (noise: PMT pulses have one sign) beside them. The photoelectrons' afterpulses (up to tens of us later) fall after it, inside a long record:
-the rate comes from before the window alone where each event has BEFORE_WINDOW_NS there, else also from after it in
+and after it apart, and beside them the same crossings of the opposite polarity (noise: PMT pulses have one sign).
+The photoelectrons' afterpulses (up to tens of us later) fall after the window, inside a long record: the rate
+comes from before the window alone where each event has BEFORE_WINDOW_NS there, else also from after it in
 events whose window holds no pulse over the dark threshold (photoelectrons under the threshold still add theirs).
 Counted anywhere outside the window, the project's stand with 1024-sample records read 6.8-7.7 kHz for 3 kHz (now
 2.7-3.4 ± 0.4 kHz), and a fifth independent stand (laser 40 ns after the trigger, nothing before the window;
