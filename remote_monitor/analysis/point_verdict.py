@@ -105,30 +105,30 @@ def _dark_point_cause(fit: dict[str, Any]) -> str:
     return cause
 
 
-def _dark_histogram(fit: dict[str, Any], hist: dict[str, Any] | None) -> str | None:
-    """'no light' when fewer than MIN_SIGNAL_FRACTION of the events are above the pedestal and the fit finds no
-    faint light there (`_fit_sees_light`), else None."""
+def _dark_histogram(fit: dict[str, Any], hist: dict[str, Any] | None, laser_delay_ns: float | None) -> str | None:
+    """Why the charges show no usable light when fewer than MIN_SIGNAL_FRACTION of the events are above the
+    pedestal and the fit finds no faint light there (`_fit_sees_light`), else None: 'no light', or, where the
+    PMT pulse times show a laser peak (laser_delay_ns), light too small or faint for a gain (`_light_in_the_times`)."""
     ped = _pedestal(hist)
-    if ped is not None and ped.above < MIN_SIGNAL_FRACTION and not _fit_sees_light(fit, ped):
-        return f"no light: only {100 * ped.above:.2f} % of events above the pedestal ({_dark_point_cause(fit)})"
-    return None
+    if ped is None or ped.above >= MIN_SIGNAL_FRACTION or _fit_sees_light(fit, ped):
+        return None
+    if laser_delay_ns is not None:
+        return _light_in_the_times(fit, ped, laser_delay_ns)
+    return f"no light: only {100 * ped.above:.2f} % of events above the pedestal ({_dark_point_cause(fit)})"
 
 
-def _light_in_the_times(fit: dict[str, Any], hist: dict[str, Any] | None, laser_delay_ns: float | None) -> str | None:
+def _light_in_the_times(fit: dict[str, Any], ped: Pedestal, laser_delay_ns: float) -> str:
     """Why a point whose charges look dark has no gain although its PMT pulses show a laser peak in their times
     after the trigger (`laser_window.laser_delay_ns`: noise and dark pulses have none): the light is there, but
-    its photoelectrons are too small against the noise or too few. None without a laser peak. (An independent
-    stand at 1 mV noise: 0.5e7 at 0.5-2.5 PE read "no light" with 0.10-0.14 % of events above the pedestal.)"""
-    if laser_delay_ns is None:
-        return None
+    its photoelectrons are too small against the noise or too few. (An independent stand at 1 mV noise: 0.5e7 at
+    0.5-2.5 PE read "no light" with 0.10-0.14 % of events above the pedestal.)"""
     seen = f"light seen (a laser peak in the PMT pulse times {laser_delay_ns:.0f} ns after the trigger), but"
     widths = _q1_in_pedestal_widths(fit)
     if widths is not None and 0 < widths < SEPARATED_Q1:
         return (f"{seen} the 1-PE peak is not separated from the pedestal (the fit's Q1 is {widths:.1f} pedestal "
                 "widths): no gain can be measured; lower the noise or raise the HV")
-    ped = _pedestal(hist)
-    above = f"only {100 * ped.above:.2f} % of events" if ped is not None else "too few events"
-    return f"{seen} {above} lie clearly above the pedestal: too faint for a gain (more events or more light)"
+    return (f"{seen} only {100 * ped.above:.2f} % of events lie clearly above the pedestal: too faint for a gain "
+            "(more events or more light)")
 
 
 def _no_signal(fit: dict[str, Any]) -> str | None:
@@ -153,19 +153,17 @@ def no_light(fit: dict[str, Any], hist: dict[str, Any] | None = None,
     that no faint light explains, a fitted occupancy under NO_SIGNAL_MU, or a 1-PE peak under DEAD_Q1 pedestal
     widths), or None: light, or a fit that failed and no histogram to tell. For any PMT: the one under test,
     the reference. With a laser peak in the pulse times (laser_delay_ns), the light too small or faint to use."""
-    why = _dark_histogram(fit, hist)
-    if why:
-        return _light_in_the_times(fit, hist, laser_delay_ns) or why
-    if fit.get("status") != "ok":
+    why = _dark_histogram(fit, hist, laser_delay_ns)
+    if why or fit.get("status") != "ok":
         return why
     return _no_signal(fit) or _dead_peak(fit)
 
 
 def _no_gain(fit: dict[str, Any], hist: dict[str, Any] | None, laser_delay_ns: float | None) -> str | None:
     """Why the point has no usable gain, or None."""
-    dark = _dark_histogram(fit, hist)
+    dark = _dark_histogram(fit, hist, laser_delay_ns)
     if dark:
-        return _light_in_the_times(fit, hist, laser_delay_ns) or dark
+        return dark
     if fit["status"] != "ok":
         return f"no gain: {fit['status']}: {fit.get('reason') or ''}".strip()
     if fit.get("gain") is None or not fit.get("gain_err"):
