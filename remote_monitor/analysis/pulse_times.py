@@ -101,6 +101,17 @@ def _crossing(v, peak, frac):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
+def _up_crossing(x, threshold, armed):  # pragma: no cover - compiled
+    """(1 if the sample x crosses the threshold while armed else 0, armed after it): a crossing disarms, a sample
+    under half the threshold re-arms."""
+    if armed and x >= threshold:
+        return 1, False
+    if x < 0.5 * threshold:
+        return 0, True
+    return 0, armed
+
+
+@njit(cache=True)
 def _pulse_times_kernel(pmt, trig, n_base, pmt_scale, trig_scale, trig_thr, win_lo, win_hi, exc_lo, exc_hi,
                         time_thr, dark_thr, frac, pc_per_mv_sample, dt_out, dark_out, live_out,
                         ratio_out, over_out, noise_out):  # pragma: no cover - compiled
@@ -162,16 +173,10 @@ def _pulse_times_kernel(pmt, trig, n_base, pmt_scale, trig_scale, trig_thr, win_
                 continue
             after = 1 if s >= xhi else 0
             live_out[e, after] += 1
-            if armed and v[s] >= dark_thr:
-                dark_out[e, after] += 1
-                armed = False
-            elif v[s] < 0.5 * dark_thr:
-                armed = True
-            if inverted_armed and -v[s] >= dark_thr:
-                noise_out[e, after] += 1
-                inverted_armed = False
-            elif -v[s] < 0.5 * dark_thr:
-                inverted_armed = True
+            crossed, armed = _up_crossing(v[s], dark_thr, armed)
+            dark_out[e, after] += crossed
+            crossed, inverted_armed = _up_crossing(-v[s], dark_thr, inverted_armed)
+            noise_out[e, after] += crossed
 
 
 def pulse_times(pmt: np.ndarray, trigger: np.ndarray, settings: TimingSettings, *, baseline_samples: int = 40,
