@@ -236,6 +236,31 @@ def test_noise_crossings_are_counted_with_the_opposite_polarity_and_subtracted()
     assert dark_rate(3, 2e7, 9)["dark_rate_hz"] == 0.0  # never negative
 
 
+def test_a_pulse_among_the_baseline_samples_leaves_its_event_out_of_the_dark_counting():
+    """1 mV white noise, one 10 mV dark pulse per event before the window, and in a fifth of the events a broad
+    pulse among the 40 baseline samples. That pulse lifts the baseline mean by 2 mV, so the rest of its event
+    crosses -4 mV hundreds of times as often as noise: counted as noise and subtracted, they took the whole rate
+    (an independent stand at 1 mV lost 283 of 2600 dark pulses so). Left out, counts and live time, the rest
+    gives one dark pulse per event."""
+    rng = np.random.default_rng(5)
+    n, length = 5000, 400
+    trig, _ = _events(60, None, n_samples=length)
+    s = np.arange(length, dtype=float)
+    pmt_mv = rng.normal(0.0, 1.0, (n, length))
+    for row, at in zip(pmt_mv, rng.uniform(100, 170, n), strict=True):
+        row += 10.0 * np.clip(1 - np.abs(s - at) / 2.0, 0, None)
+    busy = rng.random(n) < 0.2
+    pmt_mv[busy] += 8.0 * np.clip(1 - np.abs(s - 20) / 10.0, 0, None)  # 80 mV x samples: 2 mV on the mean
+    pmt = np.rint(14000 - pmt_mv / MV_PER_ADC).astype(np.uint16)
+    acc = TimingAccumulator()
+    acc.add(*pulse_times(pmt, np.tile(trig, (n, 1)), TimingSettings()))
+    counts, noise, live_ns, _ = acc.dark_sample()
+    before_window = 60 + TimingSettings().dark_exclude_ns[0] / 2.0 - 40  # samples from the baseline's end
+    assert live_ns == pytest.approx(np.count_nonzero(~busy) * before_window * 2.0, rel=0.01)
+    assert (counts - noise) / np.count_nonzero(~busy) == pytest.approx(1.0, abs=0.02)
+    assert noise < 0.05 * counts  # white noise crosses 4 sigma about once in 80 events
+
+
 def test_a_threshold_that_sees_few_photoelectrons_leaves_the_counted_rate_and_says_so():
     # an independent stand at 0.5e7: 20 % of the photoelectrons over 4 mV, 0.4-0.7 kHz counted for 4 kHz
     low = corrected_dark_rate(dark_rate(61, 1e8), 0.20)
