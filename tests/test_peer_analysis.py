@@ -247,8 +247,8 @@ def test_a_pulse_among_the_baseline_samples_leaves_its_event_out_of_the_dark_cou
     trig, _ = _events(60, None, n_samples=length)
     s = np.arange(length, dtype=float)
     pmt_mv = rng.normal(0.0, 1.0, (n, length))
-    for row, at in zip(pmt_mv, rng.uniform(100, 170, n), strict=True):
-        row += 10.0 * np.clip(1 - np.abs(s - at) / 2.0, 0, None)
+    for event, at in enumerate(rng.uniform(100, 170, n)):
+        pmt_mv[event] += 10.0 * np.clip(1 - np.abs(s - at) / 2.0, 0, None)
     busy = rng.random(n) < 0.2
     pmt_mv[busy] += 8.0 * np.clip(1 - np.abs(s - 20) / 10.0, 0, None)  # 80 mV x samples: 2 mV on the mean
     pmt = np.rint(14000 - pmt_mv / MV_PER_ADC).astype(np.uint16)
