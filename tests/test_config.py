@@ -31,11 +31,14 @@ quiet_seconds = 1
 poll_seconds = 5
 [areas]
 flag_dir = "/data/FLAG"
+[analysis]
+baseline_veto_mv = inf
 """))
     assert cfg.channels.pmt == 3 and cfg.channels.reference == 4
     assert cfg.gain.healthy_band == (0.98e7, 1.05e7)
     assert cfg.monitor.quiet_seconds == 1.0 and isinstance(cfg.monitor.quiet_seconds, float)
     assert cfg.flag_root(Path("/x/data")) == Path("/data/FLAG")
+    assert cfg.analysis.baseline_veto_mv == float("inf")  # every event kept
     assert cfg.archive_root(Path("/x/data")) == Path("/x/ARCHIVE")
 
 
@@ -48,6 +51,8 @@ flag_dir = "/data/FLAG"
     ("[monitor]\nquiet_secs = 2", "unknown key"),
     ("[moniter]\nquiet_seconds = 2", "unknown section"),
     ("[analysis]\nmode = 'magic'", "mode"),
+    ("[analysis]\nbaseline_veto_mv = 0", "baseline_veto_mv must be > 0"),
+    ("[analysis]\nbaseline_veto_mv = nan", "baseline_veto_mv must be > 0"),
     ("[fit]\nmodel = 'other'", "model"),
     ("not toml at all [", "cannot read"),
 ])

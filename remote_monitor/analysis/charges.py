@@ -67,11 +67,16 @@ class AnalysisSettings:
     time_window_ns: tuple[float, float] = (321.0, 330.0)
     move_window_to_laser: bool = True  # a window that misses the laser peak is moved onto it, with a warning
     remove_pickup: bool = True  # a pickup line that widens the pedestal is removed event by event (`pickup`)
+    baseline_veto_mv: float = 4.0  # events with a baseline sample this far from the baseline's mean (a pulse among
+    # them) are left out: that pulse moves the event's charge by -1.5 times its own (inf: keep every event)
     charge_range_pc: tuple[float, float] = (-5.0, 60.0)
     record_length: int | None = None
     chunk_events: int = 4096
     sample_bytes: int = 2  # binary files: 2 (16-bit words, 14-bit ADCs) or 1 (8-bit samples)
     adc_bits: int = ADC_BITS  # samples above 2**adc_bits - 1 are a file error, not wrapped
+
+
+BUSY_BASELINE_WARNING = 0.01  # a channel whose baseline veto leaves out more of the triggered events says so
 
 
 @dataclass
@@ -163,6 +168,7 @@ class ChargeAccumulator:
         self.record_end_ns: float | None = None  # the earliest end of a record after its trigger pulse (ns)
         self.mv_per_adc = ADC_RANGE_V / 2**settings.adc_bits * 1000.0
         self.pickups: dict[int, pickup.PickupLine | None] = {}  # each PMT channel's pickup line, once decided
+        self.busy_baselines: dict[int, int] = {}  # each PMT channel's triggered events left out for their baseline
 
     def add(self, chunk: WaveformChunk, channel: int) -> None:
         if len(chunk.event_numbers):
@@ -290,8 +296,10 @@ class ChargeAccumulator:
             window_lo = trigger_start + round(s.fixed_window_start_ns / NS_PER_SAMPLE)
         start = np.empty(len(samples), dtype=np.int64)
         charge = np.empty(len(samples), dtype=np.float64)
+        quiet = np.empty(len(samples), dtype=np.bool_)
         pulse_kernels.pmt_features(samples, s.baseline_samples, self.mv_per_adc, s.pmt_threshold_mv, window_lo,
-                                   length, leading, s.pre_samples, PC_PER_MV_SAMPLE, start, charge)
+                                   length, leading, s.pre_samples, PC_PER_MV_SAMPLE, start, charge,
+                                   s.baseline_veto_mv, quiet)
         if not leading and s.remove_pickup:
             charge = self._without_pickup(channel, samples, window_lo, length, charge, trigger_start >= 0)
         charge += lattice_dither(first_index, len(charge), lattice_step_pc(length, s.baseline_samples,
@@ -302,7 +310,9 @@ class ChargeAccumulator:
             lo, hi = s.time_window_ns
             in_time = (start >= 0) & (dt_ns >= lo) & (dt_ns <= hi)
         lo_q, hi_q = s.charge_range_pc
-        return charge, dt_ns, in_time & (charge >= lo_q) & (charge <= hi_q)
+        self.busy_baselines[channel] = (self.busy_baselines.get(channel, 0)
+                                        + int(np.count_nonzero(~quiet & (trigger_start >= 0))))
+        return charge, dt_ns, quiet & in_time & (charge >= lo_q) & (charge <= hi_q)
 
     def _without_pickup(self, channel: int, samples: np.ndarray, window_lo: np.ndarray, length: int,
                         charge: np.ndarray, triggered: np.ndarray) -> np.ndarray:
@@ -322,6 +332,8 @@ class ChargeAccumulator:
     def warnings(self) -> list[str]:
         out = [("" if channel == self.channels.pmt else "reference PMT: ") + line.describe()
                for channel, line in self.pickups.items() if line is not None]
+        out += [self._busy_baseline_warning(channel, busy) for channel, busy in self.busy_baselines.items()
+                if busy > BUSY_BASELINE_WARNING * max(self.n_events - self.n_untriggered, 1)]
         if self.dropped:
             out.append(f"dropped {self.dropped} event(s) not present in every channel")
         if self.n_untriggered:
@@ -331,6 +343,13 @@ class ChargeAccumulator:
         misses = window_warning(self.delays, configured, setting)
         cut = record_end_warning(configured, self.window_ns(), laser_delay_ns(self.delays))
         return out + ([misses] if misses else []) + ([cut] if cut else [])
+
+    def _busy_baseline_warning(self, channel: int, busy: int) -> str:
+        share = 100 * busy / max(self.n_events - self.n_untriggered, 1)
+        return (("" if channel == self.channels.pmt else "reference PMT: ")
+                + f"left out {busy} event(s) ({share:.1f} %) with a baseline sample over "
+                f"{self.settings.baseline_veto_mv} mV from the baseline's mean (a pulse there, or that much noise); "
+                "[analysis] baseline_veto_mv")
 
     def window_ns(self) -> tuple[float, float]:
         """Where the charges were measured (ns after the trigger): the fixed window cut where the records end

@@ -81,9 +81,24 @@ def trigger_starts(samples, baseline_samples, mv_per_adc, threshold_mv, out):  #
 
 
 @njit(cache=True, nogil=True)
+def _quiet_baseline(samples, e, n_base, base, scale, veto):  # pragma: no cover - compiled
+    """Whether every baseline sample of event e stays within veto mV of the baseline mean, either way."""
+    if not math.isfinite(veto):
+        return True
+    below = _integer_cut(base, scale, veto)  # samples at or under it are a pulse (scale < 0)
+    above = _integer_cut(base, -scale, veto)  # samples at or over it stray the other way
+    for j in range(n_base):  # noqa: SIM110 (numba compiles the loop, not all() of a generator)
+        if samples[e, j] <= below or samples[e, j] >= above:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
 def pmt_features(samples, baseline_samples, mv_per_adc, threshold_mv, window_lo, window_length,
-                 leading_edge, pre_samples, pc_per_mv_sample, start_out, charge_out):  # pragma: no cover
-    """Negative pulses: first sample over threshold (-1: none) and the charge in pC of the window.
+                 leading_edge, pre_samples, pc_per_mv_sample, start_out, charge_out, veto_mv,
+                 quiet_out):  # pragma: no cover
+    """Negative pulses: first sample over threshold (-1: none), the charge in pC of the window, and whether the
+    baseline samples stay within veto_mv of their mean (inf: always).
 
     The window starts at window_lo[e] (fixed window) or pre_samples before the pulse start (leading edge),
     is window_length samples long and is clipped to the record. Only the baseline and the window are
@@ -92,8 +107,10 @@ def pmt_features(samples, baseline_samples, mv_per_adc, threshold_mv, window_lo,
     n_base = min(baseline_samples, length)
     scale = np.float32(-mv_per_adc)
     threshold = np.float32(threshold_mv)
+    veto = np.float32(veto_mv)
     for e in range(n):
         base = _baseline(samples, e, n_base)
+        quiet_out[e] = _quiet_baseline(samples, e, n_base, base, scale, veto)
         cut = _integer_cut(base, scale, threshold)
         start = -1
         for j in range(length):

@@ -222,6 +222,9 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"[efficiency] normalisation must be one of {NORMALISATIONS}, got {cfg.efficiency.normalisation!r}")
     if cfg.efficiency.occupancy not in ("spe_fit", "zero_pe"):
         raise ConfigError(f"[efficiency] occupancy must be spe_fit or zero_pe, got {cfg.efficiency.occupancy!r}")
+    if not cfg.analysis.baseline_veto_mv > 0:
+        raise ConfigError(f"[analysis] baseline_veto_mv must be > 0 (inf keeps every event), got "
+                          f"{cfg.analysis.baseline_veto_mv}")
     if cfg.analysis.mode not in ("fixed_window", "leading_edge"):
         raise ConfigError(f"[analysis] mode must be fixed_window or leading_edge, got {cfg.analysis.mode!r}")
     if cfg.fit.model not in ("full", "seed"):
