@@ -26,7 +26,8 @@ def test_gain_of_an_independently_simulated_stand_is_within_its_error(tmp_path: 
     write_point(channel_file(tmp_path, key, 0, binary=True).parent, key.point, gain, 0.1, 200_000, seed=11)
     result = process_point(key, point_sources(tmp_path, key), Config())
 
-    assert result["events"] == result["selected_events"] == 200_000  # the negative trigger found in every event
+    assert result["events"] == 200_000  # the negative trigger found in every event; a few left out for a dark
+    assert 0.999 * 200_000 < result["selected_events"] < 200_000  # pulse among their baseline samples (33)
     assert abs(result["laser_delay_ns"] - LASER_DELAY_NS) < 15.0  # found outside the default window ...
     assert any(w.startswith("charge window moved onto the laser pulses") for w in result["warnings"])  # ... moved
     fit = result["fit"]

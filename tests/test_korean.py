@@ -39,7 +39,8 @@ def test_korean_file_gives_the_wavedump_gains(tmp_path: Path):
         files = {0: tmp_path / "wd" / spec[0] / "wave0.dat", 2: tmp_path / "wd" / spec[0] / "wave2.dat"}
         wd = extract_point_charges(files, ChannelMap(sipm=None), cfg.analysis)
         wd_fit, _ = _fit_charges(wd.pmt_charge_pc, cfg)
-        assert r["selected_events"] == wd.n_selected
+        assert r["selected_events"] == wd.n_selected < 12000  # both leave out the same events (dark pulses among
+        # the baseline samples: `baseline_veto_mv`)
         assert r["fit"]["gain"] == pytest.approx(wd_fit["gain"], rel=1e-6)
         assert abs(r["fit"]["gain"] / spec[4] - 1) < 4 * r["fit"]["gain_err"] / spec[4] + 0.01
         assert r["hv"] == spec[1]

@@ -79,6 +79,14 @@ class AnalysisSettings:
 BUSY_BASELINE_WARNING = 0.01  # a channel whose baseline veto leaves out more of the triggered events says so
 
 
+def busy_baseline_warning(busy: int, triggered: int, veto_mv: float, prefix: str = "") -> str | None:
+    """The warning of a channel whose baseline veto left out `busy` of `triggered` events (None: few enough)."""
+    if busy <= BUSY_BASELINE_WARNING * max(triggered, 1):
+        return None
+    return (f"{prefix}left out {busy} event(s) ({100 * busy / max(triggered, 1):.1f} %) with a baseline sample over "
+            f"{veto_mv} mV from the baseline's mean (a pulse there, or that much noise); [analysis] baseline_veto_mv")
+
+
 @dataclass
 class PointCharges:
     """Selected PMT charges of one point (for the SPE fit) and bookkeeping."""
@@ -332,8 +340,10 @@ class ChargeAccumulator:
     def warnings(self) -> list[str]:
         out = [("" if channel == self.channels.pmt else "reference PMT: ") + line.describe()
                for channel, line in self.pickups.items() if line is not None]
-        out += [self._busy_baseline_warning(channel, busy) for channel, busy in self.busy_baselines.items()
-                if busy > BUSY_BASELINE_WARNING * max(self.n_events - self.n_untriggered, 1)]
+        triggered = self.n_events - self.n_untriggered
+        out += [w for channel, busy in self.busy_baselines.items()
+                if (w := busy_baseline_warning(busy, triggered, self.settings.baseline_veto_mv,
+                                               "" if channel == self.channels.pmt else "reference PMT: "))]
         if self.dropped:
             out.append(f"dropped {self.dropped} event(s) not present in every channel")
         if self.n_untriggered:
@@ -343,13 +353,6 @@ class ChargeAccumulator:
         misses = window_warning(self.delays, configured, setting)
         cut = record_end_warning(configured, self.window_ns(), laser_delay_ns(self.delays))
         return out + ([misses] if misses else []) + ([cut] if cut else [])
-
-    def _busy_baseline_warning(self, channel: int, busy: int) -> str:
-        share = 100 * busy / max(self.n_events - self.n_untriggered, 1)
-        return (("" if channel == self.channels.pmt else "reference PMT: ")
-                + f"left out {busy} event(s) ({share:.1f} %) with a baseline sample over "
-                f"{self.settings.baseline_veto_mv} mV from the baseline's mean (a pulse there, or that much noise); "
-                "[analysis] baseline_veto_mv")
 
     def window_ns(self) -> tuple[float, float]:
         """Where the charges were measured (ns after the trigger): the fixed window cut where the records end

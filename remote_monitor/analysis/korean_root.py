@@ -7,6 +7,7 @@ math (baseline, trigger pulse start, window integral) with the stand's own const
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,11 +90,14 @@ BlockCallback = Callable[[np.ndarray, dict[int, np.ndarray]], None]
 
 
 def read_korean_charges(path: Path, settings: KoreanSettings, channels: list[int],
-                        on_block: BlockCallback | None = None) -> tuple[dict[int, np.ndarray], int, int]:
-    """Window charges (pC) of the given ADC channels for triggered events, streamed by entry ranges.
+                        on_block: BlockCallback | None = None, baseline_veto_mv: float = math.inf,
+                        ) -> tuple[dict[int, np.ndarray], int, int, dict[int, int]]:
+    """Window charges (pC) of the given ADC channels for triggered events, streamed by entry ranges; an event
+    with a pedestal sample more than baseline_veto_mv from the pedestal's mean (a pulse there) is left out of
+    that channel's charges, as in the WaveDump path (`charges.AnalysisSettings.baseline_veto_mv`).
 
     on_block(trigger samples, {channel: samples}) sees every raw block (for timing and dark pulses).
-    Returns (charges per channel, events read, events without trigger)."""
+    Returns (charges per channel, events read, events without trigger, triggered events left out per channel)."""
     import uproot
 
     s = settings
@@ -102,6 +106,7 @@ def read_korean_charges(path: Path, settings: KoreanSettings, channels: list[int
     scale = s.ns_per_sample / NS_PER_SAMPLE  # window_charge_pc assumes the CAEN 2 ns samples
     step = lattice_step_pc(length, s.pedestal_samples[1] - s.pedestal_samples[0], s.mv_per_adc)
     out: dict[int, list[np.ndarray]] = {ch: [] for ch in channels}
+    busy = dict.fromkeys(channels, 0)
     n_events = n_untriggered = 0
     with uproot.open(path) as f:
         tree = f["T"]
@@ -114,8 +119,11 @@ def read_korean_charges(path: Path, settings: KoreanSettings, channels: list[int
             n_events += len(adc)
             n_untriggered += int(np.count_nonzero(~ok))
             for ch in channels:
-                q = window_charge_pc(_mv(adc[:, ch, :], s, s.pmt_polarity), tstart + start_off, length) * scale + dither
-                out[ch].append(q[ok])
+                mv = _mv(adc[:, ch, :], s, s.pmt_polarity)
+                quiet = ~(np.abs(mv[:, s.pedestal_samples[0]:s.pedestal_samples[1]]) > baseline_veto_mv).any(axis=1)
+                busy[ch] += int(np.count_nonzero(ok & ~quiet))
+                q = window_charge_pc(mv, tstart + start_off, length) * scale + dither
+                out[ch].append(q[ok & quiet])
             if on_block is not None:
                 on_block(trig, {ch: adc[:, ch, :] for ch in channels})
-    return {ch: np.concatenate(v) if v else np.zeros(0) for ch, v in out.items()}, n_events, n_untriggered
+    return {ch: np.concatenate(v) if v else np.zeros(0) for ch, v in out.items()}, n_events, n_untriggered, busy

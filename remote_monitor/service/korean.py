@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from remote_monitor.analysis.charges import busy_baseline_warning
 from remote_monitor.analysis.korean_root import KoreanPmt, parse_korean_name, read_korean_charges
 from remote_monitor.analysis.peer_columns import PEER_COLUMNS, peer_columns
 from remote_monitor.analysis.point_extras import Digitizer
@@ -40,23 +41,30 @@ def process_korean_file(path: Path, cfg: Config) -> list[dict[str, Any]]:
             acc.add(trigger, samples[ch])
 
     channels = [p.channel for p in pmts] + ([ks.monitor_channel] if ks.monitor_channel >= 0 else [])
-    charges, n_events, n_untriggered = read_korean_charges(path, ks, channels, on_block)
+    veto = cfg.analysis.baseline_veto_mv
+    charges, n_events, n_untriggered, busy = read_korean_charges(path, ks, channels, on_block, veto)
     monitor = None
     if ks.monitor_channel >= 0:
         mon_fit, mon_hist = _fit_charges(_select(charges[ks.monitor_channel], cfg), cfg)
         monitor = {k: v for k, v in reference_entry(mon_fit, mon_hist).items() if k != "minima"}
     return [_pmt_result(path, p, _select(charges[p.channel], cfg), accs[p.channel], monitor, n_events,
-                        n_untriggered, cfg, started) for p in pmts]
+                        _read_warnings(n_events, n_untriggered, busy[p.channel], veto), cfg, started) for p in pmts]
+
+
+def _read_warnings(n_events: int, n_untriggered: int, busy: int, veto_mv: float) -> list[str]:
+    """A PMT's warnings from reading its file: events without a trigger pulse, and the baseline veto's share."""
+    untriggered = [f"dropped {n_untriggered} event(s) without a trigger pulse"] if n_untriggered else []
+    left_out = busy_baseline_warning(busy, n_events - n_untriggered, veto_mv)
+    return untriggered + ([left_out] if left_out else [])
 
 
 def _pmt_result(path: Path, pmt: KoreanPmt, q: np.ndarray, acc: Any, monitor: dict[str, Any] | None,
-                n_events: int, n_untriggered: int, cfg: Config, started: float) -> dict[str, Any]:
+                n_events: int, warnings: list[str], cfg: Config, started: float) -> dict[str, Any]:
     theta, phi = pmt.theta_phi
     fit, hist = _fit_charges(q, cfg)
     result = {"serial": pmt.serial, "scan_id": path.stem, "point": pmt.point, "kind": "scan", "theta": theta,
               "phi": phi, "hv": pmt.hv, "channel": pmt.channel, "events": n_events, "selected_events": len(q),
-              "histogram": hist, "reference": monitor,
-              "warnings": [f"dropped {n_untriggered} event(s) without a trigger pulse"] if n_untriggered else [],
+              "histogram": hist, "reference": monitor, "warnings": warnings,
               "source_files": {ROOT_SOURCE: str(path)}}
     judge(result, fit, cfg, "scan")
     result["peer"] = finish_extras(acc, fit, monitor, q, cfg, hist)
