@@ -274,8 +274,8 @@ def test_a_negative_nim_trigger_gives_the_same_charges_and_times_as_a_positive_o
 def test_events_with_a_pulse_among_the_baseline_samples_are_left_out_and_said() -> None:
     """A dark pulse among the 40 baseline samples lowers the baseline's mean, and the event's charge reads -1.5
     times that pulse's: at 1 mV of noise those charges sit a few pedestal widths low, inside the fit. An
-    independent stand at 1 mV with 40 kHz of dark pulses read Q1 9-11 % high, now 2-6 % (4 kHz: +0.6 / +1.2 %,
-    now -0.1 / +0.5 %)."""
+    independent stand at 1 mV with 40 kHz of dark pulses read the gain 9-11 % high (pulls 4.6, 5.8), now 2-6 %
+    (pulls 0.6, 1.6)."""
     from remote_monitor.analysis.charges import ChargeAccumulator
     from remote_monitor.analysis.wavedump import WaveformChunk
 
