@@ -300,3 +300,21 @@ def test_events_with_a_pulse_among_the_baseline_samples_are_left_out_and_said() 
     shifted = expected - 1.5 * expected  # the window less 60 x a mean lowered by 1/40 of the baseline's pulse
     assert len(old) == n and old[:5] == pytest.approx(shifted, abs=0.01)
     assert not any("baseline sample" in w for w in kept.warnings())
+
+
+def test_the_baseline_veto_is_at_least_two_adc_counts() -> None:
+    """8-bit samples of 2 Vpp are 7.8 mV a count: a baseline of 99 and 100 counts strays up to a count from its
+    mean, and a 4 mV veto would leave out every event; two counts keep them (and still catch a real pulse)."""
+    from remote_monitor.analysis.charges import ChargeAccumulator
+    from remote_monitor.analysis.wavedump import WaveformChunk
+
+    n = 100
+    rng = np.random.default_rng(2)
+    trigger = np.full((n, LENGTH), 10, dtype=np.uint16)
+    trigger[:, 60:80] += 100  # 780 mV
+    pmt = (100 - rng.integers(0, 2, size=(n, LENGTH))).astype(np.uint16)  # 99s and 100s
+    pmt[:3, 10:14] -= 10  # a 78 mV pulse among the baseline samples of the first three
+    acc = ChargeAccumulator(ChannelMap(), AnalysisSettings(adc_bits=8, sample_bytes=1))
+    for ch, samples in ((0, trigger), (2, pmt)):
+        acc.add(WaveformChunk(ch, samples, np.arange(n), np.zeros(n, dtype=np.int64)), ch)
+    assert len(acc.take(final=True).pmt) > n - 10 and acc.busy_baselines == {2: 3}  # (a few out of charge range)

@@ -79,6 +79,12 @@ class AnalysisSettings:
 BUSY_BASELINE_WARNING = 0.01  # a channel whose baseline veto leaves out more of the triggered events says so
 
 
+def baseline_veto(veto_mv: float, mv_per_adc: float) -> float:
+    """The veto in mV, at least two ADC counts: quantisation alone puts a sample up to a count from the mean (8-bit
+    samples of 2 Vpp are 7.8 mV a count)."""
+    return max(veto_mv, 2.0 * mv_per_adc)
+
+
 def busy_baseline_warning(busy: int, triggered: int, veto_mv: float, prefix: str = "") -> str | None:
     """The warning of a channel whose baseline veto left out `busy` of `triggered` events (None: few enough)."""
     if busy <= BUSY_BASELINE_WARNING * max(triggered, 1):
@@ -307,7 +313,7 @@ class ChargeAccumulator:
         quiet = np.empty(len(samples), dtype=np.bool_)
         pulse_kernels.pmt_features(samples, s.baseline_samples, self.mv_per_adc, s.pmt_threshold_mv, window_lo,
                                    length, leading, s.pre_samples, PC_PER_MV_SAMPLE, start, charge,
-                                   s.baseline_veto_mv, quiet)
+                                   baseline_veto(s.baseline_veto_mv, self.mv_per_adc), quiet)
         if not leading and s.remove_pickup:
             charge = self._without_pickup(channel, samples, window_lo, length, charge, trigger_start >= 0)
         charge += lattice_dither(first_index, len(charge), lattice_step_pc(length, s.baseline_samples,

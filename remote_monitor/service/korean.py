@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from remote_monitor.analysis.charges import busy_baseline_warning
+from remote_monitor.analysis.charges import baseline_veto, busy_baseline_warning
 from remote_monitor.analysis.korean_root import KoreanPmt, parse_korean_name, read_korean_charges
 from remote_monitor.analysis.peer_columns import PEER_COLUMNS, peer_columns
 from remote_monitor.analysis.point_extras import Digitizer
@@ -41,7 +41,7 @@ def process_korean_file(path: Path, cfg: Config) -> list[dict[str, Any]]:
             acc.add(trigger, samples[ch])
 
     channels = [p.channel for p in pmts] + ([ks.monitor_channel] if ks.monitor_channel >= 0 else [])
-    veto = cfg.analysis.baseline_veto_mv
+    veto = baseline_veto(cfg.analysis.baseline_veto_mv, ks.mv_per_adc)
     charges, n_events, n_untriggered, busy = read_korean_charges(path, ks, channels, on_block, veto)
     monitor = None
     if ks.monitor_channel >= 0:
