@@ -347,8 +347,9 @@ class ChargeAccumulator:
         out = [("" if channel == self.channels.pmt else "reference PMT: ") + line.describe()
                for channel, line in self.pickups.items() if line is not None]
         triggered = self.n_events - self.n_untriggered
+        veto = baseline_veto(self.settings.baseline_veto_mv, self.mv_per_adc)  # the one the kernel applied
         out += [w for channel, busy in self.busy_baselines.items()
-                if (w := busy_baseline_warning(busy, triggered, self.settings.baseline_veto_mv,
+                if (w := busy_baseline_warning(busy, triggered, veto,
                                                "" if channel == self.channels.pmt else "reference PMT: "))]
         if self.dropped:
             out.append(f"dropped {self.dropped} event(s) not present in every channel")
