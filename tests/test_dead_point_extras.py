@@ -128,6 +128,16 @@ def test_scan_summary_leaves_an_error_point_out_of_the_de_uniformity() -> None:
     assert peer_table(points)["theta40_phi180"]["relative_de"] is None
 
 
+def test_a_scan_without_a_light_monitor_says_its_de_is_not_measured() -> None:
+    """A stand that records no SiPM (the seventh independent stand: trigger and PMT only): the DE verdict was
+    "in progress" for good; it is "not measured", with the way to a DE without a monitor."""
+    no_monitor = {"status": "healthy", "fit": {"gain": 1e7},
+                  "peer": {"raw_de": None, "raw_de_reason": "no light-monitor value (sipm_charge)"}}
+    summary = peer_summary(dict.fromkeys(("theta0_phi0", *SIDE), no_monitor), Config())
+    assert summary["de_verdict"] == "not measured"
+    assert 'normalisation = "none"' in summary["de_reason"] and "sipm_charge" in summary["de_reason"]
+
+
 def test_scan_summary_with_the_centre_left_out_says_why() -> None:
     points = {"theta0_phi0": _point("error", 0.486, DEAD), **{p: _point("healthy", 0.0023) for p in SIDE}}
     summary = peer_summary(points, Config())

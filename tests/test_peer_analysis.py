@@ -12,6 +12,7 @@ from remote_monitor.analysis.dark_rate import (
     corrected_dark_rate,
     dark_rate,
     measured_threshold_efficiency,
+    pooled_dark_rate,
     threshold_efficiency,
 )
 from remote_monitor.analysis.detection_efficiency import (
@@ -195,6 +196,43 @@ def test_dark_rate_and_poisson_error():
     d = dark_rate(100, 2e7)  # 100 pulses in 20 ms
     assert d["dark_rate_hz"] == pytest.approx(5000) and d["dark_rate_err_hz"] == pytest.approx(500)
     assert dark_rate(0, 0)["dark_rate_hz"] is None
+
+
+def _dark(counts: int, live_s: float, eff: float | None, noise: int = 0) -> dict[str, float | int | None]:
+    raw = dark_rate(counts, live_s * 1e9, noise)
+    return corrected_dark_rate(raw, eff)
+
+
+def test_the_pmt_dark_rate_pools_the_counts_of_the_corrected_points():
+    """Pooled counts over pooled live time x efficiency; a point counted without the correction is left out
+    with why. The inverse-variance mean of the same rates leans low: the point that counted few gets the
+    smaller Poisson error."""
+    points = {"theta0_phi0": _dark(80, 0.02, 0.8), "theta10_phi0": _dark(50, 0.02, 0.8),
+              "theta10_phi90": _dark(130, 0.02, 0.8, noise=10),
+              "theta30_phi270": corrected_dark_rate(dark_rate(90, 0.027e9), None)}
+    points["theta30_phi270"]["dark_rate_note"] = "not corrected for the threshold efficiency: no light"
+    pooled = pooled_dark_rate(points)
+    assert pooled["n_points"] == 3
+    assert pooled["dark_rate_hz"] == pytest.approx((80 + 50 + 120) / (3 * 0.02 * 0.8))
+    rates = [(80, 80), (50, 50), (120, 140)]  # (net counts, variance)
+    inverse_variance = sum(r / v for r, v in rates) / sum(1 / v for _, v in rates) / (0.02 * 0.8)
+    assert inverse_variance < 0.95 * pooled["dark_rate_hz"]
+    expected = 250 / 3
+    chi2 = sum((r - expected) ** 2 / (expected + 2 * n) for r, n in ((80, 0), (50, 0), (120, 10)))
+    assert pooled["chi2_ndf"] == pytest.approx(chi2 / 2)
+    assert pooled["chi2_ndf"] > 1  # so the error is scaled by its root
+    assert pooled["dark_rate_err_hz"] == pytest.approx(math.sqrt(270 * chi2 / 2) / 0.048)
+    assert pooled["left_out"] == [{"point": "theta30_phi270",
+                                   "reason": "not corrected for the threshold efficiency: no light"}]
+    assert pooled_dark_rate({"theta0_phi0": points["theta30_phi270"]})["dark_rate_hz"] is None
+
+
+def test_without_the_efficiency_correction_the_pmt_dark_rate_pools_the_counted_rates():
+    points = {p: dark_rate(c, 0.02e9) for p, c in (("theta0_phi0", 100), ("theta10_phi0", 110))}
+    pooled = pooled_dark_rate(points)
+    assert pooled["dark_rate_hz"] == pytest.approx(210 / 0.04) and pooled["left_out"] == []
+    assert pooled["chi2_ndf"] == pytest.approx(2 * 5**2 / 105)
+    assert pooled["dark_rate_err_hz"] == pytest.approx(math.sqrt(210) / 0.04)  # chi2/ndf under 1: not scaled
 
 
 def test_threshold_efficiency_of_dark_counting():

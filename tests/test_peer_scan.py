@@ -4,6 +4,7 @@ the CSV's columns (pandas) and the report's new panels (Chromium)."""
 from __future__ import annotations
 
 import io
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,11 @@ def test_detection_efficiency_transit_time_and_dark_rate_match_the_truth(scan):
         assert results[point]["peer"]["dark"]["dark_region"] == "before the laser window"  # no afterpulses there
     summary = peer_summary(results, Config())
     assert summary["de_verdict"] == "pass" and summary["de_uniformity"]["n_points"] == 3
+    pooled, true_dark = summary["dark_rate"], truth["theta0_phi0"]["dark_rate_hz"]
+    assert pooled["n_points"] == 3 and pooled["left_out"] == []
+    assert abs(pooled["dark_rate_hz"] - true_dark) < max(0.1 * true_dark, 3 * pooled["dark_rate_err_hz"]), pooled
+    unscaled = pooled["dark_rate_err_hz"] / math.sqrt(max(pooled["chi2_ndf"], 1.0))  # (scaled where chi2/ndf > 1)
+    assert unscaled < min(c["dark_rate_err_hz"] for c in peer_table(results).values())
     side, side_truth = peer_table(results)["theta50_phi90"], truth["theta50_phi90"]["detection_efficiency"]
     tolerance = max(0.05 * side_truth, 3 * side["relative_de_err"])  # 20k events: the statistical error counts
     assert summary["de_uniformity"]["centre_side"] == pytest.approx(side_truth, abs=tolerance)
@@ -95,4 +101,5 @@ def test_report_shows_de_map_timing_and_dark_rate(scan, tmp_path: Path):
         page.click('[data-point="theta30_phi180"]')
         assert "PMT − trigger time theta30_phi180" in page.inner_text("#timing")
         assert "DE spread" in page.inner_text("#de-summary")
+        assert "dark rate of the PMT over the scan" in page.inner_text("#dark-summary")
         assert errors == []

@@ -84,6 +84,38 @@ def corrected_dark_rate(raw: dict[str, Any], efficiency: float | None) -> dict[s
     return out
 
 
+def pooled_dark_rate(samples: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One dark rate for the PMT from its points' dark samples (`dark` of each point's extras): the counts less
+    the noise crossings, summed, over the live time times the threshold efficiency, summed (a weighted mean of
+    the points' rates would lean low: a point that counted few gets a small Poisson error). Points whose rate is
+    not corrected for the threshold efficiency, where the others are, count only the pulses over the threshold
+    and are left out with why. chi2/ndf of the points around the pooled rate: about 1 when the rate held steady
+    through the scan (a PMT still settling after the HV went on, or after light, counts more at first); above 1
+    the error is scaled by its square root."""
+    used, left_out = {}, []
+    for point, s in samples.items():
+        eff = s.get("threshold_efficiency", 1.0)  # (no key: the correction is off, every point counted alike)
+        if not s.get("dark_live_s") or s.get("dark_rate_hz") is None:
+            continue
+        if not eff or eff <= MIN_THRESHOLD_EFFICIENCY:
+            left_out.append({"point": point, "reason": s.get("dark_rate_note") or "not corrected"})
+            continue
+        used[point] = (int(s["dark_counts"]), int(s.get("noise_counts") or 0), float(s["dark_live_s"]) * float(eff))
+    out: dict[str, Any] = {"dark_rate_hz": None, "dark_rate_err_hz": None, "chi2_ndf": None,
+                           "n_points": len(used), "left_out": left_out}
+    exposure = sum(e for _, _, e in used.values())
+    if not used or exposure <= 0:
+        return out
+    counts, noise = sum(c for c, _, _ in used.values()), sum(n for _, n, _ in used.values())
+    rate = max(counts - noise, 0) / exposure
+    err = math.sqrt(max(counts + noise, 1)) / exposure
+    if len(used) > 1:
+        chi2 = sum((c - n - rate * e) ** 2 / max(rate * e + 2 * n, 1.0) for c, n, e in used.values())
+        out["chi2_ndf"] = chi2 / (len(used) - 1)
+        err *= math.sqrt(max(out["chi2_ndf"], 1.0))
+    return {**out, "dark_rate_hz": rate, "dark_rate_err_hz": err}
+
+
 def joined_notes(*notes: str | None) -> str:
     """The notes given, in order, joined by '; ' (None and empty ones left out)."""
     return "; ".join(n for n in notes if n)

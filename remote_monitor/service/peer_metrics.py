@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from remote_monitor.analysis.dark_rate import pooled_dark_rate
 from remote_monitor.analysis.detection_efficiency import (
     CENTRE,
     EfficiencySettings,
@@ -61,6 +62,10 @@ def wavedump_extras(files: dict[int, Path], cfg: Config) -> ExtrasAccumulator:
     return acc
 
 
+NO_MONITOR = "no light-monitor value"  # a point's DE left out for it: the stand recorded no monitor (or no light on it)
+NOT_MEASURED = "not measured"  # the DE verdict of a scan whose centre point has no light-monitor value
+
+
 def _monitor_dark(eff: EfficiencySettings, monitor: float | None, reference: dict[str, Any] | None) -> str | None:
     """Why the point's light monitor saw no light (a reference PMT without light says so itself), or None."""
     if eff.normalisation == "reference_occupancy" and reference and reference.get("status") == NO_LIGHT:
@@ -84,7 +89,7 @@ def _no_de(pmt_dark: str | None, occupancy: float | None, monitor_why: str | Non
         return monitor_why
     if occupancy is None:
         return "no PMT occupancy (no SPE fit)"
-    return None if monitor else f"no light-monitor value ({normalisation})"
+    return None if monitor else f"{NO_MONITOR} ({normalisation})"
 
 
 def finish_extras(acc: ExtrasAccumulator, fit: dict[str, Any] | None, reference: dict[str, Any] | None,
@@ -165,7 +170,11 @@ def peer_summary(points: dict[str, dict[str, Any]], cfg: Config) -> dict[str, An
     base = [c["baseline_mv"] for c in table.values() if c["baseline_mv"] is not None]
     ped = [c["pedestal_pc"] for c in table.values() if c["pedestal_pc"] is not None]
     verdict, reason = de_verdict(de_u, cfg.efficiency)
-    if verdict == "in progress" and CENTRE in left_out:
+    if verdict == "in progress" and CENTRE in left_out and left_out[CENTRE].startswith(NO_MONITOR):
+        verdict, reason = NOT_MEASURED, (f"relative detection efficiency not measured: the centre point has "
+                                         f"{left_out[CENTRE]}; [efficiency] normalisation = \"none\" takes the "
+                                         "occupancies alone (a steady laser), or record the SiPM / a reference PMT")
+    elif verdict == "in progress" and CENTRE in left_out:
         reason = f"relative detection efficiency needs the centre point, left out ({left_out[CENTRE]})"
     elif left_out:
         reason += f"; left out: {', '.join(left_out)}"
@@ -173,4 +182,5 @@ def peer_summary(points: dict[str, dict[str, Any]], cfg: Config) -> dict[str, An
             "baseline_drift_mv": (max(base) - min(base)) if base else None,
             "pedestal_drift_pc": (max(ped) - min(ped)) if ped else None,
             "de_verdict": verdict, "de_reason": reason,
-            "de_left_out": [{"point": p, "reason": why} for p, why in left_out.items()]}
+            "de_left_out": [{"point": p, "reason": why} for p, why in left_out.items()],
+            "dark_rate": pooled_dark_rate({p: (v.get("peer") or {}).get("dark") or {} for p, v in sorted(scan.items())})}
