@@ -12,6 +12,7 @@ from remote_monitor.analysis.dark_rate import (
     corrected_dark_rate,
     dark_rate,
     measured_threshold_efficiency,
+    merging_bias,
     pooled_dark_rate,
     threshold_efficiency,
 )
@@ -362,7 +363,7 @@ def test_timing_of_points_with_several_photoelectrons_per_event_says_it_is_not_s
     assert "merged pulse.<br>The TTS reads narrower" in noted["layout"]["title"]["text"]
 
 
-def test_threshold_efficiency_from_the_laser_pulses_only_where_they_are_single_photoelectrons() -> None:
+def test_threshold_efficiency_from_the_laser_pulses_only_where_they_seldom_merge() -> None:
     from remote_monitor.analysis.point_extras import ExtrasAccumulator
 
     # half the searched events hold a pulse over the threshold: at 1 PE per event that reads an efficiency of
@@ -379,6 +380,22 @@ def test_threshold_efficiency_from_the_laser_pulses_only_where_they_are_single_p
     single = acc.dark({**fit, "mu": 0.15})
     assert single["threshold_efficiency_from"] == "laser pulses"
     assert single["threshold_efficiency"] == pytest.approx(0.70, abs=0.01)
+    # at 0.3 PE the laser pulses measure it where most photoelectrons cross alone (the project's stand at 1e7:
+    # 0.69 with the true occupancy, the SPE fit's 0.74 for 0.694 counted), not where most stay under it
+    acc.times.laser_over = round(100_000 * -math.expm1(-0.3 * 0.85))
+    assert acc.dark({**fit, "mu": 0.3})["threshold_efficiency_from"] == "laser pulses"
+    acc.times.laser_over = round(100_000 * -math.expm1(-0.3 * 0.45))
+    assert acc.dark({**fit, "mu": 0.3})["threshold_efficiency_from"] == "SPE fit"
+
+
+def test_merging_bias_bounds_the_inflation_of_the_laser_measured_efficiency() -> None:
+    """Monte Carlo of the laser method: Poisson photoelectrons, each over the threshold with probability eff; two
+    under it merge over it always (m = 1): -ln P(no pulse over) / mu overestimates eff by at most the bound."""
+    for mu, eff in ((0.3, 0.7), (0.5, 0.7), (1.0, 0.2), (0.1, 0.5)):
+        p0 = sum(math.exp(-mu) * mu**n / math.factorial(n) * (1 - eff) ** n * (1 if n < 2 else 0) for n in range(30))
+        inflation = -math.log(p0) / mu / eff - 1
+        assert 0.5 * merging_bias(mu, eff) < inflation <= merging_bias(mu, eff) * 1.05, (mu, eff)
+    assert merging_bias(0.3, 0.0) == math.inf
 
 
 def test_threshold_efficiency_on_the_laser_pulses_counts_the_noise_crossings_in_the_window() -> None:

@@ -10,14 +10,15 @@ import numpy as np
 
 from remote_monitor.analysis.charges import rising_trigger
 from remote_monitor.analysis.dark_rate import (
+    MAX_MERGING_BIAS,
     corrected_dark_rate,
     dark_rate,
     joined_notes,
     measured_threshold_efficiency,
+    merging_bias,
     threshold_efficiency,
 )
 from remote_monitor.analysis.pulse_times import (
-    SINGLE_PE_OCCUPANCY,
     TimingAccumulator,
     TimingSettings,
     pulse_times,
@@ -100,7 +101,8 @@ class ExtrasAccumulator:
 
     def dark(self, fit: dict[str, Any] | None = None, no_light: str | None = None) -> dict[str, Any]:
         """Dark rate; with the SPE fit and the correction enabled, divided by the threshold efficiency: the one
-        measured on the laser pulses when the point has light, else the one from the fitted 1-PE response. A fit
+        measured on the laser pulses when the point has light and its photoelectrons seldom merge there
+        (`merging_bias`), else the one from the fitted 1-PE response. A fit
         that failed, or of a PMT without light (no_light: why), has no 1-PE response to correct with: the rate
         is the counted one, and says why."""
         counts, noise, live_ns, region = self.times.dark_sample()
@@ -116,10 +118,8 @@ class ExtrasAccumulator:
         crossings = counts / (live_ns * 1e-9) if live_ns > 0 else None  # noise too: it crosses in the window as well
         measured = measured_threshold_efficiency(self.times.laser_over, self.times.laser_searched, fit.get("mu"),
                                                  crossings, hi - lo)
-        single = (fit.get("mu") or 0.0) <= SINGLE_PE_OCCUPANCY  # (photoelectrons of one event merge into one pulse:
-        # under the threshold alone, over it together; 0.5e7 at 1-2.5 PE on the sixth stand read 0.32 and 0.44 for
-        # about 0.2, and dark rates of 2.5 and 1.25 kHz for 4 kHz)
-        if single and measured is not None and 0.3 < measured <= 1.2:
+        if measured is not None and 0.3 < measured <= 1.2 and \
+                merging_bias(fit.get("mu") or 0.0, min(measured, 1.0)) <= MAX_MERGING_BIAS:
             return {**corrected_dark_rate(raw, min(measured, 1.0)), "threshold_efficiency_from": "laser pulses"}
         ratios = np.concatenate(self.times.amplitude_per_pc) if self.times.amplitude_per_pc else np.zeros(0)
         w, mean_u, k_u = (fit.get(k) for k in ("under_amplified_fraction", "under_amplified_mean_pc",
