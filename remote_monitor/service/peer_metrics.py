@@ -62,7 +62,7 @@ def wavedump_extras(files: dict[int, Path], cfg: Config) -> ExtrasAccumulator:
     return acc
 
 
-NO_MONITOR = "no light-monitor value"  # a point's DE left out for it: the stand recorded no monitor (or no light on it)
+NO_MONITOR = "no light-monitor value"  # a point's DE left out for it: no SiPM channel or reference result to read
 NOT_MEASURED = "not measured"  # the DE verdict of a scan whose centre point has no light-monitor value
 
 
