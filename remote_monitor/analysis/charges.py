@@ -181,6 +181,7 @@ class ChargeAccumulator:
         self.delays = delay_histogram()  # PMT minus trigger (ns): where the laser pulses are (`laser_window`)
         self.record_end_ns: float | None = None  # the earliest end of a record after its trigger pulse (ns)
         self.mv_per_adc = ADC_RANGE_V / 2**settings.adc_bits * 1000.0
+        self.veto_mv = baseline_veto(settings.baseline_veto_mv, self.mv_per_adc)  # the baseline veto applied
         self.pickups: dict[int, pickup.PickupLine | None] = {}  # each PMT channel's pickup line, once decided
         self.busy_baselines: dict[int, int] = {}  # each PMT channel's triggered events left out for their baseline
 
@@ -313,7 +314,7 @@ class ChargeAccumulator:
         quiet = np.empty(len(samples), dtype=np.bool_)
         pulse_kernels.pmt_features(samples, s.baseline_samples, self.mv_per_adc, s.pmt_threshold_mv, window_lo,
                                    length, leading, s.pre_samples, PC_PER_MV_SAMPLE, start, charge,
-                                   baseline_veto(s.baseline_veto_mv, self.mv_per_adc), quiet)
+                                   self.veto_mv, quiet)
         if not leading and s.remove_pickup:
             charge = self._without_pickup(channel, samples, window_lo, length, charge, trigger_start >= 0)
         charge += lattice_dither(first_index, len(charge), lattice_step_pc(length, s.baseline_samples,
@@ -347,9 +348,8 @@ class ChargeAccumulator:
         out = [("" if channel == self.channels.pmt else "reference PMT: ") + line.describe()
                for channel, line in self.pickups.items() if line is not None]
         triggered = self.n_events - self.n_untriggered
-        veto = baseline_veto(self.settings.baseline_veto_mv, self.mv_per_adc)  # the one the kernel applied
         out += [w for channel, busy in self.busy_baselines.items()
-                if (w := busy_baseline_warning(busy, triggered, veto,
+                if (w := busy_baseline_warning(busy, triggered, self.veto_mv,
                                                "" if channel == self.channels.pmt else "reference PMT: "))]
         if self.dropped:
             out.append(f"dropped {self.dropped} event(s) not present in every channel")

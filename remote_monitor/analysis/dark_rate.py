@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 from scipy.special import gammaincc, ndtr
@@ -84,12 +84,17 @@ def merging_bias(mu: float, efficiency: float) -> float:
 MIN_THRESHOLD_EFFICIENCY = 0.3  # a rate counted by a threshold that sees fewer photoelectrons is not scaled up
 
 
+def scales_up(efficiency: float | None) -> TypeGuard[float]:
+    """Whether a counted rate is divided by this threshold efficiency (see `corrected_dark_rate`)."""
+    return efficiency is not None and efficiency > MIN_THRESHOLD_EFFICIENCY
+
+
 def corrected_dark_rate(raw: dict[str, Any], efficiency: float | None) -> dict[str, Any]:
     """The raw counting rate divided by the threshold efficiency (kept as dark_rate_raw_hz). Where the threshold
     sees under MIN_THRESHOLD_EFFICIENCY of the photoelectrons (a low gain: 0.5e7 put 20 % of them over 4 mV on an
     independent stand, which counted 0.4-0.7 kHz for 4 kHz), the counted rate stays, and says so."""
     out = {**raw, "dark_rate_raw_hz": raw["dark_rate_hz"], "threshold_efficiency": efficiency}
-    if efficiency and raw["dark_rate_hz"] is not None and efficiency > MIN_THRESHOLD_EFFICIENCY:
+    if scales_up(efficiency) and raw["dark_rate_hz"] is not None:
         out["dark_rate_hz"] = raw["dark_rate_hz"] / efficiency
         out["dark_rate_err_hz"] = raw["dark_rate_err_hz"] / efficiency
     elif efficiency is not None and raw["dark_rate_hz"] is not None:
@@ -113,7 +118,7 @@ def pooled_dark_rate(samples: dict[str, dict[str, Any]]) -> dict[str, Any]:
         eff = s.get("threshold_efficiency", 1.0)  # (no key: the correction is off, every point counted alike)
         if not s.get("dark_live_s") or s.get("dark_rate_hz") is None:
             continue
-        if not eff or eff <= MIN_THRESHOLD_EFFICIENCY:
+        if not scales_up(eff):
             left_out.append({"point": point, "reason": s.get("dark_rate_note") or "not corrected"})
             continue
         used[point] = (int(s["dark_counts"]), int(s.get("noise_counts") or 0), float(s["dark_live_s"]) * float(eff))

@@ -37,10 +37,6 @@ class TimingSettings:
     dark_efficiency_correction: bool = True  # divide by the fraction of SPE pulses over the dark threshold
 
 
-SINGLE_PE_OCCUPANCY = 0.2  # photoelectrons per event up to which an event's pulse is one photoelectron's: above
-# it, a fifth or more of the lit events hold several, merged into one pulse (their spread, 1-2 ns, is far under the
-# pulse width), which is timed nearer their mean (the timing's note; the dark rate's efficiency bounds the merging's
-# effect on its own count instead, `dark_rate.merging_bias`)
 BEFORE_WINDOW_NS = 100.0  # dark counting before the laser window alone when each event has this much there
 
 

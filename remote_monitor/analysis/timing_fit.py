@@ -25,7 +25,6 @@ from scipy.optimize import brentq, minimize_scalar
 from scipy.special import log_ndtr, ndtr
 
 from remote_monitor.analysis.binned_nll import minimize_nll, poisson_nll
-from remote_monitor.analysis.pulse_times import SINGLE_PE_OCCUPANCY
 
 os.environ.setdefault("ZFIT_DISABLE_TF_WARNINGS", "1")
 _PARAMS: list[Any] = []
@@ -36,6 +35,9 @@ _NAMES = ("n_signal", "n_background", "mu", "sigma", "tau", "late_fraction")
 # core. Up to 20 ns, the half-range of the fit (or 4x the shortest). 30 % is far above any late-pulse fraction
 # yet keeps the direct photoelectrons the majority.
 MIN_TAIL_TAU_NS = 2.0
+SINGLE_PE_OCCUPANCY = 0.2  # photoelectrons per event up to which an event's pulse is one photoelectron's: above
+# it, a fifth or more of the lit events hold several, merged into one pulse (their spread, 1-2 ns, is far under the
+# pulse width), which is timed nearer their mean (`multi_photoelectron_note`)
 MAX_TAIL_TAU_NS = 20.0
 MAX_LATE_FRACTION = 0.3
 MAX_TTS_NS = 10.0  # the core's width's upper bound: a fit there found no peak in the +-20 ns it sees
