@@ -59,6 +59,13 @@ def n_events(mu: float) -> int:
     return int(min(max(10_000 / mu, 60_000), 400_000))
 
 
+def hesse_error(fit: Any) -> float:
+    """The gain error Hesse (or the profile) gave: the spectrum's statistics and the under-amplified prior's part
+    (`SpeFitResult.gain_err_under_prior`), as this benchmark's event counts and stat columns used before they
+    were shown apart (2026-12-06)."""
+    return math.hypot(fit.gain_err_stat or 0.0, fit.gain_err_under_prior or 0.0)
+
+
 def fit_class(rng: np.random.Generator, mu: float, gain: float, noise_mv: float,
               phys: PmtPhysics | None = None) -> tuple[Histogram, Any, Any]:
     """(histogram, full fit, seed fit) of one class, with enough events for STAT_GOAL: when the first guess gives a
@@ -70,7 +77,7 @@ def fit_class(rng: np.random.Generator, mu: float, gain: float, noise_mv: float,
         pedestals = pedestal_charges(rng, noise_mv, n)
         hist = histogram(event_charges(rng, n, mu, gain, phys or PmtPhysics(), pedestals), gain, mu)
         full = fit_spe(hist)
-        stat = (full.gain_err_stat or 0.0) / gain
+        stat = hesse_error(full) / gain
         if full.gain is None or stat <= STAT_GOAL * 1.15 or n >= MAX_EVENTS:
             return hist, full, fit_spe(hist, model="seed")
         n = int(min(MAX_EVENTS, n * (stat / STAT_GOAL) ** 2))
@@ -283,14 +290,14 @@ def asimov(path: str) -> None:
     events: bias and pull of the model itself, next to the drawn spectrum's; then the summaries of both, over all
     classes and over those whose gain the monitor shows (judged on the drawn spectrum, as in the main table)."""
     sigma = {n: pedestal_width(n, PEDESTAL_RECORDS) for n in NOISES}
-    print(f"{'mu':>5} {'gain':>6} {'noise':>5} {'events':>8} | {'expected: bias %':>16} {'pull':>6} {'stat %':>6} "
-          f"| {'drawn: bias %':>13} {'pull':>6} {'stat %':>6}")
+    print(f"{'mu':>5} {'gain':>6} {'noise':>5} {'events':>8} | {'expected: bias %':>16} {'pull':>6} {'Hesse %':>7} "
+          f"| {'drawn: bias %':>13} {'pull':>6} {'Hesse %':>7}")
     tally: dict[tuple[str, bool], tuple[list[float], list[float]]] = {}  # (spectrum, gain shown): pulls, biases
     for mu, gain, noise_mv, drawn in saved_classes(path):
         expected = expected_histogram(drawn.edges, mu, gain, sigma[noise_mv], drawn.total, PmtPhysics())
         fits = [fit_spe(h) for h in (expected, drawn)]
         shown = [f"{100 * (f.gain / gain - 1):+7.2f} {(f.gain - gain) / f.gain_err:+6.2f} "
-                 f"{100 * (f.gain_err_stat or 0) / gain:6.2f}" if f.gain and f.gain_err else f"fit {f.status}"
+                 f"{100 * hesse_error(f) / gain:7.2f}" if f.gain and f.gain_err else f"fit {f.status}"
                  for f in fits]
         print(f"{mu:5.2f} {gain / 1e7:5.1f}e7 {noise_mv:5.1f} {drawn.total:8d} | {shown[0]:>23} | {shown[1]}", flush=True)
         for which, f in zip(("expected", "drawn"), fits, strict=True):
@@ -316,7 +323,7 @@ def ranges(events: int | None) -> None:
     point and over all."""
     n = events or RANGE_EVENTS
     print(f"{'gain':>6} {'noise':>5} {'r':>5} {'under-amplified':>16} | {'bias %':>7} {'pull':>6} {'stat %':>6} "
-          f"{'syst %':>6} {'w':>6} {'r1':>6}  ({RANGE_MU} PE, {n} events, expected spectra)")
+          f"{'prior %':>7} {'syst %':>6} {'w':>6} {'r1':>6}  ({RANGE_MU} PE, {n} events, expected spectra)")
     every: tuple[list[float], list[float]] = ([], [])
     for gain, noise_mv in RANGE_POINTS:
         pulls, biases = [], []
@@ -332,7 +339,7 @@ def ranges(events: int | None) -> None:
             biases.append(100 * (fit.gain / gain - 1))
             pulls.append((fit.gain - gain) / fit.gain_err)
             print(f"{head} {biases[-1]:+7.2f} {pulls[-1]:+6.2f} {100 * (fit.gain_err_stat or 0) / gain:6.2f} "
-                  f"{100 * (fit.gain_err_syst or 0) / gain:6.2f} {fit.under_amplified_fraction or 0:6.3f} "
+                  f"{100 * (fit.gain_err_under_prior or 0) / gain:7.2f} {100 * (fit.gain_err_syst or 0) / gain:6.2f} {fit.under_amplified_fraction or 0:6.3f} "
                   f"{fit.spe_resolution or 0:6.3f}{'  ' + ','.join(fit.at_limit) if fit.at_limit else ''}", flush=True)
         summary(f" at {gain / 1e7:.1f}e7 / {noise_mv} mV", pulls, biases, noun="responses")
         print(f"  expected |pull| above 1: {sum(abs(p) > 1 for p in pulls)}, above 2: {sum(abs(p) > 2 for p in pulls)}")
@@ -402,7 +409,7 @@ def main() -> None:
         print("pedestal width from the noise model: " + ", ".join(
             f"{n} mV -> {np.std(pedestal_charges(rng, n, 20_000)):.3f} pC" for n in NOISES))
     print(f"{'mu':>5} {'gain':>6} {'noise':>5} {'events':>8} | {'bias %':>7} {'pull':>6} {'stat %':>6} "
-          f"{'syst %':>6} {'chi2':>5} {'P/V':>5} {'s':>5} | {'seed bias %':>11}")
+          f"{'prior %':>7} {'syst %':>6} {'chi2':>5} {'P/V':>5} {'s':>5} | {'seed bias %':>11}")
     saved: dict[str, Any] = {}
     fitted = ((mu, g, n, h, fit_spe(h), fit_spe(h, model="seed")) for mu, g, n, h in saved_classes(args.refit)) \
         if args.refit else drawn_classes(rng, args.quick, saved)
@@ -438,7 +445,8 @@ def row(mu: float, gain: float, noise_mv: float, n: int, full: Any, seed: Any) -
         return f"{head} fit {full.status}: {full.reason}"
     seed_bias = 100 * (seed.gain / gain - 1) if seed.gain else float("nan")
     return (f"{head} {100 * (full.gain / gain - 1):+7.2f} {(full.gain - gain) / full.gain_err:+6.2f} "
-            f"{100 * (full.gain_err_stat or 0) / gain:6.2f} {100 * (full.gain_err_syst or 0) / gain:6.2f} "
+            f"{100 * (full.gain_err_stat or 0) / gain:6.2f} {100 * (full.gain_err_under_prior or 0) / gain:7.2f} "
+            f"{100 * (full.gain_err_syst or 0) / gain:6.2f} "
             f"{full.chi2_ndf or float('nan'):5.2f} {full.peak_to_valley or float('nan'):5.2f} "
             f"{full.fit_seconds or 0:5.1f} | {seed_bias:+11.2f}{'  ' + ','.join(full.at_limit) if full.at_limit else ''}")
 

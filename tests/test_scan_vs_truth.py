@@ -94,7 +94,7 @@ def test_gain_error_is_the_profile_likelihoods_within_a_factor_three(processed: 
     fit = result["fit"]
     q1 = fit["minima"]["nominal"]["q1"]
     rises = profile_rises(Histogram.from_dict(result["histogram"]), fit["minima"]["nominal"],
-                          fit["gain_err_stat"] / fit["gain"] * q1)
+                          math.hypot(fit["gain_err_stat"], fit["gain_err_under_prior"]) / fit["gain"] * q1)
     ratios = [math.sqrt(2 * max(rise, 0.0)) for rise in rises]  # error / profile error on each side
     assert all(0.6 < r < 3.0 for r in ratios), (point, rises)
 
@@ -139,6 +139,11 @@ def test_report_in_browser_shows_the_monitors_statuses(processed: dict[str, Any]
         window_text, delay_text = rows["charge window"].split(" (laser pulses at ")
         assert window_text == f"{lo:.0f}-{hi:.0f} ns after the trigger"
         assert abs(float(delay_text.removesuffix(" ns)")) - delay) <= 0.5  # (the page rounds to 1 ns)
+        fit = results["theta30_phi180"]["fit"]  # the gain error's three parts, each in % of the gain
+        parts = [float(p.split("± ")[1].removesuffix(" %")) for p in rows["gain error, its parts"].split(" · ")]
+        assert parts == pytest.approx([round(100 * fit[k] / fit["gain"], 2) for k in
+                                       ("gain_err_stat", "gain_err_under_prior", "gain_err_syst")], abs=0.006)
+        assert math.hypot(*parts) == pytest.approx(100 * fit["gain_err"] / fit["gain"], abs=0.01)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "report_simulated_scan.png"), full_page=True)
     assert not errors, errors

@@ -14,7 +14,9 @@ Where the data tell the shapes apart the better one takes the weight; where they
 pulls down to -9.) That second fit starts afresh, so it is also a second start: when it ends lower, the nominal
 fit was in a local minimum and is repeated from there. Where the pedestal hides the under-amplified part
 (`_profiled`), refits with Q1 held one Hesse error either side check the minimum (going on
-from a lower one) and widen the statistical error to the profile likelihood where that is flatter. A fit of a
+from a lower one) and widen the statistical error to the profile likelihood where that is flatter. That error
+is shown in two parts: the spectrum's statistics and what the prior on the under-amplified fraction adds
+(`spe_minimize.under_prior_share`). A fit of a
 growing point (`warm`) starts from the previous fit's minima, and keeps its errors and systematic while the
 point grew by less than 25 %. Model "seed": the old system's two Gaussians (`spe_seed`), for comparison.
 """
@@ -23,8 +25,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
-from typing import Any, TypeGuard
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple, TypeGuard
 
 import numpy as np
 
@@ -120,7 +122,7 @@ def _profiled(model: BuiltModel, counts: np.ndarray, nominal: Outcome, escapes: 
             return _profiled(model, counts, again, escapes - 1)
     rise = max(lowest.nll - nominal.nll, PROFILE_FLOOR)
     widened = step / math.sqrt(2 * rise) if rise < 0.5 else step
-    return Outcome(nominal.values, {**nominal.errors, "q1": widened}, nominal.valid, nominal.nll)
+    return replace(nominal, errors={**nominal.errors, "q1": widened})
 
 
 @dataclass(frozen=True)
@@ -137,11 +139,21 @@ class _Search:
     delta_nll: float = math.nan  # NLL(alternative) - NLL(nominal)
 
 
-def _kept_errors(warm: dict[str, Any], n_events: float) -> tuple[dict[str, float], float] | None:
+class _Kept(NamedTuple):
+    """Errors of an earlier fit of a growing point that a refit keeps: the Hesse errors, the number of events
+    they were computed at, and the under-amplified prior's share of Q1's (`spe_minimize.under_prior_share`)."""
+
+    errors: dict[str, float]
+    events: float
+    under_prior_share: float
+
+
+def _kept_errors(warm: dict[str, Any], n_events: float) -> _Kept | None:
     """The Hesse errors of an earlier fit of the same growing point and its number of events, if it had at least
     ERRORS_KEPT_ABOVE of n_events (a statistical error scales as 1 / sqrt(events) for the same spectrum shape)
     and both its minima; None: the errors are computed again."""
-    errors, at = warm.get("errors"), (warm.get("errors_at") or {}).get("events")
+    errors_at = warm.get("errors_at") or {}
+    errors, at = warm.get("errors"), errors_at.get("events")
     delta = (warm.get("shapes") or {}).get("delta_nll")
     if not (_complete(warm.get("nominal")) and _complete(warm.get("alternative")) and isinstance(errors, dict)
             and isinstance(at, (int, float)) and isinstance(delta, (int, float))):
@@ -149,15 +161,17 @@ def _kept_errors(warm: dict[str, Any], n_events: float) -> tuple[dict[str, float
     finite = {k: float(v) for k, v in errors.items() if isinstance(v, (int, float)) and math.isfinite(v)}
     if "q1" not in finite:  # (a parameter at a bound may have no Hesse error: it is left out)
         return None
-    return (finite, float(at)) if ERRORS_KEPT_ABOVE * n_events <= at <= n_events else None
+    share = errors_at.get("under_prior_share")
+    share = float(share) if isinstance(share, (int, float)) and 0 <= share <= 1 else 0.0
+    return _Kept(finite, float(at), share) if ERRORS_KEPT_ABOVE * n_events <= at <= n_events else None
 
 
-def _refined(model: BuiltModel, counts: np.ndarray, warm: Minima, kept: tuple[dict[str, float], float]) -> _Search:
+def _refined(model: BuiltModel, counts: np.ndarray, warm: Minima, kept: _Kept) -> _Search:
     """One minimisation from the earlier fit's nominal minimum, without Hesse: its errors scaled by
     sqrt(events then / now), its alternative minimum moved with the nominal gain (the same systematic), and the
     two shapes' likelihood difference scaled with the events (it grows in proportion for the same spectrum, all but
     the nominal's head start from the fluctuations, `_freedom`)."""
-    errors, at = kept
+    errors, at = kept.errors, kept.events
     scaled = {k: v * math.sqrt(at / float(counts.sum())) for k, v in errors.items()}
     nominal = minimize(model, counts, warm["nominal"], {}, hesse=False,
                         steps={k: REFINE_STEP * v for k, v in scaled.items()})
@@ -165,7 +179,7 @@ def _refined(model: BuiltModel, counts: np.ndarray, warm: Minima, kept: tuple[di
     alternative = {**warm["alternative"], "q1": warm["alternative"]["q1"] + moved}
     freedom = _freedom(nominal.values)  # (does not grow with the events)
     delta = freedom + (float(warm["shapes"]["delta_nll"]) - freedom) * float(counts.sum()) / at
-    return _Search(Outcome(nominal.values, scaled, nominal.valid, nominal.nll),
+    return _Search(replace(nominal, errors=scaled, under_prior_share=kept.under_prior_share),
                    Outcome(alternative, {}, True, math.nan), errors, at, kept=True, delta_nll=delta)
 
 
@@ -196,7 +210,7 @@ def _best_fit(model: BuiltModel, counts: np.ndarray, start: dict[str, float], se
         again = minimize(model, counts, alternative.values, {}, hesse=True)
         if again.nll < nominal.nll:  # its Hesse errors, often at a bound (w = 0), are no smaller than the first
             errors = {k: max(v, nominal.errors.get(k, 0.0)) for k, v in again.errors.items()}
-            nominal = Outcome(again.values, errors, again.valid, again.nll)
+            nominal = replace(again, errors=errors)
     nominal = _profiled(model, counts, nominal)
     delta_nll = alternative.nll - nominal.nll if alternative is not None else math.nan
     return _Search(nominal, alternative, nominal.errors, n_events, delta_nll=delta_nll)
@@ -306,6 +320,13 @@ def _tier_start(search: _Search, n_max: int) -> Minima | None:
     return {"nominal": search.nominal.values, **alternative}
 
 
+def _split_statistical(q1_err: float, under_prior_share: float) -> tuple[float, float]:
+    """Q1's Hesse error (or its profile widening) split into the spectrum's statistics and the under-amplified
+    prior's part (`spe_minimize.under_prior_share`), which add in quadrature to it again."""
+    share = min(max(under_prior_share, 0.0), 1.0)
+    return q1_err * math.sqrt(1.0 - share), q1_err * math.sqrt(share)
+
+
 def _fit_full(hist: Histogram, systematic: bool, warm: Minima | None) -> SpeFitResult:
     t0 = time.perf_counter()
     start = start_values(hist)
@@ -323,6 +344,7 @@ def _fit_full(hist: Histogram, systematic: bool, warm: Minima | None) -> SpeFitR
         difference = alternative.values["q1"] - values["q1"]
         q1, shape_spread = values["q1"] + weight * difference, math.sqrt(weight * (1 - weight)) * abs(difference)
     syst = max(SYST_FLOOR * q1, shape_spread)
+    stat, under_prior = _split_statistical(q1_stat, nominal.under_prior_share)
     parts = response_counts(values, ResponseShape(hist.edges, n_max), float(counts.sum()))
     total = np.sum(list(parts.values()), axis=0)
     shown = {k: v for k, v in parts.items() if k in ("pedestal", "under-amplified") or v.max() > 0.5}
@@ -342,8 +364,9 @@ def _fit_full(hist: Histogram, systematic: bool, warm: Minima | None) -> SpeFitR
                    "; the flat under-amplified shape's fit failed (NaN likelihood): systematic at its floor")
     return SpeFitResult(
         status="ok", reason=reason, model="full",
-        gain=pc_to_gain(q1), gain_err=pc_to_gain(math.hypot(q1_stat, syst)), gain_err_stat=pc_to_gain(q1_stat),
-        gain_err_syst=pc_to_gain(syst), q0_pc=values["q0"], sigma0_pc=values["sigma0"], q1_pc=q1,
+        gain=pc_to_gain(q1), gain_err=pc_to_gain(math.hypot(q1_stat, syst)), gain_err_stat=pc_to_gain(stat),
+        gain_err_under_prior=pc_to_gain(under_prior), gain_err_syst=pc_to_gain(syst), q0_pc=values["q0"],
+        sigma0_pc=values["sigma0"], q1_pc=q1,
         q1_err_pc=math.hypot(q1_stat, syst), peak_pc=max(k - 1, 0.0) * theta, sigma1_pc=values["r1"] * values["q1"],
         spe_resolution=values["r1"], mean_pe_charge_pc=mean_pe, mean_charge_per_pe_gain=pc_to_gain(mean_pe),
         under_amplified_fraction=values["w"], under_amplified_mean_pc=under_mean,
@@ -353,7 +376,8 @@ def _fit_full(hist: Histogram, systematic: bool, warm: Minima | None) -> SpeFitR
         converged=valid, at_limit=limits, fit_seconds=round(time.perf_counter() - t0, 3),
         curve=curve(hist, total, shown),
         minima={"nominal": values, **({"alternative": alternative.values} if alternative is not None else {}),
-                "errors": search.hesse_errors, "errors_at": {"events": search.hesse_events},
+                "errors": search.hesse_errors,
+                "errors_at": {"events": search.hesse_events, "under_prior_share": nominal.under_prior_share},
                 "shapes": {"delta_nll": search.delta_nll}},
     )
 

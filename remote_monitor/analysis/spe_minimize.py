@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from remote_monitor.analysis.spe_model import BuiltModel
+from remote_monitor.analysis.spe_model import UNDER_PRIOR, BuiltModel
 from remote_monitor.analysis.spe_response import BOUNDS, NOMINAL_SHAPE, PARAM_NAMES
 
 __all__ = ["EDM_LIMIT", "Outcome", "clamp", "minimize", "with_errors"]
@@ -30,13 +30,15 @@ def clamp(name: str, value: float) -> float:
 @dataclass(frozen=True)
 class Outcome:
     """One minimisation: best values, Hesse errors (if asked), Minuit's verdict and the NLL at the minimum; `result`:
-    zfit's fit result, from which the Hesse errors can still be computed (`with_errors`)."""
+    zfit's fit result, from which the Hesse errors can still be computed (`with_errors`); `under_prior_share`:
+    the part of Q1's Hesse variance that is the under-amplified fraction's prior (`under_prior_share`)."""
 
     values: dict[str, float]
     errors: dict[str, float]
     valid: bool
     nll: float
     result: Any = None
+    under_prior_share: float = 0.0
 
 
 def _fresh_offset(loss: Any) -> None:
@@ -122,12 +124,30 @@ def minimize(model: BuiltModel, counts: np.ndarray, start: dict[str, float], fix
     return with_errors(model, outcome) if hesse else outcome
 
 
+def under_prior_share(model: BuiltModel, result: Any) -> float:
+    """The share of Q1's Hesse variance that comes from the prior on the under-amplified fraction w (UNDER_PRIOR,
+    a Gaussian constraint): the fitted Q1 moves by C(q1, w) / s^2 per unit of the prior's centre (s its width),
+    so the prior contributes C(q1, w)^2 / s^2 of C(q1, q1); the rest is the spectrum's own statistics. Where the
+    spectrum hardly tells w (its under-amplified part under the pedestal or the main peak) most of a Hesse error
+    can be the prior's, which more events do not shrink, and which repeated draws of one PMT do not show (its
+    true w stays put). 0 when Hesse gave no covariance of the two."""
+    q1, w = model.params["q1"], model.params["w"]
+    try:
+        cov = np.asarray(result.covariance(params=[q1, w], method="minuit_hesse", weightcorr=False), dtype=float)
+    except Exception:  # noqa: BLE001 - no covariance (Hesse failed, or w held): no share to give
+        return 0.0
+    if not (np.all(np.isfinite(cov)) and cov[0, 0] > 0):
+        return 0.0
+    return float(min(cov[0, 1] ** 2 / (UNDER_PRIOR[1] ** 2 * cov[0, 0]), 1.0))
+
+
 def _read(model: BuiltModel, result: Any, errors: dict[Any, Any]) -> Outcome:
     """The model's parameter values (where the fit left them) and the Hesse errors in `errors`, as an outcome."""
     values = {name: float(model.params[name].value()) for name in PARAM_NAMES}
     errs = {name: float(result.params[model.params[name]]["hesse"]["error"])
             for name in PARAM_NAMES if model.params[name] in errors}
-    return Outcome(values, errs, bool(result.valid), float(result.fmin), result)
+    share = under_prior_share(model, result) if "q1" in errs and "w" in errs else 0.0
+    return Outcome(values, errs, bool(result.valid), float(result.fmin), result, share)
 
 
 def with_errors(model: BuiltModel, outcome: Outcome) -> Outcome:

@@ -29,7 +29,10 @@ def minima_only(minima: Minima | None) -> Minima | None:
 
 @dataclass
 class SpeFitResult:
-    """Gain = mean of the 1-PE main peak / e (headline); gain_err = stat (Hesse) and syst (model) combined."""
+    """Gain = mean of the 1-PE main peak / e (headline); gain_err = its three parts combined: gain_err_stat (the
+    spectrum's statistics), gain_err_under_prior (what the prior on the under-amplified fraction adds to Hesse's
+    error; the two together are Hesse's, or the profile's) and gain_err_syst (the 1-PE shape: two shapes' spread,
+    with a floor)."""
 
     status: str  # ok | failed | too_few_events
     reason: str
@@ -38,6 +41,7 @@ class SpeFitResult:
     gain_err: float | None = None
     gain_err_stat: float | None = None
     gain_err_syst: float | None = None
+    gain_err_under_prior: float | None = None
     q0_pc: float | None = None
     sigma0_pc: float | None = None
     q1_pc: float | None = None  # main-peak mean

@@ -31,7 +31,8 @@ from remote_monitor.stand.layout import SCAN_POINTS, point_angles
 from remote_monitor.stand.provenance import code_version, version_text
 
 GRID_SIZE = 11  # 5 rings each side of the centre
-CSV_FIELDS = ["point", "kind", "theta", "phi", "hv", "status", "reason", "gain", "gain_err", "q1_pc",
+CSV_FIELDS = ["point", "kind", "theta", "phi", "hv", "status", "reason", "gain", "gain_err", "gain_err_stat",
+              "gain_err_under_prior", "gain_err_syst", "q1_pc",
               "spe_resolution", "mu", "peak_to_valley", "chi2_ndf", "events", "selected_events", "reference_gain",
               "charge_window_ns", "laser_delay_ns", "code_version", "git_commit", "config_hash", "inputs",
               *(c for c in PEER_COLUMNS if c not in ("theta", "phi", "gain", "gain_err"))]
@@ -113,7 +114,9 @@ def _point_row(pid: str, p: dict[str, Any] | None) -> dict[str, Any]:
     ref = (p or {}).get("reference") or {}
     prov = (p or {}).get("provenance") or {}
     row = {"point": pid, "status": status, "reason": (p or {}).get("reason", "no data yet"),
-           "gain": fit.get("gain"), "gain_err": fit.get("gain_err"), "q1_pc": fit.get("q1_pc"),
+           "gain": fit.get("gain"), "gain_err": fit.get("gain_err"), "gain_err_stat": fit.get("gain_err_stat"),
+           "gain_err_under_prior": fit.get("gain_err_under_prior"), "gain_err_syst": fit.get("gain_err_syst"),
+           "q1_pc": fit.get("q1_pc"),
            "spe_resolution": fit.get("spe_resolution"), "mu": fit.get("mu"), "peak_to_valley": fit.get("peak_to_valley"),
            "chi2_ndf": fit.get("chi2_ndf"), "events": (p or {}).get("events"),
            "selected_events": (p or {}).get("selected_events"), "reference_gain": ref.get("gain"),
