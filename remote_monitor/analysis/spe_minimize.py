@@ -15,7 +15,7 @@ import numpy as np
 from remote_monitor.analysis.spe_model import UNDER_PRIOR, BuiltModel
 from remote_monitor.analysis.spe_response import BOUNDS, NOMINAL_SHAPE, PARAM_NAMES
 
-__all__ = ["EDM_LIMIT", "Outcome", "clamp", "minimize", "with_errors"]
+__all__ = ["EDM_LIMIT", "Outcome", "clamp", "minimize", "under_prior_share", "with_errors"]
 
 EDM_LIMIT = 0.02  # NLL: the minimum is further than this (over 0.2 sigma in some direction): Migrad goes on
 CONVERGE_ROUNDS = 3  # at most this many continuations
@@ -129,8 +129,8 @@ def under_prior_share(model: BuiltModel, result: Any) -> float:
     a Gaussian constraint): the fitted Q1 moves by C(q1, w) / s^2 per unit of the prior's centre (s its width),
     so the prior contributes C(q1, w)^2 / s^2 of C(q1, q1); the rest is the spectrum's own statistics. Where the
     spectrum hardly tells w (its under-amplified part under the pedestal or the main peak) most of a Hesse error
-    can be the prior's, which more events do not shrink, and which repeated draws of one PMT do not show (its
-    true w stays put). 0 when Hesse gave no covariance of the two."""
+    can be the prior's, which more events shrink only as far as the spectrum comes to tell w, and which repeated
+    draws of one PMT do not show (its true w stays put). 0 when Hesse gave no covariance of the two."""
     q1, w = model.params["q1"], model.params["w"]
     try:
         cov = np.asarray(result.covariance(params=[q1, w], method="minuit_hesse", weightcorr=False), dtype=float)
