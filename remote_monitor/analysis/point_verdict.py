@@ -182,6 +182,19 @@ def _no_gain(fit: dict[str, Any], hist: dict[str, Any] | None, laser_delay_ns: f
     return None
 
 
+def error_parts(fit: dict[str, Any]) -> str:
+    """'; its error: statistics a %, the under-amplified fraction's prior b %, the 1-PE shape c %' (in % of the
+    gain; they add in quadrature), for a point the error leaves undecided: more events shrink the first, and the
+    second only as far as the spectrum comes to tell the fraction. Empty when the fit does not give them."""
+    gain = fit.get("gain")
+    parts = [fit.get(k) for k in ("gain_err_stat", "gain_err_under_prior", "gain_err_syst")]
+    if not isinstance(gain, (int, float)) or not gain or any(not isinstance(p, (int, float)) for p in parts):
+        return ""
+    stat, prior, shape = (100 * float(p) / float(gain) for p in parts if isinstance(p, (int, float)))
+    return (f"; its error: statistics {stat:.2f} %, the under-amplified fraction's prior {prior:.2f} %, "
+            f"the 1-PE shape {shape:.2f} %")
+
+
 def classify(fit: dict[str, Any], band: tuple[float, float], kind: str = "scan",
              hist: dict[str, Any] | None = None, laser_delay_ns: float | None = None) -> tuple[str, str]:
     """(status, reason) of a point. HV-check points are off nominal on purpose: judged by the HV fit.
@@ -208,14 +221,14 @@ def classify(fit: dict[str, Any], band: tuple[float, float], kind: str = "scan",
         return "poor", f"{text} {side} healthy band {lo:.4g}..{hi:.4g} by {abs(gain - edge) / err:.1f} sigma"
     if err > MAX_ERR_OF_HALF_BAND * 0.5 * (hi - lo):
         return "uncertain", (f"{text}: error larger than the half band width, too large to decide "
-                             "(more events needed)")
+                             f"(more events needed){error_parts(fit)}")
     if outside:
         return "uncertain", (f"{text} {side} healthy band {lo:.4g}..{hi:.4g} by less than {POOR_SIGMAS:.0f} "
-                             "sigma: cannot decide")
+                             f"sigma: cannot decide{error_parts(fit)}")
     if min(gain - lo, hi - gain) > HEALTHY_SIGMAS * err:
         return "healthy", f"{text} inside healthy band {lo:.4g}..{hi:.4g}"
     return "uncertain", (f"{text} inside healthy band {lo:.4g}..{hi:.4g} but within {HEALTHY_SIGMAS:.0f} "
-                         "sigma of its edge: cannot decide")
+                         f"sigma of its edge: cannot decide{error_parts(fit)}")
 
 
 def without_gain(fit: dict[str, Any]) -> dict[str, Any]:
