@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from remote_monitor.analysis.spe_model import UNDER_PRIOR, BuiltModel
+from remote_monitor.analysis.spe_model import BuiltModel
 from remote_monitor.analysis.spe_response import BOUNDS, NOMINAL_SHAPE, PARAM_NAMES
 
 __all__ = ["EDM_LIMIT", "Outcome", "clamp", "minimize", "under_prior_share", "with_errors"]
@@ -125,8 +125,8 @@ def minimize(model: BuiltModel, counts: np.ndarray, start: dict[str, float], fix
 
 
 def under_prior_share(model: BuiltModel, result: Any) -> float:
-    """The share of Q1's Hesse variance that comes from the prior on the under-amplified fraction w (UNDER_PRIOR,
-    a Gaussian constraint): the fitted Q1 moves by C(q1, w) / s^2 per unit of the prior's centre (s its width),
+    """The share of Q1's Hesse variance that comes from the prior on the under-amplified fraction w (the model's
+    Gaussian constraint, `BuiltModel.under_prior`): the fitted Q1 moves by C(q1, w) / s^2 per unit of the prior's centre (s its width),
     so the prior contributes C(q1, w)^2 / s^2 of C(q1, q1); the rest is the spectrum's own statistics. Where the
     spectrum hardly tells w (its under-amplified part under the pedestal or the main peak) most of a Hesse error
     can be the prior's, which more events shrink only as far as the spectrum comes to tell w, and which repeated
@@ -138,7 +138,7 @@ def under_prior_share(model: BuiltModel, result: Any) -> float:
         return 0.0
     if not (np.all(np.isfinite(cov)) and cov[0, 0] > 0):
         return 0.0
-    return float(min(cov[0, 1] ** 2 / (UNDER_PRIOR[1] ** 2 * cov[0, 0]), 1.0))
+    return float(min(cov[0, 1] ** 2 / (model.under_prior[1] ** 2 * cov[0, 0]), 1.0))
 
 
 def _read(model: BuiltModel, result: Any, errors: dict[Any, Any]) -> Outcome:

@@ -58,6 +58,7 @@ class BuiltModel:
     compiled: CompiledLoss  # the loss's value and gradient, compiled once (shared by both minimisers)
     counts: Any
     loss: Any
+    under_prior: tuple[float, float]  # the constraint on the under-amplified fraction in `loss` (centre, width)
 
 
 def _live_data(space: Any, counts: Any) -> Any:
@@ -108,11 +109,13 @@ def get_model(edges: np.ndarray, n_max: int) -> BuiltModel:
     import tensorflow as tf  # type: ignore[import-untyped]
 
     counts = tf.Variable(np.ones(len(edges) - 1), dtype=tf.float64, trainable=False)
-    prior = zfit.constraint.GaussianConstraint(params=params["w"], observation=UNDER_PRIOR[0],
-                                               uncertainty=UNDER_PRIOR[1])
+    under_prior = UNDER_PRIOR  # (read once: the constraint and the model's record of it are the same)
+    prior = zfit.constraint.GaussianConstraint(params=params["w"], observation=under_prior[0],
+                                               uncertainty=under_prior[1])
     loss = zfit.loss.ExtendedBinnedNLL(pdf, _live_data(space, counts), constraints=prior)
     compiled = CompiledLoss(loss, list(params.values()))  # traced once, for both minimisers
     minimizer = vector_minuit(compiled, MIGRAD_ROUNDS, gradient="zfit", tol=MIGRAD_TOL, mode=0)  # strategy 0: Hesse
     near_minimizer = vector_minuit(compiled, MIGRAD_ROUNDS, gradient="zfit", tol=NEAR_TOL, mode=0)  # runs after Migrad
-    _MODELS[key] = BuiltModel(pdf, params, yield_, space, shape, minimizer, near_minimizer, compiled, counts, loss)
+    _MODELS[key] = BuiltModel(pdf, params, yield_, space, shape, minimizer, near_minimizer, compiled, counts, loss,
+                              under_prior)
     return _MODELS[key]
