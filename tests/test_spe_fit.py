@@ -4,6 +4,7 @@ comes back within 1.5 % and its combined error covers the truth."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -485,3 +486,25 @@ def test_a_held_refit_below_the_nominal_minimum_restarts_the_fit_from_there(monk
     again = spe_fit._profiled(None, np.ones(3), _outcome(sigma0=0.49))  # type: ignore[arg-type]
     assert again.values["q1"] == 1.61 and ({}, True) in calls  # repeated, with Hesse, from the lower held fit
     assert len(calls) <= 2 + 1 + 2 + 1 + 2  # PROFILE_ESCAPES (two) escapes at most, then the profile there
+
+
+@pytest.mark.parametrize(("again_q1_err", "share"), [(0.02, 0.6), (0.005, 0.1)])
+def test_a_repeated_nominal_keeps_the_prior_share_of_the_q1_error_it_keeps(
+        monkeypatch: pytest.MonkeyPatch, again_q1_err: float, share: float) -> None:
+    """When the flat shape's fit ends lower and the nominal fit is repeated from there, each parameter keeps the
+    larger of the two Hesse errors; the under-amplified prior's share goes with the Q1 error kept (0.01 at share
+    0.1 for the first fit; 0.02 at 0.6 or 0.005 at 0.4 for the repeat)."""
+    first = dataclasses.replace(_outcome(sigma0=0.15), under_prior_share=0.1)
+    lower = dataclasses.replace(_outcome(sigma0=0.15), nll=-5.0)
+
+    def minimize(model: object, counts: np.ndarray, start: dict[str, float], fixed: dict[str, float],
+                 hesse: bool) -> Outcome:
+        return Outcome(dict(start), {"q1": again_q1_err, "w": 0.03} if hesse else {}, True, -5.0, None,
+                       0.6 if again_q1_err > 0.01 else 0.4)
+
+    monkeypatch.setattr(spe_fit, "_searched_nominal", lambda *a: first)
+    monkeypatch.setattr(spe_fit, "_alternative_fit", lambda *a: lower)
+    monkeypatch.setattr(spe_fit, "minimize", minimize)
+    search = spe_fit._best_fit(None, np.ones(3), first.values, True)  # type: ignore[arg-type]
+    assert search.nominal.errors == {"q1": max(again_q1_err, 0.01), "w": 0.03}
+    assert search.nominal.under_prior_share == share

@@ -210,7 +210,8 @@ def _best_fit(model: BuiltModel, counts: np.ndarray, start: dict[str, float], se
         again = minimize(model, counts, alternative.values, {}, hesse=True)
         if again.nll < nominal.nll:  # its Hesse errors, often at a bound (w = 0), are no smaller than the first
             errors = {k: max(v, nominal.errors.get(k, 0.0)) for k, v in again.errors.items()}
-            nominal = replace(again, errors=errors)
+            share_of = again if again.errors.get("q1", 0.0) >= nominal.errors.get("q1", 0.0) else nominal
+            nominal = replace(again, errors=errors, under_prior_share=share_of.under_prior_share)  # (Q1's error's own)
     nominal = _profiled(model, counts, nominal)
     delta_nll = alternative.nll - nominal.nll if alternative is not None else math.nan
     return _Search(nominal, alternative, nominal.errors, n_events, delta_nll=delta_nll)
