@@ -59,13 +59,6 @@ def n_events(mu: float) -> int:
     return int(min(max(10_000 / mu, 60_000), 400_000))
 
 
-def hesse_error(fit: Any) -> float:
-    """The gain error Hesse (or the profile) gave: the spectrum's statistics and the under-amplified prior's part
-    (`SpeFitResult.gain_err_under_prior`), as this benchmark's event counts and stat columns used before they
-    were shown apart (2026-12-06)."""
-    return math.hypot(fit.gain_err_stat or 0.0, fit.gain_err_under_prior or 0.0)
-
-
 def fit_class(rng: np.random.Generator, mu: float, gain: float, noise_mv: float,
               phys: PmtPhysics | None = None) -> tuple[Histogram, Any, Any]:
     """(histogram, full fit, seed fit) of one class, with enough events for STAT_GOAL: when the first guess gives a
@@ -77,7 +70,7 @@ def fit_class(rng: np.random.Generator, mu: float, gain: float, noise_mv: float,
         pedestals = pedestal_charges(rng, noise_mv, n)
         hist = histogram(event_charges(rng, n, mu, gain, phys or PmtPhysics(), pedestals), gain, mu)
         full = fit_spe(hist)
-        stat = hesse_error(full) / gain
+        stat = full.hesse_error() / gain  # (as before the error was shown in parts, 2026-12-06)
         if full.gain is None or stat <= STAT_GOAL * 1.15 or n >= MAX_EVENTS:
             return hist, full, fit_spe(hist, model="seed")
         n = int(min(MAX_EVENTS, n * (stat / STAT_GOAL) ** 2))
@@ -297,7 +290,7 @@ def asimov(path: str) -> None:
         expected = expected_histogram(drawn.edges, mu, gain, sigma[noise_mv], drawn.total, PmtPhysics())
         fits = [fit_spe(h) for h in (expected, drawn)]
         shown = [f"{100 * (f.gain / gain - 1):+7.2f} {(f.gain - gain) / f.gain_err:+6.2f} "
-                 f"{100 * hesse_error(f) / gain:7.2f}" if f.gain and f.gain_err else f"fit {f.status}"
+                 f"{100 * f.hesse_error() / gain:7.2f}" if f.gain and f.gain_err else f"fit {f.status}"
                  for f in fits]
         print(f"{mu:5.2f} {gain / 1e7:5.1f}e7 {noise_mv:5.1f} {drawn.total:8d} | {shown[0]:>23} | {shown[1]}", flush=True)
         for which, f in zip(("expected", "drawn"), fits, strict=True):

@@ -26,7 +26,7 @@ from .fit_helpers import BIN_PC, profile_rises
 def hesse(result: SpeFitResult) -> float:
     """The gain error that Hesse (or the profile) gave: its statistical and under-amplified prior's parts."""
     assert result.gain_err_stat is not None and result.gain_err_under_prior is not None
-    return math.hypot(result.gain_err_stat, result.gain_err_under_prior)
+    return result.hesse_error()
 
 
 def realistic(seed: int, n: int, mu: float, gain: float, noise_mv: float = 0.3) -> Histogram:

@@ -187,10 +187,11 @@ def error_parts(fit: dict[str, Any]) -> str:
     gain; they add in quadrature), for a point the error leaves undecided: more events shrink the first, and the
     second only as far as the spectrum comes to tell the fraction. Empty when the fit does not give them."""
     gain = fit.get("gain")
-    parts = [fit.get(k) for k in ("gain_err_stat", "gain_err_under_prior", "gain_err_syst")]
-    if not isinstance(gain, (int, float)) or not gain or any(not isinstance(p, (int, float)) for p in parts):
+    parts = [float(p) for k in ("gain_err_stat", "gain_err_under_prior", "gain_err_syst")
+             if isinstance(p := fit.get(k), (int, float))]
+    if not isinstance(gain, (int, float)) or not gain or len(parts) < 3:
         return ""
-    stat, prior, shape = (100 * float(p) / float(gain) for p in parts if isinstance(p, (int, float)))
+    stat, prior, shape = (100 * p / gain for p in parts)
     return (f"; its error: statistics {stat:.2f} %, the under-amplified fraction's prior {prior:.2f} %, "
             f"the 1-PE shape {shape:.2f} %")
 

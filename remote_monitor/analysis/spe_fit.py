@@ -323,9 +323,9 @@ def _tier_start(search: _Search, n_max: int) -> Minima | None:
 
 def _split_statistical(q1_err: float, under_prior_share: float) -> tuple[float, float]:
     """Q1's Hesse error (or its profile widening) split into the spectrum's statistics and the under-amplified
-    prior's part (`spe_minimize.under_prior_share`), which add in quadrature to it again."""
-    share = min(max(under_prior_share, 0.0), 1.0)
-    return q1_err * math.sqrt(1.0 - share), q1_err * math.sqrt(share)
+    prior's part (`spe_minimize.under_prior_share`, in [0, 1] as computed and as kept), which add in quadrature
+    to it again."""
+    return q1_err * math.sqrt(1.0 - under_prior_share), q1_err * math.sqrt(under_prior_share)
 
 
 def _fit_full(hist: Histogram, systematic: bool, warm: Minima | None) -> SpeFitResult:

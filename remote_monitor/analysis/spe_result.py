@@ -65,6 +65,11 @@ class SpeFitResult:
     curve: dict[str, Any] | None = None
     minima: Minima | None = None
 
+    def hesse_error(self) -> float:
+        """The gain error Hesse (or the profile) gave: the statistical and under-amplified prior's parts together
+        (a part the fit does not give counts 0)."""
+        return math.hypot(self.gain_err_stat or 0.0, self.gain_err_under_prior or 0.0)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: non-finite floats become None."""
         def clean(value: Any) -> Any:
