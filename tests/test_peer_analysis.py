@@ -40,6 +40,8 @@ from remote_monitor.analysis.timing_fit import (
 )
 from remote_monitor.analysis.units import MV_PER_ADC
 
+WINDOW_NS = TimingSettings().laser_window_ns[1] - TimingSettings().laser_window_ns[0]
+
 
 def _events(trigger_at: float, pmt_at: float | None, n_samples: int = 400, extra: list[float] = (),
             pmt_mv_at: float = 10.0):
@@ -81,17 +83,18 @@ def test_afterpulses_of_a_laser_pulse_inside_the_record_are_not_dark_counts():
 
 
 def _afterpulsing_chunk(rng: np.random.Generator, n: int, dark_hz: float, laser_at: float,
-                        settings: TimingSettings, under_threshold: float = 0.2) -> TimingAccumulator:
-    """0.3 laser photoelectrons per event (a fraction under_threshold of them under the 4 mV dark threshold),
-    each followed inside the 400-sample record by an afterpulse with probability 0.5; dark pulses at dark_hz."""
+                        settings: TimingSettings, under_threshold: float = 0.2, lit: float = 0.3) -> TimingAccumulator:
+    """A fraction `lit` (0.3) of the events with a laser photoelectron (a fraction under_threshold of them under
+    the 4 mV dark threshold), each followed inside the 400-sample record by an afterpulse with probability 0.5;
+    dark pulses at dark_hz."""
     rows = []
     for _ in range(n):
         extra = list(rng.uniform(41, 398, rng.poisson(dark_hz * 1e-9 * 357 * 2.0)))
-        lit = rng.random() < 0.3
-        laser_mv = 3.0 if lit and rng.random() < under_threshold else 10.0
-        if lit and rng.random() < 0.5:
+        has_light = rng.random() < lit
+        laser_mv = 3.0 if has_light and rng.random() < under_threshold else 10.0
+        if has_light and rng.random() < 0.5:
             extra.append(laser_at + rng.uniform(110, 170))
-        rows.append(_events(60, laser_at if lit else None, extra=extra, pmt_mv_at=laser_mv))
+        rows.append(_events(60, laser_at if has_light else None, extra=extra, pmt_mv_at=laser_mv))
     trig, pmt = (np.array(column) for column in zip(*rows, strict=True))
     acc = TimingAccumulator()
     acc.add(*pulse_times(pmt, trig, settings))
@@ -103,12 +106,26 @@ def test_dark_rate_is_counted_before_the_laser_window_where_afterpulses_cannot_b
     after the window in events without a laser pulse over the threshold they still add those of the
     photoelectrons under it (570 kHz with both sides); before the window there are none (502 kHz)."""
     acc = _afterpulsing_chunk(np.random.default_rng(11), 4000, 500e3, 60 + 163, TimingSettings())
-    counts, _, live_ns, region = acc.dark_sample()
+    counts, _, live_ns, region = acc.dark_sample(WINDOW_NS)
     assert region == "before the laser window"
     rate = counts / (live_ns * 1e-9)
     assert rate == pytest.approx(500e3, rel=3 / math.sqrt(counts) + 0.03), (rate, counts)
     after = acc.dark_counts_after / (acc.dark_ns_after * 1e-9)
     assert after > 500e3 * (1 + 3 / math.sqrt(acc.dark_counts_after)), after  # the sub-threshold ones' afterpulses
+
+
+def test_without_light_in_the_laser_window_the_whole_record_counts_dark_pulses():
+    """A laser-off point: its window holds no more pulses over the threshold than the dark rate puts there, so
+    there are no afterpulses of light after it either, and the record's far side counts too (1.8 times the live
+    time here; 8 times in a 1024-sample record). A point lit at 0.05 PE keeps to the part before the window."""
+    acc = _afterpulsing_chunk(np.random.default_rng(13), 4000, 500e3, 60 + 163, TimingSettings(), lit=0.0)
+    assert acc.laser_window_is_dark(WINDOW_NS)
+    counts, _, live_ns, region = acc.dark_sample(WINDOW_NS)
+    assert region == "outside the laser window (no light in it)" and live_ns > 1.7 * acc.dark_ns
+    assert counts / (live_ns * 1e-9) == pytest.approx(500e3, rel=3 / math.sqrt(counts) + 0.03)
+    lit = _afterpulsing_chunk(np.random.default_rng(14), 4000, 500e3, 60 + 163, TimingSettings(), lit=0.05)
+    assert not lit.laser_window_is_dark(WINDOW_NS)
+    assert lit.dark_sample(WINDOW_NS)[3] == "before the laser window"
 
 
 def test_dark_rate_uses_the_window_s_far_side_when_nothing_is_before_it():
@@ -117,7 +134,7 @@ def test_dark_rate_uses_the_window_s_far_side_when_nothing_is_before_it():
     event, as before 2026-12-05, 768 kHz for 500; now 487 kHz)."""
     settings = TimingSettings(laser_window_ns=(20.0, 100.0), dark_exclude_ns=(-20.0, 180.0))
     acc = _afterpulsing_chunk(np.random.default_rng(12), 4000, 500e3, 60 + 30, settings, under_threshold=0.0)
-    counts, _, live_ns, region = acc.dark_sample()
+    counts, _, live_ns, region = acc.dark_sample(WINDOW_NS)
     assert region.startswith("outside the laser window") and acc.dark_ns < BEFORE_WINDOW_NS * acc.laser_searched
     rate = counts / (live_ns * 1e-9)
     assert rate == pytest.approx(500e3, rel=3 / math.sqrt(counts) + 0.03), (rate, counts)
@@ -228,6 +245,26 @@ def test_the_pmt_dark_rate_pools_the_counts_of_the_corrected_points():
     assert pooled_dark_rate({"theta0_phi0": points["theta30_phi270"]})["dark_rate_hz"] is None
 
 
+def test_a_point_without_light_gets_the_other_points_threshold_efficiency_with_their_spread():
+    """The laser-off point stays out of the pool (a PMT that is off counts nothing) but is shown over the mean
+    efficiency of the corrected points, their spread in its error; a point the threshold sees too little of (a low
+    gain: it has its own efficiency) is not given another's; one lender is not enough for a spread."""
+    points = {"theta0_phi0": _dark(80, 0.02, 0.75), "theta10_phi0": _dark(85, 0.02, 0.80),
+              "theta10_phi90": _dark(90, 0.02, 0.85), "theta20_phi0": _dark(20, 0.02, 0.2),
+              "theta30_phi270": corrected_dark_rate(dark_rate(90, 0.027e9), None)}
+    pooled = pooled_dark_rate(points)
+    assert pooled["n_points"] == 3 and [o["point"] for o in pooled["left_out"]] == ["theta20_phi0", "theta30_phi270"]
+    (borrowed,) = pooled["borrowed"]
+    rate = 90 / 0.027 / 0.8
+    assert borrowed["point"] == "theta30_phi270" and borrowed["n_lenders"] == 3
+    assert borrowed["threshold_efficiency"] == pytest.approx(0.8)
+    assert borrowed["threshold_efficiency_spread"] == pytest.approx(0.05)
+    assert borrowed["dark_rate_hz"] == pytest.approx(rate)
+    assert borrowed["dark_rate_err_hz"] == pytest.approx(math.hypot(math.sqrt(90) / 0.027 / 0.8, rate * 0.05 / 0.8))
+    lone = {p: points[p] for p in ("theta0_phi0", "theta30_phi270")}
+    assert pooled_dark_rate(lone)["borrowed"] == []
+
+
 def test_without_the_efficiency_correction_the_pmt_dark_rate_pools_the_counted_rates():
     points = {p: dark_rate(c, 0.02e9) for p, c in (("theta0_phi0", 100), ("theta10_phi0", 110))}
     pooled = pooled_dark_rate(points)
@@ -266,7 +303,7 @@ def test_noise_crossings_are_counted_with_the_opposite_polarity_and_subtracted()
     assert dark[0].tolist() == [5, 0] and noise[0].tolist() == [3, 0]
     acc = TimingAccumulator()
     acc.add(*pulse_times(pmt[None], trig[None], TimingSettings()))
-    counts, crossed, live_ns, _ = acc.dark_sample()
+    counts, crossed, live_ns, _ = acc.dark_sample(WINDOW_NS)
     rate = dark_rate(counts, live_ns, crossed)
     assert rate["dark_rate_hz"] == pytest.approx(2 / (live_ns * 1e-9)) and rate["noise_counts"] == 3
     assert rate["dark_rate_err_hz"] == pytest.approx(math.sqrt(8) / (live_ns * 1e-9))
@@ -290,10 +327,11 @@ def test_a_pulse_among_the_baseline_samples_leaves_its_event_out_of_the_dark_cou
         pmt_mv[event] += 10.0 * np.clip(1 - np.abs(s - at) / 2.0, 0, None)
     busy = rng.random(n) < 0.2
     pmt_mv[busy] += 8.0 * np.clip(1 - np.abs(s - 20) / 10.0, 0, None)  # 80 mV x samples: 2 mV on the mean
+    pmt_mv += 10.0 * np.clip(1 - np.abs(s - (60 + 163)) / 2.0, 0, None)  # a laser pulse in the window
     pmt = np.rint(14000 - pmt_mv / MV_PER_ADC).astype(np.uint16)
     acc = TimingAccumulator()
     acc.add(*pulse_times(pmt, np.tile(trig, (n, 1)), TimingSettings()))
-    counts, noise, live_ns, _ = acc.dark_sample()
+    counts, noise, live_ns, _ = acc.dark_sample(WINDOW_NS)
     before_window = 60 + TimingSettings().dark_exclude_ns[0] / 2.0 - 40  # samples from the baseline's end
     assert live_ns == pytest.approx(np.count_nonzero(~busy) * before_window * 2.0, rel=0.01)
     assert (counts - noise) / np.count_nonzero(~busy) == pytest.approx(1.0, abs=0.02)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Any, TypeGuard
 
 import numpy as np
@@ -110,20 +111,27 @@ def pooled_dark_rate(samples: dict[str, dict[str, Any]]) -> dict[str, Any]:
     the noise crossings, summed, over the live time times the threshold efficiency, summed (a weighted mean of
     the points' rates would lean low: a point that counted few gets a small Poisson error). Points whose rate is
     not corrected for the threshold efficiency, where the others are, count only the pulses over the threshold
-    and are left out with why. chi2/ndf of the points around the pooled rate: about 1 when the rate held steady
-    through the scan (a PMT still settling after the HV went on, or after light, counts more at first); above 1
-    the error is scaled by its square root."""
-    used, left_out = {}, []
+    and are left out with why; those without a 1-PE response of their own (no light, a failed fit) get the other
+    points' efficiency in `borrowed` (`borrowed_efficiency`). chi2/ndf of the points around the pooled rate: about
+    1 when the rate held steady through the scan (a PMT still settling after the HV went on, or after light,
+    counts more at first); above 1 the error is scaled by its square root."""
+    used, left_out, unresolved = {}, [], {}
     for point, s in samples.items():
         eff = s.get("threshold_efficiency", 1.0)  # (no key: the correction is off, every point counted alike)
         if not s.get("dark_live_s") or s.get("dark_rate_hz") is None:
             continue
         if not scales_up(eff):
             left_out.append({"point": point, "reason": s.get("dark_rate_note") or "not corrected"})
+            if eff is None:
+                unresolved[point] = s
             continue
         used[point] = (int(s["dark_counts"]), int(s.get("noise_counts") or 0), float(s["dark_live_s"]) * float(eff))
+    efficiencies = [float(s["threshold_efficiency"]) for p, s in samples.items() if p in used and
+                    s.get("threshold_efficiency") is not None]
     out: dict[str, Any] = {"dark_rate_hz": None, "dark_rate_err_hz": None, "chi2_ndf": None,
-                           "n_points": len(used), "left_out": left_out}
+                           "n_points": len(used), "left_out": left_out,
+                           "borrowed": [borrowed_efficiency(p, s, efficiencies) for p, s in unresolved.items()
+                                        if len(efficiencies) >= MIN_LENDERS]}
     exposure = sum(e for _, _, e in used.values())
     if not used or exposure <= 0:
         return out
@@ -135,6 +143,23 @@ def pooled_dark_rate(samples: dict[str, dict[str, Any]]) -> dict[str, Any]:
         out["chi2_ndf"] = chi2 / (len(used) - 1)
         err *= math.sqrt(max(out["chi2_ndf"], 1.0))
     return {**out, "dark_rate_hz": rate, "dark_rate_err_hz": err}
+
+
+MIN_LENDERS = 2  # corrected points whose threshold efficiencies a point without its own may take (mean and spread)
+
+
+def borrowed_efficiency(point: str, sample: dict[str, Any], efficiencies: list[float]) -> dict[str, Any]:
+    """The counted rate of a point with no 1-PE response of its own (no light on it, a failed fit) divided by the
+    mean threshold efficiency of the scan's corrected points: the same PMT at the same HV, whose efficiency varies
+    from point to point only with the gain. That point's gain is unknown, so the efficiencies' spread (not the
+    error of their mean) goes into its error. A laser-off point is the stand's plain dark-rate measurement; a
+    PMT without light that counts far fewer than the others is off, not dark."""
+    eff = statistics.fmean(efficiencies)
+    spread = statistics.stdev(efficiencies)
+    rate = float(sample["dark_rate_hz"]) / eff
+    err = math.hypot(float(sample["dark_rate_err_hz"]) / eff, rate * spread / eff)
+    return {"point": point, "dark_rate_hz": rate, "dark_rate_err_hz": err, "threshold_efficiency": eff,
+            "threshold_efficiency_spread": spread, "n_lenders": len(efficiencies)}
 
 
 def joined_notes(*notes: str | None) -> str:

@@ -105,7 +105,8 @@ class ExtrasAccumulator:
         (`merging_bias`), else the one from the fitted 1-PE response. A fit
         that failed, or of a PMT without light (no_light: why), has no 1-PE response to correct with: the rate
         is the counted one, and says why."""
-        counts, noise, live_ns, region = self.times.dark_sample()
+        lo, hi = self.timing.laser_window_ns
+        counts, noise, live_ns, region = self.times.dark_sample(hi - lo)
         raw = {**dark_rate(counts, live_ns, noise), "dark_region": region}
         if not self.timing.dark_efficiency_correction or not fit:
             return raw
@@ -114,7 +115,6 @@ class ExtrasAccumulator:
             return {**corrected_dark_rate(raw, None), "threshold_efficiency_from": None,
                     "dark_rate_note": joined_notes(raw.get("dark_rate_note"),
                                                    f"not corrected for the threshold efficiency: {why}")}
-        lo, hi = self.timing.laser_window_ns
         crossings = counts / (live_ns * 1e-9) if live_ns > 0 else None  # noise too: it crosses in the window as well
         measured = measured_threshold_efficiency(self.times.laser_over, self.times.laser_searched, fit.get("mu"),
                                                  crossings, hi - lo)

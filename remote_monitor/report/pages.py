@@ -199,7 +199,7 @@ def render_scan_page(scan: dict[str, Any], points: dict[str, dict[str, Any]], *,
         "page": f"{scan['serial']}.html", "rows": {c["point"]: c for c in cells + other_cells + hv_cells},
         "spectra": {k: v for k, v in spectra.items() if v}, "polar": polar_map_figure(points, healthy_band),
         "hv": hv_fig,
-        **peer_panels(points),
+        **peer_panels(points, (scan.get("peer_summary") or {}).get("dark_rate")),
     }
     return _env().get_template("scan.html.j2").render(
         s=summary, scan=scan, cells=cells, other_cells=other_cells, hv_cells=hv_cells, hv_fit=scan.get("hv_fit"), other_scans=sorted(other_scans, reverse=True),

@@ -7,6 +7,7 @@ import itertools
 import math
 from typing import Any
 
+from remote_monitor.analysis.dark_rate import scales_up
 from remote_monitor.analysis.peer_columns import peer_table
 from remote_monitor.report.figures import _layout, _r
 
@@ -58,22 +59,52 @@ def timing_figure(point: dict[str, Any]) -> dict[str, Any] | None:
                                             **margin)}
 
 
-def dark_rate_figure(points: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
-    """Dark rate of every point with its error, in point order."""
-    table = peer_table(points)
-    rows = [(pid, c) for pid, c in table.items() if c["dark_rate_hz"] is not None]
-    if not rows:
+DARK_MARKERS = {"corrected": ("dark rate", "circle", "#D55E00"),
+                "counted": ("counted only (not corrected for the threshold efficiency)", "circle-open", "#777"),
+                "borrowed": ("counted, over the other points' threshold efficiency", "diamond-open", "#D55E00")}
+
+
+def _dark_trace(kind: str, rows: list[tuple[str, float, float]]) -> dict[str, Any]:
+    name, symbol, colour = DARK_MARKERS[kind]
+    return {"type": "scatter", "mode": "markers", "name": name, "x": [pid for pid, _, _ in rows],
+            "y": [round(r, 1) for _, r, _ in rows], "error_y": {"type": "data", "array": [round(e, 1) for *_, e in rows]},
+            "marker": {"size": 8, "color": colour, "symbol": symbol}}
+
+
+def dark_rate_figure(points: dict[str, dict[str, Any]], pooled: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """Dark rate of every point with its error, in point order: the rates corrected for the threshold efficiency,
+    the ones counted only, and (from the PMT's pooled rate, `dark_rate.pooled_dark_rate`) the points without a 1-PE
+    response of their own over the other points' efficiency; the pooled rate as a line."""
+    rows: dict[str, list[tuple[str, float, float]]] = {kind: [] for kind in DARK_MARKERS}
+    for pid, p in points.items():
+        dark = (p.get("peer") or {}).get("dark") or {}
+        if dark.get("dark_rate_hz") is None:
+            continue
+        kind = "corrected" if scales_up(dark.get("threshold_efficiency", 1.0)) else "counted"
+        rows[kind].append((pid, float(dark["dark_rate_hz"]), float(dark.get("dark_rate_err_hz") or 0.0)))
+    rows["borrowed"] = [(b["point"], b["dark_rate_hz"], b["dark_rate_err_hz"]) for b in (pooled or {}).get("borrowed", [])]
+    if not rows["corrected"] and not rows["counted"]:
         return None
-    data = [{"type": "scatter", "mode": "markers", "name": "dark rate", "x": [pid for pid, _ in rows],
-             "y": [round(c["dark_rate_hz"], 1) for _, c in rows],
-             "error_y": {"type": "data", "array": [round(c["dark_rate_err_hz"] or 0, 1) for _, c in rows]},
-             "marker": {"size": 8, "color": "#D55E00"}}]
-    return {"data": data, "layout": _layout("dark rate per point", xaxis={"type": "category"},
-                                            yaxis={"title": {"text": "dark rate [Hz]"}, "rangemode": "tozero"})}
+    title, shapes = "dark rate per point", []
+    if pooled and pooled.get("dark_rate_hz") is not None:
+        rate, err = pooled["dark_rate_hz"], pooled["dark_rate_err_hz"]
+        title += f"; the PMT's, pooled: {rate:.0f} ± {err:.0f} Hz"
+        shapes = [{"type": "rect", "xref": "paper", "x0": 0, "x1": 1, "y0": rate - err, "y1": rate + err,
+                   "fillcolor": "rgba(213,94,0,0.15)", "line": {"width": 0}},
+                  {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": rate, "y1": rate,
+                   "line": {"color": "#D55E00", "width": 1, "dash": "dash"}}]
+    order = {pid: i for i, pid in enumerate(points)}
+    data = [_dark_trace(kind, sorted(r, key=lambda row: order.get(row[0], len(order))))
+            for kind, r in rows.items() if r]
+    return {"data": data, "layout": _layout(title, xaxis={"type": "category", "categoryorder": "array",
+                                                          "categoryarray": list(points)},
+                                            yaxis={"title": {"text": "dark rate [Hz]"}, "rangemode": "tozero"},
+                                            shapes=shapes)}
 
 
-def peer_panels(points: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The report data of these panels: DE map (None without DE), timing figure per point, dark-rate figure."""
+def peer_panels(points: dict[str, dict[str, Any]], pooled_dark: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The report data of these panels: DE map (None without DE), timing figure per point, dark-rate figure (with
+    the PMT's pooled dark rate when given)."""
     de = de_map_figure(points)
     timing = {pid: fig for pid, p in sorted(points.items()) if (fig := timing_figure(p))}
-    return {"de_map": de if de["data"][0]["x"] else None, "timing": timing, "dark": dark_rate_figure(points)}
+    return {"de_map": de if de["data"][0]["x"] else None, "timing": timing, "dark": dark_rate_figure(points, pooled_dark)}
