@@ -1,7 +1,9 @@
 """Relative detection efficiency, transit time, TTS and dark rate of every point of a simulated scan against
 the simulation's truth (process_point on WaveDump files, point by point so the disk use stays small).
 
-    PYTHONPATH=$PWD python benchmarks/bench_peer.py [--events 60000] [--record-length 512] [--points N]
+    PYTHONPATH=$PWD python benchmarks/bench_peer.py [--events 60000] [--record-length 512] [--points N] [--noise-mv 0.3]
+
+TTS: the fitted core and the PMT's (less the noise's jitter, `timing_jitter`), the limit on the latter.
 """
 
 from __future__ import annotations
@@ -53,11 +55,16 @@ def compare(results: dict[str, dict[str, Any]], truth: dict[str, dict[str, Any]]
         t = truth[point]
         de_ok = abs(c["relative_de"] - t["detection_efficiency"]) <= LIMITS["de"] * t["detection_efficiency"]
         tt_ok = abs(c["transit_time_ns"] - t["transit_time_ns"]) <= LIMITS["tt_ns"]
-        tts_ok = abs(c["tts_sigma_ns"] / t["tts_sigma_ns"] - 1) <= LIMITS["tts"]
+        tts_ok = abs(_pmt_tts(c) / t["tts_sigma_ns"] - 1) <= LIMITS["tts"]
         dark_dev = abs(c["dark_rate_hz"] - t["dark_rate_hz"])
         dark_ok = dark_dev <= LIMITS["dark"] * t["dark_rate_hz"] or dark_dev <= 3 * c["dark_rate_err_hz"]
         rows.append({"point": point, **c, "truth": t, "ok": {"de": de_ok, "tt": tt_ok, "tts": tts_ok, "dark": dark_ok}})
     return rows
+
+
+def _pmt_tts(c: dict[str, Any]) -> float:
+    """The PMT's TTS sigma (the fitted core less the noise's jitter), or the fitted one where there is none."""
+    return c["tts_sigma_pmt_ns"] if c.get("tts_sigma_pmt_ns") is not None else c["tts_sigma_ns"]
 
 
 def _print_row(r: dict[str, Any]) -> None:
@@ -65,7 +72,7 @@ def _print_row(r: dict[str, Any]) -> None:
     flag = "".join(k[0].upper() if not v else "." for k, v in ok.items())
     print(f"{r['point']:15} {r['relative_de']:.4f}±{r['relative_de_err']:.4f} {t['detection_efficiency']:6.3f} "
           f"{r['transit_time_ns']:8.3f}±{r['transit_time_err_ns']:.3f} {t['transit_time_ns']:8.3f} "
-          f"{r['tts_sigma_ns']:.3f}±{r['tts_sigma_err_ns']:.3f} {t['tts_sigma_ns']:5.2f} "
+          f"{r['tts_sigma_ns']:.3f}±{r['tts_sigma_err_ns']:.3f} {_pmt_tts(r):.3f} {t['tts_sigma_ns']:5.2f} "
           f"{r['dark_rate_hz']:5.0f}±{r['dark_rate_err_hz']:4.0f} {t['dark_rate_hz']:6.0f} {flag}", flush=True)
 
 
@@ -74,23 +81,26 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=60000)
     parser.add_argument("--record-length", type=int, default=512)
     parser.add_argument("--points", type=int, default=len(SCAN_POINTS))
+    parser.add_argument("--noise-mv", type=float, default=SimulationConfig().noise_mv)
     args = parser.parse_args()
     sim = SimulationConfig(n_events=args.events, record_length=args.record_length, fmt="binary", seed=7,
-                           laser_drift=0.02)
+                           laser_drift=0.02, noise_mv=args.noise_mv)
     started = time.perf_counter()
     print("as they come (flags: letters = outside the limit):", flush=True)
     results, truth = run_scan(list(SCAN_POINTS[: args.points]), sim, Config(), verbose=True)
     rows = compare(results, truth)
-    print(f"{len(rows)} points x {args.events} events x {args.record_length} samples, "
+    print(f"{len(rows)} points x {args.events} events x {args.record_length} samples, {args.noise_mv} mV noise, "
           f"{time.perf_counter() - started:.0f} s")
-    print(f"{'point':15} {'rel DE':>16} {'truth':>6} {'TT ns':>16} {'truth':>8} {'TTS ns':>14} {'truth':>5} "
+    print(f"{'point':15} {'rel DE':>16} {'truth':>6} {'TT ns':>16} {'truth':>8} {'TTS ns':>14} {'PMT':>5} {'truth':>5} "
           f"{'dark Hz':>12} {'truth':>6}")
     for r in rows:
         _print_row(r)
     worst = {
         "relative DE |m/t-1| (limit 2 %)": max(abs(r["relative_de"] / r["truth"]["detection_efficiency"] - 1) for r in rows),
         "transit time |m-t| ns (limit 0.2)": max(abs(r["transit_time_ns"] - r["truth"]["transit_time_ns"]) for r in rows),
-        "TTS |m/t-1| (limit 5 %)": max(abs(r["tts_sigma_ns"] / r["truth"]["tts_sigma_ns"] - 1) for r in rows),
+        "TTS fitted |m/t-1|": max(abs(r["tts_sigma_ns"] / r["truth"]["tts_sigma_ns"] - 1) for r in rows),
+        "the PMT's TTS, less the noise's jitter, |m/t-1| (limit 5 %)":
+            max(abs(_pmt_tts(r) / r["truth"]["tts_sigma_ns"] - 1) for r in rows),
         "dark |m/t-1| (limit 10 % or 3 sigma)": max(abs(r["dark_rate_hz"] / r["truth"]["dark_rate_hz"] - 1) for r in rows),
         "dark max pull": max(abs(r["dark_rate_hz"] - r["truth"]["dark_rate_hz"]) / r["dark_rate_err_hz"] for r in rows),
     }

@@ -82,6 +82,8 @@ def test_tts_matches_the_truth_within_5_percent(scan):
     for point, c in lit_table(results).items():
         t = truth[point]
         assert abs(c["tts_sigma_ns"] - t["tts_sigma_ns"]) < 0.05 * t["tts_sigma_ns"] + 2 * c["tts_sigma_err_ns"]
+        assert 0.1 < c["noise_jitter_ns"] < 0.4, c  # 0.3 mV: the fitted core and the PMT's differ by 1-2 %
+        assert abs(c["tts_sigma_pmt_ns"] - t["tts_sigma_ns"]) < 0.05 * t["tts_sigma_ns"] + 2 * c["tts_sigma_pmt_err_ns"]
 
 
 def test_csv_has_the_other_analyses_columns(scan):
@@ -89,7 +91,8 @@ def test_csv_has_the_other_analyses_columns(scan):
     truth, results = scan
     table = pd.read_csv(io.StringIO(report.scan_csv(results)))
     for column in ("theta", "phi", "gain", "gain_err", "relative_de", "relative_de_err", "transit_time_ns",
-                   "tts_sigma_ns", "tts_fwhm_ns", "dark_rate_hz", "hamamatsu_angle"):
+                   "tts_sigma_ns", "tts_fwhm_ns", "tts_sigma_pmt_ns", "noise_jitter_ns", "dark_rate_hz",
+                   "hamamatsu_angle"):
         assert column in table.columns, column
     row = table.set_index("point").loc["theta50_phi90"]
     assert row["hamamatsu_angle"] == pytest.approx(-0.0049 * 2500 + 1.7515 * 50 - 0.0402)
@@ -113,6 +116,7 @@ def test_report_shows_de_map_timing_and_dark_rate(scan, tmp_path: Path):
         assert page.locator("#timing .main-svg").count() >= 1
         page.click('[data-point="theta30_phi180"]')
         assert "PMT − trigger time theta30_phi180" in page.inner_text("#timing")
+        assert "the PMT's TTS σ, less the noise's jitter of" in page.inner_text("#timing")
         assert "DE spread" in page.inner_text("#de-summary")
         summary = page.inner_text("#dark-summary")
         assert "dark rate of the PMT over the scan" in summary

@@ -23,6 +23,7 @@ from remote_monitor.analysis.pulse_times import (
     TimingSettings,
     pulse_times,
 )
+from remote_monitor.analysis.timing_jitter import JitterSample
 from remote_monitor.analysis.units import MV_PER_ADC, NS_PER_SAMPLE, PC_PER_MV_SAMPLE
 
 
@@ -52,18 +53,30 @@ class ExtrasAccumulator:
     baseline_mv: list[float] = field(default_factory=list)
     baseline_rms_mv: list[float] = field(default_factory=list)
     sipm_charges: list[np.ndarray] = field(default_factory=list)
+    jitter_sample: JitterSample = field(default_factory=JitterSample)
 
     def add(self, trigger: np.ndarray, pmt: np.ndarray, sipm: np.ndarray | None = None) -> None:
         d = self.digitizer
         trigger = rising_trigger(trigger, d.baseline_samples)
-        self.times.add(*pulse_times(pmt, trigger, self.timing, baseline_samples=d.baseline_samples,
-                                    trigger_threshold_mv=d.trigger_threshold_mv, mv_per_adc=d.mv_per_adc,
-                                    ns_per_sample=d.ns_per_sample))
+        timed = self._pulse_times(pmt, trigger)
+        self.times.add(*timed)
+        self.jitter_sample.add(pmt, trigger, timed[0], timed[4])
         base = pmt[:, : d.baseline_samples].astype(np.float64) * d.mv_per_adc
         self.baseline_mv.append(float(base.mean()))
         self.baseline_rms_mv.append(float(base.std(axis=1).mean()))
         if sipm is not None:
             self.sipm_charges.append(self._sipm_charge(trigger, sipm))
+
+    def _pulse_times(self, pmt: np.ndarray, trigger: np.ndarray) -> tuple[np.ndarray, ...]:
+        d = self.digitizer
+        return pulse_times(pmt, trigger, self.timing, baseline_samples=d.baseline_samples,
+                           trigger_threshold_mv=d.trigger_threshold_mv, mv_per_adc=d.mv_per_adc,
+                           ns_per_sample=d.ns_per_sample)
+
+    def noise_jitter(self) -> dict[str, Any] | None:
+        """The noise jitter of the laser pulses' CFD time (`timing_jitter`), or None."""
+        return self.jitter_sample.jitter(lambda pmt, trigger: self._pulse_times(pmt, trigger)[0],
+                                         self.digitizer.baseline_samples)
 
     def _sipm_charge(self, trigger: np.ndarray, sipm: np.ndarray) -> np.ndarray:
         d = self.digitizer

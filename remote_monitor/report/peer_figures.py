@@ -50,10 +50,13 @@ def timing_figure(point: dict[str, Any]) -> dict[str, Any] | None:
     if timing.get("transit_time_ns") is not None:
         title += (f": TT {timing['transit_time_ns']:.2f} ± {timing['transit_time_err_ns']:.2f} ns, "
                   f"TTS σ {timing['tts_sigma_ns']:.2f} ns, FWHM {timing['tts_fwhm_ns']:.2f} ns")
-    margin = {}
+    if timing.get("tts_sigma_pmt_ns") is not None:  # (the fitted core less the noise's jitter: `timing_jitter`)
+        title += (f"<br>the PMT's TTS σ, less the noise's jitter of {timing['noise_jitter_ns']:.2f} ns: "
+                  f"{timing['tts_sigma_pmt_ns']:.2f} ± {timing['tts_sigma_pmt_err_ns']:.2f} ns")
     if timing.get("note"):  # (the monitor's own text), its two sentences on two lines
         title += "<br><sub>" + timing["note"].replace(". ", ".<br>", 1) + "</sub>"
-        margin = {"margin": {"l": 70, "r": 20, "t": 100, "b": 100}}
+    lines = title.count("<br>")
+    margin = {"margin": {"l": 70, "r": 20, "t": 50 + 25 * lines, "b": 100}} if lines else {}
     return {"data": data, "layout": _layout(title, xaxis={"title": {"text": "time [ns]"}},
                                             yaxis={"title": {"text": "events / bin"}, "rangemode": "tozero"},
                                             **margin)}
