@@ -397,7 +397,7 @@ def test_timing_of_points_with_several_photoelectrons_per_event_says_it_is_not_s
               "transit_time_err_ns": 0.01, "tts_sigma_ns": 1.0, "tts_fwhm_ns": 2.4}
     plain = timing_figure({"point": "theta0_phi0", "peer": {"timing": timing}})
     noted = timing_figure({"point": "theta0_phi0", "peer": {"timing": {**timing, "note": note}}})
-    assert plain is not None and noted is not None and "<sub>" not in plain["layout"]["title"]["text"]
+    assert plain is not None and noted is not None and "TTS reads narrower" not in plain["layout"]["title"]["text"]
     assert "merged pulse.<br>The TTS reads narrower" in noted["layout"]["title"]["text"]
 
 

@@ -47,16 +47,16 @@ def timing_figure(point: dict[str, Any]) -> dict[str, Any] | None:
         data.append({"type": "scatter", "mode": "lines", "name": "core + late tail + flat fit", "x": curve["x"], "y": curve["y"],
                      "line": {"width": 2.5, "color": "#0072B2"}})
     title = f"PMT − trigger time {point['point']}"
-    if timing.get("transit_time_ns") is not None:
-        title += (f": TT {timing['transit_time_ns']:.2f} ± {timing['transit_time_err_ns']:.2f} ns, "
-                  f"TTS σ {timing['tts_sigma_ns']:.2f} ns, FWHM {timing['tts_fwhm_ns']:.2f} ns")
+    if timing.get("transit_time_ns") is not None:  # (the numbers in smaller lines: a narrow plot cut them)
+        title += (f"<br><sub>TT {timing['transit_time_ns']:.2f} ± {timing['transit_time_err_ns']:.2f} ns, "
+                  f"TTS σ {timing['tts_sigma_ns']:.2f} ns, FWHM {timing['tts_fwhm_ns']:.2f} ns</sub>")
     if timing.get("tts_sigma_pmt_ns") is not None:  # (the fitted core less the noise's jitter: `timing_jitter`)
-        title += (f"<br>the PMT's TTS σ, less the noise's jitter of {timing['noise_jitter_ns']:.2f} ns: "
-                  f"{timing['tts_sigma_pmt_ns']:.2f} ± {timing['tts_sigma_pmt_err_ns']:.2f} ns")
+        title += (f"<br><sub>the PMT's TTS σ, less the noise's jitter of {timing['noise_jitter_ns']:.2f} ns: "
+                  f"{timing['tts_sigma_pmt_ns']:.2f} ± {timing['tts_sigma_pmt_err_ns']:.2f} ns</sub>")
     if timing.get("note"):  # (the monitor's own text), its two sentences on two lines
         title += "<br><sub>" + timing["note"].replace(". ", ".<br>", 1) + "</sub>"
     lines = title.count("<br>")
-    margin = {"margin": {"l": 70, "r": 20, "t": 50 + 25 * lines, "b": 100}} if lines else {}
+    margin = {"margin": {"l": 70, "r": 20, "t": 50 + 40 * lines, "b": 100}} if lines else {}  # (title centred in it)
     return {"data": data, "layout": _layout(title, xaxis={"title": {"text": "time [ns]"}},
                                             yaxis={"title": {"text": "events / bin"}, "rangemode": "tozero"},
                                             **margin)}
@@ -91,7 +91,7 @@ def dark_rate_figure(points: dict[str, dict[str, Any]], pooled: dict[str, Any] |
     title, shapes = "dark rate per point", []
     if pooled and pooled.get("dark_rate_hz") is not None:
         rate, err = pooled["dark_rate_hz"], pooled["dark_rate_err_hz"]
-        title += f"; the PMT's, pooled: {rate:.0f} ± {err:.0f} Hz"
+        title += f"<br><sub>the PMT's, pooled: {rate:.0f} ± {err:.0f} Hz (dashed)</sub>"
         shapes = [{"type": "rect", "xref": "paper", "x0": 0, "x1": 1, "y0": rate - err, "y1": rate + err,
                    "fillcolor": "rgba(213,94,0,0.15)", "line": {"width": 0}},
                   {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": rate, "y1": rate,
@@ -99,10 +99,11 @@ def dark_rate_figure(points: dict[str, dict[str, Any]], pooled: dict[str, Any] |
     order = {pid: i for i, pid in enumerate(points)}
     data = [_dark_trace(kind, sorted(r, key=lambda row: order.get(row[0], len(order))))
             for kind, r in rows.items() if r]
-    return {"data": data, "layout": _layout(title, xaxis={"type": "category", "categoryorder": "array",
-                                                          "categoryarray": list(points)},
-                                            yaxis={"title": {"text": "dark rate [Hz]"}, "rangemode": "tozero"},
-                                            shapes=shapes)}
+    layout = _layout(title, xaxis={"type": "category", "categoryorder": "array", "categoryarray": list(points)},
+                     yaxis={"title": {"text": "dark rate [Hz]"}, "rangemode": "tozero"}, shapes=shapes)
+    if shapes:
+        layout["margin"] = {**layout["margin"], "t": 90}
+    return {"data": data, "layout": layout}
 
 
 def peer_panels(points: dict[str, dict[str, Any]], pooled_dark: dict[str, Any] | None = None) -> dict[str, Any]:
