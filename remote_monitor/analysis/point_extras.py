@@ -73,10 +73,13 @@ class ExtrasAccumulator:
                            trigger_threshold_mv=d.trigger_threshold_mv, mv_per_adc=d.mv_per_adc,
                            ns_per_sample=d.ns_per_sample)
 
-    def noise_jitter(self) -> dict[str, Any] | None:
-        """The noise jitter of the laser pulses' CFD time (`timing_jitter`), or None."""
+    def noise_jitter(self, core_ns: tuple[float, float] | None) -> dict[str, Any] | None:
+        """The noise jitter of the CFD time of the laser pulses timed in core_ns (`timing_jitter`), or None (as
+        without a core)."""
+        if core_ns is None:
+            return None
         return self.jitter_sample.jitter(lambda pmt, trigger: self._pulse_times(pmt, trigger)[0],
-                                         self.digitizer.baseline_samples)
+                                         self.digitizer.baseline_samples, core_ns)
 
     def _sipm_charge(self, trigger: np.ndarray, sipm: np.ndarray) -> np.ndarray:
         d = self.digitizer

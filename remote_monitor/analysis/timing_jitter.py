@@ -9,9 +9,11 @@ over the slope read 0.79 ns on an independent stand whose times needed about 0.5
 correlated); injection read 0.57 there.
 
 The jitter is the half-width of the shifts' central 68 % (their tails, pulses near the timing threshold, would
-inflate an rms), and the PMT's TTS the fitted sigma less it in quadrature. On the project's stand (TTS 1.3 ns, 60k
-events at 0.2 PE) the fitted sigma read 1.315 / 1.387 / 1.555 ns at 0.3 / 0.6 / 1 mV of noise, less the jitter
-1.289 / 1.305 / 1.368 ns; the seventh independent stand (1.4 ns, 0.5 mV low-passed) 1.539, less it 1.429 ns. At
+inflate an rms) over the pulses timed in the fitted peak's core, and the PMT's TTS the fitted sigma less it in
+quadrature, with a tenth of the jitter as its systematic error. On the project's stand (TTS 1.3 ns, 60k events at
+0.2 PE) the fitted sigma read 1.315 / 1.387 / 1.555 ns at 0.3 / 0.6 / 1 mV of noise, less the jitter 1.288 /
+1.306 / 1.377 ns; the seventh independent stand (1.4 ns, 0.5 mV low-passed) 1.51-1.57, less it 1.40-1.45 ns; the
+sixth (1.3 ns, 1 mV low-passed at 125 MHz, its single-photoelectron points) 1.52-2.29, less it 1.35-1.48 ns. At
 1 mV the jitter is not Gaussian (the fitted core of the times of pulses without any TTS is 0.85 ns wide where their
 central 68 % is 0.76 ns wide), so part of it stays.
 """
@@ -25,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+JITTER_SYST = 0.1  # relative: injection against the jitter itself read -7 ... +8 % (tests/test_timing_jitter.py)
 MAX_PAIRS = 4000  # laser pulses (and as many empty windows) kept from a point's first events
 MIN_PAIRS = 200  # fewer pulses timed twice: no jitter measured
 CENTRAL = (15.865, 84.135)  # percentiles whose half-distance is one sigma of a Gaussian
@@ -54,16 +57,21 @@ class JitterSample:
         if len(empty):
             self.empties.append(pmt[empty].copy())
 
-    def jitter(self, retime: Retimer, baseline_samples: int) -> dict[str, Any] | None:
-        """The noise jitter of the CFD time in ns with its error and the pulses it comes from, or None with fewer
+    def jitter(self, retime: Retimer, baseline_samples: int, core_ns: tuple[float, float]) -> dict[str, Any] | None:
+        """The noise jitter of the CFD time in ns with its error and the pulses it comes from: those timed inside
+        core_ns, the fitted peak's core (noise over the timing threshold, timed anywhere in the window, was 55 % of
+        the timed events of an independent stand at 1 mV and 0.03 PE, and doubled the jitter), or None with fewer
         than MIN_PAIRS pulses timed twice (no light, no empty windows)."""
-        n = min(_rows(self.pulses), _rows(self.empties))
+        times = np.concatenate(self.times_ns) if self.times_ns else np.zeros(0)
+        in_core = np.flatnonzero((times >= core_ns[0]) & (times <= core_ns[1]))
+        n = min(len(in_core), _rows(self.empties))
         if n < MIN_PAIRS:
             return None
+        in_core = in_core[:n]
         noise = np.concatenate(self.empties)[:n].astype(np.float64)
         noise -= noise[:, :baseline_samples].mean(axis=1, keepdims=True)
-        pulses = np.concatenate(self.pulses)[:n].astype(np.float64)
-        shifts = retime(pulses + noise, np.concatenate(self.triggers)[:n]) - np.concatenate(self.times_ns)[:n]
+        pulses = np.concatenate(self.pulses)[in_core].astype(np.float64)
+        shifts = retime(pulses + noise, np.concatenate(self.triggers)[in_core]) - times[in_core]
         shifts = shifts[np.isfinite(shifts)]
         if len(shifts) < MIN_PAIRS:
             return None
@@ -77,14 +85,26 @@ def _rows(blocks: list[np.ndarray]) -> int:
     return sum(len(b) for b in blocks)
 
 
+CORE_SIGMAS = 3.0  # the pulses whose jitter is measured: timed within this many fitted sigmas of the transit time
+
+
+def timing_core(timing: dict[str, Any]) -> tuple[float, float] | None:
+    """The fitted peak's core (transit time +- CORE_SIGMAS sigma) in ns, or None without a fitted peak."""
+    if timing.get("status") != "ok" or timing.get("tts_sigma_ns") is None or timing.get("transit_time_ns") is None:
+        return None
+    half = CORE_SIGMAS * timing["tts_sigma_ns"]
+    return timing["transit_time_ns"] - half, timing["transit_time_ns"] + half
+
+
 def tts_less_jitter(timing: dict[str, Any], jitter: dict[str, Any] | None) -> dict[str, Any]:
     """The timing fit's result with the noise jitter and the PMT's TTS sigma (the fitted one less the jitter in
-    quadrature, errors propagated); unchanged without a fitted sigma or a jitter. A jitter as wide as the fitted
-    core leaves no TTS of the PMT, and says so."""
+    quadrature; its error from both, the jitter's with JITTER_SYST of it); unchanged without a fitted sigma or a
+    jitter. A jitter as wide as the fitted core leaves no TTS of the PMT, and says so."""
     sigma, err = timing.get("tts_sigma_ns"), timing.get("tts_sigma_err_ns")
     if timing.get("status") != "ok" or sigma is None or jitter is None:
         return timing
-    j, j_err = jitter["noise_jitter_ns"], jitter["noise_jitter_err_ns"]
+    j = jitter["noise_jitter_ns"]
+    j_err = math.hypot(jitter["noise_jitter_err_ns"], JITTER_SYST * j)
     out = {**timing, **jitter, "tts_sigma_pmt_ns": None, "tts_sigma_pmt_err_ns": None}
     if j >= sigma:
         out["tts_sigma_pmt_note"] = (f"the noise's jitter of the CFD time ({j:.2f} ns) is as wide as the fitted "

@@ -25,7 +25,7 @@ from remote_monitor.analysis.peer_columns import de_left_out, peer_table
 from remote_monitor.analysis.point_extras import Digitizer, ExtrasAccumulator
 from remote_monitor.analysis.point_verdict import NO_LIGHT, no_light
 from remote_monitor.analysis.timing_fit import fit_timing, multi_photoelectron_note
-from remote_monitor.analysis.timing_jitter import tts_less_jitter
+from remote_monitor.analysis.timing_jitter import timing_core, tts_less_jitter
 from remote_monitor.stand.config import Config
 from remote_monitor.stand.layout import SCAN_POINTS
 
@@ -110,7 +110,8 @@ def finish_extras(acc: ExtrasAccumulator, fit: dict[str, Any] | None, reference:
     pmt_dark = no_light(fit, hist, laser_delay_ns)
     why = _no_de(pmt_dark, occ, _monitor_dark(eff, mon, reference), mon, eff.normalisation)
     de, de_err = (None, None) if why else raw_efficiency(occ, occ_err, mon, mon_err)
-    timing = tts_less_jitter(fit_timing(acc.times.pmt_minus_trigger_ns()).to_dict(), acc.noise_jitter())
+    timing = fit_timing(acc.times.pmt_minus_trigger_ns()).to_dict()
+    timing = tts_less_jitter(timing, acc.noise_jitter(timing_core(timing)))
     if timing["status"] == "ok" and (note := multi_photoelectron_note(occ)):
         timing["note"] = note
     return {"occupancy": occ, "occupancy_err": occ_err, "monitor": mon, "monitor_err": mon_err,
