@@ -11,7 +11,7 @@ import pytest
 
 from remote_monitor.analysis.point_extras import ExtrasAccumulator
 from remote_monitor.analysis.pulse_times import TimingSettings, pulse_times
-from remote_monitor.analysis.timing_fit import fit_timing
+from remote_monitor.analysis.timing_fit import fit_timing, signal_fwhm
 from remote_monitor.analysis.timing_jitter import (
     CENTRAL,
     JITTER_SYST,
@@ -103,6 +103,15 @@ def test_the_pmt_tts_is_the_fitted_core_less_the_jitter_in_quadrature() -> None:
     jitter_err = math.hypot(0.02, JITTER_SYST * 0.9)  # statistical and the injection's own accuracy
     assert out["tts_sigma_pmt_err_ns"] == pytest.approx(math.hypot(1.5 * 0.03, 0.9 * jitter_err) / 1.2)
     assert out["noise_jitter_ns"] == 0.9 and out["tts_sigma_ns"] == 1.5
+    assert out["tts_fwhm_pmt_ns"] is None  # no fitted FWHM to scale
+    shaped = {**timing, "transit_time_ns": 50.0, "tts_fwhm_ns": 3.6, "tts_fwhm_err_ns": 0.072}
+    gauss = tts_less_jitter({**shaped, "tau_ns": None, "late_fraction": 0.0}, jitter)
+    assert gauss["tts_fwhm_pmt_ns"] == pytest.approx(2.35482 * 1.2, rel=1e-5)
+    assert gauss["tts_fwhm_pmt_err_ns"] == pytest.approx(
+        gauss["tts_fwhm_pmt_ns"] * math.hypot(0.02, 0.9 * jitter_err / 1.2**2))
+    tailed = tts_less_jitter({**shaped, "tau_ns": 5.0, "late_fraction": 0.2}, jitter)
+    assert tailed["tts_fwhm_pmt_ns"] == pytest.approx(signal_fwhm(50.0, 1.2, 5.0, 0.2))
+    assert tailed["tts_fwhm_pmt_ns"] > gauss["tts_fwhm_pmt_ns"]  # the late tail widens it
     wide = tts_less_jitter(timing, {**jitter, "noise_jitter_ns": 1.6})
     assert wide["tts_sigma_pmt_ns"] is None and "as wide as the fitted core" in wide["tts_sigma_pmt_note"]
     assert tts_less_jitter(timing, None) == timing

@@ -11,7 +11,7 @@ from remote_monitor.analysis.detection_efficiency import CENTRE, relative
 PEER_COLUMNS = ["theta", "phi", "hamamatsu_angle", "gain", "gain_err", "occupancy", "occupancy_err",
                 "relative_de", "relative_de_err", "transit_time_ns", "transit_time_err_ns", "tts_sigma_ns",
                 "tts_sigma_err_ns", "tts_fwhm_ns", "tts_fwhm_err_ns", "noise_jitter_ns", "tts_sigma_pmt_ns",
-                "tts_sigma_pmt_err_ns", "dark_rate_hz", "dark_rate_err_hz",
+                "tts_sigma_pmt_err_ns", "tts_fwhm_pmt_ns", "tts_fwhm_pmt_err_ns", "dark_rate_hz", "dark_rate_err_hz",
                 "baseline_mv", "baseline_rms_mv", "pedestal_pc", "pedestal_width_pc"]
 
 
@@ -47,7 +47,8 @@ def peer_columns(result: dict[str, Any], centre: dict[str, Any] | None = None) -
         "occupancy_err": _f(extras.get("occupancy_err")), "relative_de": rel, "relative_de_err": rel_err,
         **{k: _f(timing.get(k)) for k in ("transit_time_ns", "transit_time_err_ns", "tts_sigma_ns",
                                           "tts_sigma_err_ns", "tts_fwhm_ns", "tts_fwhm_err_ns", "noise_jitter_ns",
-                                          "tts_sigma_pmt_ns", "tts_sigma_pmt_err_ns")},
+                                          "tts_sigma_pmt_ns", "tts_sigma_pmt_err_ns", "tts_fwhm_pmt_ns",
+                                          "tts_fwhm_pmt_err_ns")},
         "dark_rate_hz": _f(dark.get("dark_rate_hz")), "dark_rate_err_hz": _f(dark.get("dark_rate_err_hz")),
         "baseline_mv": _f(ped.get("baseline_mv")), "baseline_rms_mv": _f(ped.get("baseline_rms_mv")),
         "pedestal_pc": _f(fit.get("q0_pc")), "pedestal_width_pc": _f(fit.get("sigma0_pc")),

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from remote_monitor.analysis.timing_fit import signal_fwhm
+
 JITTER_SYST = 0.1  # relative: injection against the jitter itself read -7 ... +8 % (tests/test_timing_jitter.py)
 MAX_PAIRS = 4000  # laser pulses (and as many empty windows) kept from a point's first events
 MIN_PAIRS = 200  # fewer pulses timed twice: no jitter measured
@@ -98,14 +100,15 @@ def timing_core(timing: dict[str, Any]) -> tuple[float, float] | None:
 
 def tts_less_jitter(timing: dict[str, Any], jitter: dict[str, Any] | None) -> dict[str, Any]:
     """The timing fit's result with the noise jitter and the PMT's TTS sigma (the fitted one less the jitter in
-    quadrature; its error from both, the jitter's with JITTER_SYST of it); unchanged without a fitted sigma or a
-    jitter. A jitter as wide as the fitted core leaves no TTS of the PMT, and says so."""
+    quadrature; its error from both, the jitter's with JITTER_SYST of it) and FWHM; unchanged without a fitted
+    sigma or a jitter. A jitter as wide as the fitted core leaves no TTS of the PMT, and says so."""
     sigma, err = timing.get("tts_sigma_ns"), timing.get("tts_sigma_err_ns")
     if timing.get("status") != "ok" or sigma is None or jitter is None:
         return timing
     j = jitter["noise_jitter_ns"]
     j_err = math.hypot(jitter["noise_jitter_err_ns"], JITTER_SYST * j)
-    out = {**timing, **jitter, "tts_sigma_pmt_ns": None, "tts_sigma_pmt_err_ns": None}
+    out = {**timing, **jitter, "tts_sigma_pmt_ns": None, "tts_sigma_pmt_err_ns": None, "tts_fwhm_pmt_ns": None,
+           "tts_fwhm_pmt_err_ns": None}
     if j >= sigma:
         out["tts_sigma_pmt_note"] = (f"the noise's jitter of the CFD time ({j:.2f} ns) is as wide as the fitted "
                                      f"core ({sigma:.2f} ns): the PMT's own spread is not measured")
@@ -113,4 +116,18 @@ def tts_less_jitter(timing: dict[str, Any], jitter: dict[str, Any] | None) -> di
     pmt = math.sqrt(sigma**2 - j**2)
     out["tts_sigma_pmt_ns"] = pmt
     out["tts_sigma_pmt_err_ns"] = math.hypot(sigma * (err or 0.0), j * j_err) / pmt
-    return out
+    return {**out, **_pmt_fwhm(timing, pmt, j * j_err / pmt**2)}
+
+
+GAUSS_FWHM = 2.0 * math.sqrt(2.0 * math.log(2.0))
+
+
+def _pmt_fwhm(timing: dict[str, Any], sigma_pmt: float, jitter_rel_err: float) -> dict[str, Any]:
+    """The FWHM of the fitted signal shape (core + late tail) with the PMT's sigma in place of the fitted one (the
+    jitter widens both alike), its error the fit's FWHM error scaled, and the jitter's part of sigma's."""
+    fwhm, fwhm_err = timing.get("tts_fwhm_ns"), timing.get("tts_fwhm_err_ns") or 0.0
+    tau, late = timing.get("tau_ns"), timing.get("late_fraction") or 0.0
+    if not fwhm:
+        return {}
+    pmt = GAUSS_FWHM * sigma_pmt if tau is None else signal_fwhm(timing["transit_time_ns"], sigma_pmt, tau, late)
+    return {"tts_fwhm_pmt_ns": pmt, "tts_fwhm_pmt_err_ns": pmt * math.hypot(fwhm_err / fwhm, jitter_rel_err)}

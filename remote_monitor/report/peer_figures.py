@@ -52,7 +52,8 @@ def timing_figure(point: dict[str, Any]) -> dict[str, Any] | None:
                   f"TTS σ {timing['tts_sigma_ns']:.2f} ns, FWHM {timing['tts_fwhm_ns']:.2f} ns</sub>")
     if timing.get("tts_sigma_pmt_ns") is not None:  # (the fitted core less the noise's jitter: `timing_jitter`)
         title += (f"<br><sub>the PMT's TTS σ, less the noise's jitter of {timing['noise_jitter_ns']:.2f} ns: "
-                  f"{timing['tts_sigma_pmt_ns']:.2f} ± {timing['tts_sigma_pmt_err_ns']:.2f} ns</sub>")
+                  f"{timing['tts_sigma_pmt_ns']:.2f} ± {timing['tts_sigma_pmt_err_ns']:.2f} ns"
+                  + (f", FWHM {timing['tts_fwhm_pmt_ns']:.2f} ns" if timing.get("tts_fwhm_pmt_ns") else "") + "</sub>")
     if timing.get("note"):  # (the monitor's own text), its two sentences on two lines
         title += "<br><sub>" + timing["note"].replace(". ", ".<br>", 1) + "</sub>"
     lines = title.count("<br>")
