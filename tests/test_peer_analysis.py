@@ -387,6 +387,7 @@ def test_hamamatsu_angle(theta, expected):
 
 def test_timing_of_points_with_several_photoelectrons_per_event_says_it_is_not_single_photoelectron() -> None:
     from remote_monitor.analysis.timing_fit import multi_photoelectron_note
+    from remote_monitor.analysis.timing_jitter import tts_less_jitter
     from remote_monitor.report.peer_figures import timing_figure
 
     assert multi_photoelectron_note(None) is None and multi_photoelectron_note(0.15) is None  # the stand's 0.05-0.15
@@ -399,6 +400,11 @@ def test_timing_of_points_with_several_photoelectrons_per_event_says_it_is_not_s
     noted = timing_figure({"point": "theta0_phi0", "peer": {"timing": {**timing, "note": note}}})
     assert plain is not None and noted is not None and "TTS reads narrower" not in plain["layout"]["title"]["text"]
     assert "merged pulse.<br>The TTS reads narrower" in noted["layout"]["title"]["text"]
+    jittered = tts_less_jitter({**timing, "status": "ok", "tts_sigma_err_ns": 0.02},
+                               {"noise_jitter_ns": 1.2, "noise_jitter_err_ns": 0.02, "noise_jitter_pulses": 900})
+    too_wide = timing_figure({"point": "theta0_phi0", "peer": {"timing": jittered}})
+    assert too_wide is not None and "PMT's own spread is not measured" in too_wide["layout"]["title"]["text"]
+    assert too_wide["layout"]["margin"]["t"] == 50 + 40 * 2  # room for the two lines under the title
 
 
 def test_threshold_efficiency_from_the_laser_pulses_only_where_they_seldom_merge() -> None:

@@ -54,6 +54,8 @@ def timing_figure(point: dict[str, Any]) -> dict[str, Any] | None:
         title += (f"<br><sub>the PMT's TTS σ, less the noise's jitter of {timing['noise_jitter_ns']:.2f} ns: "
                   f"{timing['tts_sigma_pmt_ns']:.2f} ± {timing['tts_sigma_pmt_err_ns']:.2f} ns"
                   + (f", FWHM {timing['tts_fwhm_pmt_ns']:.2f} ns" if timing.get("tts_fwhm_pmt_ns") else "") + "</sub>")
+    if timing.get("tts_sigma_pmt_note"):  # (no PMT's TTS: the jitter is as wide as the fitted core)
+        title += f"<br><sub>{timing['tts_sigma_pmt_note']}</sub>"
     if timing.get("note"):  # (the monitor's own text), its two sentences on two lines
         title += "<br><sub>" + timing["note"].replace(". ", ".<br>", 1) + "</sub>"
     lines = title.count("<br>")
