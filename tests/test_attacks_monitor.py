@@ -116,6 +116,25 @@ def test_live_monitor_survives_every_attack_and_keeps_processing(tmp_path: Path)
     assert not (out / "private" / "monitor.key").stat().st_mode & 0o077
 
 
+def _fill_to_the_last_byte(path: Path) -> None:
+    """Big writes, then smaller ones, until one byte does not fit (a 64 KiB write that fails can leave up to 64 KiB
+    free, enough for a point's result: seen once in CI, 2026-12-05); again each second until two rounds in a row
+    write nothing. The monitor may still be writing when the disk fills, and removes a file it could not finish,
+    which frees its space: a point's result went in so, once in CI, 2026-12-06."""
+    idle = 0
+    with open(path, "ab", buffering=0) as fh:
+        while idle < 2:
+            written = 0
+            for chunk in (65536, 4096, 1):
+                try:
+                    while True:
+                        written += fh.write(b"\0" * chunk) or 0
+                except OSError:
+                    pass
+            idle = idle + 1 if written == 0 else 0
+            time.sleep(1.0)
+
+
 def test_disk_full_pauses_writing_and_resumes(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
@@ -130,14 +149,9 @@ def test_disk_full_pauses_writing_and_resumes(tmp_path: Path) -> None:
         _new_point(data, "theta0_phi0")
         proc = start_monitor(data, out, write_config(tmp_path, quiet=0.3))
         wait_for(lambda: _processed(out, "theta0_phi0"), 240, "the first point", proc)
+        wait_for((out / "reports" / f"{SERIAL}.html").exists, 60, "the first point's report", proc)
         filler = out / "filler"
-        with open(filler, "wb", buffering=0) as fh:  # fill the disk to the last byte: big writes, then smaller
-            for chunk in (65536, 4096, 1):  # ones (a 64 KiB write that fails can leave up to 64 KiB free, enough
-                try:  # for a point's result: seen once in CI, 2026-12-05)
-                    while True:
-                        fh.write(b"\0" * chunk)
-                except OSError:
-                    pass
+        _fill_to_the_last_byte(filler)
         _new_point(data, "theta20_phi0")
         time.sleep(15)  # the point is processed, but cannot be written
         assert proc.poll() is None, "the monitor exited on a full disk"
