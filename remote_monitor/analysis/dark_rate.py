@@ -90,6 +90,13 @@ def scales_up(efficiency: float | None) -> TypeGuard[float]:
     return efficiency is not None and efficiency > MIN_THRESHOLD_EFFICIENCY
 
 
+def applied_efficiency(sample: dict[str, Any]) -> float | None:
+    """The threshold efficiency a point's dark sample (`corrected_dark_rate`) is counted with: its own, None where
+    it has none (no 1-PE response), 1 where the correction is off (no key: every point counted alike). Its rate is
+    corrected where `scales_up` of it."""
+    return sample.get("threshold_efficiency", 1.0)
+
+
 def corrected_dark_rate(raw: dict[str, Any], efficiency: float | None) -> dict[str, Any]:
     """The raw counting rate divided by the threshold efficiency (kept as dark_rate_raw_hz). Where the threshold
     sees under MIN_THRESHOLD_EFFICIENCY of the photoelectrons (a low gain: 0.5e7 put 20 % of them over 4 mV on an
@@ -115,9 +122,9 @@ def pooled_dark_rate(samples: dict[str, dict[str, Any]]) -> dict[str, Any]:
     points' efficiency in `borrowed` (`borrowed_efficiency`). chi2/ndf of the points around the pooled rate: about
     1 when the rate held steady through the scan (a PMT still settling after the HV went on, or after light,
     counts more at first); above 1 the error is scaled by its square root."""
-    used, left_out, unresolved = {}, [], {}
+    used, left_out, unresolved, efficiencies = {}, [], {}, []
     for point, s in samples.items():
-        eff = s.get("threshold_efficiency", 1.0)  # (no key: the correction is off, every point counted alike)
+        eff = applied_efficiency(s)
         if not s.get("dark_live_s") or s.get("dark_rate_hz") is None:
             continue
         if not scales_up(eff):
@@ -126,8 +133,8 @@ def pooled_dark_rate(samples: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 unresolved[point] = s
             continue
         used[point] = (int(s["dark_counts"]), int(s.get("noise_counts") or 0), float(s["dark_live_s"]) * float(eff))
-    efficiencies = [float(s["threshold_efficiency"]) for p, s in samples.items() if p in used and
-                    s.get("threshold_efficiency") is not None]
+        if "threshold_efficiency" in s:  # (a measured one: those a point without its own may borrow)
+            efficiencies.append(float(eff))
     out: dict[str, Any] = {"dark_rate_hz": None, "dark_rate_err_hz": None, "chi2_ndf": None,
                            "n_points": len(used), "left_out": left_out,
                            "borrowed": [borrowed_efficiency(p, s, efficiencies) for p, s in unresolved.items()

@@ -7,7 +7,7 @@ import itertools
 import math
 from typing import Any
 
-from remote_monitor.analysis.dark_rate import scales_up
+from remote_monitor.analysis.dark_rate import applied_efficiency, scales_up
 from remote_monitor.analysis.peer_columns import peer_table
 from remote_monitor.report.figures import _layout, _r
 
@@ -86,7 +86,7 @@ def dark_rate_figure(points: dict[str, dict[str, Any]], pooled: dict[str, Any] |
         dark = (p.get("peer") or {}).get("dark") or {}
         if dark.get("dark_rate_hz") is None:
             continue
-        kind = "corrected" if scales_up(dark.get("threshold_efficiency", 1.0)) else "counted"
+        kind = "corrected" if scales_up(applied_efficiency(dark)) else "counted"
         rows[kind].append((pid, float(dark["dark_rate_hz"]), float(dark.get("dark_rate_err_hz") or 0.0)))
     rows["borrowed"] = [(b["point"], b["dark_rate_hz"], b["dark_rate_err_hz"]) for b in (pooled or {}).get("borrowed", [])]
     if not rows["corrected"] and not rows["counted"]:
