@@ -40,6 +40,8 @@ from remote_monitor.analysis.timing_fit import (
 )
 from remote_monitor.analysis.units import MV_PER_ADC
 
+from .waveform_helpers import trigger_row
+
 WINDOW_NS = TimingSettings().laser_window_ns[1] - TimingSettings().laser_window_ns[0]
 
 
@@ -48,7 +50,7 @@ def _events(trigger_at: float, pmt_at: float | None, n_samples: int = 400, extra
     """Raw ADC rows: a linear-edge trigger (0 -> 800 mV over 2 samples) and triangular PMT pulses (negative):
     pmt_mv_at mV at pmt_at, 10 mV at each of `extra`."""
     s = np.arange(n_samples, dtype=float)
-    trig = 800 + np.clip((s - trigger_at + 1) / 2, 0, 1) * (s < trigger_at + 20) * 800 / MV_PER_ADC
+    trig = trigger_row(n_samples, trigger_at)
     pmt_mv = np.zeros(n_samples)
     pulses = ([(pmt_at, pmt_mv_at)] if pmt_at is not None else []) + [(at, 10.0) for at in extra]
     for at, peak_mv in pulses:

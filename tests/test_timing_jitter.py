@@ -22,6 +22,8 @@ from remote_monitor.analysis.timing_jitter import (
 from remote_monitor.analysis.units import MV_PER_ADC, NS_PER_SAMPLE
 from remote_monitor.simulation.stand import SimulationConfig, simulate_point_waveforms
 
+from .waveform_helpers import trigger_row
+
 LENGTH, TRIGGER_AT, PULSE_AT = 400, 60, 60 + 163.3  # samples; the pulse's start 326.6 ns after the trigger
 
 
@@ -29,7 +31,7 @@ def _rows(noise_mv: np.ndarray, pulse_mv: float) -> tuple[np.ndarray, np.ndarray
     """Trigger and PMT ADC rows: a linear-edge trigger, and (pulse_mv > 0) a negative pulse rising over ~7 ns and
     falling over ~15 ns, always at the same sub-sample time, on top of the given noise."""
     s = np.arange(LENGTH, dtype=float)
-    trig = 800 + np.clip((s - TRIGGER_AT + 1) / 2, 0, 1) * (s < TRIGGER_AT + 20) * 800 / MV_PER_ADC
+    trig = trigger_row(LENGTH, TRIGGER_AT)
     x = np.clip(s - PULSE_AT, 0, None) * NS_PER_SAMPLE / 4.0
     shape = x**2 * np.exp(-x) / (4 * math.exp(-2))  # peak 1 at 8 ns after the start
     pmt = 14000 - (pulse_mv * shape + noise_mv) / MV_PER_ADC
