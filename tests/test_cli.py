@@ -32,7 +32,7 @@ def test_keygen_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert key.read_text() == before
 
 
-def test_reprocess_one_scan_directory(tmp_path: Path) -> None:
+def test_reprocess_one_scan_directory(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     data, out = tmp_path / "ARCHIVE", tmp_path / "reprocessed"
     points = ["theta0_phi0", "theta10_phi90", "HV_1700", "HV_1800"]
     simulate_scan(data, "RE0001", scan_id="261120_090000", points=points,
@@ -47,6 +47,9 @@ def test_reprocess_one_scan_directory(tmp_path: Path) -> None:
     assert scan["hv_fit"]["status"] in ("ok", "target_outside_range") and len(scan["hv_fit"]["points"]) == 2
     assert (out / "reports" / "RE0001.html").exists()
     assert main(["reprocess", "--scan-dir", str(tmp_path), "--out", str(out)]) == 2  # not a scan: clear error
+    capsys.readouterr()
+    assert main(["reprocess", "--scan-dir", str(scan_dir.parent), "--out", str(out)]) == 2  # the level above
+    assert f"give one of them, e.g. --scan-dir {scan_dir}" in capsys.readouterr().err
 
 
 def test_monitor_ignores_path_tricks_in_the_data_directory(tmp_path: Path) -> None:

@@ -21,8 +21,20 @@ def scan_points_on_disk(scan_dir: Path, layout: Layout = DEFAULT_LAYOUT) -> list
     keys = {parsed[0] for path in scan_dir.glob("*/*")
             if (parsed := parse_source_file(path, data_root, layout)) is not None}
     if not keys:
-        raise ValueError(f"{scan_dir}: no waveform or Pyrate files of the stand's layout found")
+        raise ValueError(f"{scan_dir}: no waveform or Pyrate files of the stand's layout found"
+                         f"{_serials_hint(scan_dir, layout)}")
     return sorted(keys)
+
+
+def _serials_hint(scan_dir: Path, layout: Layout) -> str:
+    """Where the directory given is the level above (<root>/wavedump_output_<id>, which holds one folder per PMT):
+    the paths to give instead."""
+    if not scan_dir.name.startswith(layout.scan_dir_prefix) or not scan_dir.is_dir():
+        return ""
+    serials = sorted(d.name for d in scan_dir.iterdir() if d.is_dir() and not d.is_symlink())
+    if not serials:
+        return ""
+    return f"; it holds the scans of {len(serials)} PMT(s): give one of them, e.g. --scan-dir {scan_dir / serials[0]}"
 
 
 def reprocess_scan(scan_dir: Path, out_root: Path, cfg: Config) -> int:
