@@ -3,7 +3,8 @@ the simulation's truth (process_point on WaveDump files, point by point so the d
 
     PYTHONPATH=$PWD python benchmarks/bench_peer.py [--events 60000] [--record-length 512] [--points N] [--noise-mv 0.3]
 
-TTS: the fitted core and the PMT's (less the noise's jitter, `timing_jitter`), the limit on the latter.
+TTS: the fitted core and the PMT's (less the noise's jitter, `timing_jitter`), the limit on the latter. The PMT's
+pooled dark rate, of every photoelectron and over a quarter PE, against the truth.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from remote_monitor.analysis.dark_rate import pooled_dark_rate
 from remote_monitor.analysis.detection_efficiency import CENTRE
 from remote_monitor.analysis.peer_columns import peer_table
 from remote_monitor.service.processing import point_sources, process_point
@@ -76,6 +78,16 @@ def _print_row(r: dict[str, Any]) -> None:
           f"{r['dark_rate_hz']:5.0f}±{r['dark_rate_err_hz']:4.0f} {t['dark_rate_hz']:6.0f} {flag}", flush=True)
 
 
+def _print_pooled_dark(results: dict[str, dict[str, Any]], centre_truth: dict[str, Any]) -> None:
+    """The PMT's dark rate pooled over the points, of every photoelectron and over a quarter PE, beside the truth."""
+    pooled = pooled_dark_rate({p: (r.get("peer") or {}).get("dark") or {} for p, r in results.items()})
+    for label, key in (("every photoelectron", "dark_rate"), ("over a quarter PE", "dark_rate_quarter_pe")):
+        rate, err, true = pooled[f"{key}_hz"], pooled[f"{key}_err_hz"], centre_truth[f"{key}_hz"]
+        if rate is not None:
+            print(f"the PMT's dark rate, {label}: {rate:.0f} ± {err:.0f} Hz for {true:.0f} "
+                  f"({100 * (rate / true - 1):+.1f} %, pull {(rate - true) / err:+.2f})")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=60000)
@@ -106,6 +118,7 @@ def main() -> int:
     }
     for name, value in worst.items():
         print(f"worst {name}: {value:.4f}")
+    _print_pooled_dark(results, truth[CENTRE])
     failed = sum(not all(r["ok"].values()) for r in rows)
     print(f"points with every quantity inside its limit: {len(rows) - failed} of {len(rows)}")
     return 1 if failed else 0

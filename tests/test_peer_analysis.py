@@ -14,6 +14,7 @@ from remote_monitor.analysis.dark_rate import (
     measured_threshold_efficiency,
     merging_bias,
     pooled_dark_rate,
+    quarter_pe_share,
     threshold_efficiency,
 )
 from remote_monitor.analysis.detection_efficiency import (
@@ -265,6 +266,37 @@ def test_a_point_without_light_gets_the_other_points_threshold_efficiency_with_t
     assert borrowed["dark_rate_err_hz"] == pytest.approx(math.hypot(math.sqrt(90) / 0.027 / 0.8, rate * 0.05 / 0.8))
     lone = {p: points[p] for p in ("theta0_phi0", "theta30_phi270")}
     assert pooled_dark_rate(lone)["borrowed"] == []
+
+
+def test_the_share_over_a_quarter_pe_is_that_of_the_fitted_1pe_response():
+    """The main peak a Gamma of mean q1 and width sigma1, the under-amplified part a Gamma of its mean and shape:
+    the share over q1 / 4 against the same mixture drawn."""
+    fit = {"q1_pc": 1.6, "sigma1_pc": 0.48, "under_amplified_fraction": 0.12, "under_amplified_mean_pc": 0.32,
+           "under_amplified_shape": 1.5}
+    rng = np.random.default_rng(5)
+    n = 1_000_000
+    main = rng.gamma((1.6 / 0.48) ** 2, 0.48**2 / 1.6, n)
+    under = rng.gamma(1.5, 0.32 / 1.5, n)
+    q = np.where(rng.random(n) < 0.12, under, main)
+    assert quarter_pe_share(fit) == pytest.approx(np.mean(q > 0.4), abs=0.002)
+    assert 0.85 < quarter_pe_share(fit) < 0.95  # the under-amplified part mostly under a quarter PE
+    assert quarter_pe_share({"q1_pc": None, "sigma1_pc": 0.48}) is None
+
+
+def test_the_rate_over_a_quarter_pe_is_the_corrected_rate_times_that_share_and_is_pooled_alike():
+    """Per point the corrected rate times its share; pooled over live time x efficiency / share, so a point whose
+    fit put more photoelectrons under a quarter PE counts for a longer exposure of pulses over it."""
+    one = corrected_dark_rate(dark_rate(80, 0.02e9), 0.8, 0.9)
+    assert one["dark_rate_quarter_pe_hz"] == pytest.approx(80 / 0.02 / 0.8 * 0.9)
+    assert one["dark_rate_quarter_pe_err_hz"] == pytest.approx(math.sqrt(80) / 0.02 / 0.8 * 0.9)
+    assert "dark_rate_quarter_pe_hz" not in corrected_dark_rate(dark_rate(80, 0.02e9), 0.8)
+    assert "dark_rate_quarter_pe_hz" not in corrected_dark_rate(dark_rate(80, 0.02e9), 0.1, 0.9)  # not corrected
+    points = {"theta0_phi0": one, "theta10_phi0": corrected_dark_rate(dark_rate(60, 0.02e9), 0.7, 0.8),
+              "theta10_phi90": _dark(70, 0.02, 0.8)}  # (no share: in the rate, not in the rate over a quarter PE)
+    pooled = pooled_dark_rate(points)
+    assert pooled["n_points"] == 3 and pooled["n_points_quarter_pe"] == 2
+    assert pooled["dark_rate_quarter_pe_hz"] == pytest.approx(140 / (0.02 * 0.8 / 0.9 + 0.02 * 0.7 / 0.8))
+    assert pooled_dark_rate({"theta10_phi90": points["theta10_phi90"]})["dark_rate_quarter_pe_hz"] is None
 
 
 def test_without_the_efficiency_correction_the_pmt_dark_rate_pools_the_counted_rates():

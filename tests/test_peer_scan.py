@@ -65,6 +65,10 @@ def test_detection_efficiency_transit_time_and_dark_rate_match_the_truth(scan):
     pooled, true_dark = summary["dark_rate"], truth["theta0_phi0"]["dark_rate_hz"]
     assert pooled["n_points"] == 3 and [o["point"] for o in pooled["left_out"]] == [DARK]
     assert abs(pooled["dark_rate_hz"] - true_dark) < max(0.1 * true_dark, 3 * pooled["dark_rate_err_hz"]), pooled
+    true_quarter = truth["theta0_phi0"]["dark_rate_quarter_pe_hz"]  # (the pulses over a quarter of Q1)
+    assert pooled["n_points_quarter_pe"] == 3 and true_quarter < 0.95 * true_dark
+    assert abs(pooled["dark_rate_quarter_pe_hz"] - true_quarter) < max(0.1 * true_quarter,
+                                                                        3 * pooled["dark_rate_quarter_pe_err_hz"])
     unscaled = pooled["dark_rate_err_hz"] / math.sqrt(max(pooled["chi2_ndf"], 1.0))  # (scaled where chi2/ndf > 1)
     assert unscaled < min(c["dark_rate_err_hz"] for c in lit_table(results).values())
     (laser_off,), dark = pooled["borrowed"], results[DARK]["peer"]["dark"]
@@ -92,13 +96,15 @@ def test_csv_has_the_other_analyses_columns(scan):
     table = pd.read_csv(io.StringIO(report.scan_csv(results)))
     for column in ("theta", "phi", "gain", "gain_err", "relative_de", "relative_de_err", "transit_time_ns",
                    "tts_sigma_ns", "tts_fwhm_ns", "tts_sigma_pmt_ns", "noise_jitter_ns", "dark_rate_hz",
-                   "hamamatsu_angle"):
+                   "dark_rate_quarter_pe_hz", "hamamatsu_angle"):
         assert column in table.columns, column
     row = table.set_index("point").loc["theta50_phi90"]
     assert row["hamamatsu_angle"] == pytest.approx(-0.0049 * 2500 + 1.7515 * 50 - 0.0402)
     de_truth = truth["theta50_phi90"]["detection_efficiency"]
     assert row["relative_de"] == pytest.approx(de_truth, abs=max(0.05 * de_truth, 3 * row["relative_de_err"]))
     assert table["dark_rate_hz"].notna().all()
+    lit = table.set_index("point").loc[POINTS]
+    assert (lit["dark_rate_quarter_pe_hz"] < lit["dark_rate_hz"]).all()  # (not every photoelectron is over it)
 
 
 @pytest.mark.browser
@@ -120,6 +126,7 @@ def test_report_shows_de_map_timing_and_dark_rate(scan, tmp_path: Path):
         assert "DE spread" in page.inner_text("#de-summary")
         summary = page.inner_text("#dark-summary")
         assert "dark rate of the PMT over the scan" in summary
+        assert "over a quarter of the 1-PE peak's charge (as Hamamatsu quotes it): " in summary
         assert f"{DARK}, without a 1-PE response of its own, over the other 3 points' threshold efficiency" in summary
         legend = page.locator("#dark-rate .legend").text_content() or ""
         assert "counted only" in legend and "over the other points' threshold efficiency" in legend

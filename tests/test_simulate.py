@@ -18,6 +18,7 @@ from remote_monitor.simulation.spe_charge import (
     mean_charge_per_pe,
     pe_charge_density,
     pe_charges,
+    share_over,
 )
 from remote_monitor.simulation.stand import (
     SimulationConfig,
@@ -108,7 +109,7 @@ def test_bad_fault_text() -> None:
 def test_other_1pe_shapes_keep_the_gain_definition(under_shape: str, peak_shape: str) -> None:
     """The shapes `bench_gain.py --shapes` checks the fit with: the main peak alone has mean Q1 = gain e and
     relative width rel_width; the under-amplified ones alone have the stated mean (uniform: up to the peak); and
-    the mean over all photoelectrons is `mean_charge_per_pe`."""
+    the mean over all photoelectrons is `mean_charge_per_pe`; the share over a quarter of Q1 is `share_over`."""
     rng, n, q1 = np.random.default_rng(3), 1_000_000, gain_to_pc(1e7)
     phys = PmtPhysics(under_shape=under_shape, peak_shape=peak_shape)
     assert pe_charges(rng, n, 1e7, phys).mean() == pytest.approx(mean_charge_per_pe(1e7, phys), rel=0.002)
@@ -120,6 +121,8 @@ def test_other_1pe_shapes_keep_the_gain_definition(under_shape: str, peak_shape:
     assert under.mean() == pytest.approx(UNDER_MEAN[under_shape] * q1, rel=0.005)
     if under_shape == "uniform":
         assert under.max() <= q1 and under.min() >= 0.0
+    everything = pe_charges(rng, n, 1e7, phys)
+    assert share_over(0.25, phys) == pytest.approx(np.mean(everything > 0.25 * q1), abs=0.001)  # the truth's
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"under_shape": "exponential", "peak_shape": "gamma"},

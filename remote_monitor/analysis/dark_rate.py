@@ -43,14 +43,43 @@ def threshold_efficiency(amp_per_pc: np.ndarray, q1_pc: float | None, sigma1_pc:
     ratios = ratios[np.isfinite(ratios) & (ratios > 0)]
     if len(ratios) < 50 or not q1_pc or not sigma1_pc:
         return None
-    q_thr = threshold_mv / ratios
+    return float(np.mean(charge_fraction_over(threshold_mv / ratios, q1_pc, sigma1_pc, under)))
+
+
+def charge_fraction_over(q_pc: np.ndarray | float, q1_pc: float, sigma1_pc: float,
+                         under: tuple[float, float, float] | None = None) -> np.ndarray:
+    """Fraction of photoelectrons whose charge exceeds q_pc in the fitted 1-PE response (`threshold_efficiency`
+    describes `under`)."""
+    q = np.asarray(q_pc, dtype=float)
     if under is None:
-        return float(np.mean(ndtr((q1_pc - q_thr) / sigma1_pc)))
+        return np.asarray(ndtr((q1_pc - q) / sigma1_pc))
     w, mean_u, shape_u = under
     k1 = (q1_pc / sigma1_pc) ** 2
-    main = gammaincc(k1, q_thr * k1 / q1_pc)
-    low = gammaincc(shape_u, q_thr * shape_u / mean_u) if mean_u > 0 else 0.0
-    return float(np.mean((1 - w) * main + w * low))
+    main = gammaincc(k1, q * k1 / q1_pc)
+    low = gammaincc(shape_u, q * shape_u / mean_u) if mean_u > 0 else 0.0
+    return np.asarray((1 - w) * main + w * low)
+
+
+QUARTER_PE = 0.25  # dark counts are quoted over a quarter of the 1-PE peak's charge (as Hamamatsu quotes them)
+
+
+def quarter_pe_share(fit: dict[str, Any]) -> float | None:
+    """Share of the photoelectrons over QUARTER_PE of the main peak's mean in the SPE fit's 1-PE response (None
+    without one). The share under it holds the under-amplified photoelectrons that hide in the pedestal, which
+    the fit's occupancy, and with it the threshold efficiency, can only extrapolate; a rate over a quarter PE
+    does not depend on them."""
+    q1, sigma1 = fit.get("q1_pc"), fit.get("sigma1_pc")
+    if not q1 or not sigma1 or q1 <= 0:
+        return None
+    return float(charge_fraction_over(QUARTER_PE * q1, q1, sigma1, fitted_under(fit)))
+
+
+def fitted_under(fit: dict[str, Any]) -> tuple[float, float, float] | None:
+    """The SPE fit's under-amplified part as `threshold_efficiency` takes it, None where the fit has none (the
+    seed model)."""
+    w, mean_u, k_u = (fit.get(k) for k in ("under_amplified_fraction", "under_amplified_mean_pc",
+                                           "under_amplified_shape"))
+    return (float(w), float(mean_u), float(k_u)) if w is not None and mean_u and k_u else None
 
 
 def measured_threshold_efficiency(over: int, searched: int, mu: float | None, dark_rate_hz: float | None,
@@ -97,14 +126,19 @@ def applied_efficiency(sample: dict[str, Any]) -> float | None:
     return sample.get("threshold_efficiency", 1.0)
 
 
-def corrected_dark_rate(raw: dict[str, Any], efficiency: float | None) -> dict[str, Any]:
-    """The raw counting rate divided by the threshold efficiency (kept as dark_rate_raw_hz). Where the threshold
-    sees under MIN_THRESHOLD_EFFICIENCY of the photoelectrons (a low gain: 0.5e7 put 20 % of them over 4 mV on an
-    independent stand, which counted 0.4-0.7 kHz for 4 kHz), the counted rate stays, and says so."""
+def corrected_dark_rate(raw: dict[str, Any], efficiency: float | None,
+                        quarter_share: float | None = None) -> dict[str, Any]:
+    """The raw counting rate divided by the threshold efficiency (kept as dark_rate_raw_hz), and with the 1-PE
+    response's share over a quarter PE (`quarter_pe_share`) the rate of dark pulses over a quarter PE. Where the
+    threshold sees under MIN_THRESHOLD_EFFICIENCY of the photoelectrons (a low gain: 0.5e7 put 20 % of them over
+    4 mV on an independent stand, which counted 0.4-0.7 kHz for 4 kHz), the counted rate stays, and says so."""
     out = {**raw, "dark_rate_raw_hz": raw["dark_rate_hz"], "threshold_efficiency": efficiency}
     if scales_up(efficiency) and raw["dark_rate_hz"] is not None:
         out["dark_rate_hz"] = raw["dark_rate_hz"] / efficiency
         out["dark_rate_err_hz"] = raw["dark_rate_err_hz"] / efficiency
+        if quarter_share:
+            out.update(quarter_pe_share=quarter_share, dark_rate_quarter_pe_hz=out["dark_rate_hz"] * quarter_share,
+                       dark_rate_quarter_pe_err_hz=out["dark_rate_err_hz"] * quarter_share)
     elif efficiency is not None and raw["dark_rate_hz"] is not None:
         out["dark_rate_note"] = joined_notes(raw.get("dark_rate_note"), (
             f"not corrected for the threshold efficiency: the threshold sees {100 * efficiency:.0f} % of the "
@@ -119,10 +153,11 @@ def pooled_dark_rate(samples: dict[str, dict[str, Any]]) -> dict[str, Any]:
     the points' rates would lean low: a point that counted few gets a small Poisson error). Points whose rate is
     not corrected for the threshold efficiency, where the others are, count only the pulses over the threshold
     and are left out with why; those without a 1-PE response of their own (no light, a failed fit) get the other
-    points' efficiency in `borrowed` (`borrowed_efficiency`). chi2/ndf of the points around the pooled rate: about
-    1 when the rate held steady through the scan (a PMT still settling after the HV went on, or after light,
-    counts more at first); above 1 the error is scaled by its square root."""
-    used, left_out, unresolved, efficiencies = {}, [], {}, []
+    points' efficiency in `borrowed` (`borrowed_efficiency`). The rate over a quarter PE is pooled the same way
+    over the points that have one (`dark_rate_quarter_pe_hz`). chi2/ndf of the points around the pooled rate:
+    about 1 when the rate held steady through the scan (a PMT still settling after the HV went on, or after
+    light, counts more at first); above 1 the error is scaled by its square root."""
+    used, quarter, left_out, unresolved, efficiencies = [], [], [], {}, []
     for point, s in samples.items():
         eff = applied_efficiency(s)
         if not s.get("dark_live_s") or s.get("dark_rate_hz") is None:
@@ -132,24 +167,33 @@ def pooled_dark_rate(samples: dict[str, dict[str, Any]]) -> dict[str, Any]:
             if eff is None:
                 unresolved[point] = s
             continue
-        used[point] = (int(s["dark_counts"]), int(s.get("noise_counts") or 0), float(s["dark_live_s"]) * float(eff))
+        counted = (int(s["dark_counts"]), int(s.get("noise_counts") or 0))
+        used.append((*counted, float(s["dark_live_s"]) * float(eff)))
+        if s.get("quarter_pe_share"):
+            quarter.append((*counted, float(s["dark_live_s"]) * float(eff) / float(s["quarter_pe_share"])))
         if "threshold_efficiency" in s:  # (a measured one: those a point without its own may borrow)
             efficiencies.append(float(eff))
-    out: dict[str, Any] = {"dark_rate_hz": None, "dark_rate_err_hz": None, "chi2_ndf": None,
-                           "n_points": len(used), "left_out": left_out,
-                           "borrowed": [borrowed_efficiency(p, s, efficiencies) for p, s in unresolved.items()
-                                        if len(efficiencies) >= MIN_LENDERS]}
-    exposure = sum(e for _, _, e in used.values())
-    if not used or exposure <= 0:
-        return out
-    counts, noise = sum(c for c, _, _ in used.values()), sum(n for _, n, _ in used.values())
+    pooled, over_quarter = _pooled(used), _pooled(quarter)
+    return {"dark_rate_hz": pooled[0], "dark_rate_err_hz": pooled[1], "chi2_ndf": pooled[2], "n_points": len(used),
+            "dark_rate_quarter_pe_hz": over_quarter[0], "dark_rate_quarter_pe_err_hz": over_quarter[1],
+            "n_points_quarter_pe": len(quarter), "left_out": left_out,
+            "borrowed": [borrowed_efficiency(p, s, efficiencies) for p, s in unresolved.items()
+                         if len(efficiencies) >= MIN_LENDERS]}
+
+
+def _pooled(samples: list[tuple[int, int, float]]) -> tuple[float | None, float | None, float | None]:
+    """(rate, error, chi2/ndf) of (counts, noise crossings, exposure) samples: the counts less the noise, summed,
+    over the exposure summed; the error scaled by the square root of a chi2/ndf over 1."""
+    exposure = sum(e for _, _, e in samples)
+    if not samples or exposure <= 0:
+        return None, None, None
+    counts, noise = sum(c for c, _, _ in samples), sum(n for _, n, _ in samples)
     rate = max(counts - noise, 0) / exposure
     err = math.sqrt(max(counts + noise, 1)) / exposure
-    if len(used) > 1:
-        chi2 = sum((c - n - rate * e) ** 2 / max(rate * e + 2 * n, 1.0) for c, n, e in used.values())
-        out["chi2_ndf"] = chi2 / (len(used) - 1)
-        err *= math.sqrt(max(out["chi2_ndf"], 1.0))
-    return {**out, "dark_rate_hz": rate, "dark_rate_err_hz": err}
+    if len(samples) == 1:
+        return rate, err, None
+    chi2_ndf = sum((c - n - rate * e) ** 2 / max(rate * e + 2 * n, 1.0) for c, n, e in samples) / (len(samples) - 1)
+    return rate, err * math.sqrt(max(chi2_ndf, 1.0)), chi2_ndf
 
 
 MIN_LENDERS = 2  # corrected points whose threshold efficiencies a point without its own may take (mean and spread)

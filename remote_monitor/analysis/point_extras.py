@@ -13,9 +13,11 @@ from remote_monitor.analysis.dark_rate import (
     MAX_MERGING_BIAS,
     corrected_dark_rate,
     dark_rate,
+    fitted_under,
     joined_notes,
     measured_threshold_efficiency,
     merging_bias,
+    quarter_pe_share,
     threshold_efficiency,
 )
 from remote_monitor.analysis.pulse_times import (
@@ -134,13 +136,11 @@ class ExtrasAccumulator:
         crossings = counts / (live_ns * 1e-9) if live_ns > 0 else None  # noise too: it crosses in the window as well
         measured = measured_threshold_efficiency(self.times.laser_over, self.times.laser_searched, fit.get("mu"),
                                                  crossings, hi - lo)
+        quarter = quarter_pe_share(fit)
         if measured is not None and 0.3 < measured <= 1.2 and \
                 merging_bias(fit.get("mu") or 0.0, min(measured, 1.0)) <= MAX_MERGING_BIAS:
-            return {**corrected_dark_rate(raw, min(measured, 1.0)), "threshold_efficiency_from": "laser pulses"}
+            return {**corrected_dark_rate(raw, min(measured, 1.0), quarter), "threshold_efficiency_from": "laser pulses"}
         ratios = np.concatenate(self.times.amplitude_per_pc) if self.times.amplitude_per_pc else np.zeros(0)
-        w, mean_u, k_u = (fit.get(k) for k in ("under_amplified_fraction", "under_amplified_mean_pc",
-                                               "under_amplified_shape"))
-        under = (float(w), float(mean_u), float(k_u)) if w is not None and mean_u and k_u else None
         eff = threshold_efficiency(ratios, fit.get("q1_pc"), fit.get("sigma1_pc"), self.timing.dark_threshold_mv,
-                                   under)
-        return {**corrected_dark_rate(raw, eff), "threshold_efficiency_from": "SPE fit"}
+                                   fitted_under(fit))
+        return {**corrected_dark_rate(raw, eff, quarter), "threshold_efficiency_from": "SPE fit"}

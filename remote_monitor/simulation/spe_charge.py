@@ -101,6 +101,24 @@ def pe_charge_density(q_pc: np.ndarray, gain: float, phys: PmtPhysics) -> np.nda
     return rest * main + phys.under_fraction * under + phys.backscatter_fraction * stats.uniform.pdf(q_pc, 0.0, q1)
 
 
+def share_over(fraction_of_q1: float, phys: PmtPhysics) -> float:
+    """Share of the photoelectrons whose charge exceeds this fraction of Q1 (the same at every gain)."""
+    from scipy import stats
+
+    x = fraction_of_q1
+    spread = PEAK_SPREAD if phys.peak_shape == "polya_mixture" else 0.0
+    widths = (phys.rel_width - spread, phys.rel_width + spread) if spread else (phys.rel_width,)
+    main = sum(stats.gamma.sf(x, 1 / r**2, scale=r**2) for r in widths) / len(widths)
+    if phys.under_shape == "mixed":
+        under = 0.5 * stats.expon.sf(x, scale=MIXED_EXP_MEAN) + 0.5 * stats.uniform.sf(x, 0.0, MIXED_UNIFORM_TOP)
+    elif phys.under_shape == "exponential":
+        under = stats.expon.sf(x, scale=EXP_MEAN)
+    else:
+        under = stats.uniform.sf(x, 0.0, 1.0)
+    rest = 1.0 - phys.under_fraction - phys.backscatter_fraction
+    return float(rest * main + phys.under_fraction * under + phys.backscatter_fraction * stats.uniform.sf(x, 0.0, 1.0))
+
+
 def mean_charge_per_pe(gain: float, phys: PmtPhysics) -> float:
     """Mean charge of one photoelectron in pC, under-amplified and backscattered ones included."""
     q1 = gain_to_pc(gain)
