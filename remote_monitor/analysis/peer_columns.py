@@ -12,7 +12,8 @@ PEER_COLUMNS = ["theta", "phi", "hamamatsu_angle", "gain", "gain_err", "occupanc
                 "relative_de", "relative_de_err", "transit_time_ns", "transit_time_err_ns", "tts_sigma_ns",
                 "tts_sigma_err_ns", "tts_fwhm_ns", "tts_fwhm_err_ns", "noise_jitter_ns", "tts_sigma_pmt_ns",
                 "tts_sigma_pmt_err_ns", "tts_fwhm_pmt_ns", "tts_fwhm_pmt_err_ns", "dark_rate_hz", "dark_rate_err_hz",
-                "dark_rate_quarter_pe_hz", "dark_rate_quarter_pe_err_hz", "baseline_mv", "baseline_rms_mv", "pedestal_pc", "pedestal_width_pc"]
+                "dark_rate_quarter_pe_hz", "dark_rate_quarter_pe_err_hz", "baseline_mv", "baseline_rms_mv",
+                "pedestal_pc", "pedestal_width_pc"]
 
 
 def _f(value: Any) -> float | None:

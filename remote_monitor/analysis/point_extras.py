@@ -139,7 +139,8 @@ class ExtrasAccumulator:
         quarter = quarter_pe_share(fit)
         if measured is not None and 0.3 < measured <= 1.2 and \
                 merging_bias(fit.get("mu") or 0.0, min(measured, 1.0)) <= MAX_MERGING_BIAS:
-            return {**corrected_dark_rate(raw, min(measured, 1.0), quarter), "threshold_efficiency_from": "laser pulses"}
+            return {**corrected_dark_rate(raw, min(measured, 1.0), quarter),
+                    "threshold_efficiency_from": "laser pulses"}
         ratios = np.concatenate(self.times.amplitude_per_pc) if self.times.amplitude_per_pc else np.zeros(0)
         eff = threshold_efficiency(ratios, fit.get("q1_pc"), fit.get("sigma1_pc"), self.timing.dark_threshold_mv,
                                    fitted_under(fit))

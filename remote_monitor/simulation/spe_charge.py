@@ -17,6 +17,7 @@ the stand (they are outside the charge window or rare inside it).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -82,48 +83,39 @@ def pe_charges(rng: np.random.Generator, n: int, gain: float, phys: PmtPhysics) 
     return q
 
 
-def pe_charge_density(q_pc: np.ndarray, gain: float, phys: PmtPhysics) -> np.ndarray:
-    """Probability density (per pC) of one photoelectron's charge: the distribution `pe_charges` draws from."""
+def _components(phys: PmtPhysics) -> list[tuple[float, Any]]:
+    """(weight, frozen scipy distribution) of one photoelectron's charge in units of Q1: the distribution
+    `pe_charges` draws from, part by part."""
     from scipy import stats
 
-    q1 = gain_to_pc(gain)
     spread = PEAK_SPREAD if phys.peak_shape == "polya_mixture" else 0.0
     widths = (phys.rel_width - spread, phys.rel_width + spread) if spread else (phys.rel_width,)
-    main = sum(stats.gamma.pdf(q_pc, 1 / r**2, scale=q1 * r**2) for r in widths) / len(widths)
+    main = 1.0 - phys.under_fraction - phys.backscatter_fraction
+    parts: list[tuple[float, Any]] = [(main / len(widths), stats.gamma(1 / r**2, scale=r**2)) for r in widths]
     if phys.under_shape == "mixed":
-        under = 0.5 * stats.expon.pdf(q_pc, scale=MIXED_EXP_MEAN * q1) + \
-            0.5 * stats.uniform.pdf(q_pc, 0.0, MIXED_UNIFORM_TOP * q1)
+        parts += [(0.5 * phys.under_fraction, stats.expon(scale=MIXED_EXP_MEAN)),
+                  (0.5 * phys.under_fraction, stats.uniform(0.0, MIXED_UNIFORM_TOP))]
     elif phys.under_shape == "exponential":
-        under = stats.expon.pdf(q_pc, scale=EXP_MEAN * q1)
+        parts.append((phys.under_fraction, stats.expon(scale=EXP_MEAN)))
     else:
-        under = stats.uniform.pdf(q_pc, 0.0, q1)
-    rest = 1.0 - phys.under_fraction - phys.backscatter_fraction
-    return rest * main + phys.under_fraction * under + phys.backscatter_fraction * stats.uniform.pdf(q_pc, 0.0, q1)
+        parts.append((phys.under_fraction, stats.uniform(0.0, 1.0)))
+    return [*parts, (phys.backscatter_fraction, stats.uniform(0.0, 1.0))]
+
+
+def pe_charge_density(q_pc: np.ndarray, gain: float, phys: PmtPhysics) -> np.ndarray:
+    """Probability density (per pC) of one photoelectron's charge: the distribution `pe_charges` draws from."""
+    q1 = gain_to_pc(gain)
+    return np.asarray(sum(w * d.pdf(q_pc / q1) for w, d in _components(phys))) / q1
 
 
 def share_over(fraction_of_q1: float, phys: PmtPhysics) -> float:
     """Share of the photoelectrons whose charge exceeds this fraction of Q1 (the same at every gain)."""
-    from scipy import stats
-
-    x = fraction_of_q1
-    spread = PEAK_SPREAD if phys.peak_shape == "polya_mixture" else 0.0
-    widths = (phys.rel_width - spread, phys.rel_width + spread) if spread else (phys.rel_width,)
-    main = sum(stats.gamma.sf(x, 1 / r**2, scale=r**2) for r in widths) / len(widths)
-    if phys.under_shape == "mixed":
-        under = 0.5 * stats.expon.sf(x, scale=MIXED_EXP_MEAN) + 0.5 * stats.uniform.sf(x, 0.0, MIXED_UNIFORM_TOP)
-    elif phys.under_shape == "exponential":
-        under = stats.expon.sf(x, scale=EXP_MEAN)
-    else:
-        under = stats.uniform.sf(x, 0.0, 1.0)
-    rest = 1.0 - phys.under_fraction - phys.backscatter_fraction
-    return float(rest * main + phys.under_fraction * under + phys.backscatter_fraction * stats.uniform.sf(x, 0.0, 1.0))
+    return float(sum(w * d.sf(fraction_of_q1) for w, d in _components(phys)))
 
 
 def mean_charge_per_pe(gain: float, phys: PmtPhysics) -> float:
     """Mean charge of one photoelectron in pC, under-amplified and backscattered ones included."""
-    q1 = gain_to_pc(gain)
-    main = 1.0 - phys.under_fraction - phys.backscatter_fraction
-    return main * q1 + phys.under_fraction * UNDER_MEAN[phys.under_shape] * q1 + phys.backscatter_fraction * 0.5 * q1
+    return gain_to_pc(gain) * float(sum(w * d.mean() for w, d in _components(phys)))
 
 
 def pe_times(rng: np.random.Generator, n: int, phys: PmtPhysics) -> np.ndarray:
