@@ -445,11 +445,23 @@ def row(mu: float, gain: float, noise_mv: float, n: int, full: Any, seed: Any) -
 
 
 def summary(which: str, pulls: list[float], biases: list[float], noun: str = "classes") -> None:
-    """Pull mean and rms, largest bias and classes (or draws) within 1 % of the true gain."""
+    """Pull mean and rms, largest bias and classes (or draws) within 1 % of the true gain, beside how many an
+    unbiased fit would put there with the errors quoted (`within_1_percent_if_unbiased`)."""
     if pulls:
+        expected, spread = within_1_percent_if_unbiased(pulls, biases)
         print(f"{len(pulls)} {noun}{which}: pull mean {statistics.fmean(pulls):+.2f}, rms "
               f"{float(np.sqrt(np.mean(np.square(pulls)))):.2f}; |bias| max {max(map(abs, biases)):.2f} %, "
-              f"{noun} within 1 %: {sum(abs(b) < 1 for b in biases)} of {len(biases)}")
+              f"{noun} within 1 %: {sum(abs(b) < 1 for b in biases)} of {len(biases)} (an unbiased fit with "
+              f"these errors: {expected:.1f} ± {spread:.1f})")
+
+
+def within_1_percent_if_unbiased(pulls: list[float], biases: list[float]) -> tuple[float, float]:
+    """(mean, standard deviation) of the number of classes within 1 % of the truth for a fit without bias whose
+    errors are the ones quoted (bias / pull, in %) and cover its scatter: a class of error e lands there with
+    probability erf(1 / (e sqrt 2)), about 0.68 at a 1 % error, so a 1 % statistical error and 1 % accuracy in
+    every class cannot both hold."""
+    chances = [math.erf(1 / (abs(b / p) * math.sqrt(2))) for p, b in zip(pulls, biases, strict=True) if p]
+    return sum(chances), math.sqrt(sum(c * (1 - c) for c in chances))
 
 
 if __name__ == "__main__":
