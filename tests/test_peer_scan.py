@@ -122,7 +122,10 @@ def test_report_shows_de_map_timing_and_dark_rate(scan, tmp_path: Path):
         assert page.locator("#timing .main-svg").count() >= 1
         page.click('[data-point="theta30_phi180"]')
         assert "PMT − trigger time theta30_phi180" in page.inner_text("#timing")
-        assert "the PMT's TTS σ, less the noise's jitter of" in page.inner_text("#timing")
+        assert "the PMT's TTS σ, less the noise's jitter of" in page.inner_text("#timing-lines")
+        for plot in ("#timing", "#dark-rate"):  # (under four title lines, or point names, they had been strips)
+            area = page.locator(f"{plot} .nsewdrag").first.bounding_box()
+            assert area is not None and area["height"] > 200, (plot, area)
         assert "DE spread" in page.inner_text("#de-summary")
         summary = page.inner_text("#dark-summary")
         assert "dark rate of the PMT over the scan" in summary

@@ -33,8 +33,15 @@ def de_map_figure(points: dict[str, dict[str, Any]]) -> dict[str, Any]:
                                             yaxis={"visible": False, "range": [-62, 62]}, showlegend=False)}
 
 
+# px: the page's plots are as high as their figure says (the container's 300 px left a strip of 150 px for the
+# timing plot under its title and legend, and less for the dark rate under its point names)
+TIMING_HEIGHT, DARK_HEIGHT = 420, 500
+
+
 def timing_figure(point: dict[str, Any]) -> dict[str, Any] | None:
-    """PMT-minus-trigger time histogram with the timing fit (core + late tail + flat) and the transit time / TTS in the title."""
+    """PMT-minus-trigger time histogram with the timing fit (core + late tail + flat); its numbers and notes as
+    lines of text for under the plot (`timing_lines`: a plot's title neither wraps nor grows, and four lines in it
+    had squeezed the plot to a strip)."""
     timing = (point.get("peer") or {}).get("timing") or {}
     hist, curve = timing.get("histogram"), timing.get("curve")
     if not hist:
@@ -44,25 +51,25 @@ def timing_figure(point: dict[str, Any]) -> dict[str, Any] | None:
     data: list[dict[str, Any]] = [{"type": "scatter", "mode": "markers", "name": "data", "x": _r(centres),
                                    "y": hist["counts"], "marker": {"size": 4, "color": "#222"}}]
     if curve:
-        data.append({"type": "scatter", "mode": "lines", "name": "core + late tail + flat fit", "x": curve["x"], "y": curve["y"],
-                     "line": {"width": 2.5, "color": "#0072B2"}})
-    title = f"PMT − trigger time {point['point']}"
-    if timing.get("transit_time_ns") is not None:  # (the numbers in smaller lines: a narrow plot cut them)
-        title += (f"<br><sub>TT {timing['transit_time_ns']:.2f} ± {timing['transit_time_err_ns']:.2f} ns, "
-                  f"TTS σ {timing['tts_sigma_ns']:.2f} ns, FWHM {timing['tts_fwhm_ns']:.2f} ns</sub>")
-    if timing.get("tts_sigma_pmt_ns") is not None:  # (the fitted core less the noise's jitter: `timing_jitter`)
-        title += (f"<br><sub>the PMT's TTS σ, less the noise's jitter of {timing['noise_jitter_ns']:.2f} ns: "
-                  f"{timing['tts_sigma_pmt_ns']:.2f} ± {timing['tts_sigma_pmt_err_ns']:.2f} ns"
-                  + (f", FWHM {timing['tts_fwhm_pmt_ns']:.2f} ns" if timing.get("tts_fwhm_pmt_ns") else "") + "</sub>")
-    if timing.get("tts_sigma_pmt_note"):  # (no PMT's TTS: the jitter is as wide as the fitted core)
-        title += f"<br><sub>{timing['tts_sigma_pmt_note']}</sub>"
-    if timing.get("note"):  # (the monitor's own text), its two sentences on two lines
-        title += "<br><sub>" + timing["note"].replace(". ", ".<br>", 1) + "</sub>"
-    lines = title.count("<br>")
-    margin = {"margin": {"l": 70, "r": 20, "t": 50 + 40 * lines, "b": 100}} if lines else {}  # (title centred in it)
-    return {"data": data, "layout": _layout(title, xaxis={"title": {"text": "time [ns]"}},
-                                            yaxis={"title": {"text": "events / bin"}, "rangemode": "tozero"},
-                                            **margin)}
+        data.append({"type": "scatter", "mode": "lines", "name": "core + late tail + flat fit", "x": curve["x"],
+                     "y": curve["y"], "line": {"width": 2.5, "color": "#0072B2"}})
+    layout = _layout(f"PMT − trigger time {point['point']}", xaxis={"title": {"text": "time [ns]"}},
+                     yaxis={"title": {"text": "events / bin"}, "rangemode": "tozero"}, height=TIMING_HEIGHT)
+    return {"data": data, "layout": layout, "lines": timing_lines(timing)}
+
+
+def timing_lines(timing: dict[str, Any]) -> list[str]:
+    """The timing fit's numbers, the PMT's own TTS (the fitted core less the noise's jitter, `timing_jitter`) or
+    why there is none, and the monitor's note on merged photoelectrons, one line each."""
+    lines = []
+    if timing.get("transit_time_ns") is not None:
+        lines.append(f"TT {timing['transit_time_ns']:.2f} ± {timing['transit_time_err_ns']:.2f} ns, "
+                     f"TTS σ {timing['tts_sigma_ns']:.2f} ns, FWHM {timing['tts_fwhm_ns']:.2f} ns")
+    if timing.get("tts_sigma_pmt_ns") is not None:
+        lines.append(f"the PMT's TTS σ, less the noise's jitter of {timing['noise_jitter_ns']:.2f} ns: "
+                     f"{timing['tts_sigma_pmt_ns']:.2f} ± {timing['tts_sigma_pmt_err_ns']:.2f} ns"
+                     + (f", FWHM {timing['tts_fwhm_pmt_ns']:.2f} ns" if timing.get("tts_fwhm_pmt_ns") else ""))
+    return lines + [note for note in (timing.get("tts_sigma_pmt_note"), timing.get("note")) if note]
 
 
 DARK_MARKERS = {"corrected": ("dark rate", "circle", "#D55E00"),
@@ -103,7 +110,8 @@ def dark_rate_figure(points: dict[str, dict[str, Any]], pooled: dict[str, Any] |
     data = [_dark_trace(kind, sorted(r, key=lambda row: order.get(row[0], len(order))))
             for kind, r in rows.items() if r]
     layout = _layout(title, xaxis={"type": "category", "categoryorder": "array", "categoryarray": list(points)},
-                     yaxis={"title": {"text": "dark rate [Hz]"}, "rangemode": "tozero"}, shapes=shapes)
+                     yaxis={"title": {"text": "dark rate [Hz]"}, "rangemode": "tozero"}, shapes=shapes,
+                     height=DARK_HEIGHT)
     if shapes:
         layout["margin"] = {**layout["margin"], "t": 90}
     return {"data": data, "layout": layout}
