@@ -140,7 +140,7 @@ def test_report_in_browser_shows_the_monitors_statuses(processed: dict[str, Any]
         assert window_text == f"{lo:.0f}-{hi:.0f} ns after the trigger"
         assert abs(float(delay_text.removesuffix(" ns)")) - delay) <= 0.5  # (the page rounds to 1 ns)
         fit = results["theta30_phi180"]["fit"]  # the gain error's three parts, each in % of the gain
-        parts = [float(p.split("± ")[1].removesuffix(" %")) for p in rows["gain error, its parts"].split(" · ")]
+        parts = [float(p.split()[-2]) for p in rows["gain error, its parts"].split(", ")]  # ("statistics 0.52 %, ...")
         assert parts == pytest.approx([round(100 * fit[k] / fit["gain"], 2) for k in
                                        ("gain_err_stat", "gain_err_under_prior", "gain_err_syst")], abs=0.006)
         assert math.hypot(*parts) == pytest.approx(100 * fit["gain_err"] / fit["gain"], abs=0.01)

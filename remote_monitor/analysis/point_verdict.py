@@ -182,18 +182,24 @@ def _no_gain(fit: dict[str, Any], hist: dict[str, Any] | None, laser_delay_ns: f
     return None
 
 
-def error_parts(fit: dict[str, Any]) -> str:
-    """'; its error: statistics a %, the under-amplified fraction's prior b %, the 1-PE shape c %' (in % of the
-    gain; they add in quadrature), for a point the error leaves undecided: more events shrink the first, and the
-    second only as far as the spectrum comes to tell the fraction. Empty when the fit does not give them."""
+def error_parts(fit: dict[str, Any]) -> str | None:
+    """'statistics a %, the under-amplified fraction's prior b %, the 1-PE shape c %': the gain error's three parts
+    in % of the gain (they add in quadrature), as the verdict and the report's fit panel give them; None when the
+    fit does not give them."""
     gain = fit.get("gain")
     parts = [float(p) for k in ("gain_err_stat", "gain_err_under_prior", "gain_err_syst")
              if isinstance(p := fit.get(k), (int, float))]
     if not isinstance(gain, (int, float)) or not gain or len(parts) < 3:
-        return ""
+        return None
     stat, prior, shape = (100 * p / gain for p in parts)
-    return (f"; its error: statistics {stat:.2f} %, the under-amplified fraction's prior {prior:.2f} %, "
-            f"the 1-PE shape {shape:.2f} %")
+    return f"statistics {stat:.2f} %, the under-amplified fraction's prior {prior:.2f} %, the 1-PE shape {shape:.2f} %"
+
+
+def _its_error(fit: dict[str, Any]) -> str:
+    """'; its error: ...' (`error_parts`) for a point the error leaves undecided: more events shrink the first part,
+    and the second only as far as the spectrum comes to tell the fraction. Empty without the parts."""
+    parts = error_parts(fit)
+    return f"; its error: {parts}" if parts else ""
 
 
 def classify(fit: dict[str, Any], band: tuple[float, float], kind: str = "scan",
@@ -222,14 +228,14 @@ def classify(fit: dict[str, Any], band: tuple[float, float], kind: str = "scan",
         return "poor", f"{text} {side} healthy band {lo:.4g}..{hi:.4g} by {abs(gain - edge) / err:.1f} sigma"
     if err > MAX_ERR_OF_HALF_BAND * 0.5 * (hi - lo):
         return "uncertain", (f"{text}: error larger than the half band width, too large to decide "
-                             f"(more events needed){error_parts(fit)}")
+                             f"(more events needed){_its_error(fit)}")
     if outside:
         return "uncertain", (f"{text} {side} healthy band {lo:.4g}..{hi:.4g} by less than {POOR_SIGMAS:.0f} "
-                             f"sigma: cannot decide{error_parts(fit)}")
+                             f"sigma: cannot decide{_its_error(fit)}")
     if min(gain - lo, hi - gain) > HEALTHY_SIGMAS * err:
         return "healthy", f"{text} inside healthy band {lo:.4g}..{hi:.4g}"
     return "uncertain", (f"{text} inside healthy band {lo:.4g}..{hi:.4g} but within {HEALTHY_SIGMAS:.0f} "
-                         f"sigma of its edge: cannot decide{error_parts(fit)}")
+                         f"sigma of its edge: cannot decide{_its_error(fit)}")
 
 
 def without_gain(fit: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 import jinja2
 
 from remote_monitor.analysis.peer_columns import PEER_COLUMNS, peer_table
+from remote_monitor.analysis.point_verdict import error_parts
 from remote_monitor.report.figures import (
     STATUS_COLOURS,
     VERDICT_COLOURS,
@@ -116,7 +117,7 @@ def _point_row(pid: str, p: dict[str, Any] | None) -> dict[str, Any]:
     row = {"point": pid, "status": status, "reason": (p or {}).get("reason", "no data yet"),
            "gain": fit.get("gain"), "gain_err": fit.get("gain_err"), "gain_err_stat": fit.get("gain_err_stat"),
            "gain_err_under_prior": fit.get("gain_err_under_prior"), "gain_err_syst": fit.get("gain_err_syst"),
-           "q1_pc": fit.get("q1_pc"),
+           "gain_err_parts": error_parts(fit), "q1_pc": fit.get("q1_pc"),
            "spe_resolution": fit.get("spe_resolution"), "mu": fit.get("mu"), "peak_to_valley": fit.get("peak_to_valley"),
            "chi2_ndf": fit.get("chi2_ndf"), "events": (p or {}).get("events"),
            "selected_events": (p or {}).get("selected_events"), "reference_gain": ref.get("gain"),
