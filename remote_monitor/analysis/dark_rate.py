@@ -167,10 +167,11 @@ def pooled_dark_rate(samples: dict[str, dict[str, Any]]) -> dict[str, Any]:
             if eff is None:
                 unresolved[point] = s
             continue
-        counted = (int(s["dark_counts"]), int(s.get("noise_counts") or 0))
-        used.append((*counted, float(s["dark_live_s"]) * float(eff)))
+        counts, noise = int(s["dark_counts"]), int(s.get("noise_counts") or 0)
+        exposure = float(s["dark_live_s"]) * eff
+        used.append((counts, noise, exposure))
         if s.get("quarter_pe_share"):
-            quarter.append((*counted, float(s["dark_live_s"]) * float(eff) / float(s["quarter_pe_share"])))
+            quarter.append((counts, noise, exposure / float(s["quarter_pe_share"])))
         if "threshold_efficiency" in s:  # (a measured one: those a point without its own may borrow)
             efficiencies.append(float(eff))
     pooled, over_quarter = _pooled(used), _pooled(quarter)

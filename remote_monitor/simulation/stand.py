@@ -198,7 +198,8 @@ def _point_truth(point: str, gains: dict[str, float], faults: dict[str, str], cf
         "mu": mu, "occupancy": mu, "sipm_occupancy": cfg.sipm_mu * laser if mu > 0 else 0.0,
         "detection_efficiency": efficiency, "transit_time_ns": PMT_DELAY_NS, "tts_sigma_ns": phys.tts_sigma_ns,
         "dark_rate_hz": phys.dark_rate_hz,
-        "dark_rate_quarter_pe_hz": phys.dark_rate_hz * share_over(QUARTER_PE, phys), "hv": hv, "fault": fault, "expected_status": expected,
+        "dark_rate_quarter_pe_hz": phys.dark_rate_hz * share_over(QUARTER_PE, phys),
+        "hv": hv, "fault": fault, "expected_status": expected,
     }
 
 
