@@ -17,7 +17,12 @@ from remote_monitor.analysis.histogram import Histogram, fill_histogram
 from remote_monitor.analysis.peer_columns import peer_table
 from remote_monitor.analysis.point_verdict import NO_LIGHT
 from remote_monitor.analysis.wavedump_writer import write_binary
-from remote_monitor.service.peer_metrics import finish_extras, new_accumulator, peer_summary
+from remote_monitor.service.peer_metrics import (
+    finish_extras,
+    new_accumulator,
+    no_monitor_reason,
+    peer_summary,
+)
 from remote_monitor.service.processing import fit_histogram, point_sources, process_point, reference_entry
 from remote_monitor.simulation.stand import SimulationConfig, simulate_point_waveforms
 from remote_monitor.stand.config import Config, FitSettings
@@ -131,11 +136,17 @@ def test_scan_summary_leaves_an_error_point_out_of_the_de_uniformity() -> None:
 def test_a_scan_without_a_light_monitor_says_its_de_is_not_measured() -> None:
     """A stand that records no SiPM (the seventh independent stand: trigger and PMT only): the DE verdict was
     "in progress" for good; it is "not measured", with the way to a DE without a monitor."""
-    no_monitor = {"status": "healthy", "fit": {"gain": 1e7},
-                  "peer": {"raw_de": None, "raw_de_reason": "no light-monitor value (sipm_charge)"}}
+    fit = {"status": "ok", "gain": 1e7, "gain_err": 1e5, "mu": 0.2, "mu_err": 0.005, "q1_pc": 1.6,
+           "sigma1_pc": 0.5, "sigma0_pc": 0.15}
+    peer = finish_extras(new_accumulator(CFG), fit, None, None, CFG, _hist(light=True))  # no SiPM samples added
+    assert peer["raw_de"] is None and peer["raw_de_reason"] == no_monitor_reason("sipm_charge")
+    no_monitor = {"status": "healthy", "fit": fit, "peer": peer}
     summary = peer_summary(dict.fromkeys(("theta0_phi0", *SIDE), no_monitor), Config())
     assert summary["de_verdict"] == "not measured"
     assert 'normalisation = "none"' in summary["de_reason"] and "sipm_charge" in summary["de_reason"]
+    failed_centre = {"theta0_phi0": {**no_monitor, "status": "error", "reason": "fit failed"}}
+    failed = peer_summary({**dict.fromkeys(SIDE, no_monitor), **failed_centre}, Config())
+    assert failed["de_verdict"] == "in progress" and "left out (fit failed)" in failed["de_reason"]
 
 
 def test_scan_summary_with_the_centre_left_out_says_why() -> None:

@@ -90,7 +90,13 @@ def _no_de(pmt_dark: str | None, occupancy: float | None, monitor_why: str | Non
         return monitor_why
     if occupancy is None:
         return "no PMT occupancy (no SPE fit)"
-    return None if monitor else f"{NO_MONITOR} ({normalisation})"
+    return None if monitor else no_monitor_reason(normalisation)
+
+
+def no_monitor_reason(normalisation: str) -> str:
+    """Why a point that saw light has no raw DE when its light monitor gave no value (no SiPM channel, no
+    reference result to read)."""
+    return f"{NO_MONITOR} ({normalisation})"
 
 
 def finish_extras(acc: ExtrasAccumulator, fit: dict[str, Any] | None, reference: dict[str, Any] | None,
@@ -117,6 +123,7 @@ def finish_extras(acc: ExtrasAccumulator, fit: dict[str, Any] | None, reference:
     return {"occupancy": occ, "occupancy_err": occ_err, "monitor": mon, "monitor_err": mon_err,
             "normalisation": eff.normalisation, "sipm": sipm, "raw_de": de, "raw_de_err": de_err,
             **({"raw_de_reason": why} if why else {}),
+            **({"light_monitor_missing": True} if why == no_monitor_reason(eff.normalisation) else {}),
             "timing": timing, "dark": acc.dark(fit, pmt_dark), "pedestal": acc.pedestal()}
 
 
@@ -160,6 +167,12 @@ def point_extras(sources: dict[str, Path], cfg: Config, result: dict[str, Any], 
                          delay_in_window(result.get("warnings", []), result.get("laser_delay_ns")))
 
 
+def _unmonitored(point: dict[str, Any]) -> bool:
+    """Whether a point's DE is left out for its light monitor's missing value alone (`finish_extras`; an error
+    point is left out for its error)."""
+    return point.get("status") != "error" and bool((point.get("peer") or {}).get("light_monitor_missing"))
+
+
 def peer_summary(points: dict[str, dict[str, Any]], cfg: Config) -> dict[str, Any]:
     """Per PMT: uniformity of gain and relative DE over the 21 positions, pedestal drift, and the DE verdict;
     points whose DE means nothing (`peer_columns.de_left_out`: no light, error) are left out of the DE and
@@ -172,7 +185,7 @@ def peer_summary(points: dict[str, dict[str, Any]], cfg: Config) -> dict[str, An
     base = [c["baseline_mv"] for c in table.values() if c["baseline_mv"] is not None]
     ped = [c["pedestal_pc"] for c in table.values() if c["pedestal_pc"] is not None]
     verdict, reason = de_verdict(de_u, cfg.efficiency)
-    if verdict == "in progress" and CENTRE in left_out and left_out[CENTRE].startswith(NO_MONITOR):
+    if verdict == "in progress" and CENTRE in left_out and _unmonitored(scan[CENTRE]):
         verdict, reason = NOT_MEASURED, (f"relative detection efficiency not measured: the centre point has "
                                          f"{left_out[CENTRE]}; [efficiency] normalisation = \"none\" takes the "
                                          "occupancies alone (a steady laser), or record the SiPM / a reference PMT")
