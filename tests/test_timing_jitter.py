@@ -13,9 +13,9 @@ from remote_monitor.analysis.point_extras import ExtrasAccumulator
 from remote_monitor.analysis.pulse_times import TimingSettings, pulse_times
 from remote_monitor.analysis.timing_fit import fit_timing, signal_fwhm
 from remote_monitor.analysis.timing_jitter import (
-    CENTRAL,
     JITTER_SYST,
     MIN_PAIRS,
+    central_half_width,
     timing_core,
     tts_less_jitter,
 )
@@ -59,12 +59,22 @@ def test_noise_injection_measures_the_jitter_the_noise_puts_on_the_cfd_time(smoo
     acc = ExtrasAccumulator(TimingSettings())
     acc.add(np.vstack([trig_lit, trig_empty]), np.vstack([pmt_lit, pmt_empty]))
     times = pulse_times(pmt_lit, trig_lit, TimingSettings())[0]  # (not the empty events' noise over 3 mV)
-    lo, hi = np.percentile(times[np.isfinite(times)], CENTRAL)
-    spread = 0.5 * (hi - lo)
+    spread = central_half_width(times[np.isfinite(times)])
     jitter = acc.noise_jitter((float(np.nanmedian(times)) - 5.0, float(np.nanmedian(times)) + 5.0))
     assert jitter is not None and jitter["noise_jitter_pulses"] > 0.95 * n
     assert spread > 0.2  # ns: a jitter to measure
     assert jitter["noise_jitter_ns"] == pytest.approx(spread, rel=0.1), (jitter, spread)
+
+
+def test_pulses_the_noise_pushed_under_the_timing_threshold_count_as_far_shifts() -> None:
+    """The pulses whose shift would be largest are the ones the injected noise loses (no longer timed): counted as
+    far shifts, half on each side, the central width is the whole sample's; left out, it reads narrow."""
+    shifts = np.random.default_rng(3).normal(0.0, 1.0, 20000)
+    kept = shifts[np.abs(shifts) < 1.5]
+    lost = len(shifts) - len(kept)
+    assert central_half_width(kept, lost) == pytest.approx(central_half_width(shifts), abs=0.01)
+    assert central_half_width(shifts) == pytest.approx(1.0, abs=0.03)
+    assert central_half_width(kept) < 0.85  # (what leaving them out gave)
 
 
 def test_without_light_or_without_empty_windows_there_is_no_jitter() -> None:
@@ -122,7 +132,7 @@ def test_the_pmt_tts_is_the_fitted_core_less_the_jitter_in_quadrature() -> None:
 
 def test_on_the_stand_at_0_8_mv_the_pmt_tts_is_the_truth_where_the_fitted_core_is_too_wide() -> None:
     """The simulated stand (TTS 1.3 ns, 0.2 PE, 40k events) at 0.8 mV of band-limited noise: the fitted core
-    read 1.46-1.47 ns (seeds 4, 5), the PMT's TTS 1.33-1.35 ns."""
+    read 1.46-1.47 ns (seeds 4, 5), the PMT's TTS 1.32-1.33 ns (1.33-1.35 with the untimed pulses left out)."""
     sim = SimulationConfig(record_length=260, noise_mv=0.8, seed=4)
     waves = simulate_point_waveforms(np.random.default_rng(4), 40000, 260, 1.0e7, 0.2, sim)
     acc = ExtrasAccumulator(TimingSettings())
