@@ -85,6 +85,9 @@ class JitterSample:
                 "noise_jitter_pulses": len(timed), "noise_jitter_lost": len(shifts) - len(timed)}
 
 
+FAR_NS = 1e6  # where a lost pulse's shift is counted: beyond any timed one
+
+
 def central_half_width(shifts: np.ndarray, lost: int = 0) -> float:
     """Half the distance between the CENTRAL percentiles of the shifts, with `lost` pulses (no longer timed once the
     noise was added: pushed under the timing threshold) counted as far shifts, half on each side. The noise moved
@@ -93,9 +96,6 @@ def central_half_width(shifts: np.ndarray, lost: int = 0) -> float:
     far = np.full(lost // 2, -FAR_NS), np.full(lost - lost // 2, FAR_NS)
     lo, hi = np.percentile(np.concatenate([shifts, *far]), CENTRAL)
     return 0.5 * float(hi - lo)
-
-
-FAR_NS = 1e6  # where a lost pulse's shift is counted: beyond any timed one
 
 
 def _rows(blocks: list[np.ndarray]) -> int:
