@@ -14,6 +14,7 @@ import pytest
 
 from remote_monitor.analysis.peer_columns import peer_table
 from remote_monitor.report import pages as report
+from remote_monitor.report.peer_figures import point_label
 from remote_monitor.service.peer_metrics import peer_summary
 from remote_monitor.service.processing import point_sources, process_point
 from remote_monitor.simulation.stand import Fault, SimulationConfig, simulate_scan
@@ -131,6 +132,8 @@ def test_report_shows_de_map_timing_and_dark_rate(scan, tmp_path: Path):
         assert "dark rate of the PMT over the scan" in summary
         assert "over a quarter of the 1-PE peak's charge (as Hamamatsu quotes it): " in summary
         assert f"{DARK}, without a 1-PE response of its own, over the other 3 points' threshold efficiency" in summary
+        ticks = page.locator("#dark-rate .xtick text").all_text_contents()
+        assert ticks == [point_label(p) for p in results] and "θ30 φ180" in ticks, ticks  # a short name per point
         legend = page.locator("#dark-rate .legend").text_content() or ""
         assert "counted only" in legend and "over the other points' threshold efficiency" in legend
         assert errors == []

@@ -59,9 +59,9 @@ def _script_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).replace("<", "\\u003c")
 
 
-def grid_position(point: str) -> tuple[int, int]:
-    """(row, column), 1-based, of a scan point in the face-like grid: phi 0 right, 90 up, 180 left, 270 down."""
-    theta, phi = (int(x) for x in point[len("theta"):].split("_phi"))
+def grid_position(theta: int, phi: int) -> tuple[int, int]:
+    """(row, column), 1-based, of a scan point (theta, phi) in the face-like grid: phi 0 right, 90 up, 180 left, 270
+    down."""
     ring = theta // 10
     centre = GRID_SIZE // 2 + 1
     d_row, d_col = {0: (0, 1), 90: (-1, 0), 180: (0, -1), 270: (1, 0)}[phi]
@@ -184,8 +184,8 @@ def render_scan_page(scan: dict[str, Any], points: dict[str, dict[str, Any]], *,
     summary = summarize_scan(scan, points, healthy_band, target_gain)
     cells = []
     for pid in SCAN_POINTS:
-        row, col = grid_position(pid)
-        theta, phi = point_angles(pid)  # type: ignore[misc]
+        theta, phi = point_angles(pid)  # type: ignore[misc]  # (SCAN_POINTS are all scan points)
+        row, col = grid_position(theta, phi)
         cells.append({**_point_row(pid, points.get(pid)), "row": row, "col": col, "theta": theta, "phi": phi})
     other_ids = sorted((k for k, v in points.items() if v.get("kind") == "scan" and k not in SCAN_POINTS),
                        key=lambda k: point_angles(k) or (0, 0))  # e.g. the Korean stand's positions

@@ -10,6 +10,7 @@ from typing import Any
 from remote_monitor.analysis.dark_rate import applied_efficiency, scales_up
 from remote_monitor.analysis.peer_columns import peer_table
 from remote_monitor.report.figures import _layout, _r
+from remote_monitor.stand.layout import point_angles, point_hv
 
 
 def de_map_figure(points: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -84,6 +85,14 @@ def _dark_trace(kind: str, rows: list[tuple[str, float, float]]) -> dict[str, An
             "marker": {"size": 8, "color": colour, "symbol": symbol}}
 
 
+def point_label(point: str) -> str:
+    """A point's short name for an axis with a tick per point: 'θ10 φ270', '1750 V' (else the name itself)."""
+    angles, hv = point_angles(point), point_hv(point)
+    if angles:
+        return f"θ{angles[0]} φ{angles[1]}"
+    return f"{hv} V" if hv is not None else point
+
+
 def dark_rate_figure(points: dict[str, dict[str, Any]], pooled: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """Dark rate of every point with its error, in point order: the rates corrected for the threshold efficiency,
     the ones counted only, and (from the PMT's pooled rate, `dark_rate.pooled_dark_rate`) the points without a 1-PE
@@ -109,7 +118,10 @@ def dark_rate_figure(points: dict[str, dict[str, Any]], pooled: dict[str, Any] |
     order = {pid: i for i, pid in enumerate(points)}
     data = [_dark_trace(kind, sorted(r, key=lambda row: order.get(row[0], len(order))))
             for kind, r in rows.items() if r]
-    layout = _layout(title, xaxis={"type": "category", "categoryorder": "array", "categoryarray": list(points)},
+    ids = list(points)
+    layout = _layout(title, xaxis={"type": "category", "categoryorder": "array", "categoryarray": ids,
+                                   "tickmode": "array", "tickvals": ids, "ticktext": [point_label(p) for p in ids],
+                                   "tickangle": -90, "automargin": True},
                      yaxis={"title": {"text": "dark rate [Hz]"}, "rangemode": "tozero"}, shapes=shapes,
                      height=DARK_HEIGHT)
     if shapes:
