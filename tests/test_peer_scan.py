@@ -14,7 +14,7 @@ import pytest
 
 from remote_monitor.analysis.peer_columns import peer_table
 from remote_monitor.report import pages as report
-from remote_monitor.report.peer_figures import point_label
+from remote_monitor.report.figures import point_label
 from remote_monitor.service.peer_metrics import peer_summary
 from remote_monitor.service.processing import point_sources, process_point
 from remote_monitor.simulation.stand import Fault, SimulationConfig, simulate_scan

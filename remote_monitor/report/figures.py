@@ -8,6 +8,7 @@ from html import escape
 from typing import Any
 
 from remote_monitor.report.curves import expand_curve
+from remote_monitor.stand.layout import point_angles, point_hv
 
 # Okabe-Ito colours (safe for the common colour-vision deficiencies); every status also has a text label.
 STATUS_COLOURS = {"healthy": "#009E73", "poor": "#E69F00", "error": "#D55E00", "uncertain": "#56B4E9",
@@ -19,6 +20,14 @@ COMPONENT_COLOURS = {"pedestal": "#999999", "1 PE": "#E69F00", "2 PE": "#56B4E9"
                      "4 PE": "#F0E442", "exponential": "#D55E00", "under-amplified": "#D55E00"}
 FIT_COLOUR, REFERENCE_COLOUR, OTHER_COLOUR = "#0072B2", "#CC79A7", "#7f7f7f"
 FONT = {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 15}
+
+
+def point_label(point: str) -> str:
+    """A point's short name on the page: a grid cell, an axis tick: 'θ10 φ270', '1750 V' (else the name itself)."""
+    angles, hv = point_angles(point), point_hv(point)
+    if angles:
+        return f"θ{angles[0]} φ{angles[1]}"
+    return f"{hv} V" if hv is not None else point
 
 
 def _layout(title: str, **extra: Any) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from remote_monitor.report.figures import (
     STATUS_COLOURS,
     VERDICT_COLOURS,
     hv_figure,
+    point_label,
     polar_map_figure,
     spectrum_figure,
 )
@@ -108,6 +109,11 @@ def _window_text(window: list[float] | None) -> str | None:
     return f"{window[0]:.0f}-{window[1]:.0f}" if window else None
 
 
+def _cell(pid: str, p: dict[str, Any] | None) -> dict[str, Any]:
+    """A point's row as the page's cells show it: with its short name (`point_label`)."""
+    return {**_point_row(pid, p), "label": point_label(pid)}
+
+
 def _point_row(pid: str, p: dict[str, Any] | None) -> dict[str, Any]:
     """One point as the page, the CSV and the campaign table show it; an error point shows no gain."""
     status = (p or {}).get("status", "no_data")
@@ -186,12 +192,12 @@ def render_scan_page(scan: dict[str, Any], points: dict[str, dict[str, Any]], *,
     for pid in SCAN_POINTS:
         theta, phi = point_angles(pid)  # type: ignore[misc]  # (SCAN_POINTS are all scan points)
         row, col = grid_position(theta, phi)
-        cells.append({**_point_row(pid, points.get(pid)), "row": row, "col": col, "theta": theta, "phi": phi})
+        cells.append({**_cell(pid, points.get(pid)), "row": row, "col": col, "theta": theta, "phi": phi})
     other_ids = sorted((k for k, v in points.items() if v.get("kind") == "scan" and k not in SCAN_POINTS),
                        key=lambda k: point_angles(k) or (0, 0))  # e.g. the Korean stand's positions
-    other_cells = [_point_row(pid, points[pid]) for pid in other_ids]
+    other_cells = [_cell(pid, points[pid]) for pid in other_ids]
     hv_ids = sorted((k for k, v in points.items() if v.get("kind") == "hv"), key=_point_order)
-    hv_cells = [_point_row(pid, points[pid]) for pid in hv_ids]
+    hv_cells = [_cell(pid, points[pid]) for pid in hv_ids]
     spectra = {pid: spectrum_figure(p, reference_spectrum) for pid, p in sorted(points.items())}
     first = next((c["point"] for c in cells if spectra.get(c["point"])), hv_ids[0] if hv_ids else None)
     hv_fig = hv_figure(scan.get("hv_fit"), target_gain)

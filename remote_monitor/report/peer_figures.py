@@ -9,8 +9,7 @@ from typing import Any
 
 from remote_monitor.analysis.dark_rate import applied_efficiency, scales_up
 from remote_monitor.analysis.peer_columns import peer_table
-from remote_monitor.report.figures import _layout, _r
-from remote_monitor.stand.layout import point_angles, point_hv
+from remote_monitor.report.figures import _layout, _r, point_label
 
 
 def de_map_figure(points: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -83,14 +82,6 @@ def _dark_trace(kind: str, rows: list[tuple[str, float, float]]) -> dict[str, An
     return {"type": "scatter", "mode": "markers", "name": name, "x": [pid for pid, _, _ in rows],
             "y": [round(r, 1) for _, r, _ in rows], "error_y": {"type": "data", "array": [round(e, 1) for *_, e in rows]},
             "marker": {"size": 8, "color": colour, "symbol": symbol}}
-
-
-def point_label(point: str) -> str:
-    """A point's short name for an axis with a tick per point: 'θ10 φ270', '1750 V' (else the name itself)."""
-    angles, hv = point_angles(point), point_hv(point)
-    if angles:
-        return f"θ{angles[0]} φ{angles[1]}"
-    return f"{hv} V" if hv is not None else point
 
 
 def dark_rate_figure(points: dict[str, dict[str, Any]], pooled: dict[str, Any] | None = None) -> dict[str, Any] | None:
