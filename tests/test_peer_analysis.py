@@ -16,6 +16,7 @@ from remote_monitor.analysis.dark_rate import (
     pooled_dark_rate,
     quarter_pe_share,
     threshold_efficiency,
+    unseen_share,
 )
 from remote_monitor.analysis.detection_efficiency import (
     EfficiencySettings,
@@ -26,6 +27,7 @@ from remote_monitor.analysis.detection_efficiency import (
     zero_pe_occupancy,
 )
 from remote_monitor.analysis.pulse_times import (
+    AFTER_UNLIT,
     BEFORE_WINDOW_NS,
     TimingAccumulator,
     TimingSettings,
@@ -72,7 +74,7 @@ def test_no_laser_pulse_gives_nan_and_dark_pulses_are_counted_outside_the_window
     trig, pmt = _events(60, None, extra=[60 + 30.0, 60 + 300.0, 60 + 130.0])  # 130 samples = 260 ns: excluded
     dt, dark, live, ratio, over, _ = pulse_times(pmt[None], trig[None], TimingSettings())
     assert math.isnan(dt[0]) and math.isnan(ratio[0]) and over[0] == 0
-    assert dark[0].tolist() == [1, 1]  # one before the window, one after it
+    assert dark[0].tolist() == [1, 1, 0]  # one before the window, one after it (no laser pulse: none after one)
     window = TimingSettings().dark_exclude_ns
     assert live[0].sum() == pytest.approx((400 - 40) * 2.0 - (window[1] - window[0]), abs=4.0)
 
@@ -80,9 +82,10 @@ def test_no_laser_pulse_gives_nan_and_dark_pulses_are_counted_outside_the_window
 def test_afterpulses_of_a_laser_pulse_inside_the_record_are_not_dark_counts():
     trig, pmt = _events(60, 60 + 163, extra=[60 + 300.0])  # laser pulse, then its afterpulse after the window
     _, dark, live, _, over, _ = pulse_times(pmt[None], trig[None], TimingSettings())
-    assert over[0] == 1 and dark[0].sum() == 0 and live[0, 1] == 0
+    assert over[0] == 1 and dark[0, :2].sum() == 0 and live[0, 1] == 0
+    assert dark[0, 2] == 1 and live[0, 2] > 0  # counted apart: after a laser pulse (its afterpulses too)
     window = TimingSettings().dark_exclude_ns
-    assert live[0, 0] == pytest.approx((60 - 40) * 2.0 + window[0], abs=4.0)  # only before the window
+    assert live[0, 0] == pytest.approx((60 - 40) * 2.0 + window[0], abs=4.0)  # before the window
 
 
 def _afterpulsing_chunk(rng: np.random.Generator, n: int, dark_hz: float, laser_at: float,
@@ -141,6 +144,33 @@ def test_dark_rate_uses_the_window_s_far_side_when_nothing_is_before_it():
     assert region.startswith("outside the laser window") and acc.dark_ns < BEFORE_WINDOW_NS * acc.laser_searched
     rate = counts / (live_ns * 1e-9)
     assert rate == pytest.approx(500e3, rel=3 / math.sqrt(counts) + 0.03), (rate, counts)
+
+
+def test_the_afterpulses_of_photoelectrons_under_the_threshold_come_off_the_far_side():
+    """As above, but a fifth of the photoelectrons under the dark threshold: their events count after the window,
+    and so do their afterpulses (an independent stand with its laser 150 ns after the trigger read 7.2 kHz for 4.5).
+    The lit events' afterpulses after the window, scaled by the unseen photoelectrons per unlit event over the seen
+    per lit one (here 0.06 / 0.76 over 1), come off: 500 kHz again."""
+    settings = TimingSettings(laser_window_ns=(20.0, 100.0), dark_exclude_ns=(-20.0, 180.0))
+    acc = _afterpulsing_chunk(np.random.default_rng(15), 4000, 500e3, 60 + 30, settings, under_threshold=0.2)
+    counts, noise, live_ns, region = acc.dark_sample(WINDOW_NS)
+    assert region == AFTER_UNLIT
+    counted = dark_rate(counts, live_ns, noise)
+    assert counted["dark_rate_hz"] > 500e3 + 3 * counted["dark_rate_err_hz"], counted  # the unseen ones' afterpulses
+    share = (0.3 * 0.2 / (1 - 0.3 * 0.8)) / 1.0
+    corrected = dark_rate(counts, live_ns, noise, acc.unseen_afterpulses(share))
+    assert corrected["dark_rate_hz"] == pytest.approx(500e3, abs=3 * corrected["dark_rate_err_hz"]), corrected
+    assert corrected["dark_rate_err_hz"] > counted["dark_rate_err_hz"] and corrected["unseen_afterpulses"] > 0
+
+
+@pytest.mark.parametrize(("mu", "eff"), [(0.1, 0.7), (0.5, 0.8), (2.0, 0.5)])
+def test_unseen_share_is_the_unseen_photoelectrons_per_unlit_event_over_all_per_lit_one(mu: float, eff: float):
+    rng = np.random.default_rng(16)
+    n = rng.poisson(mu, 2_000_000)
+    seen = rng.binomial(n, eff)
+    lit = seen > 0
+    expected = (n[~lit] - seen[~lit]).mean() / n[lit].mean()
+    assert unseen_share(mu, eff) == pytest.approx(expected, rel=0.02)
 
 
 def test_timing_fit_recovers_core_sigma_under_a_late_tail():
@@ -334,7 +364,7 @@ def test_noise_crossings_are_counted_with_the_opposite_polarity_and_subtracted()
         noise_up += 10.0 * np.clip(1 - np.abs(np.arange(400) - at) / 2.0, 0, None)
     pmt = np.rint(pmt.astype(float) + noise_up / MV_PER_ADC).astype(np.uint16)
     _, dark, _, _, _, noise = pulse_times(pmt[None], trig[None], TimingSettings())
-    assert dark[0].tolist() == [5, 0] and noise[0].tolist() == [3, 0]
+    assert dark[0].tolist() == [5, 0, 0] and noise[0].tolist() == [3, 0, 0]
     acc = TimingAccumulator()
     acc.add(*pulse_times(pmt[None], trig[None], TimingSettings()))
     counts, crossed, live_ns, _ = acc.dark_sample(WINDOW_NS)

@@ -12,22 +12,39 @@ from scipy.special import gammaincc, ndtr
 NOISE_NOTE_SHARE = 0.1  # noise crossings over this share of the counts: the point says so
 
 
-def dark_rate(counts: int, live_ns: float, noise: int = 0) -> dict[str, Any]:
+def dark_rate(counts: int, live_ns: float, noise: int = 0,
+              afterpulses: tuple[float, float, float, float] | None = None) -> dict[str, Any]:
     """Rate in Hz with its Poisson error (an upper error of 1 count when none was seen), less the noise
     crossings: the same threshold crossed by the opposite polarity in the same spans (PMT pulses have one sign,
     noise both). An independent stand at 1 mV noise counted 22-33 kHz over 4 mV for 4 kHz of dark pulses, and
-    its laser-off point 24.8 kHz; at 0.3 mV none cross. The rate is at least 0, its error from both counts."""
+    its laser-off point 24.8 kHz; at 0.3 mV none cross. The rate is at least 0, its error from both counts. With
+    `afterpulses` (`TimingAccumulator.unseen_afterpulses`: counts, noise crossings, live ns and variance) those of
+    the photoelectrons under the threshold come off (`unseen_afterpulses`, the net counts taken off)."""
     out: dict[str, Any] = {"dark_counts": counts, "noise_counts": noise}
-    if live_ns <= 0:
+    ap_counts, ap_noise, ap_live_ns, ap_variance = afterpulses or (0.0, 0.0, 0.0, 0.0)
+    if live_ns - ap_live_ns <= 0:
         return {**out, "dark_rate_hz": None, "dark_rate_err_hz": None, "dark_live_s": 0.0}
-    live_s = live_ns * 1e-9
-    out.update(dark_rate_hz=max(counts - noise, 0) / live_s,
-               dark_rate_err_hz=math.sqrt(max(counts + noise, 1)) / live_s, dark_live_s=live_s)
+    live_s = (live_ns - ap_live_ns) * 1e-9
+    variance = counts + noise + ap_variance
+    out.update(dark_rate_hz=max(counts - noise - (ap_counts - ap_noise), 0) / live_s,
+               dark_rate_err_hz=math.sqrt(max(variance, 1)) / live_s, dark_live_s=live_s)
+    if afterpulses:
+        out.update(unseen_afterpulses=ap_counts - ap_noise, dark_count_variance=variance)
     if noise > NOISE_NOTE_SHARE * max(counts, 1):
         out["dark_rate_note"] = (f"{noise} of the {counts} pulses over the threshold are noise (as many crossed it "
                                  "with the opposite polarity) and are subtracted; a higher [timing] "
                                  "dark_threshold_mv counts fewer")
     return out
+
+
+def unseen_share(mu: float, efficiency: float) -> float:
+    """Photoelectrons under the dark threshold per event without a laser pulse over it, over the photoelectrons per
+    event with one (`TimingAccumulator.unseen_afterpulses`). Poisson thinning: the unseen ones are Poisson(mu (1 -
+    eff)) in every event, and an event with a seen one holds mu eff / (1 - exp(-mu eff)) seen ones besides."""
+    seen, unseen = mu * efficiency, mu * max(1.0 - efficiency, 0.0)
+    if seen <= 0:
+        return 0.0
+    return unseen / (seen / -math.expm1(-seen) + unseen)
 
 
 def threshold_efficiency(amp_per_pc: np.ndarray, q1_pc: float | None, sigma1_pc: float | None,
@@ -167,11 +184,11 @@ def pooled_dark_rate(samples: dict[str, dict[str, Any]]) -> dict[str, Any]:
             if eff is None:
                 unresolved[point] = s
             continue
-        counts, noise = int(s["dark_counts"]), int(s.get("noise_counts") or 0)
+        net, variance = _net_counts(s)
         exposure = float(s["dark_live_s"]) * eff
-        used.append((counts, noise, exposure))
+        used.append((net, variance, exposure))
         if s.get("quarter_pe_share"):
-            quarter.append((counts, noise, exposure / float(s["quarter_pe_share"])))
+            quarter.append((net, variance, exposure / float(s["quarter_pe_share"])))
         if "threshold_efficiency" in s:  # (a measured one: those a point without its own may borrow)
             efficiencies.append(float(eff))
     pooled, over_quarter = _pooled(used), _pooled(quarter)
@@ -182,18 +199,27 @@ def pooled_dark_rate(samples: dict[str, dict[str, Any]]) -> dict[str, Any]:
                          if len(efficiencies) >= MIN_LENDERS]}
 
 
-def _pooled(samples: list[tuple[int, int, float]]) -> tuple[float | None, float | None, float | None]:
-    """(rate, error, chi2/ndf) of (counts, noise crossings, exposure) samples: the counts less the noise, summed,
-    over the exposure summed; the error scaled by the square root of a chi2/ndf over 1."""
+def _net_counts(sample: dict[str, Any]) -> tuple[float, float]:
+    """(counts less the noise crossings and the unseen photoelectrons' afterpulses, their variance) of a point's dark
+    sample (`dark_rate`)."""
+    counts, noise = int(sample["dark_counts"]), int(sample.get("noise_counts") or 0)
+    net = counts - noise - float(sample.get("unseen_afterpulses") or 0.0)
+    return net, float(sample.get("dark_count_variance") or counts + noise)
+
+
+def _pooled(samples: list[tuple[float, float, float]]) -> tuple[float | None, float | None, float | None]:
+    """(rate, error, chi2/ndf) of (net counts, their variance, exposure) samples (`_net_counts`): the net counts
+    summed over the exposure summed; the error scaled by the square root of a chi2/ndf over 1 (each sample's
+    expected variance: the rate's counts and what the noise and afterpulse terms add)."""
     exposure = sum(e for _, _, e in samples)
     if not samples or exposure <= 0:
         return None, None, None
-    counts, noise = sum(c for c, _, _ in samples), sum(n for _, n, _ in samples)
-    rate = max(counts - noise, 0) / exposure
-    err = math.sqrt(max(counts + noise, 1)) / exposure
+    net, variance = sum(c for c, _, _ in samples), sum(v for _, v, _ in samples)
+    rate = max(net, 0) / exposure
+    err = math.sqrt(max(variance, 1)) / exposure
     if len(samples) == 1:
         return rate, err, None
-    chi2_ndf = sum((c - n - rate * e) ** 2 / max(rate * e + 2 * n, 1.0) for c, n, e in samples) / (len(samples) - 1)
+    chi2_ndf = sum((c - rate * e) ** 2 / max(rate * e + v - c, 1.0) for c, v, e in samples) / (len(samples) - 1)
     return rate, err * math.sqrt(max(chi2_ndf, 1.0)), chi2_ndf
 
 

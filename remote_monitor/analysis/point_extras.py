@@ -19,8 +19,10 @@ from remote_monitor.analysis.dark_rate import (
     merging_bias,
     quarter_pe_share,
     threshold_efficiency,
+    unseen_share,
 )
 from remote_monitor.analysis.pulse_times import (
+    AFTER_UNLIT,
     TimingAccumulator,
     TimingSettings,
     pulse_times,
@@ -120,7 +122,8 @@ class ExtrasAccumulator:
     def dark(self, fit: dict[str, Any] | None = None, no_light: str | None = None) -> dict[str, Any]:
         """Dark rate; with the SPE fit and the correction enabled, divided by the threshold efficiency: the one
         measured on the laser pulses when the point has light and its photoelectrons seldom merge there
-        (`merging_bias`), else the one from the fitted 1-PE response. A fit
+        (`merging_bias`), else the one from the fitted 1-PE response. Counted after the laser window too (AFTER_UNLIT),
+        less the afterpulses of the photoelectrons under the threshold (`unseen_share`). A fit
         that failed, or of a PMT without light (no_light: why), has no 1-PE response to correct with: the rate
         is the counted one, and says why."""
         lo, hi = self.timing.laser_window_ns
@@ -134,14 +137,22 @@ class ExtrasAccumulator:
                     "dark_rate_note": joined_notes(raw.get("dark_rate_note"),
                                                    f"not corrected for the threshold efficiency: {why}")}
         crossings = counts / (live_ns * 1e-9) if live_ns > 0 else None  # noise too: it crosses in the window as well
+        eff, source = self._threshold_efficiency(fit, crossings)
+        if region == AFTER_UNLIT and eff is not None and fit.get("mu"):
+            afterpulses = self.times.unseen_afterpulses(unseen_share(float(fit["mu"]), eff))
+            raw = {**dark_rate(counts, live_ns, noise, afterpulses), "dark_region": region}
+        return {**corrected_dark_rate(raw, eff, quarter_pe_share(fit)), "threshold_efficiency_from": source}
+
+    def _threshold_efficiency(self, fit: dict[str, Any], crossings: float | None) -> tuple[float | None, str]:
+        """(the dark counting's threshold efficiency, where it comes from): measured on the laser pulses when the
+        point has light and its photoelectrons seldom merge there (`merging_bias`), else from the fitted 1-PE
+        response (None without one)."""
+        lo, hi = self.timing.laser_window_ns
         measured = measured_threshold_efficiency(self.times.laser_over, self.times.laser_searched, fit.get("mu"),
                                                  crossings, hi - lo)
-        quarter = quarter_pe_share(fit)
         if measured is not None and 0.3 < measured <= 1.2 and \
                 merging_bias(fit.get("mu") or 0.0, min(measured, 1.0)) <= MAX_MERGING_BIAS:
-            return {**corrected_dark_rate(raw, min(measured, 1.0), quarter),
-                    "threshold_efficiency_from": "laser pulses"}
+            return min(measured, 1.0), "laser pulses"
         ratios = np.concatenate(self.times.amplitude_per_pc) if self.times.amplitude_per_pc else np.zeros(0)
-        eff = threshold_efficiency(ratios, fit.get("q1_pc"), fit.get("sigma1_pc"), self.timing.dark_threshold_mv,
-                                   fitted_under(fit))
-        return {**corrected_dark_rate(raw, eff, quarter), "threshold_efficiency_from": "SPE fit"}
+        return threshold_efficiency(ratios, fit.get("q1_pc"), fit.get("sigma1_pc"), self.timing.dark_threshold_mv,
+                                    fitted_under(fit)), "SPE fit"

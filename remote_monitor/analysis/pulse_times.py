@@ -39,6 +39,7 @@ class TimingSettings:
 
 
 BEFORE_WINDOW_NS = 100.0  # dark counting before the laser window alone when each event has this much there
+AFTER_UNLIT = "outside the laser window (after it only in events without a laser pulse)"  # a dark sample's region
 
 
 @dataclass
@@ -51,11 +52,14 @@ class TimingAccumulator:
     dark_ns: float = 0.0
     dark_counts_after: int = 0  # after it, in events without a laser pulse over the dark threshold
     dark_ns_after: float = 0.0
+    dark_counts_lit_after: int = 0  # after it, in events with one (its afterpulses too)
+    dark_ns_lit_after: float = 0.0
     n_events: int = 0
     laser_searched: int = 0  # events whose laser window was searched (trigger found)
     laser_over: int = 0  # ... with a pulse over the dark threshold in it
     noise_counts: int = 0  # crossings of the opposite polarity before the laser window
     noise_counts_after: int = 0  # ... after it, in the events whose dark pulses after it count
+    noise_counts_lit_after: int = 0  # ... after it, in the events with a laser pulse over the threshold
 
     def add(self, dt_ns: np.ndarray, dark: np.ndarray, live_ns: np.ndarray, amp_per_pc: np.ndarray,
             laser_over: np.ndarray, noise: np.ndarray) -> None:
@@ -70,6 +74,9 @@ class TimingAccumulator:
         self.dark_ns_after += float(live_ns[:, 1].sum())
         self.noise_counts += int(noise[:, 0].sum())
         self.noise_counts_after += int(noise[:, 1].sum())
+        self.dark_counts_lit_after += int(dark[:, 2].sum())
+        self.dark_ns_lit_after += float(live_ns[:, 2].sum())
+        self.noise_counts_lit_after += int(noise[:, 2].sum())
         self.n_events += len(dt_ns)
 
     def dark_sample(self, window_ns: float) -> tuple[int, int, float, str]:
@@ -81,10 +88,24 @@ class TimingAccumulator:
         dark_window = self.laser_window_is_dark(window_ns)
         if self.dark_ns >= BEFORE_WINDOW_NS * max(self.laser_searched, 1) and not dark_window:
             return self.dark_counts, self.noise_counts, self.dark_ns, "before the laser window"
-        region = ("outside the laser window (no light in it)" if dark_window else
-                  "outside the laser window (after it only in events without a laser pulse)")
+        region = "outside the laser window (no light in it)" if dark_window else AFTER_UNLIT
         return (self.dark_counts + self.dark_counts_after, self.noise_counts + self.noise_counts_after,
                 self.dark_ns + self.dark_ns_after, region)
+
+    def unseen_afterpulses(self, share: float) -> tuple[float, float, float, float]:
+        """What the photoelectrons under the dark threshold add after the laser window of the events without a laser
+        pulse over it, their afterpulses, for a `dark_sample` counted there (AFTER_UNLIT): (counts, noise crossings,
+        live ns, count variance) to take off it. The events with a laser pulse over the threshold count the
+        afterpulses of theirs after the window; per photoelectron and ns the unseen ones make as many, and share is
+        the unseen photoelectrons per event without a seen one over the photoelectrons per event with one
+        (`dark_rate.unseen_share`). With the dark rate R per ns, the unlit events' excess is share x (lit counts /
+        lit live - R) x unlit live: solved for R, share x unlit / lit live of the lit counts and share of the unlit
+        live time come off."""
+        if self.dark_ns_lit_after <= 0 or share <= 0:
+            return 0.0, 0.0, 0.0, 0.0
+        k = share * self.dark_ns_after / self.dark_ns_lit_after
+        return (k * self.dark_counts_lit_after, k * self.noise_counts_lit_after, share * self.dark_ns_after,
+                k * k * (self.dark_counts_lit_after + self.noise_counts_lit_after))
 
     def laser_window_is_dark(self, window_ns: float) -> bool:
         """Whether the laser window (window_ns long) held no more pulses over the dark threshold than the rate
@@ -190,18 +211,18 @@ def _pulse_times_kernel(pmt, trig, n_base, pmt_scale, trig_scale, trig_thr, win_
         xhi = int(np.ceil(t0 + exc_hi))
         armed = v[n_base] < dark_thr
         inverted_armed = -v[n_base] < dark_thr  # the same counting of the opposite polarity: noise alone
-        end = xhi if over_out[e] == 1 else length  # after a laser pulse: its afterpulses, not dark counts
-        for s in range(n_base, end):
+        after = 2 if over_out[e] == 1 else 1  # after a laser pulse: its afterpulses too, counted apart
+        for s in range(n_base, length):
             if xlo <= s < xhi:
                 armed = False
                 inverted_armed = False
                 continue
-            after = 1 if s >= xhi else 0
-            live_out[e, after] += 1
+            region = after if s >= xhi else 0
+            live_out[e, region] += 1
             crossed, armed = _up_crossing(v[s], dark_thr, armed)
-            dark_out[e, after] += crossed
+            dark_out[e, region] += crossed
             crossed, inverted_armed = _up_crossing(-v[s], dark_thr, inverted_armed)
-            noise_out[e, after] += crossed
+            noise_out[e, region] += crossed
 
 
 def pulse_times(pmt: np.ndarray, trigger: np.ndarray, settings: TimingSettings, *, baseline_samples: int = 40,
@@ -209,17 +230,18 @@ def pulse_times(pmt: np.ndarray, trigger: np.ndarray, settings: TimingSettings, 
                 mv_per_adc: float = MV_PER_ADC, ns_per_sample: float = NS_PER_SAMPLE,
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per event of a chunk: PMT-minus-trigger time ns (NaN: no pulse), dark pulses and the time searched for
-    them in ns (columns: before the laser window, after it), the laser pulse's amplitude per charge in mV/pC
+    them in ns (columns: before the laser window, after it in an event without a laser pulse over the dark
+    threshold, after it in one with: its afterpulses too), the laser pulse's amplitude per charge in mV/pC
     (NaN: no pulse; for the threshold efficiency of the dark counting), 1/0 whether the laser window has a
     pulse over the dark threshold (-1: not searched, no trigger), and the noise crossings: the dark counting
     of the opposite polarity in the same spans (PMT pulses have one sign, noise both)."""
     n = len(pmt)
     ratio = np.empty(n)
     dt = np.empty(n)
-    dark = np.empty((n, 2), dtype=np.int64)
-    live = np.empty((n, 2), dtype=np.int64)
+    dark = np.empty((n, 3), dtype=np.int64)
+    live = np.empty((n, 3), dtype=np.int64)
     over = np.empty(n, dtype=np.int8)
-    noise = np.empty((n, 2), dtype=np.int64)
+    noise = np.empty((n, 3), dtype=np.int64)
     s = settings
     _pulse_times_kernel(np.ascontiguousarray(pmt), np.ascontiguousarray(trigger), baseline_samples,
                         mv_per_adc * pmt_polarity, mv_per_adc * trigger_polarity, trigger_threshold_mv,
