@@ -3,11 +3,13 @@
 Timing: the PMT pulse time is the 50 % constant-fraction crossing on the rising edge of the largest pulse in
 the laser window, minus the trigger pulse's 50 % crossing (both linearly interpolated between samples).
 Dark pulses: threshold up-crossings (re-armed below half the threshold) outside the laser window, counted before it
-and after it apart, and beside them the same crossings of the opposite polarity (noise: PMT pulses have one sign).
-An event whose baseline samples hold a pulse (its mean then sits too high) adds neither counts nor live time.
-The photoelectrons' afterpulses (up to tens of us later) fall after the window, inside a long record: the rate
-comes from before the window alone where each event has BEFORE_WINDOW_NS there, else also from after it in
-events whose window holds no pulse over the dark threshold (photoelectrons under the threshold still add theirs).
+and after it apart (after it, apart again in events with a laser pulse over the dark threshold), and beside them
+the same crossings of the opposite polarity (noise: PMT pulses have one sign). An event whose baseline samples hold
+a pulse (its mean then sits too high) adds neither counts nor live time. The photoelectrons' afterpulses (up to
+tens of us later) fall after the window, inside a long record: the rate comes from before the window alone where
+each event has BEFORE_WINDOW_NS there, else also from after it in events whose window holds no pulse over the dark
+threshold; the photoelectrons under the threshold still add theirs there, which the lit events' count after the
+window measures (`TimingAccumulator.unseen_afterpulses`).
 Counted anywhere outside the window, the project's stand with 1024-sample records read 6.8-7.7 kHz for 3 kHz (now
 2.7-3.4 ± 0.4 kHz), and a fifth independent stand (laser 40 ns after the trigger, nothing before the window;
 afterpulses 100-350 ns later) 7.5 kHz for 6 kHz. Per event also whether the laser window holds a pulse over the dark
