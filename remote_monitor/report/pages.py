@@ -110,8 +110,10 @@ def _window_text(window: list[float] | None) -> str | None:
 
 
 def _cell(pid: str, p: dict[str, Any] | None) -> dict[str, Any]:
-    """A point's row as the page's cells show it: with its short name (`point_label`)."""
-    return {**_point_row(pid, p), "label": point_label(pid)}
+    """A point's row as the page's cells and fit panel show it: with its short name (`point_label`) and its gain
+    error's parts in words (`error_parts`; the CSV and campaign tables hold them as numbers)."""
+    row = _point_row(pid, p)  # (its gain and the error's parts are the fit's, none for an error point)
+    return {**row, "label": point_label(pid), "gain_err_parts": error_parts(row)}
 
 
 def _point_row(pid: str, p: dict[str, Any] | None) -> dict[str, Any]:
@@ -123,7 +125,7 @@ def _point_row(pid: str, p: dict[str, Any] | None) -> dict[str, Any]:
     row = {"point": pid, "status": status, "reason": (p or {}).get("reason", "no data yet"),
            "gain": fit.get("gain"), "gain_err": fit.get("gain_err"), "gain_err_stat": fit.get("gain_err_stat"),
            "gain_err_under_prior": fit.get("gain_err_under_prior"), "gain_err_syst": fit.get("gain_err_syst"),
-           "gain_err_parts": error_parts(fit), "q1_pc": fit.get("q1_pc"),
+           "q1_pc": fit.get("q1_pc"),
            "spe_resolution": fit.get("spe_resolution"), "mu": fit.get("mu"), "peak_to_valley": fit.get("peak_to_valley"),
            "chi2_ndf": fit.get("chi2_ndf"), "events": (p or {}).get("events"),
            "selected_events": (p or {}).get("selected_events"), "reference_gain": ref.get("gain"),
