@@ -447,17 +447,20 @@ def _count_calls(monkeypatch: pytest.MonkeyPatch, owner: type, method: str) -> l
     return calls
 
 
-def _parabola(monkeypatch: pytest.MonkeyPatch, sigma: float, lower_at: float | None = None) -> list[tuple]:
+def _parabola(monkeypatch: pytest.MonkeyPatch, sigma: float, lower_at: float | None = None,
+              upper_sigma: float | None = None) -> list[tuple]:
     """`_minimize` replaced by a likelihood that is a parabola of width `sigma` in q1 around 1.6 pC (the other
-    parameters do not matter), with a deeper minimum at `lower_at` if given; returns the calls made."""
+    parameters do not matter; `upper_sigma`: another width above 1.6), with a deeper minimum at `lower_at` if
+    given; returns the calls made."""
     calls: list[tuple] = []
 
     def minimize(model: object, counts: np.ndarray, start: dict[str, float], fixed: dict[str, float],
                  hesse: bool) -> Outcome:
         q1 = fixed.get("q1", lower_at if lower_at is not None else 1.6)
         calls.append((dict(fixed), hesse))
+        width = upper_sigma if upper_sigma is not None and q1 > 1.6 else sigma
         return Outcome({**start, "q1": q1}, {"q1": 0.01} if hesse else {}, True,
-                                (q1 - 1.6) ** 2 / (2 * sigma**2) - (5.0 if q1 == lower_at else 0.0))
+                                (q1 - 1.6) ** 2 / (2 * width**2) - (5.0 if q1 == lower_at else 0.0))
 
     monkeypatch.setattr(spe_fit, "minimize", minimize)
     return calls
@@ -479,6 +482,14 @@ def test_a_flat_profile_widens_the_gain_error_where_the_pedestal_hides_the_under
     assert calls == [] and quiet.errors["q1"] == 0.01  # the 1-PE peak stands clear of the pedestal: Hesse
     _parabola(monkeypatch, sigma=0.005)  # the profile is narrower than Hesse: Hesse's (larger) error is kept
     assert spe_fit._profiled(None, np.ones(3), _outcome(sigma0=0.49)).errors["q1"] == 0.01  # type: ignore[arg-type]
+
+
+def test_a_lopsided_profile_widens_the_gain_error_by_both_sides_not_the_flatter_alone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _parabola(monkeypatch, sigma=0.01, upper_sigma=0.05)  # Hesse's width below, five times as flat above
+    widened = spe_fit._profiled(None, np.ones(3), _outcome(sigma0=0.49)).errors["q1"]  # type: ignore[arg-type]
+    rises = 0.5 + 0.5 * (0.01 / 0.05) ** 2  # at one Hesse error below and above
+    assert widened == pytest.approx(0.01 / math.sqrt(rises))  # 1.39x Hesse; the upper side alone said 5x
 
 
 def test_a_held_refit_below_the_nominal_minimum_restarts_the_fit_from_there(monkeypatch: pytest.MonkeyPatch) -> None:

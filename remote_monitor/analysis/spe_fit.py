@@ -70,7 +70,7 @@ FREEDOM_NLL = 0.5  # NLL: how much lower, on average, a free parameter puts a fi
 # fluctuations (Wilks: chi2(1) / 2); the Gamma under-amplified shape has two the flat one lacks (`_freedom`)
 LOCAL_MINIMUM_NLL = 0.5  # a second start lower by more than this: the first fit stopped in a local minimum
 NOISY_PEAK = 0.14  # sigma0 / Q1 above this: the pedestal hides the under-amplified part (its mean is 0.2-0.5 Q1)
-PROFILE_FLOOR = 0.02  # the smallest NLL rise used to widen an error (at most 5x Hesse's)
+PROFILE_FLOOR = 0.02  # the smallest NLL rise per side used to widen an error (at most 5x Hesse's)
 PROFILE_ESCAPES = 2  # a held refit lower than the nominal by more than PROFILE_TOLERANCE: go on from there, twice
 PROFILE_TOLERANCE = 0.05  # NLL: below Minuit's tolerance a held refit is not lower (beyond it, widening would
 # read a nominal fit that stopped short as a flat profile: 1 mV spectra got errors 5x Hesse's that way)
@@ -108,8 +108,8 @@ def _profiled(model: BuiltModel, counts: np.ndarray, nominal: Outcome, escapes: 
     """Where the pedestal hides the under-amplified part (sigma0 > NOISY_PEAK Q1), the likelihood is flat and curved
     along it, and Hesse's parabola is no guide: two refits with Q1 held one Hesse error either side. When one
     ends lower than the nominal (by PROFILE_TOLERANCE), Minuit had stopped short and the fit goes on from there;
-    else the statistical error of Q1 is widened to the profile likelihood's where its flatter side rises by less
-    than 0.5 (Hesse's kept where it rises faster: a too large error is safe)."""
+    else the statistical error of Q1 is widened to the profile likelihood's width (`_profile_width`) where that is
+    wider than Hesse's (Hesse's kept where it is narrower: a too large error is safe)."""
     step = nominal.errors.get("q1", math.nan)
     if not (nominal.values["sigma0"] > NOISY_PEAK * nominal.values["q1"] and math.isfinite(step) and step > 0):
         return nominal
@@ -120,9 +120,19 @@ def _profiled(model: BuiltModel, counts: np.ndarray, nominal: Outcome, escapes: 
         again = minimize(model, counts, lowest.values, {}, hesse=True)
         if again.nll < nominal.nll:
             return _profiled(model, counts, again, escapes - 1)
-    rise = max(lowest.nll - nominal.nll, PROFILE_FLOOR)
-    widened = step / math.sqrt(2 * rise) if rise < 0.5 else step
+    widened = max(step, _profile_width(step, [held_fit.nll - nominal.nll for held_fit in held]))
     return replace(nominal, errors={**nominal.errors, "q1": widened})
+
+
+def _profile_width(step: float, rises: list[float]) -> float:
+    """The width of the parabola through the profile likelihood's three points (the minimum and Q1 held `step`
+    either side, rising by `rises`): step / sqrt(rise_low + rise_high), each rise at least PROFILE_FLOOR. Both
+    sides, not the flatter one alone: the profile of a hidden under-amplified part is flat-bottomed and lopsided
+    (a second shallow minimum on one side), and the flatter side's rise at one error, extrapolated as a
+    parabola, widened errors up to 5x where the draws scatter like Hesse's (the ninth independent stand at 0.6 mV,
+    21 draws of one point at 60k events: gains scatter 1.44 %, Hesse 1.50 % in the median; quoted errors with the
+    flatter side 2.76 % in the median and up to 6.6 %, with both sides 2.19 %)."""
+    return step / math.sqrt(sum(max(rise, PROFILE_FLOOR) for rise in rises))
 
 
 @dataclass(frozen=True)
