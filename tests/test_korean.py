@@ -7,12 +7,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from remote_monitor.analysis.charges import ChannelMap, extract_point_charges
+from remote_monitor.analysis.charges import AnalysisSettings, ChannelMap, extract_point_charges
 from remote_monitor.analysis.korean_root import KoreanSettings, parse_korean_name
+from remote_monitor.analysis.units import MV_PER_ADC, NS_PER_SAMPLE
 from remote_monitor.cli import main
 from remote_monitor.service.korean import process_korean_file
 from remote_monitor.service.processing import _fit_charges
-from remote_monitor.simulation.korean_writer import simulate_korean_file
+from remote_monitor.simulation.korean_writer import (
+    korean_file_name,
+    simulate_korean_blocks,
+    simulate_korean_file,
+    write_korean_root,
+)
 from remote_monitor.stand.config import Config
 
 PMTS = [("EM2740A", 1670, 0, 0, 1.0e7, 0.5), ("EL1635B", 1840, 45, -20, 1.2e7, 0.8), ("EK0042C", 1700, 90, 30, 0.8e7, 1.0)]
@@ -58,3 +64,36 @@ def test_korean_cli_writes_json_and_a_csv_that_loads_with_pandas(tmp_path: Path)
                    "tts_sigma_ns", "tts_fwhm_ns", "dark_rate_hz", "hamamatsu_angle"):
         assert column in table.columns
     assert table["gain"].notna().all()
+
+
+def _with_pickup(blocks: list[dict[int, np.ndarray]], channel: int, amplitude_mv: float,
+                 rng: np.random.Generator) -> list[dict[int, np.ndarray]]:
+    """The blocks with a 3.7 MHz line of random phase per event added to one channel's samples."""
+    out = []
+    for block in blocks:
+        samples = block[channel]
+        t = np.arange(samples.shape[1]) * NS_PER_SAMPLE
+        phase = rng.uniform(0, 2 * np.pi, (len(samples), 1))
+        line = amplitude_mv / MV_PER_ADC * np.sin(2 * np.pi * 3.7e-3 * t + phase)
+        out.append({**block, channel: np.rint(samples + line).astype(samples.dtype)})
+    return out
+
+
+def test_korean_file_loses_its_pickup_line_as_wavedump_files_do(tmp_path: Path):
+    """A pickup line of a few MHz widens the pedestal of a window charge and skews the gain (an independent
+    Korean-format stand: 0.11 mV at 3.7 MHz, +2.9 % where its pedestal went from 0.38 to 0.23 pC without it); the
+    Korean path removes it as the WaveDump path does, and says so."""
+    rng = np.random.default_rng(11)
+    blocks = list(simulate_korean_blocks(rng, 8000, 512, [(1e7, 0.1)], monitor=None, chunk_events=2000))
+    cfg = Config(korean=KoreanSettings(step_entries=2000, monitor_channel=-1))
+    clean = tmp_path / korean_file_name([("EM2740A", 1670, 0, 0)], "clean")
+    noisy = tmp_path / korean_file_name([("EM2740A", 1670, 0, 0)], "pickup")
+    write_korean_root(clean, iter(blocks), 512)
+    write_korean_root(noisy, iter(_with_pickup(blocks, 1, 0.3, rng)), 512)
+    [without_line] = process_korean_file(clean, cfg)
+    [removed] = process_korean_file(noisy, cfg)
+    [kept] = process_korean_file(noisy, Config(korean=cfg.korean, analysis=AnalysisSettings(remove_pickup=False)))
+    assert any(w.startswith("pickup at 3.7") for w in removed["warnings"])
+    assert not any("pickup" in w for w in without_line["warnings"] + kept["warnings"])
+    widths = [r["fit"]["sigma0_pc"] for r in (without_line, removed, kept)]
+    assert widths[1] < 1.1 * widths[0] and widths[2] > 1.3 * widths[0], widths

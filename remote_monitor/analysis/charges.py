@@ -182,7 +182,7 @@ class ChargeAccumulator:
         self.record_end_ns: float | None = None  # the earliest end of a record after its trigger pulse (ns)
         self.mv_per_adc = ADC_RANGE_V / 2**settings.adc_bits * 1000.0
         self.veto_mv = baseline_veto(settings.baseline_veto_mv, self.mv_per_adc)  # the baseline veto applied
-        self.pickups: dict[int, pickup.PickupLine | None] = {}  # each PMT channel's pickup line, once decided
+        self.pickups: dict[int, pickup.Removal] = {}  # each PMT channel's pickup removal (`_without_pickup`)
         self.busy_baselines: dict[int, int] = {}  # each PMT channel's triggered events left out for their baseline
 
     def add(self, chunk: WaveformChunk, channel: int) -> None:
@@ -331,22 +331,18 @@ class ChargeAccumulator:
 
     def _without_pickup(self, channel: int, samples: np.ndarray, window_lo: np.ndarray, length: int,
                         charge: np.ndarray, triggered: np.ndarray) -> np.ndarray:
-        """The channel's charges with its pickup line removed, once its first block of PICKUP_DECISION_EVENTS
-        triggered events has shown that there is one (`pickup.decide`; blocks before that one keep their
-        charges)."""
-        s = self.settings
-        record = pickup.Record(length, s.baseline_samples, -self.mv_per_adc * PC_PER_MV_SAMPLE, self.mv_per_adc,
-                               NS_PER_SAMPLE, s.pmt_threshold_mv)
+        """The channel's charges with its pickup line removed (`pickup.Removal`: decided from its first block of
+        PICKUP_DECISION_EVENTS triggered events; blocks before that one keep their charges)."""
         if channel not in self.pickups:
-            if np.count_nonzero(triggered) < PICKUP_DECISION_EVENTS:
-                return charge
-            self.pickups[channel] = pickup.decide(charge[triggered], samples[triggered], window_lo[triggered], record)
-        line = self.pickups[channel]
-        return charge if line is None else pickup.corrected_charges(charge, samples, window_lo, record, line.shape)
+            s = self.settings
+            record = pickup.Record(length, s.baseline_samples, -self.mv_per_adc * PC_PER_MV_SAMPLE, self.mv_per_adc,
+                                   NS_PER_SAMPLE, s.pmt_threshold_mv)
+            self.pickups[channel] = pickup.Removal(record, PICKUP_DECISION_EVENTS)
+        return self.pickups[channel].charges(charge, samples, window_lo, triggered)
 
     def warnings(self) -> list[str]:
         out = [("" if channel == self.channels.pmt else "reference PMT: ") + line.describe()
-               for channel, line in self.pickups.items() if line is not None]
+               for channel, removal in self.pickups.items() if (line := removal.line) is not None]
         triggered = self.n_events - self.n_untriggered
         out += [w for channel, busy in self.busy_baselines.items()
                 if (w := busy_baseline_warning(busy, triggered, self.veto_mv,

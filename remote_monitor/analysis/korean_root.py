@@ -2,7 +2,8 @@
 TriggerTimeTag; three PMTs per file, serials, HVs and angles in the file name.
 
 Streamed with uproot by entry ranges (bounded memory); the charge math is the WaveDump stand's fixed-window
-math (baseline, trigger pulse start, window integral) with the stand's own constants from configuration.
+math (baseline, trigger pulse start, window integral, pickup removal) with the stand's own constants from
+configuration.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
+from remote_monitor.analysis import pickup
 from remote_monitor.analysis.charges import (
+    PICKUP_DECISION_EVENTS,
     lattice_dither,
     lattice_step_pc,
     pulse_start,
     rising_trigger,
     window_charge_pc,
 )
-from remote_monitor.analysis.units import MV_PER_ADC, NS_PER_SAMPLE
+from remote_monitor.analysis.units import MV_PER_ADC, NS_PER_SAMPLE, PC_PER_MV_SAMPLE
 
 _PMT_RE = re.compile(r"(?P<serial>[A-Za-z]{2}\d{3,5}[A-Za-z]?)_hv(?P<hv>\d+)_R(?P<r>[PM]?\d+)_T(?P<t>[PM]?\d+)")
 
@@ -89,20 +92,40 @@ def _mv(samples: np.ndarray, settings: KoreanSettings, polarity: int) -> np.ndar
 BlockCallback = Callable[[np.ndarray, dict[int, np.ndarray]], None]
 
 
+def _window(settings: KoreanSettings) -> tuple[int, int]:
+    """The charge window's first sample after the trigger pulse start, and its length (samples)."""
+    s = settings
+    return (round(s.signal_window_ns[0] / s.ns_per_sample),
+            round((s.signal_window_ns[1] - s.signal_window_ns[0]) / s.ns_per_sample))
+
+
+def pickup_removal(settings: KoreanSettings, threshold_mv: float) -> pickup.Removal | None:
+    """A PMT channel's pickup removal, as the WaveDump path's (`charges.ChargeExtractor`); None where the baseline
+    does not start at the record's first sample (the line's fit takes the flat baseline from there)."""
+    s = settings
+    if s.pedestal_samples[0] != 0:
+        return None
+    pc_per_adc_sample = s.pmt_polarity * s.mv_per_adc * PC_PER_MV_SAMPLE * s.ns_per_sample / NS_PER_SAMPLE
+    record = pickup.Record(_window(s)[1], s.pedestal_samples[1], pc_per_adc_sample, s.mv_per_adc, s.ns_per_sample,
+                           threshold_mv)
+    return pickup.Removal(record, PICKUP_DECISION_EVENTS)
+
+
 def read_korean_charges(path: Path, settings: KoreanSettings, channels: list[int],
                         on_block: BlockCallback | None = None, baseline_veto_mv: float = math.inf,
+                        pickups: dict[int, pickup.Removal] | None = None,
                         ) -> tuple[dict[int, np.ndarray], int, int, dict[int, int]]:
     """Window charges (pC) of the given ADC channels for triggered events, streamed by entry ranges; an event
     with a pedestal sample more than baseline_veto_mv from the pedestal's mean (a pulse there) is left out of
-    that channel's charges, as in the WaveDump path (`charges.AnalysisSettings.baseline_veto_mv`).
+    that channel's charges, as in the WaveDump path (`charges.AnalysisSettings.baseline_veto_mv`). `pickups`: the
+    channels whose pickup line is removed (`pickup_removal`; each keeps the line it found).
 
     on_block(trigger samples, {channel: samples}) sees every raw block (for timing and dark pulses).
     Returns (charges per channel, events read, events without trigger, triggered events left out per channel)."""
     import uproot
 
     s = settings
-    start_off = round(s.signal_window_ns[0] / s.ns_per_sample)
-    length = round((s.signal_window_ns[1] - s.signal_window_ns[0]) / s.ns_per_sample)
+    start_off, length = _window(s)
     scale = s.ns_per_sample / NS_PER_SAMPLE  # window_charge_pc assumes the CAEN 2 ns samples
     step = lattice_step_pc(length, s.pedestal_samples[1] - s.pedestal_samples[0], s.mv_per_adc)
     out: dict[int, list[np.ndarray]] = {ch: [] for ch in channels}
@@ -122,7 +145,10 @@ def read_korean_charges(path: Path, settings: KoreanSettings, channels: list[int
                 mv = _mv(adc[:, ch, :], s, s.pmt_polarity)
                 quiet = ~(np.abs(mv[:, s.pedestal_samples[0]:s.pedestal_samples[1]]) > baseline_veto_mv).any(axis=1)
                 busy[ch] += int(np.count_nonzero(ok & ~quiet))
-                q = window_charge_pc(mv, tstart + start_off, length) * scale + dither
+                q = window_charge_pc(mv, tstart + start_off, length) * scale
+                if pickups and ch in pickups:
+                    q = pickups[ch].charges(q, adc[:, ch, :], tstart + start_off, ok)
+                q += dither
                 out[ch].append(q[ok & quiet])
             if on_block is not None:
                 on_block(trig, {ch: adc[:, ch, :] for ch in channels})

@@ -127,6 +127,30 @@ class PickupLine:
                 f"{self.width_before_pc:.3f} to {self.width_after_pc:.3f} pC")
 
 
+class Removal:
+    """One channel's pickup removal, block by block as they are read: decided once, from the first block with at
+    least `decision_events` triggered events (`decide`; blocks before it keep their charges), then applied to
+    every block where a line was found (`corrected_charges`). `line`: the line found (None: none, or not decided
+    yet)."""
+
+    def __init__(self, record: Record, decision_events: int) -> None:
+        self.record, self.decision_events = record, decision_events
+        self.decided = False
+        self.line: PickupLine | None = None
+
+    def charges(self, charge_pc: np.ndarray, samples: np.ndarray, window_lo: np.ndarray,
+                triggered: np.ndarray) -> np.ndarray:
+        """The block's charges without the channel's pickup line (as measured where it has none)."""
+        if not self.decided:
+            if np.count_nonzero(triggered) < self.decision_events:
+                return charge_pc
+            self.line = decide(charge_pc[triggered], samples[triggered], window_lo[triggered], self.record)
+            self.decided = True
+        if self.line is None:
+            return charge_pc
+        return corrected_charges(charge_pc, samples, window_lo, self.record, self.line.shape)
+
+
 def fit_samples(length: int, window_lo: int, window_length: int) -> np.ndarray:
     """Indices of the samples outside the window (and its guards) that the line is fitted to."""
     j = np.arange(length)

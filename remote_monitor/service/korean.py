@@ -11,8 +11,14 @@ from typing import Any
 
 import numpy as np
 
+from remote_monitor.analysis import pickup
 from remote_monitor.analysis.charges import baseline_veto, busy_baseline_warning
-from remote_monitor.analysis.korean_root import KoreanPmt, parse_korean_name, read_korean_charges
+from remote_monitor.analysis.korean_root import (
+    KoreanPmt,
+    parse_korean_name,
+    pickup_removal,
+    read_korean_charges,
+)
 from remote_monitor.analysis.peer_columns import PEER_COLUMNS, peer_columns
 from remote_monitor.analysis.point_extras import Digitizer
 from remote_monitor.service.peer_metrics import finish_extras, new_accumulator
@@ -42,20 +48,26 @@ def process_korean_file(path: Path, cfg: Config) -> list[dict[str, Any]]:
 
     channels = [p.channel for p in pmts] + ([ks.monitor_channel] if ks.monitor_channel >= 0 else [])
     veto = baseline_veto(cfg.analysis.baseline_veto_mv, ks.mv_per_adc)
-    charges, n_events, n_untriggered, busy = read_korean_charges(path, ks, channels, on_block, veto)
+    pickups = {p.channel: removal for p in pmts if cfg.analysis.remove_pickup
+               and (removal := pickup_removal(ks, cfg.analysis.pmt_threshold_mv)) is not None}
+    charges, n_events, n_untriggered, busy = read_korean_charges(path, ks, channels, on_block, veto, pickups)
     monitor = None
     if ks.monitor_channel >= 0:
         mon_fit, mon_hist = _fit_charges(_select(charges[ks.monitor_channel], cfg), cfg)
         monitor = {k: v for k, v in reference_entry(mon_fit, mon_hist).items() if k != "minima"}
     return [_pmt_result(path, p, _select(charges[p.channel], cfg), accs[p.channel], monitor, n_events,
-                        _read_warnings(n_events, n_untriggered, busy[p.channel], veto), cfg, started) for p in pmts]
+                        _read_warnings(n_events, n_untriggered, busy[p.channel], veto, pickups.get(p.channel)),
+                        cfg, started) for p in pmts]
 
 
-def _read_warnings(n_events: int, n_untriggered: int, busy: int, veto_mv: float) -> list[str]:
-    """A PMT's warnings from reading its file: events without a trigger pulse, and the baseline veto's share."""
+def _read_warnings(n_events: int, n_untriggered: int, busy: int, veto_mv: float,
+                   removal: pickup.Removal | None) -> list[str]:
+    """A PMT's warnings from reading its file: events without a trigger pulse, the baseline veto's share, and the
+    pickup line removed."""
     untriggered = [f"dropped {n_untriggered} event(s) without a trigger pulse"] if n_untriggered else []
     left_out = busy_baseline_warning(busy, n_events - n_untriggered, veto_mv)
-    return untriggered + ([left_out] if left_out else [])
+    line = removal.line if removal is not None else None
+    return untriggered + ([left_out] if left_out else []) + ([line.describe()] if line is not None else [])
 
 
 def _pmt_result(path: Path, pmt: KoreanPmt, q: np.ndarray, acc: Any, monitor: dict[str, Any] | None,
