@@ -3,6 +3,7 @@ event, a slope per event, white noise and single photoelectrons in the window.""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -73,8 +74,7 @@ def test_the_prior_fits_the_baseline_less_noisily_than_least_squares() -> None:
     samples, lit = _waveforms(4000, pickup_mv=0.2, slope_mv=0.1)
     line = _decide(samples)
     assert line is not None and line.shape.prior is not None
-    least_squares = pickup.PickupLine(pickup.BaselineShape(line.frequency_mhz), line.amplitude_mv, line.spread_pc,
-                                      line.width_before_pc, line.width_after_pc)
+    least_squares = replace(line, shape=pickup.BaselineShape(line.frequency_mhz))
     assert _pedestal_std(samples, lit, line) < 0.9 * _pedestal_std(samples, lit, least_squares)
     slope_spread_adc = 0.1 / MV_PER_ADC
     noise_adc2 = (0.35 / MV_PER_ADC) ** 2
@@ -105,6 +105,31 @@ def test_a_line_that_shapes_the_pedestal_is_removed_with_the_drift() -> None:
     assert line is not None and line.frequency_mhz == pytest.approx(3.0, abs=0.2)
     assert line.spread_pc >= pickup.SIGNIFICANT * line.width_before_pc
     assert _pedestal_std(samples, lit, line) < _pedestal_std(samples, lit, None)
+
+
+def _pink_noise(n: int, rms_mv: float, seed: int = 9) -> np.ndarray:
+    """n records of Gaussian 1/f noise (power falling as 1 / frequency, no constant), rms_mv each."""
+    rng = np.random.default_rng(seed)
+    f = np.fft.rfftfreq(LENGTH)
+    shape = np.zeros_like(f)
+    shape[1:] = 1 / np.sqrt(f[1:])
+    noise = np.fft.irfft((rng.normal(size=(n, len(f))) + 1j * rng.normal(size=(n, len(f)))) * shape, n=LENGTH)
+    return noise / noise.std() * rms_mv
+
+
+def test_slow_noise_that_shapes_the_pedestal_is_removed_but_not_called_a_pickup_line() -> None:
+    # an independent stand with 0.1 mV of 1/f noise and no line read "pickup at 1.95 MHz"; the events' sines
+    # there scatter like noise (power scatter over 1), where a line's keep its amplitude (under STEADY_LINE)
+    samples, lit = _waveforms(4000, pickup_mv=0.0, slope_mv=0.0)
+    mv = (samples.astype(float) - 14000) * MV_PER_ADC + _pink_noise(len(samples), 0.1)
+    slow = np.rint(14000 + mv / MV_PER_ADC).astype(np.uint16)
+    noise = _decide(slow)
+    assert noise is not None and not noise.steady and noise.power_scatter > 1.0
+    assert noise.describe().startswith("slow baseline noise, not a pickup line")
+    assert _pedestal_std(slow, lit, noise) < 0.9 * _pedestal_std(slow, lit, None)  # (still taken out)
+    for pickup_mv, slope_mv in ((0.2, 0.0), (0.1, 0.3)):
+        line = _decide(_waveforms(4000, pickup_mv=pickup_mv, slope_mv=slope_mv)[0])
+        assert line is not None and line.steady and line.power_scatter < 0.6, (pickup_mv, line)
 
 
 def test_a_window_with_too_few_samples_outside_is_left_as_it_is() -> None:

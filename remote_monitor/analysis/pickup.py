@@ -14,6 +14,8 @@ straight line. Its amplitude is what it takes above the median over the band (th
 where its spread of the charges is at least SIGNIFICANT of the pedestal's width (`decide`): a weaker line
 hardly changes the pedestal's shape, and its fit, about as noisy as the window's own noise, would widen it.
 The search starts at one period over the samples fitted, and a removal that widens the pedestal is not used.
+Slow Gaussian noise (1/f, wander) that the sine follows as well is told from a line by the scatter of the
+events' fitted sine powers (`PickupLine.steady`): it is removed the same way, and named for what it is.
 Each event's line is fitted with the point's prior (`learn_prior`: the mean and the spread over the point's events
 of the slope and of the sine's coefficients, less the fit's own noise), as the best linear estimate of the baseline
 under the window (ridge regression) instead of least squares. Least squares extrapolated under the window a slope
@@ -39,6 +41,9 @@ SIGNIFICANT = 0.45  # the line is removed when its charge spread (rms) is this f
 # more (its share of the pedestal's variance 20 %: the arcsine part's kurtosis then -0.06 of a Gaussian's)
 SEARCH_EVENTS = 4000  # events used to find the frequency and decide
 WIDER = 1.1  # ... unless its removal widens the pedestal by more than this (a line the fit cannot follow)
+STEADY_LINE = 0.85  # `PickupLine.power_scatter` under this: a line of steady amplitude; at or above, noise (1 or more
+# for Gaussian noise, about 0.07 of it statistical at SEARCH_EVENTS). Made here (4000 events, 0.35 mV white noise):
+# 3 MHz lines of 0.2 mV 0.18, of 0.1 mV beside a drift 0.51; 1/f noise of 0.1 and 0.2 mV 1.21 and 1.11; white 1.04
 
 
 @dataclass(frozen=True)
@@ -108,23 +113,32 @@ def learn_prior(samples: np.ndarray, j: np.ndarray, shape: BaselineShape, ns_per
 @dataclass(frozen=True)
 class PickupLine:
     """A pickup line found on a point: its baseline shape (frequency), mean amplitude, the spread it gives the
-    charges (rms, pC), and the pedestal's width without and with its removal (pC; the distance from the 16 %
-    quantile of the charges to their median)."""
+    charges (rms, pC), the pedestal's width without and with its removal (pC; the distance from the 16 %
+    quantile of the charges to their median), and the scatter of the events' fitted sine powers (`power_scatter`:
+    under STEADY_LINE a line, else slow noise that the sine follows as well, e.g. 1/f noise)."""
 
     shape: BaselineShape
     amplitude_mv: float
     spread_pc: float
     width_before_pc: float
     width_after_pc: float
+    power_scatter: float
 
     @property
     def frequency_mhz(self) -> float:
         return self.shape.frequency_mhz
 
+    @property
+    def steady(self) -> bool:
+        """Whether it is a line (steady amplitude, a phase of its own in each event) rather than slow noise."""
+        return self.power_scatter < STEADY_LINE
+
     def describe(self) -> str:
-        return (f"pickup at {self.frequency_mhz:.2f} MHz ({self.amplitude_mv:.2f} mV, charge spread "
-                f"{self.spread_pc:.3f} pC rms) removed event by event: the pedestal's width went from "
-                f"{self.width_before_pc:.3f} to {self.width_after_pc:.3f} pC")
+        what = (f"pickup at {self.frequency_mhz:.2f} MHz" if self.steady else
+                f"slow baseline noise, not a pickup line (the events' {self.frequency_mhz:.2f} MHz sines scatter "
+                f"like noise: power scatter {self.power_scatter:.2f}; 1/f noise or wander),")
+        return (f"{what} ({self.amplitude_mv:.2f} mV, charge spread {self.spread_pc:.3f} pC rms) removed event by "
+                f"event: the pedestal's width went from {self.width_before_pc:.3f} to {self.width_after_pc:.3f} pC")
 
 
 class Removal:
@@ -178,21 +192,23 @@ def lowest_frequency(j: np.ndarray, ns_per_sample: float) -> float:
     return max(PICKUP_BAND_MHZ[0], 1e3 / span_ns) if span_ns > 0 else math.inf
 
 
-def best_frequency(samples: np.ndarray, j: np.ndarray, ns_per_sample: float) -> tuple[float, float]:
-    """(frequency MHz, mean amplitude in ADC counts) of the line that takes the most variance from the samples
-    at j beyond a straight line, over PICKUP_BAND_MHZ (one matrix product for all frequencies: sine and cosine
-    made orthonormal to the straight line and to each other). The amplitude is that of the events' fitted sines,
-    less the share of the variance the median frequency of the band takes (the noise's share at any frequency)."""
+def best_frequency(samples: np.ndarray, j: np.ndarray, ns_per_sample: float) -> tuple[float, float, float]:
+    """(frequency MHz, mean amplitude in ADC counts, power scatter) of the line that takes the most variance from
+    the samples at j beyond a straight line, over PICKUP_BAND_MHZ (one matrix product for all frequencies: sine and
+    cosine made orthonormal to the straight line and to each other). The amplitude is that of the events' fitted
+    sines, less the share of the variance the median frequency of the band takes (the noise's share at any
+    frequency). The power scatter is var / mean^2 of the events' fitted sine powers: 1 or more where Gaussian noise
+    makes them (exponential, or a sum of two), under 1 for a line whose amplitude is the same in every event."""
     y = samples[:, j].astype(np.float64)
     y -= y.mean(axis=1, keepdims=True)
     length = samples.shape[1]
     lowest = lowest_frequency(j, ns_per_sample)
     if not math.isfinite(lowest) or len(y) == 0:
-        return math.nan, 0.0
+        return math.nan, 0.0, math.nan
     start = math.ceil(lowest / FREQUENCY_STEP_MHZ - 1e-9) * FREQUENCY_STEP_MHZ  # on the grid of steps
     grid = np.arange(start, PICKUP_BAND_MHZ[1] + 1e-9, FREQUENCY_STEP_MHZ)
     if len(grid) == 0:
-        return math.nan, 0.0
+        return math.nan, 0.0, math.nan
     bases = []
     for f in grid:
         q, _ = np.linalg.qr(BaselineShape(float(f)).basis(j, length, ns_per_sample))
@@ -202,8 +218,10 @@ def best_frequency(samples: np.ndarray, j: np.ndarray, ns_per_sample: float) -> 
     signal = max(1.0 - float(np.median(taken)) / taken[best], 0.0) if taken[best] > 0 else 0.0
     coefficients = np.linalg.lstsq(BaselineShape(float(grid[best])).basis(j, length, ns_per_sample), y.T,
                                    rcond=None)[0]  # (sine and cosine: rows 2 and 3)
-    amplitude = math.sqrt(signal * float(np.mean(coefficients[2] ** 2 + coefficients[3] ** 2)))
-    return float(grid[best]), amplitude
+    power = coefficients[2] ** 2 + coefficients[3] ** 2
+    amplitude = math.sqrt(signal * float(np.mean(power)))
+    scatter = float(np.var(power) / np.mean(power) ** 2) if np.mean(power) > 0 else math.nan
+    return float(grid[best]), amplitude, scatter
 
 
 def window_line_integral(samples: np.ndarray, base: np.ndarray, window_lo: np.ndarray, record: Record,
@@ -274,7 +292,7 @@ def decide(charge_pc: np.ndarray, samples: np.ndarray, window_lo: np.ndarray, re
     if len(take) < 100:
         return None
     charge_pc, samples, window_lo = charge_pc[take], samples[take], window_lo[take]
-    frequency, amplitude_adc = best_frequency(samples, j, record.ns_per_sample)
+    frequency, amplitude_adc, scatter = best_frequency(samples, j, record.ns_per_sample)
     if not math.isfinite(frequency):
         return None
     shape = BaselineShape(frequency)
@@ -287,4 +305,4 @@ def decide(charge_pc: np.ndarray, samples: np.ndarray, window_lo: np.ndarray, re
     after = pedestal_width(corrected_charges(charge_pc, samples, window_lo, record, shape))
     if not after <= WIDER * before:  # the fit made it worse: not a line that the fit can follow
         return None
-    return PickupLine(shape, amplitude_adc * record.mv_per_adc, spread, before, after)
+    return PickupLine(shape, amplitude_adc * record.mv_per_adc, spread, before, after, scatter)
