@@ -48,7 +48,7 @@ def test_a_point_without_light_has_no_de_and_an_uncorrected_dark_rate(tmp_path: 
     assert result["status"] == "error" and result["reason"].startswith("no light"), result["reason"]
     peer = result["peer"]
     assert peer["raw_de"] is None and peer["raw_de_err"] is None
-    assert peer["raw_de_reason"].startswith("no light on the PMT: no light"), peer["raw_de_reason"]
+    assert peer["raw_de_reason"].startswith("no usable light on the PMT: no light"), peer["raw_de_reason"]
     dark = peer["dark"]
     assert dark["threshold_efficiency"] is None and dark["threshold_efficiency_from"] is None
     assert dark["dark_rate_hz"] == dark["dark_rate_raw_hz"]

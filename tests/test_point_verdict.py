@@ -15,9 +15,11 @@ from remote_monitor.analysis.point_verdict import (
     classify,
     no_light,
     signal_fraction,
+    too_bright,
     without_gain,
 )
 from remote_monitor.analysis.spe_fit import fit_spe
+from remote_monitor.service.processing import reference_entry
 from remote_monitor.simulation.spe_charge import PmtPhysics, event_charges, pedestal_charges
 
 from .fit_helpers import BIN_PC
@@ -153,6 +155,22 @@ def test_a_fit_that_claims_light_the_histogram_does_not_hold_is_not_believed() -
     assert classify(claim, BAND, hist=_hist(light=True))[0] == "healthy"
     wandered = _fit(8.3e5, 1e5, mu=8.4, mu_err=0.1, sigma1_pc=0.1)  # the issue's dead point, with its errors
     assert classify(wandered, BAND, hist=dark)[1].startswith("no light")
+
+
+def test_light_in_every_event_is_too_much_light_not_no_light() -> None:
+    # an independent stand's reference PMT at 20 PE per event (gain 5e6) read "no light: only 0.00 % of events above
+    # the pedestal": the highest bin, taken for the pedestal, was its light peak, and nothing lay 5 widths above it
+    rng = np.random.default_rng(7)
+    charges = event_charges(rng, 50_000, 20.0, 0.5e7, PmtPhysics(), pedestal_charges(rng, 0.3, 50_000))
+    hist = fill_histogram(charges, 560, -3.0, 25.0).to_dict()
+    fit = _fitted(hist)
+    status, reason = classify(fit, BAND, hist=hist)
+    assert status == "error" and reason.startswith("too much light for a single-photoelectron gain"), reason
+    assert too_bright(hist) and no_light(fit, hist) == reason
+    entry = reference_entry(fit, hist)
+    assert entry["status"] == "too_bright" and entry["gain"] is None and entry["reason"] == reason
+    dark = _hist(light=False)  # a dark spectrum stays "no light" (its pedestal is at zero)
+    assert not too_bright(dark) and reference_entry(_fit(8.3e5, 1e5, mu=8.4), dark)["status"] == "no_light"
 
 
 def test_error_point_keeps_details_but_shows_no_gain() -> None:

@@ -113,6 +113,16 @@ def test_states_render(case: str) -> None:
         assert "flagged" in html and "alice" in html and "HV cable loose" in html
 
 
+def test_a_reference_pmt_without_a_gain_says_why() -> None:
+    # a reference PMT at 20 PE per event has no single-photoelectron gain: its row says why instead of vanishing
+    scan, points = scan_with_faults()
+    why = "too much light for a single-photoelectron gain: no pedestal at zero charge"
+    points["theta0_phi0"]["reference"] = {"gain": None, "gain_err": None, "status": "too_bright", "reason": why}
+    table = render(scan, points).split('id="reference-table"')[1].split("</table>")[0]
+    rows = {r.split("</td>")[0].split("<td>")[-1]: r for r in table.split("<tr>")[2:]}
+    assert why in rows["theta0_phi0"] and "1.0000e7" in rows["theta30_phi180"], table
+
+
 def test_summary_and_downloads() -> None:
     scan, points = scan_with_faults()
     summary = report.summarize_scan(scan, points, BAND)

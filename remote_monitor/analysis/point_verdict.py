@@ -6,8 +6,8 @@ uncertain  the data cannot decide (within HEALTHY_SIGMAS inside or POOR_SIGMAS o
            error larger than the half band width, Minuit did not converge, or the fit does not describe the
            spectrum: chi2/ndf above BAD_FIT_CHI2_NDF); the reason says which;
 error      no usable gain: fit failed or gave no error, no light (dead point: always error, never poor),
-           no 1-PE peak separated from the pedestal (Q1 < 2 pedestal widths), or the gain or occupancy stuck
-           at a fit limit.
+           no 1-PE peak separated from the pedestal (Q1 < 2 pedestal widths), too much light (no pedestal at
+           zero charge), or the gain or occupancy stuck at a fit limit.
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ LIGHT_SIGMAS = 5.0  # faint light: the fitted occupancy this many errors above z
 TAIL_AGREEMENT = 0.5  # ... and at least this fraction of the events its 1-PE peak predicts above LIGHT_WIDTHS
 DEAD_Q1 = 1.5  # Q1 below this many pedestal widths: no SPE signal at all (no light or a dead PMT)
 NO_LIGHT = "no_light"  # the status of a reference PMT's fit that shows no light (`no_light`)
+TOO_BRIGHT = "too_bright"  # ... and of one whose spectrum has no pedestal: light in nearly every event (`too_bright`)
+BRIGHT_WIDTHS = 1.5  # a spectrum's highest bin this many of its widths above zero charge is no pedestal (a noise
+# pedestal sits at zero within a small part of its width: the charges are baseline-subtracted event by event); a
+# peak of n photoelectrons per event stands about sqrt(n) / 1.1 of its widths above zero: from about 3 PE on
 BAD_FIT_CHI2_NDF = 10.0  # a fit this far from the spectrum decides nothing: an independently simulated stand with
 # pickup read +15 % with chi2/ndf 315 and was called poor "by 45 sigma"; good fits of 600k-event points: 1-2 (1-4
 # before the charges were dithered within their lattice step, `charges.lattice_dither`)
@@ -111,14 +115,32 @@ def _dark_point_cause(fit: dict[str, Any]) -> str:
 
 def _dark_histogram(fit: dict[str, Any], hist: dict[str, Any] | None, laser_delay_ns: float | None) -> str | None:
     """Why the charges show no usable light when fewer than MIN_SIGNAL_FRACTION of the events are above the
-    pedestal and the fit finds no faint light there (`_fit_sees_light`), else None: 'no light', or, where the
-    PMT pulse times show a laser peak (laser_delay_ns), light too small or faint for a gain (`_light_in_the_times`)."""
+    pedestal and the fit finds no faint light there (`_fit_sees_light`), else None: 'no light', light in nearly
+    every event where the highest bin is no pedestal (`_bright`), or, where the PMT pulse times show a laser peak
+    (laser_delay_ns), light too small or faint for a gain (`_light_in_the_times`)."""
     ped = _pedestal(hist)
     if ped is None or ped.above >= MIN_SIGNAL_FRACTION or _fit_sees_light(fit, ped, laser_delay_ns is not None):
         return None
+    if _bright(ped):
+        return (f"too much light for a single-photoelectron gain: no pedestal at zero charge (the spectrum peaks at "
+                f"{ped.position:.1f} pC, {ped.width:.1f} pC wide), so nearly every event holds photoelectrons; dim "
+                "the light to about 0.1 photoelectron per event")
     if laser_delay_ns is not None:
         return _light_in_the_times(fit, ped, laser_delay_ns)
     return f"no light: only {100 * ped.above:.2f} % of events above the pedestal ({_dark_point_cause(fit)})"
+
+
+def _bright(ped: Pedestal) -> bool:
+    """Whether the spectrum's highest bin is light rather than a pedestal (BRIGHT_WIDTHS of its widths above zero
+    charge). An independent stand's reference PMT at 20 photoelectrons per event had read 'no light: only 0.00 % of
+    events above the pedestal': its 20-PE peak was taken for the pedestal."""
+    return ped.position > BRIGHT_WIDTHS * ped.width
+
+
+def too_bright(hist: dict[str, Any] | None) -> bool:
+    """Whether a spectrum that shows no usable light (`no_light`) has, instead, light in nearly every event."""
+    ped = _pedestal(hist)
+    return ped is not None and _bright(ped)
 
 
 def _light_in_the_times(fit: dict[str, Any], ped: Pedestal, laser_delay_ns: float) -> str:

@@ -23,7 +23,7 @@ from remote_monitor.analysis.detection_efficiency import (
 from remote_monitor.analysis.laser_window import delay_in_window, window_on_laser
 from remote_monitor.analysis.peer_columns import de_left_out, peer_table
 from remote_monitor.analysis.point_extras import Digitizer, ExtrasAccumulator
-from remote_monitor.analysis.point_verdict import NO_LIGHT, no_light
+from remote_monitor.analysis.point_verdict import NO_LIGHT, TOO_BRIGHT, no_light
 from remote_monitor.analysis.timing_fit import fit_timing, multi_photoelectron_note
 from remote_monitor.analysis.timing_jitter import timing_core, tts_less_jitter
 from remote_monitor.stand.config import Config
@@ -68,15 +68,15 @@ NOT_MEASURED = "not measured"  # the DE verdict of a scan whose centre point has
 
 
 def _monitor_dark(eff: EfficiencySettings, monitor: float | None, reference: dict[str, Any] | None) -> str | None:
-    """Why the point's light monitor saw no light (a reference PMT without light says so itself), or None."""
-    if eff.normalisation == "reference_occupancy" and reference and reference.get("status") == NO_LIGHT:
+    """Why the point's light monitor saw no usable light (a reference PMT without it says so itself), or None."""
+    if eff.normalisation == "reference_occupancy" and reference and reference.get("status") in (NO_LIGHT, TOO_BRIGHT):
         return f"reference PMT: {reference.get('reason')}"
     return monitor_dark(eff.normalisation, monitor, eff)
 
 
 def _reference_mu(reference: dict[str, Any] | None) -> tuple[float, float] | None:
-    """(occupancy, error) of a reference PMT that saw light, else None."""
-    if not reference or reference.get("mu") is None or reference.get("status") == NO_LIGHT:
+    """(occupancy, error) of a reference PMT that saw usable light, else None."""
+    if not reference or reference.get("mu") is None or reference.get("status") in (NO_LIGHT, TOO_BRIGHT):
         return None
     return reference["mu"], reference["mu_err"]
 
@@ -85,7 +85,7 @@ def _no_de(pmt_dark: str | None, occupancy: float | None, monitor_why: str | Non
            normalisation: str) -> str | None:
     """Why the point has no raw DE (occupancy / monitor needs light on both), or None."""
     if pmt_dark:
-        return f"no light on the PMT: {pmt_dark}"
+        return f"no usable light on the PMT: {pmt_dark}"
     if monitor_why:
         return monitor_why
     if occupancy is None:

@@ -113,14 +113,17 @@ def fit_histogram(hist: Any, cfg: Config, warm: Minima | None = None) -> dict[st
 
 
 def reference_entry(fit: dict[str, Any], hist: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What a point's result keeps of the reference PMT's SPE fit. Where its spectrum shows no light (judged
-    as the point's PMT is, `point_verdict.no_light`), the status says so (NO_LIGHT, with the reason) and the
-    gain is moved to rejected_gain, as an error point's."""
-    from remote_monitor.analysis.point_verdict import NO_LIGHT, no_light, without_gain
+    """What a point's result keeps of the reference PMT's SPE fit. Where its spectrum shows no usable light (judged
+    as the point's PMT is, `point_verdict.no_light`), the status says so (NO_LIGHT, or TOO_BRIGHT where nearly
+    every event holds photoelectrons, with the reason) and the gain is moved to rejected_gain, as an error
+    point's."""
+    from remote_monitor.analysis.point_verdict import NO_LIGHT, TOO_BRIGHT, no_light, too_bright, without_gain
 
     entry = {k: fit.get(k) for k in ("gain", "gain_err", "status", "mu", "mu_err", "minima")}
     why = no_light(fit, hist)
-    return {**without_gain(entry), "status": NO_LIGHT, "reason": why} if why else entry
+    if not why:
+        return entry
+    return {**without_gain(entry), "status": TOO_BRIGHT if too_bright(hist) else NO_LIGHT, "reason": why}
 
 
 def _fit_charges(charges: Any, cfg: Config) -> tuple[dict[str, Any], dict[str, Any]]:
