@@ -29,6 +29,7 @@ TAIL_AGREEMENT = 0.5  # ... and at least this fraction of the events its 1-PE pe
 DEAD_Q1 = 1.5  # Q1 below this many pedestal widths: no SPE signal at all (no light or a dead PMT)
 NO_LIGHT = "no_light"  # the status of a reference PMT's fit that shows no light (`no_light`)
 TOO_BRIGHT = "too_bright"  # ... and of one whose spectrum has no pedestal: light in nearly every event (`too_bright`)
+NO_USABLE_LIGHT = (NO_LIGHT, TOO_BRIGHT)  # a reference PMT with either status is no light monitor
 BRIGHT_WIDTHS = 1.5  # a spectrum's highest bin this many of its widths above zero charge is no pedestal (a noise
 # pedestal sits at zero within a small part of its width: the charges are baseline-subtracted event by event); a
 # peak of n photoelectrons per event stands about sqrt(n) / 1.1 of its widths above zero: from about 3 PE on

@@ -23,7 +23,7 @@ from remote_monitor.analysis.detection_efficiency import (
 from remote_monitor.analysis.laser_window import delay_in_window, window_on_laser
 from remote_monitor.analysis.peer_columns import de_left_out, peer_table
 from remote_monitor.analysis.point_extras import Digitizer, ExtrasAccumulator
-from remote_monitor.analysis.point_verdict import NO_LIGHT, TOO_BRIGHT, no_light
+from remote_monitor.analysis.point_verdict import NO_USABLE_LIGHT, no_light
 from remote_monitor.analysis.timing_fit import fit_timing, multi_photoelectron_note
 from remote_monitor.analysis.timing_jitter import timing_core, tts_less_jitter
 from remote_monitor.stand.config import Config
@@ -69,14 +69,14 @@ NOT_MEASURED = "not measured"  # the DE verdict of a scan whose centre point has
 
 def _monitor_dark(eff: EfficiencySettings, monitor: float | None, reference: dict[str, Any] | None) -> str | None:
     """Why the point's light monitor saw no usable light (a reference PMT without it says so itself), or None."""
-    if eff.normalisation == "reference_occupancy" and reference and reference.get("status") in (NO_LIGHT, TOO_BRIGHT):
+    if eff.normalisation == "reference_occupancy" and reference and reference.get("status") in NO_USABLE_LIGHT:
         return f"reference PMT: {reference.get('reason')}"
     return monitor_dark(eff.normalisation, monitor, eff)
 
 
 def _reference_mu(reference: dict[str, Any] | None) -> tuple[float, float] | None:
     """(occupancy, error) of a reference PMT that saw usable light, else None."""
-    if not reference or reference.get("mu") is None or reference.get("status") in (NO_LIGHT, TOO_BRIGHT):
+    if not reference or reference.get("mu") is None or reference.get("status") in NO_USABLE_LIGHT:
         return None
     return reference["mu"], reference["mu_err"]
 
