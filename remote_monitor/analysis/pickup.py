@@ -219,9 +219,9 @@ def best_frequency(samples: np.ndarray, j: np.ndarray, ns_per_sample: float) -> 
     coefficients = np.linalg.lstsq(BaselineShape(float(grid[best])).basis(j, length, ns_per_sample), y.T,
                                    rcond=None)[0]  # (sine and cosine: rows 2 and 3)
     power = coefficients[2] ** 2 + coefficients[3] ** 2
-    amplitude = math.sqrt(signal * float(np.mean(power)))
-    scatter = float(np.var(power) / np.mean(power) ** 2) if np.mean(power) > 0 else math.nan
-    return float(grid[best]), amplitude, scatter
+    mean_power = float(np.mean(power))
+    scatter = float(np.var(power)) / mean_power**2 if mean_power > 0 else math.nan
+    return float(grid[best]), math.sqrt(signal * mean_power), scatter
 
 
 def window_line_integral(samples: np.ndarray, base: np.ndarray, window_lo: np.ndarray, record: Record,
