@@ -100,16 +100,18 @@ def fitted_under(fit: dict[str, Any]) -> tuple[float, float, float] | None:
 
 
 def measured_threshold_efficiency(over: int, searched: int, mu: float | None, dark_rate_hz: float | None,
-                                  window_ns: float) -> float | None:
+                                  window_ns: float, dark_in_mu: float = 0.0) -> float | None:
     """Fraction of photoelectrons over the dark threshold, measured on the laser pulses: with occupancy mu
     (the SPE fit's, every photoelectron counted) the laser window of an event holds no pulse over threshold
-    with probability exp(-mu eff) exp(-dark rate x window), so eff = (-ln(1 - over/searched) - dark) / mu.
+    with probability exp(-mu_laser eff) exp(-dark rate x window), so eff = (-ln(1 - over/searched) - dark) /
+    mu_laser. The fit's mu also holds the dark pulses of its charge window: mu = mu_laser + (pulses over the
+    threshold in it per event, dark_in_mu) / eff, so eff = (-ln(1 - over/searched) - dark + dark_in_mu) / mu.
     Pulse shape, sampling phase, noise, baseline wander and the whole 1-PE charge spectrum are those of the
     data. None when it cannot be measured (no light, no fit)."""
     if not mu or mu <= 0 or searched <= 0 or not 0 < over < searched:
         return None
     dark = (dark_rate_hz or 0.0) * window_ns * 1e-9
-    return (-math.log(1.0 - over / searched) - dark) / mu
+    return (-math.log(1.0 - over / searched) - dark + dark_in_mu) / mu
 
 
 MAX_MERGING_BIAS = 0.03  # the laser pulses measure the threshold efficiency where merging inflates it by less

@@ -26,6 +26,7 @@ class EfficiencySettings:
     normalisation: str = "sipm_charge"  # one of NORMALISATIONS
     sipm_window_ns: tuple[float, float] = (280.0, 400.0)  # SiPM charge window after the trigger pulse start
     sipm_occupancy_threshold_pc: float = 1.0
+    subtract_dark: bool = True  # the occupancy less the PMT's dark pulses expected in the charge window
     max_de_spread: float = 0.3  # verdict "check" when (max-min)/mean of the relative DE exceeds this
     min_centre_side: float = 0.7  # ... or the side ring / centre ratio of the DE is below this
     max_centre_side: float = 1.3
@@ -41,6 +42,19 @@ def zero_pe_occupancy(charges_pc: np.ndarray, q0: float, sigma0: float, n_sigmas
         return None, None
     p0 = n0 / n
     return -math.log(p0), math.sqrt((1 - p0) / (n * p0))
+
+
+def laser_occupancy(occupancy: float, occupancy_err: float, dark_rate_hz: float | None,
+                    dark_rate_err_hz: float | None, window_ns: float | None) -> tuple[float, float, float | None]:
+    """(the laser's photoelectrons per event, error, the dark photoelectrons taken off): the occupancy less the
+    PMT's dark pulses expected in the charge window, rate x window (Poisson: they add to the laser's mean); the
+    dark part's error added in quadrature. Unchanged (None taken off) without a dark rate or a window; a
+    negative measured rate takes nothing off."""
+    if dark_rate_hz is None or window_ns is None or not math.isfinite(dark_rate_hz) or window_ns <= 0:
+        return occupancy, occupancy_err, None
+    dark = max(dark_rate_hz, 0.0) * window_ns * 1e-9
+    dark_err = (dark_rate_err_hz or 0.0) * window_ns * 1e-9
+    return occupancy - dark, math.hypot(occupancy_err, dark_err), dark
 
 
 def monitor_value(normalisation: str, sipm: dict[str, Any] | None, reference_mu: tuple[float, float] | None

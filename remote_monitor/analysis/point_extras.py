@@ -119,13 +119,14 @@ class ExtrasAccumulator:
             return {"baseline_mv": None, "baseline_rms_mv": None}
         return {"baseline_mv": float(np.mean(self.baseline_mv)), "baseline_rms_mv": float(np.mean(self.baseline_rms_mv))}
 
-    def dark(self, fit: dict[str, Any] | None = None, no_light: str | None = None) -> dict[str, Any]:
+    def dark(self, fit: dict[str, Any] | None = None, no_light: str | None = None,
+             fit_window_ns: float = 0.0) -> dict[str, Any]:
         """Dark rate; with the SPE fit and the correction enabled, divided by the threshold efficiency: the one
         measured on the laser pulses when the point has light and its photoelectrons seldom merge there
-        (`merging_bias`), else the one from the fitted 1-PE response. Counted after the laser window too (AFTER_UNLIT),
-        less the afterpulses of the photoelectrons under the threshold (`unseen_share`). A fit
-        that failed, or of a PMT without light (no_light: why), has no 1-PE response to correct with: the rate
-        is the counted one, and says why."""
+        (`merging_bias`; the fit's mu holds the dark pulses of its charge window, fit_window_ns long), else the one
+        from the fitted 1-PE response. Counted after the laser window too (AFTER_UNLIT), less the afterpulses of
+        the photoelectrons under the threshold (`unseen_share`). A fit that failed, or of a PMT without light
+        (no_light: why), has no 1-PE response to correct with: the rate is the counted one, and says why."""
         lo, hi = self.timing.laser_window_ns
         counts, noise, live_ns, region = self.times.dark_sample(hi - lo)
         raw = {**dark_rate(counts, live_ns, noise), "dark_region": region}
@@ -137,19 +138,22 @@ class ExtrasAccumulator:
                     "dark_rate_note": joined_notes(raw.get("dark_rate_note"),
                                                    f"not corrected for the threshold efficiency: {why}")}
         crossings = counts / (live_ns * 1e-9) if live_ns > 0 else None  # noise too: it crosses in the window as well
-        eff, source = self._threshold_efficiency(fit, crossings)
+        dark_in_mu = (raw["dark_rate_hz"] or 0.0) * fit_window_ns * 1e-9  # counted dark pulses per fitted window
+        eff, source = self._threshold_efficiency(fit, crossings, dark_in_mu)
         if region == AFTER_UNLIT and eff is not None and fit.get("mu"):
-            afterpulses = self.times.unseen_afterpulses(unseen_share(float(fit["mu"]), eff))
+            mu_laser = max(float(fit["mu"]) - dark_in_mu / eff, 0.0)
+            afterpulses = self.times.unseen_afterpulses(unseen_share(mu_laser, eff))
             raw = {**dark_rate(counts, live_ns, noise, afterpulses), "dark_region": region}
         return {**corrected_dark_rate(raw, eff, quarter_pe_share(fit)), "threshold_efficiency_from": source}
 
-    def _threshold_efficiency(self, fit: dict[str, Any], crossings: float | None) -> tuple[float | None, str]:
+    def _threshold_efficiency(self, fit: dict[str, Any], crossings: float | None, dark_in_mu: float = 0.0
+                              ) -> tuple[float | None, str]:
         """(the dark counting's threshold efficiency, where it comes from): measured on the laser pulses when the
         point has light and its photoelectrons seldom merge there (`merging_bias`), else from the fitted 1-PE
         response (None without one)."""
         lo, hi = self.timing.laser_window_ns
         measured = measured_threshold_efficiency(self.times.laser_over, self.times.laser_searched, fit.get("mu"),
-                                                 crossings, hi - lo)
+                                                 crossings, hi - lo, dark_in_mu)
         if measured is not None and 0.3 < measured <= 1.2 and \
                 merging_bias(fit.get("mu") or 0.0, min(measured, 1.0)) <= MAX_MERGING_BIAS:
             return min(measured, 1.0), "laser pulses"

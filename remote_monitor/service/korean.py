@@ -74,12 +74,13 @@ def _pmt_result(path: Path, pmt: KoreanPmt, q: np.ndarray, acc: Any, monitor: di
                 n_events: int, warnings: list[str], cfg: Config, started: float) -> dict[str, Any]:
     theta, phi = pmt.theta_phi
     fit, hist = _fit_charges(q, cfg)
+    window = list(cfg.korean.signal_window_ns)
     result = {"serial": pmt.serial, "scan_id": path.stem, "point": pmt.point, "kind": "scan", "theta": theta,
               "phi": phi, "hv": pmt.hv, "channel": pmt.channel, "events": n_events, "selected_events": len(q),
-              "histogram": hist, "reference": monitor, "warnings": warnings,
+              "histogram": hist, "reference": monitor, "warnings": warnings, "charge_window_ns": window,
               "source_files": {ROOT_SOURCE: str(path)}}
     judge(result, fit, cfg, "scan")
-    result["peer"] = finish_extras(acc, fit, monitor, q, cfg, hist)
+    result["peer"] = finish_extras(acc, fit, monitor, q, cfg, hist, charge_window_ns=window)
     result["processed_at"] = now_iso()
     result["processing_seconds"] = round(time.perf_counter() - started, 3)
     return result

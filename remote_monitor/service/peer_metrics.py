@@ -3,6 +3,7 @@ efficiency, transit time and TTS, dark rate, pedestal, Hamamatsu angle; CSV colu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from remote_monitor.analysis.detection_efficiency import (
     CENTRE,
     EfficiencySettings,
     de_verdict,
+    laser_occupancy,
     monitor_dark,
     monitor_value,
     raw_efficiency,
@@ -99,32 +101,51 @@ def no_monitor_reason(normalisation: str) -> str:
     return f"{NO_MONITOR} ({normalisation})"
 
 
+def _occupancy(eff: EfficiencySettings, fit: dict[str, Any], pmt_charges: np.ndarray | None
+               ) -> tuple[float | None, float | None]:
+    """(occupancy, error) of the configured kind: the fitted mu, or -ln of the share of empty events."""
+    if eff.occupancy == "zero_pe" and pmt_charges is not None and fit.get("q0_pc") is not None:
+        return zero_pe_occupancy(pmt_charges, fit["q0_pc"], fit["sigma0_pc"], eff.zero_pe_sigmas)
+    return fit.get("mu"), fit.get("mu_err")
+
+
+def _window_length_ns(charge_window_ns: Sequence[float] | None) -> float | None:
+    return float(charge_window_ns[1]) - float(charge_window_ns[0]) if charge_window_ns else None
+
+
 def finish_extras(acc: ExtrasAccumulator, fit: dict[str, Any] | None, reference: dict[str, Any] | None,
                   pmt_charges: np.ndarray | None, cfg: Config, hist: dict[str, Any] | None = None,
-                  laser_delay_ns: float | None = None) -> dict[str, Any]:
+                  laser_delay_ns: float | None = None, charge_window_ns: Sequence[float] | None = None
+                  ) -> dict[str, Any]:
     """The point's extras from the filled accumulator, its SPE fit, its charge histogram and (for zero_pe) its
     charges. Raw DE only where the PMT and the light monitor both saw light (else None and raw_de_reason); the
-    dark rate not corrected with the fit of a PMT without light (laser_delay_ns: see `point_verdict.no_light`)."""
+    dark rate not corrected with the fit of a PMT without light (laser_delay_ns: see `point_verdict.no_light`).
+    The occupancy of a lit PMT is the laser's: less its dark pulses in the charge window (`laser_occupancy`;
+    occupancy_dark, the share taken off), where [efficiency] subtract_dark is on."""
     eff = cfg.efficiency
     fit = fit or {}
-    if eff.occupancy == "zero_pe" and pmt_charges is not None and fit.get("q0_pc") is not None:
-        occ, occ_err = zero_pe_occupancy(pmt_charges, fit["q0_pc"], fit["sigma0_pc"], eff.zero_pe_sigmas)
-    else:
-        occ, occ_err = fit.get("mu"), fit.get("mu_err")
+    occ, occ_err = _occupancy(eff, fit, pmt_charges)
     sipm = acc.sipm_summary()
     mon, mon_err = monitor_value(eff.normalisation, sipm, _reference_mu(reference))
     pmt_dark = no_light(fit, hist, laser_delay_ns)
+    window_ns = _window_length_ns(charge_window_ns)
+    dark = acc.dark(fit, pmt_dark, window_ns or 0.0)
+    occ_dark = None
+    if eff.subtract_dark and not pmt_dark and occ is not None and occ_err is not None:
+        occ, occ_err, occ_dark = laser_occupancy(occ, occ_err, dark.get("dark_rate_hz"), dark.get("dark_rate_err_hz"),
+                                                 window_ns)
     why = _no_de(pmt_dark, occ, _monitor_dark(eff, mon, reference), mon, eff.normalisation)
     de, de_err = (None, None) if why else raw_efficiency(occ, occ_err, mon, mon_err)
     timing = fit_timing(acc.times.pmt_minus_trigger_ns()).to_dict()
     timing = tts_less_jitter(timing, acc.noise_jitter(timing_core(timing)))
     if timing["status"] == "ok" and (note := multi_photoelectron_note(occ)):
         timing["note"] = note
-    return {"occupancy": occ, "occupancy_err": occ_err, "monitor": mon, "monitor_err": mon_err,
+    return {"occupancy": occ, "occupancy_err": occ_err, "occupancy_dark": occ_dark,
+            "monitor": mon, "monitor_err": mon_err,
             "normalisation": eff.normalisation, "sipm": sipm, "raw_de": de, "raw_de_err": de_err,
             **({"raw_de_reason": why} if why else {}),
             **({"light_monitor_missing": True} if why == no_monitor_reason(eff.normalisation) else {}),
-            "timing": timing, "dark": acc.dark(fit, pmt_dark), "pedestal": acc.pedestal()}
+            "timing": timing, "dark": dark, "pedestal": acc.pedestal()}
 
 
 def laser_shift_ns(cfg: Config, result: dict[str, Any]) -> float:
@@ -164,7 +185,8 @@ def point_extras(sources: dict[str, Path], cfg: Config, result: dict[str, Any], 
     acc = wavedump_extras(files, cfg)
     return finish_extras(acc, result.get("fit"), result.get("reference"),
                          getattr(charges, "pmt_charge_pc", None), cfg, result.get("histogram"),
-                         delay_in_window(result.get("warnings", []), result.get("laser_delay_ns")))
+                         delay_in_window(result.get("warnings", []), result.get("laser_delay_ns")),
+                         result.get("charge_window_ns"))
 
 
 def _unmonitored(point: dict[str, Any]) -> bool:
