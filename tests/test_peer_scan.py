@@ -106,6 +106,9 @@ def test_csv_has_the_other_analyses_columns(scan):
     assert table["dark_rate_hz"].notna().all()
     lit = table.set_index("point").loc[POINTS]
     assert (lit["dark_rate_quarter_pe_hz"] < lit["dark_rate_hz"]).all()  # (not every photoelectron is over it)
+    mu = {p: results[p]["fit"]["mu"] for p in POINTS}  # the fit's occupancy holds the window's dark pulses
+    assert (lit["occupancy"] + lit["occupancy_dark"] - lit.index.map(mu)).abs().max() < 1e-9
+    assert ((lit["occupancy_dark"] > 0) & (lit["occupancy_dark"] < 0.01 * lit.index.map(mu))).all()  # 3 kHz
 
 
 @pytest.mark.browser

@@ -9,11 +9,11 @@ from remote_monitor.analysis.angles import hamamatsu_angle
 from remote_monitor.analysis.detection_efficiency import CENTRE, relative
 
 PEER_COLUMNS = ["theta", "phi", "hamamatsu_angle", "gain", "gain_err", "occupancy", "occupancy_err",
-                "relative_de", "relative_de_err", "transit_time_ns", "transit_time_err_ns", "tts_sigma_ns",
-                "tts_sigma_err_ns", "tts_fwhm_ns", "tts_fwhm_err_ns", "noise_jitter_ns", "tts_sigma_pmt_ns",
-                "tts_sigma_pmt_err_ns", "tts_fwhm_pmt_ns", "tts_fwhm_pmt_err_ns", "dark_rate_hz", "dark_rate_err_hz",
-                "dark_rate_quarter_pe_hz", "dark_rate_quarter_pe_err_hz", "baseline_mv", "baseline_rms_mv",
-                "pedestal_pc", "pedestal_width_pc"]
+                "occupancy_dark", "relative_de", "relative_de_err", "transit_time_ns", "transit_time_err_ns",
+                "tts_sigma_ns", "tts_sigma_err_ns", "tts_fwhm_ns", "tts_fwhm_err_ns", "noise_jitter_ns",
+                "tts_sigma_pmt_ns", "tts_sigma_pmt_err_ns", "tts_fwhm_pmt_ns", "tts_fwhm_pmt_err_ns",
+                "dark_rate_hz", "dark_rate_err_hz", "dark_rate_quarter_pe_hz", "dark_rate_quarter_pe_err_hz",
+                "baseline_mv", "baseline_rms_mv", "pedestal_pc", "pedestal_width_pc"]
 
 
 def _f(value: Any) -> float | None:
@@ -45,7 +45,8 @@ def peer_columns(result: dict[str, Any], centre: dict[str, Any] | None = None) -
     return {
         "theta": result.get("theta"), "phi": result.get("phi"), "hamamatsu_angle": hamamatsu_angle(result.get("theta")),
         "gain": fit.get("gain"), "gain_err": fit.get("gain_err"), "occupancy": _f(extras.get("occupancy")),
-        "occupancy_err": _f(extras.get("occupancy_err")), "relative_de": rel, "relative_de_err": rel_err,
+        "occupancy_err": _f(extras.get("occupancy_err")), "occupancy_dark": _f(extras.get("occupancy_dark")),
+        "relative_de": rel, "relative_de_err": rel_err,
         **{k: _f(timing.get(k)) for k in ("transit_time_ns", "transit_time_err_ns", "tts_sigma_ns",
                                           "tts_sigma_err_ns", "tts_fwhm_ns", "tts_fwhm_err_ns", "noise_jitter_ns",
                                           "tts_sigma_pmt_ns", "tts_sigma_pmt_err_ns", "tts_fwhm_pmt_ns",
