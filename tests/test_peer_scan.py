@@ -127,6 +127,9 @@ def test_report_shows_de_map_timing_and_dark_rate(scan, tmp_path: Path):
         page.click('[data-point="theta30_phi180"]')
         assert "PMT − trigger time theta30_phi180" in page.inner_text("#timing")
         assert "the PMT's TTS σ, less the noise's jitter of" in page.inner_text("#timing-lines")
+        peer = results["theta30_phi180"]["peer"]
+        assert (f"dark pulses in the charge window: {peer['occupancy_dark']:.4f} PE per event; the DE takes the "
+                f"laser's, {peer['occupancy']:.3f} PE") in page.inner_text("#fit-params")
         for plot in ("#timing", "#dark-rate"):  # (under four title lines, or point names, they had been strips)
             area = page.locator(f"{plot} .nsewdrag").first.bounding_box()
             assert area is not None and area["height"] > 200, (plot, area)

@@ -116,6 +116,11 @@ def _cell(pid: str, p: dict[str, Any] | None) -> dict[str, Any]:
     return {**row, "label": point_label(pid), "gain_err_parts": error_parts(row)}
 
 
+def _de_occupancy(peer: dict[str, Any] | None) -> dict[str, Any]:
+    """The occupancy the detection efficiency takes (the laser's) and the dark pulses taken off for it."""
+    return {"occupancy_dark": (peer or {}).get("occupancy_dark"), "de_occupancy": (peer or {}).get("occupancy")}
+
+
 def _point_row(pid: str, p: dict[str, Any] | None) -> dict[str, Any]:
     """One point as the page, the CSV and the campaign table show it; an error point shows no gain."""
     status = (p or {}).get("status", "no_data")
@@ -126,7 +131,9 @@ def _point_row(pid: str, p: dict[str, Any] | None) -> dict[str, Any]:
            "gain": fit.get("gain"), "gain_err": fit.get("gain_err"), "gain_err_stat": fit.get("gain_err_stat"),
            "gain_err_under_prior": fit.get("gain_err_under_prior"), "gain_err_syst": fit.get("gain_err_syst"),
            "q1_pc": fit.get("q1_pc"),
-           "spe_resolution": fit.get("spe_resolution"), "mu": fit.get("mu"), "peak_to_valley": fit.get("peak_to_valley"),
+           "spe_resolution": fit.get("spe_resolution"), "mu": fit.get("mu"),
+           **_de_occupancy((p or {}).get("peer") if fit else None),
+           "peak_to_valley": fit.get("peak_to_valley"),
            "chi2_ndf": fit.get("chi2_ndf"), "events": (p or {}).get("events"),
            "selected_events": (p or {}).get("selected_events"), "reference_gain": ref.get("gain"),
            "reference_reason": None if ref.get("gain") else ref.get("reason"),
