@@ -33,7 +33,9 @@ def test_a_pmt_with_a_high_dark_rate_reads_the_laser_occupancy_not_laser_plus_da
                            physics=replace(PmtPhysics(), dark_rate_hz=100e3))
     truth = simulate_scan(tmp_path, "DARK01", "261207_000000", sim, points=["theta0_phi0"])
     key = PointKey("DARK01", "261207_000000", "theta0_phi0")
-    result = process_point(key, point_sources(tmp_path, key), Config())
+    cfg = Config()
+    result = process_point(key, point_sources(tmp_path, key), replace(cfg, efficiency=replace(cfg.efficiency,
+                                                                                              occupancy="spe_fit")))
     mu_laser = truth["points"]["theta0_phi0"]["occupancy"]
     fit, peer = result["fit"], result["peer"]
     window = result["charge_window_ns"][1] - result["charge_window_ns"][0]

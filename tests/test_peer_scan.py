@@ -12,11 +12,13 @@ from typing import Any
 
 import pytest
 
+from remote_monitor.analysis.dark_rate import QUARTER_PE, quarter_pe_share
 from remote_monitor.analysis.peer_columns import peer_table
 from remote_monitor.report import pages as report
 from remote_monitor.report.figures import point_label
 from remote_monitor.service.peer_metrics import peer_summary
 from remote_monitor.service.processing import point_sources, process_point
+from remote_monitor.simulation.spe_charge import share_over
 from remote_monitor.simulation.stand import Fault, SimulationConfig, simulate_scan
 from remote_monitor.stand.config import Config
 from remote_monitor.stand.layout import PointKey
@@ -61,6 +63,8 @@ def test_detection_efficiency_transit_time_and_dark_rate_match_the_truth(scan):
         assert c["tts_fwhm_ns"] == pytest.approx(2.3548 * c["tts_sigma_ns"], rel=0.25)
         assert abs(c["dark_rate_hz"] - t["dark_rate_hz"]) < max(0.1 * t["dark_rate_hz"], 3 * c["dark_rate_err_hz"])
         assert results[point]["peer"]["dark"]["dark_region"] == "before the laser window"  # no afterpulses there
+        over_quarter = t["occupancy"] * share_over(QUARTER_PE, SIM.physics)  # the DE's occupancy (default)
+        assert abs(c["occupancy"] - over_quarter) < max(0.03 * over_quarter, 3 * c["occupancy_err"]), (point, c)
     summary = peer_summary(results, Config())
     assert summary["de_verdict"] == "pass" and summary["de_uniformity"]["n_points"] == 3
     pooled, true_dark = summary["dark_rate"], truth["theta0_phi0"]["dark_rate_hz"]
@@ -106,7 +110,8 @@ def test_csv_has_the_other_analyses_columns(scan):
     assert table["dark_rate_hz"].notna().all()
     lit = table.set_index("point").loc[POINTS]
     assert (lit["dark_rate_quarter_pe_hz"] < lit["dark_rate_hz"]).all()  # (not every photoelectron is over it)
-    mu = {p: results[p]["fit"]["mu"] for p in POINTS}  # the fit's occupancy holds the window's dark pulses
+    mu = {p: results[p]["fit"]["mu"] * quarter_pe_share(results[p]["fit"]) for p in POINTS}  # (over Q1 / 4, with
+    # the window's dark pulses over it)
     assert (lit["occupancy"] + lit["occupancy_dark"] - lit.index.map(mu)).abs().max() < 1e-9
     assert ((lit["occupancy_dark"] > 0) & (lit["occupancy_dark"] < 0.01 * lit.index.map(mu))).all()  # 3 kHz
 

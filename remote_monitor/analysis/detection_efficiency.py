@@ -13,6 +13,7 @@ import numpy as np
 from remote_monitor.analysis.spe_result import NO_SIGNAL_MU
 
 NORMALISATIONS = ("sipm_charge", "sipm_occupancy", "reference_occupancy", "none")
+OCCUPANCIES = ("quarter_pe", "spe_fit", "zero_pe")
 CENTRE = "theta0_phi0"
 _THETA = re.compile(r"^theta(\d+)_phi\d+$")
 
@@ -21,7 +22,7 @@ _THETA = re.compile(r"^theta(\d+)_phi\d+$")
 class EfficiencySettings:
     """How the PMT occupancy is measured and normalised, and the uniformity limits of the verdict."""
 
-    occupancy: str = "spe_fit"  # spe_fit (fitted mu) or zero_pe (-ln of the fraction of empty events)
+    occupancy: str = "quarter_pe"  # quarter_pe (fitted mu over Q1/4), spe_fit (fitted mu) or zero_pe (-ln P0)
     zero_pe_sigmas: float = 3.0  # zero_pe: an event is empty below pedestal + this many pedestal widths
     normalisation: str = "sipm_charge"  # one of NORMALISATIONS
     sipm_window_ns: tuple[float, float] = (280.0, 400.0)  # SiPM charge window after the trigger pulse start
@@ -42,6 +43,18 @@ def zero_pe_occupancy(charges_pc: np.ndarray, q0: float, sigma0: float, n_sigmas
         return None, None
     p0 = n0 / n
     return -math.log(p0), math.sqrt((1 - p0) / (n * p0))
+
+
+def quarter_pe_occupancy(mu: float, share: float, n_events: int) -> tuple[float, float]:
+    """(photoelectrons over a quarter of the 1-PE peak's charge per event, error): the fitted mu times the fitted
+    1-PE response's share over Q1 / 4 (`dark_rate.quarter_pe_share`). It does not lean on the under-amplified
+    photoelectrons hidden in the pedestal, whose share each point's fit extrapolates on its own (the project's
+    stand, 20 points of 300k events: relative DE scatter 1.36 % with mu, 0.49 % with this; a PMT's share over Q1 / 4
+    is the same at every point and cancels in the relative DE). Error: counting the events with one, as -ln P0,
+    sqrt((1 - p0) / (n p0)) with p0 = exp(-mu_q)."""
+    mu_q = mu * share
+    p0 = math.exp(-mu_q)
+    return mu_q, math.sqrt((1 - p0) / (max(n_events, 1) * p0))
 
 
 def laser_occupancy(occupancy: float, occupancy_err: float, dark_rate_hz: float | None,

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from remote_monitor.analysis.dark_rate import pooled_dark_rate
+from remote_monitor.analysis.dark_rate import pooled_dark_rate, quarter_pe_share
 from remote_monitor.analysis.detection_efficiency import (
     CENTRE,
     EfficiencySettings,
@@ -18,6 +18,7 @@ from remote_monitor.analysis.detection_efficiency import (
     laser_occupancy,
     monitor_dark,
     monitor_value,
+    quarter_pe_occupancy,
     raw_efficiency,
     uniformity,
     zero_pe_occupancy,
@@ -102,11 +103,17 @@ def no_monitor_reason(normalisation: str) -> str:
 
 
 def _occupancy(eff: EfficiencySettings, fit: dict[str, Any], pmt_charges: np.ndarray | None
-               ) -> tuple[float | None, float | None]:
-    """(occupancy, error) of the configured kind: the fitted mu, or -ln of the share of empty events."""
+               ) -> tuple[float | None, float | None, str]:
+    """(occupancy, error, the dark rate's key that counts in its units) of the configured kind: the fitted mu over a
+    quarter PE, the fitted mu, or -ln of the share of empty events (its threshold, 3 pedestal widths, sits near a
+    quarter PE)."""
     if eff.occupancy == "zero_pe" and pmt_charges is not None and fit.get("q0_pc") is not None:
-        return zero_pe_occupancy(pmt_charges, fit["q0_pc"], fit["sigma0_pc"], eff.zero_pe_sigmas)
-    return fit.get("mu"), fit.get("mu_err")
+        return (*zero_pe_occupancy(pmt_charges, fit["q0_pc"], fit["sigma0_pc"], eff.zero_pe_sigmas),
+                "dark_rate_quarter_pe")
+    share = quarter_pe_share(fit)
+    if eff.occupancy == "quarter_pe" and fit.get("mu") and share is not None and fit.get("n_events"):
+        return (*quarter_pe_occupancy(float(fit["mu"]), share, int(fit["n_events"])), "dark_rate_quarter_pe")
+    return fit.get("mu"), fit.get("mu_err"), "dark_rate"
 
 
 def _window_length_ns(charge_window_ns: Sequence[float] | None) -> float | None:
@@ -124,7 +131,7 @@ def finish_extras(acc: ExtrasAccumulator, fit: dict[str, Any] | None, reference:
     occupancy_dark, the share taken off), where [efficiency] subtract_dark is on."""
     eff = cfg.efficiency
     fit = fit or {}
-    occ, occ_err = _occupancy(eff, fit, pmt_charges)
+    occ, occ_err, dark_key = _occupancy(eff, fit, pmt_charges)
     sipm = acc.sipm_summary()
     mon, mon_err = monitor_value(eff.normalisation, sipm, _reference_mu(reference))
     pmt_dark = no_light(fit, hist, laser_delay_ns)
@@ -132,13 +139,13 @@ def finish_extras(acc: ExtrasAccumulator, fit: dict[str, Any] | None, reference:
     dark = acc.dark(fit, pmt_dark, window_ns or 0.0)
     occ_dark = None
     if eff.subtract_dark and not pmt_dark and occ is not None and occ_err is not None:
-        occ, occ_err, occ_dark = laser_occupancy(occ, occ_err, dark.get("dark_rate_hz"), dark.get("dark_rate_err_hz"),
-                                                 window_ns)
+        occ, occ_err, occ_dark = laser_occupancy(occ, occ_err, dark.get(f"{dark_key}_hz"),
+                                                 dark.get(f"{dark_key}_err_hz"), window_ns)
     why = _no_de(pmt_dark, occ, _monitor_dark(eff, mon, reference), mon, eff.normalisation)
     de, de_err = (None, None) if why else raw_efficiency(occ, occ_err, mon, mon_err)
     timing = fit_timing(acc.times.pmt_minus_trigger_ns()).to_dict()
     timing = tts_less_jitter(timing, acc.noise_jitter(timing_core(timing)))
-    if timing["status"] == "ok" and (note := multi_photoelectron_note(occ)):
+    if timing["status"] == "ok" and (note := multi_photoelectron_note(fit.get("mu"))):
         timing["note"] = note
     return {"occupancy": occ, "occupancy_err": occ_err, "occupancy_dark": occ_dark,
             "monitor": mon, "monitor_err": mon_err,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from remote_monitor.analysis.charges import AnalysisSettings, ChannelMap
-from remote_monitor.analysis.detection_efficiency import NORMALISATIONS, EfficiencySettings
+from remote_monitor.analysis.detection_efficiency import NORMALISATIONS, OCCUPANCIES, EfficiencySettings
 from remote_monitor.analysis.korean_root import KoreanSettings
 from remote_monitor.analysis.pulse_times import TimingSettings
 from remote_monitor.stand.layout import Layout, LayoutError
@@ -220,8 +220,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"[gain] healthy_band must be 0 < low < high, got {cfg.gain.healthy_band}")
     if cfg.efficiency.normalisation not in NORMALISATIONS:
         raise ConfigError(f"[efficiency] normalisation must be one of {NORMALISATIONS}, got {cfg.efficiency.normalisation!r}")
-    if cfg.efficiency.occupancy not in ("spe_fit", "zero_pe"):
-        raise ConfigError(f"[efficiency] occupancy must be spe_fit or zero_pe, got {cfg.efficiency.occupancy!r}")
+    if cfg.efficiency.occupancy not in OCCUPANCIES:
+        raise ConfigError(f"[efficiency] occupancy must be one of {OCCUPANCIES}, got {cfg.efficiency.occupancy!r}")
     if not cfg.analysis.baseline_veto_mv > 0:
         raise ConfigError(f"[analysis] baseline_veto_mv must be > 0 (inf keeps every event), got "
                           f"{cfg.analysis.baseline_veto_mv}")
