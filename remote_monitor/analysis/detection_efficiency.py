@@ -33,6 +33,11 @@ class EfficiencySettings:
     max_centre_side: float = 1.3
 
 
+def empty_share_error(p0: float, n_events: int) -> float:
+    """Binomial error of -ln P0 measured on n events with a share p0 of them empty: sqrt((1 - p0) / (n p0))."""
+    return math.sqrt((1 - p0) / (max(n_events, 1) * p0))
+
+
 def zero_pe_occupancy(charges_pc: np.ndarray, q0: float, sigma0: float, n_sigmas: float = 3.0
                       ) -> tuple[float | None, float | None]:
     """-ln(P0) from the fraction of events below pedestal + n_sigmas widths (the pedestal tail above it and
@@ -42,7 +47,7 @@ def zero_pe_occupancy(charges_pc: np.ndarray, q0: float, sigma0: float, n_sigmas
     if n == 0 or n0 == 0:
         return None, None
     p0 = n0 / n
-    return -math.log(p0), math.sqrt((1 - p0) / (n * p0))
+    return -math.log(p0), empty_share_error(p0, n)
 
 
 def quarter_pe_occupancy(mu: float, share: float, n_events: int) -> tuple[float, float]:
@@ -50,11 +55,10 @@ def quarter_pe_occupancy(mu: float, share: float, n_events: int) -> tuple[float,
     1-PE response's share over Q1 / 4 (`dark_rate.quarter_pe_share`). It does not lean on the under-amplified
     photoelectrons hidden in the pedestal, whose share each point's fit extrapolates on its own (the project's
     stand, 20 points of 300k events: relative DE scatter 1.36 % with mu, 0.49 % with this; a PMT's share over Q1 / 4
-    is the same at every point and cancels in the relative DE). Error: counting the events with one, as -ln P0,
-    sqrt((1 - p0) / (n p0)) with p0 = exp(-mu_q)."""
+    is the same at every point and cancels in the relative DE). Error: counting the events with one, as -ln P0
+    (`empty_share_error`, p0 = exp(-mu_q))."""
     mu_q = mu * share
-    p0 = math.exp(-mu_q)
-    return mu_q, math.sqrt((1 - p0) / (max(n_events, 1) * p0))
+    return mu_q, empty_share_error(math.exp(-mu_q), n_events)
 
 
 def laser_occupancy(occupancy: float, occupancy_err: float, dark_rate_hz: float | None,

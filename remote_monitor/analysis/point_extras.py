@@ -21,6 +21,7 @@ from remote_monitor.analysis.dark_rate import (
     threshold_efficiency,
     unseen_share,
 )
+from remote_monitor.analysis.detection_efficiency import empty_share_error
 from remote_monitor.analysis.pulse_times import (
     AFTER_UNLIT,
     TimingAccumulator,
@@ -111,7 +112,7 @@ class ExtrasAccumulator:
         p0 = float(np.mean(q < self.sipm_threshold_pc))
         occ = -np.log(p0) if p0 > 0 else None
         return {"charge_mean_pc": float(q.mean()), "charge_mean_pc_err": float(q.std() / np.sqrt(len(q))),
-                "occupancy": occ, "occupancy_err": float(np.sqrt((1 - p0) / (len(q) * p0))) if p0 > 0 else None,
+                "occupancy": occ, "occupancy_err": empty_share_error(p0, len(q)) if p0 > 0 else None,
                 "n_events": len(q)}
 
     def pedestal(self) -> dict[str, float | None]:

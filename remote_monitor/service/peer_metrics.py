@@ -110,8 +110,8 @@ def _occupancy(eff: EfficiencySettings, fit: dict[str, Any], pmt_charges: np.nda
     if eff.occupancy == "zero_pe" and pmt_charges is not None and fit.get("q0_pc") is not None:
         return (*zero_pe_occupancy(pmt_charges, fit["q0_pc"], fit["sigma0_pc"], eff.zero_pe_sigmas),
                 "dark_rate_quarter_pe")
-    share = quarter_pe_share(fit)
-    if eff.occupancy == "quarter_pe" and fit.get("mu") and share is not None and fit.get("n_events"):
+    share = quarter_pe_share(fit) if eff.occupancy == "quarter_pe" else None
+    if share is not None and fit.get("mu") and fit.get("n_events"):
         return (*quarter_pe_occupancy(float(fit["mu"]), share, int(fit["n_events"])), "dark_rate_quarter_pe")
     return fit.get("mu"), fit.get("mu_err"), "dark_rate"
 
