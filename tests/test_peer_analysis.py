@@ -21,6 +21,8 @@ from remote_monitor.analysis.dark_rate import (
 from remote_monitor.analysis.detection_efficiency import (
     EfficiencySettings,
     de_verdict,
+    empty_share_error,
+    quarter_pe_occupancy,
     raw_efficiency,
     relative,
     uniformity,
@@ -33,6 +35,7 @@ from remote_monitor.analysis.pulse_times import (
     TimingSettings,
     pulse_times,
 )
+from remote_monitor.analysis.spe_response import QUARTER_PE, share_over
 from remote_monitor.analysis.timing_fit import (
     MAX_LATE_FRACTION,
     MIN_TAIL_TAU_NS,
@@ -311,6 +314,8 @@ def test_the_share_over_a_quarter_pe_is_that_of_the_fitted_1pe_response():
     assert quarter_pe_share(fit) == pytest.approx(np.mean(q > 0.4), abs=0.002)
     assert 0.85 < quarter_pe_share(fit) < 0.95  # the under-amplified part mostly under a quarter PE
     assert quarter_pe_share({"q1_pc": None, "sigma1_pc": 0.48}) is None
+    raw = {"q1": 1.6, "r1": 0.3, "w": 0.12, "u": 0.2, "k_u": 1.5, "b": 0.0}  # the fit's parameters of the same
+    assert quarter_pe_share(fit) == pytest.approx(share_over(raw, QUARTER_PE), rel=1e-12)
 
 
 def test_the_rate_over_a_quarter_pe_is_the_corrected_rate_times_that_share_and_is_pooled_alike():
@@ -434,6 +439,17 @@ def test_threshold_efficiency_holds_where_the_fitted_mu_holds_the_dark_pulses_of
     given_back = measured_threshold_efficiency(over, n, fitted_mu, crossing_hz, laser_ns, crossing_hz * charge_ns * 1e-9)
     assert naive == pytest.approx(eff * mu / fitted_mu, abs=0.015) and naive < eff - 0.1
     assert given_back == pytest.approx(eff, abs=0.015)
+
+
+def test_the_quarter_pe_occupancy_takes_the_fits_error_never_below_counting():
+    """The fit's error (its fitted share moving against mu) where it is the larger, the counting error of the
+    events with a photoelectron over a quarter PE where the fit gives none or a smaller one."""
+    counting = empty_share_error(math.exp(-0.07), 80_000)
+    assert counting == pytest.approx(math.sqrt((1 - math.exp(-0.07)) / (80_000 * math.exp(-0.07))))
+    assert quarter_pe_occupancy(0.07, 1.5 * counting, 80_000) == (0.07, 1.5 * counting)
+    assert quarter_pe_occupancy(0.07, 0.5 * counting, 80_000) == (0.07, counting)
+    assert quarter_pe_occupancy(0.07, None, 80_000) == (0.07, counting)
+    assert quarter_pe_occupancy(0.07, math.nan, 80_000) == (0.07, counting)
 
 
 def test_zero_pe_occupancy_matches_poisson_mu():

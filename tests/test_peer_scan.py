@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from remote_monitor.analysis.dark_rate import QUARTER_PE, quarter_pe_share
 from remote_monitor.analysis.peer_columns import peer_table
+from remote_monitor.analysis.spe_response import QUARTER_PE
 from remote_monitor.report import pages as report
 from remote_monitor.report.figures import point_label
 from remote_monitor.service.peer_metrics import peer_summary
@@ -110,7 +110,7 @@ def test_csv_has_the_other_analyses_columns(scan):
     assert table["dark_rate_hz"].notna().all()
     lit = table.set_index("point").loc[POINTS]
     assert (lit["dark_rate_quarter_pe_hz"] < lit["dark_rate_hz"]).all()  # (not every photoelectron is over it)
-    mu = {p: results[p]["fit"]["mu"] * quarter_pe_share(results[p]["fit"]) for p in POINTS}  # (over Q1 / 4, with
+    mu = {p: results[p]["fit"]["mu_quarter_pe"] for p in POINTS}  # (over Q1 / 4, with
     # the window's dark pulses over it)
     assert (lit["occupancy"] + lit["occupancy_dark"] - lit.index.map(mu)).abs().max() < 1e-9
     assert ((lit["occupancy_dark"] > 0) & (lit["occupancy_dark"] < 0.01 * lit.index.map(mu))).all()  # 3 kHz

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -45,6 +46,9 @@ def test_main_peak_gain_on_realistic_spectra(mu: float, gain: float, n: int) -> 
                                                        result.gain_err_syst))
     assert result.gain_err_syst >= spe_fit.SYST_FLOOR * result.gain * (1 - 1e-12)  # (pC -> gain: last digit)
     assert result.mu == pytest.approx(mu, rel=0.1)
+    assert result.minima is not None  # over a quarter PE: the nominal minimum's mu times its 1-PE share over it
+    assert result.mu_quarter_pe == pytest.approx(result.mu * spe_response.share_over(result.minima["nominal"], 0.25))
+    assert result.mu_quarter_pe_err is not None and 0 < result.mu_quarter_pe_err < 0.1 * result.mu_quarter_pe
     truth = PmtPhysics()
     assert result.under_amplified_fraction == pytest.approx(truth.under_fraction + truth.backscatter_fraction,
                                                             abs=0.08)
@@ -77,6 +81,29 @@ def test_the_under_amplified_priors_part_of_the_error_is_how_far_its_centre_move
         moved.append(fit_spe(hist, systematic=False).gain)
     response = 0.5 * abs(moved[1] - moved[0])
     assert response == pytest.approx(0.2 * nominal.gain_err_under_prior, rel=0.25), (moved, nominal.gain)
+
+
+def test_the_error_of_a_quantity_of_the_parameters_is_hesses_covariance_propagated() -> None:
+    """A parameter's own error back, a multiple of one scaled, and the occupancy over a quarter PE's error
+    (`spe_minimize.MU_QUARTER_PE`) the same propagation of mu x the fitted 1-PE response's share."""
+    hist = realistic(21, 60_000, 0.1, 1e7)
+    start = spe_start.start_values(hist)
+    lo, hi = spe_start.fit_range(hist, start)
+    model = spe_model.get_model(hist.edges[lo:hi + 1], spe_response.n_pe_terms(start["mu"]))
+    out = spe_minimize.minimize(model, hist.counts[lo:hi].astype(float), start, {}, hesse=True)
+
+    def propagated(quantity: Any) -> float:
+        return spe_minimize.propagated_error(model, out.result, out.values, out.errors, quantity)
+
+    assert propagated(lambda p: p["q1"]) == pytest.approx(out.errors["q1"], rel=1e-4)
+    assert propagated(lambda p: 3 * p["mu"]) == pytest.approx(3 * out.errors["mu"], rel=1e-4)
+    occupancy = spe_response.occupancy_over_quarter_pe
+    assert out.errors[spe_minimize.MU_QUARTER_PE] == pytest.approx(propagated(occupancy), rel=1e-9)
+    # mu and the share over a quarter PE move against each other: the product's error is below mu's alone
+    share = spe_response.share_over(out.values, spe_response.QUARTER_PE)
+    assert out.errors[spe_minimize.MU_QUARTER_PE] < share * out.errors["mu"]
+    held = spe_minimize.minimize(model, hist.counts[lo:hi].astype(float), start, {}, hesse=False)
+    assert spe_minimize.MU_QUARTER_PE not in held.errors  # no Hesse, no error
 
 
 def test_a_minimisation_along_a_direction_the_likelihood_hardly_sees_stops_after_two_migrads() -> None:
@@ -304,6 +331,7 @@ def test_a_growing_point_is_refitted_from_its_last_minima(monkeypatch: pytest.Mo
     assert calls == [({}, False)] and f"at {at:.0f} events, scaled" in near.reason
     assert near.gain_err_stat == pytest.approx(earlier.gain_err_stat * math.sqrt(at / now), rel=1e-9)
     assert near.gain_err_under_prior == pytest.approx(earlier.gain_err_under_prior * math.sqrt(at / now), rel=1e-9)
+    assert near.mu_quarter_pe_err == pytest.approx(earlier.mu_quarter_pe_err * math.sqrt(at / now), rel=1e-9)
     # the same gain difference between the shapes; their likelihood difference grown with the events (all but the
     # nominal's head start from fitting the fluctuations)
     freedom = spe_fit._freedom(near.minima["nominal"])

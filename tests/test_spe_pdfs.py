@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from remote_monitor.analysis.spe_model import get_model
-from remote_monitor.analysis.spe_response import ResponseShape, n_pe_terms, response_counts
+from remote_monitor.analysis.spe_response import (
+    QUARTER_PE,
+    ResponseShape,
+    n_pe_terms,
+    occupancy_over_quarter_pe,
+    response_counts,
+    share_over,
+)
 
 EVENTS = 1e5
 SPECTRA = [  # a low-occupancy 0.3 mV point with the Gamma under-amplified shape; a 1 mV, 2.5 PE one with the flat
@@ -37,3 +44,18 @@ def test_the_zfit_pdfs_give_the_numpy_formulas_counts(values: dict[str, float]) 
                                atol=1e-6 * EVENTS / len(total))
     assert float(np.sum(pedestal_pdf.counts())) == pytest.approx(EVENTS * math.exp(-values["mu"]), rel=1e-6)
     assert float(np.sum(photoelectron_pdf.counts())) == pytest.approx(EVENTS * -math.expm1(-values["mu"]), rel=1e-6)
+
+
+@pytest.mark.parametrize("values", SPECTRA)
+def test_the_share_over_a_fraction_of_q1_is_that_of_the_1pe_response_drawn(values: dict[str, float]) -> None:
+    """Main peak Gamma(mean Q1, width r1), under-amplified part a Gamma of mean u Q1 (1 - b) and flat on 0..Q1
+    (b), drawn in their shares."""
+    rng = np.random.default_rng(3)
+    n, q1, r1 = 1_000_000, values["q1"], values["r1"]
+    main = rng.gamma(1 / r1**2, r1**2 * q1, n)
+    gamma_under = rng.gamma(values["k_u"], values["u"] * q1 / values["k_u"], n)
+    under = np.where(rng.random(n) < values["b"], rng.uniform(0, q1, n), gamma_under)
+    charges = np.where(rng.random(n) < values["w"], under, main)
+    for fraction in (QUARTER_PE, 0.5):  # (a binomial sd of 0.0003)
+        assert share_over(values, fraction) == pytest.approx(np.mean(charges > fraction * q1), abs=0.0015)
+    assert occupancy_over_quarter_pe(values) == pytest.approx(values["mu"] * share_over(values, QUARTER_PE))

@@ -9,6 +9,8 @@ from typing import Any, TypeGuard
 import numpy as np
 from scipy.special import gammaincc, ndtr
 
+from remote_monitor.analysis.spe_response import QUARTER_PE
+
 NOISE_NOTE_SHARE = 0.1  # noise crossings over this share of the counts: the point says so
 
 
@@ -75,9 +77,6 @@ def charge_fraction_over(q_pc: np.ndarray | float, q1_pc: float, sigma1_pc: floa
     main = gammaincc(k1, q * k1 / q1_pc)
     low = gammaincc(shape_u, q * shape_u / mean_u) if mean_u > 0 else 0.0
     return np.asarray((1 - w) * main + w * low)
-
-
-QUARTER_PE = 0.25  # dark counts are quoted over a quarter of the 1-PE peak's charge (as Hamamatsu quotes them)
 
 
 def quarter_pe_share(fit: dict[str, Any]) -> float | None:

@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from remote_monitor.analysis.spe_model import BuiltModel
-from remote_monitor.analysis.spe_response import BOUNDS, NOMINAL_SHAPE, PARAM_NAMES
+from remote_monitor.analysis.spe_response import BOUNDS, NOMINAL_SHAPE, PARAM_NAMES, occupancy_over_quarter_pe
 
-__all__ = ["EDM_LIMIT", "Outcome", "clamp", "minimize", "under_prior_share", "with_errors"]
+__all__ = ["EDM_LIMIT", "MU_QUARTER_PE", "Outcome", "clamp", "minimize", "propagated_error", "under_prior_share",
+           "with_errors"]
 
 EDM_LIMIT = 0.02  # NLL: the minimum is further than this (over 0.2 sigma in some direction): Migrad goes on
 CONVERGE_ROUNDS = 3  # at most this many continuations
+MU_QUARTER_PE = "mu_quarter_pe"  # the errors' key of the occupancy over a quarter PE (`propagated_error`)
 
 
 def clamp(name: str, value: float) -> float:
@@ -141,12 +144,36 @@ def under_prior_share(model: BuiltModel, result: Any) -> float:
     return float(min(cov[0, 1] ** 2 / (model.under_prior[1] ** 2 * cov[0, 0]), 1.0))
 
 
+def propagated_error(model: BuiltModel, result: Any, values: dict[str, float], errors: dict[str, float],
+                     quantity: Callable[[dict[str, float]], float]) -> float:
+    """Hesse error of a quantity computed from the parameters: sqrt(g^T C g), C the Hesse covariance of the
+    floating parameters that have an error, g the quantity's gradient by central differences (steps of a
+    thousandth of each error). NaN without a covariance."""
+    names = [name for name in PARAM_NAMES if name in errors and errors[name] > 0]
+    try:
+        cov = np.asarray(result.covariance(params=[model.params[n] for n in names], method="minuit_hesse",
+                                           weightcorr=False), dtype=float)
+    except Exception:  # noqa: BLE001 - no covariance (Hesse failed): no error to give
+        return math.nan
+    gradient = np.empty(len(names))
+    for i, name in enumerate(names):
+        step = 1e-3 * errors[name]
+        gradient[i] = (quantity({**values, name: values[name] + step})
+                       - quantity({**values, name: values[name] - step})) / (2 * step)
+    variance = float(gradient @ cov @ gradient)
+    return math.sqrt(variance) if variance >= 0 else math.nan
+
+
 def _read(model: BuiltModel, result: Any, errors: dict[Any, Any]) -> Outcome:
-    """The model's parameter values (where the fit left them) and the Hesse errors in `errors`, as an outcome."""
+    """The model's parameter values (where the fit left them) and the Hesse errors in `errors`, as an outcome;
+    with them the error of the occupancy over a quarter PE (MU_QUARTER_PE, `propagated_error`: the fitted
+    shape's share over a quarter PE moves against the fitted mu, which a counting error leaves out)."""
     values = {name: float(model.params[name].value()) for name in PARAM_NAMES}
     errs = {name: float(result.params[model.params[name]]["hesse"]["error"])
             for name in PARAM_NAMES if model.params[name] in errors}
     share = under_prior_share(model, result) if "q1" in errs and "w" in errs else 0.0
+    if "mu" in errs:
+        errs[MU_QUARTER_PE] = propagated_error(model, result, values, errs, occupancy_over_quarter_pe)
     return Outcome(values, errs, bool(result.valid), float(result.fmin), result, share)
 
 

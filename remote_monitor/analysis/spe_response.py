@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import gammainc, gammaln, ndtr
+from scipy.special import gammainc, gammaincc, gammaln, ndtr
 
 PARAM_NAMES = ("mu", "q0", "sigma0", "q1", "r1", "w", "u", "k_u", "b")
 BOUNDS: dict[str, tuple[float, float]] = {
@@ -91,6 +91,23 @@ def under_moments(p: dict[str, Any]) -> tuple[Any, Any]:
     mean = (1 - b) * uq + b * q1 / 2
     second = (1 - b) * uq**2 * (1 + 1 / p["k_u"]) + b * q1**2 / 3
     return mean, second - mean**2
+
+
+QUARTER_PE = 0.25  # dark counts are quoted over a quarter of the 1-PE peak's charge (as Hamamatsu quotes them)
+
+
+def share_over(p: dict[str, float], fraction: float) -> float:
+    """Share of the photoelectrons whose charge exceeds `fraction` of the main peak's mean Q1 in the 1-PE
+    response of parameters p (Q1 itself drops out): the main peak's Gamma, the under-amplified Gamma and the
+    shelf 0..Q1, each weighted as in the response."""
+    k1, k_u = 1.0 / p["r1"] ** 2, p["k_u"]
+    under = (1 - p["b"]) * gammaincc(k_u, fraction * k_u / p["u"]) + p["b"] * max(1.0 - fraction, 0.0)
+    return float((1 - p["w"]) * gammaincc(k1, fraction * k1) + p["w"] * under)
+
+
+def occupancy_over_quarter_pe(p: dict[str, float]) -> float:
+    """Photoelectrons per event over QUARTER_PE of Q1: the occupancy mu times their share (`share_over`)."""
+    return p["mu"] * share_over(p, QUARTER_PE)
 
 
 def _shelf_cdf(n: np.ndarray, q1: float, r1: float, above: np.ndarray) -> np.ndarray:

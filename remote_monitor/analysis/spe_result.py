@@ -56,6 +56,8 @@ class SpeFitResult:
     under_amplified_shape: float | None = None  # its Gamma shape (1: exponential)
     mu: float | None = None
     mu_err: float | None = None
+    mu_quarter_pe: float | None = None  # photoelectrons per event over a quarter of Q1 (`spe_response.share_over`)
+    mu_quarter_pe_err: float | None = None  # its Hesse error, the fitted shape's share included
     peak_to_valley: float | None = None
     chi2_ndf: float | None = None
     n_events: int = 0

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from remote_monitor.analysis.dark_rate import QUARTER_PE
+from remote_monitor.analysis.spe_response import QUARTER_PE
 from remote_monitor.analysis.units import ELEMENTARY_CHARGE_PC, NS_PER_SAMPLE
 from remote_monitor.analysis.wavedump_writer import ascii_bytes, binary_bytes
 from remote_monitor.simulation.pulses import ADC_MAX, add_pulses, digitise, noise
