@@ -316,6 +316,7 @@ def test_the_share_over_a_quarter_pe_is_that_of_the_fitted_1pe_response():
     assert quarter_pe_share({"q1_pc": None, "sigma1_pc": 0.48}) is None
     raw = {"q1": 1.6, "r1": 0.3, "w": 0.12, "u": 0.2, "k_u": 1.5, "b": 0.0}  # the fit's parameters of the same
     assert quarter_pe_share(fit) == pytest.approx(share_over(raw, QUARTER_PE), rel=1e-12)
+    assert quarter_pe_share({**fit, "mu": 0.08, "mu_quarter_pe": 0.072}) == pytest.approx(0.9)  # the fit's own
 
 
 def test_the_rate_over_a_quarter_pe_is_the_corrected_rate_times_that_share_and_is_pooled_alike():

@@ -83,7 +83,12 @@ def quarter_pe_share(fit: dict[str, Any]) -> float | None:
     """Share of the photoelectrons over QUARTER_PE of the main peak's mean in the SPE fit's 1-PE response (None
     without one). The share under it holds the under-amplified photoelectrons that hide in the pedestal, which
     the fit's occupancy, and with it the threshold efficiency, can only extrapolate; a rate over a quarter PE
-    does not depend on them."""
+    does not depend on them. The fit's own where it gives one (mu_quarter_pe / mu: its nominal minimum's
+    `spe_response.share_over`, the DE's occupancy's), else from its fitted peak and under-amplified part (the seed
+    model's Gaussian peak; a result stored before the fit gave one)."""
+    mu, mu_q = fit.get("mu"), fit.get("mu_quarter_pe")
+    if mu and mu > 0 and mu_q is not None:
+        return float(mu_q) / float(mu)
     q1, sigma1 = fit.get("q1_pc"), fit.get("sigma1_pc")
     if not q1 or not sigma1 or q1 <= 0:
         return None

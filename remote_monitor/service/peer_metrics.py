@@ -110,20 +110,11 @@ def _occupancy(eff: EfficiencySettings, fit: dict[str, Any], pmt_charges: np.nda
     if eff.occupancy == "zero_pe" and pmt_charges is not None and fit.get("q0_pc") is not None:
         return (*zero_pe_occupancy(pmt_charges, fit["q0_pc"], fit["sigma0_pc"], eff.zero_pe_sigmas),
                 "dark_rate_quarter_pe")
-    mu_q = _quarter_pe_mu(fit) if eff.occupancy == "quarter_pe" else None
-    if mu_q is not None and fit.get("n_events"):
-        return (*quarter_pe_occupancy(mu_q, fit.get("mu_quarter_pe_err"), int(fit["n_events"])),
+    share = quarter_pe_share(fit) if eff.occupancy == "quarter_pe" else None
+    if share is not None and fit.get("mu") and fit.get("n_events"):
+        return (*quarter_pe_occupancy(float(fit["mu"]) * share, fit.get("mu_quarter_pe_err"), int(fit["n_events"])),
                 "dark_rate_quarter_pe")
     return fit.get("mu"), fit.get("mu_err"), "dark_rate"
-
-
-def _quarter_pe_mu(fit: dict[str, Any]) -> float | None:
-    """The fit's photoelectrons per event over a quarter PE: its own (the full model), or its mu times the share
-    of its 1-PE response over a quarter PE (the seed model's Gaussian; a result stored before the fit gave one)."""
-    if fit.get("mu_quarter_pe") is not None:
-        return float(fit["mu_quarter_pe"])
-    share = quarter_pe_share(fit)
-    return float(fit["mu"]) * share if share is not None and fit.get("mu") else None
 
 
 def _window_length_ns(charge_window_ns: Sequence[float] | None) -> float | None:
