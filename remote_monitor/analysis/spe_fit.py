@@ -50,6 +50,7 @@ from remote_monitor.analysis.spe_result import (
     SpeFitResult,
     chi2_ndf,
     curve,
+    minima_only,
 )
 from remote_monitor.analysis.spe_seed import _full_components, fit_seed
 from remote_monitor.analysis.spe_start import fit_range, start_values
@@ -328,8 +329,7 @@ def _tier_start(search: _Search, n_max: int) -> Minima | None:
 
     if poisson.sf(n_max, 2.0 * search.nominal.values["mu"]) > TIER_WARM_TAIL:
         return None
-    alternative = {} if search.alternative is None else {"alternative": search.alternative.values}
-    return {"nominal": search.nominal.values, **alternative}
+    return minima_only(_minima(search))
 
 
 def _split_statistical(q1_err: float, under_prior_share: float) -> tuple[float, float]:
@@ -345,16 +345,13 @@ def _fit_full(hist: Histogram, systematic: bool, warm: Minima | None) -> SpeFitR
     lo, hi = fit_range(hist, start)
     counts = hist.counts[lo:hi].astype(float)
     n_max, search = _sized_search(hist.edges[lo:hi + 1], counts, start, systematic, warm)
-    nominal, alternative = search.nominal, search.alternative
+    nominal = search.nominal
     values, errors, valid = nominal.values, nominal.errors, nominal.valid
     limits = _at_limit(values)
     shape_only = bool(limits) and set(limits) <= UNDER_SHAPE and math.isfinite(errors.get("q1", math.nan))
     valid = valid or shape_only  # only the under-amplified shape at a bound: the gain and its error stand
-    q1, q1_stat, shape_spread, weight = values["q1"], errors.get("q1", math.nan), 0.0, 0.0
-    if alternative is not None:
-        weight = _alternative_weight(search.delta_nll, _freedom(values))
-        difference = alternative.values["q1"] - values["q1"]
-        q1, shape_spread = values["q1"] + weight * difference, math.sqrt(weight * (1 - weight)) * abs(difference)
+    q1, shape_spread, weight = _shape_average(search)
+    q1_stat = errors.get("q1", math.nan)
     syst = max(SYST_FLOOR * q1, shape_spread)
     stat, under_prior = _split_statistical(q1_stat, nominal.under_prior_share)
     parts = response_counts(values, ResponseShape(hist.edges, n_max), float(counts.sum()))
@@ -364,18 +361,8 @@ def _fit_full(hist: Histogram, systematic: bool, warm: Minima | None) -> SpeFitR
     theta = values["q1"] / k
     under_mean = under_moments(values)[0]
     mean_pe = (1 - values["w"]) * q1 + values["w"] * under_mean
-    reason = "fit converged" if valid else "Minuit did not converge"
-    if limits:
-        reason += f"; at a limit: {', '.join(limits)}"
-    if weight >= 0.01:
-        reason += f"; under-amplified part flat up to the peak with weight {weight:.2f}"
-    if search.kept:
-        reason += f"; errors and systematic of the fit at {search.hesse_events:.0f} events, scaled"
-    if systematic and alternative is None:
-        reason += ("; no photoelectrons: no second shape fitted" if values["mu"] < NO_SIGNAL_MU else
-                   "; the flat under-amplified shape's fit failed (NaN likelihood): systematic at its floor")
     return SpeFitResult(
-        status="ok", reason=reason, model="full",
+        status="ok", reason=_reason(search, valid, limits, weight, systematic), model="full",
         gain=pc_to_gain(q1), gain_err=pc_to_gain(math.hypot(q1_stat, syst)), gain_err_stat=pc_to_gain(stat),
         gain_err_under_prior=pc_to_gain(under_prior), gain_err_syst=pc_to_gain(syst), q0_pc=values["q0"],
         sigma0_pc=values["sigma0"], q1_pc=q1,
@@ -388,11 +375,44 @@ def _fit_full(hist: Histogram, systematic: bool, warm: Minima | None) -> SpeFitR
         chi2_ndf=chi2_ndf(total[lo:hi], counts, len(PARAM_NAMES) - len(NOMINAL_SHAPE)), n_events=int(hist.counts.sum()),
         converged=valid, at_limit=limits, fit_seconds=round(time.perf_counter() - t0, 3),
         curve=curve(hist, total, shown),
-        minima={"nominal": values, **({"alternative": alternative.values} if alternative is not None else {}),
-                "errors": search.hesse_errors,
-                "errors_at": {"events": search.hesse_events, "under_prior_share": nominal.under_prior_share},
-                "shapes": {"delta_nll": search.delta_nll}},
+        minima=_minima(search),
     )
+
+
+def _shape_average(search: _Search) -> tuple[float, float, float]:
+    """(Q1, the shapes' spread, the flat shape's weight): the two under-amplified shapes' Q1 averaged with their
+    likelihood weights (`_alternative_weight`), and their weighted spread sqrt(w (1 - w)) |difference|; the
+    nominal's Q1 alone without the alternative fit."""
+    values, alternative = search.nominal.values, search.alternative
+    if alternative is None:
+        return values["q1"], 0.0, 0.0
+    weight = _alternative_weight(search.delta_nll, _freedom(values))
+    difference = alternative.values["q1"] - values["q1"]
+    return values["q1"] + weight * difference, math.sqrt(weight * (1 - weight)) * abs(difference), weight
+
+
+def _reason(search: _Search, valid: bool, limits: list[str], weight: float, systematic: bool) -> str:
+    """What the operator reads about the fit: converged or not, parameters at a limit, the flat shape's weight,
+    errors kept from an earlier fit, and why there is no second shape."""
+    reason = "fit converged" if valid else "Minuit did not converge"
+    if limits:
+        reason += f"; at a limit: {', '.join(limits)}"
+    if weight >= 0.01:
+        reason += f"; under-amplified part flat up to the peak with weight {weight:.2f}"
+    if search.kept:
+        reason += f"; errors and systematic of the fit at {search.hesse_events:.0f} events, scaled"
+    if systematic and search.alternative is None:
+        reason += ("; no photoelectrons: no second shape fitted" if search.nominal.values["mu"] < NO_SIGNAL_MU else
+                   "; the flat under-amplified shape's fit failed (NaN likelihood): systematic at its floor")
+    return reason
+
+
+def _minima(search: _Search) -> Minima:
+    """The search's minima, errors and shapes' likelihood difference, for a later fit of the same growing point."""
+    alternative = {} if search.alternative is None else {"alternative": search.alternative.values}
+    return {"nominal": search.nominal.values, **alternative, "errors": search.hesse_errors,
+            "errors_at": {"events": search.hesse_events, "under_prior_share": search.nominal.under_prior_share},
+            "shapes": {"delta_nll": search.delta_nll}}
 
 
 def fit_spe(hist: Histogram, model: str = "full", n_pe_max: int = 6, exponential: bool = False,  # noqa: ARG001
