@@ -85,7 +85,8 @@ def test_the_under_amplified_priors_part_of_the_error_is_how_far_its_centre_move
 
 def test_the_error_of_a_quantity_of_the_parameters_is_hesses_covariance_propagated() -> None:
     """A parameter's own error back, a multiple of one scaled, and the occupancy over a quarter PE's error
-    (`spe_minimize.MU_QUARTER_PE`) the same propagation of mu x the fitted 1-PE response's share."""
+    (`spe_minimize.MU_QUARTER_PE`) the same propagation (`linear_error`) of mu x the fitted 1-PE response's
+    share."""
     hist = realistic(21, 60_000, 0.1, 1e7)
     start = spe_start.start_values(hist)
     lo, hi = spe_start.fit_range(hist, start)
@@ -104,6 +105,21 @@ def test_the_error_of_a_quantity_of_the_parameters_is_hesses_covariance_propagat
     assert out.errors[spe_minimize.MU_QUARTER_PE] < share * out.errors["mu"]
     held = spe_minimize.minimize(model, hist.counts[lo:hi].astype(float), start, {}, hesse=False)
     assert spe_minimize.MU_QUARTER_PE not in held.errors  # no Hesse, no error
+
+
+def test_a_linear_error_caps_a_flat_directions_error_at_half_its_parameters_range() -> None:
+    """mu + 2 w has sqrt(C_mm + 4 C_ww + 4 C_mw); k_u with a Hesse error of 11 in [0.5, 4] counts as 1.75 (half its
+    range), its correlation with mu kept."""
+    values = {"mu": 0.1, "q0": 0.0, "sigma0": 0.2, "q1": 1.6, "r1": 0.33, "w": 0.13, "u": 0.34, "k_u": 1.7, "b": 0.0}
+    cov = np.array([[4e-6, -3e-6], [-3e-6, 9e-6]])
+    assert spe_minimize.linear_error(values, cov, ["mu", "w"], lambda p: p["mu"] + 2 * p["w"]) == pytest.approx(
+        math.sqrt(4e-6 + 4 * 9e-6 + 4 * -3e-6), rel=1e-6)
+    low, high = spe_response.BOUNDS["k_u"]
+    flat = np.array([[11.0**2, 0.5 * 11.0 * 2e-3], [0.5 * 11.0 * 2e-3, 2e-3**2]])  # (correlation 0.5)
+    capped = (high - low) / 2
+    assert spe_minimize.linear_error(values, flat, ["k_u", "mu"], lambda p: p["k_u"]) == pytest.approx(capped)
+    assert spe_minimize.linear_error(values, flat, ["k_u", "mu"], lambda p: p["k_u"] + 1000 * p["mu"]) == (
+        pytest.approx(math.sqrt(capped**2 + 2**2 + 2 * 0.5 * capped * 2)))
 
 
 def test_a_minimisation_along_a_direction_the_likelihood_hardly_sees_stops_after_two_migrads() -> None:

@@ -370,7 +370,7 @@ def _fit_full(hist: Histogram, systematic: bool, warm: Minima | None) -> SpeFitR
         spe_resolution=values["r1"], mean_pe_charge_pc=mean_pe, mean_charge_per_pe_gain=pc_to_gain(mean_pe),
         under_amplified_fraction=values["w"], under_amplified_mean_pc=under_mean,
         under_amplified_shape=values["k_u"], mu=values["mu"], mu_err=errors.get("mu"),
-        mu_quarter_pe=occupancy_over_quarter_pe(values), mu_quarter_pe_err=errors.get(MU_QUARTER_PE),
+        mu_quarter_pe=float(occupancy_over_quarter_pe(values)), mu_quarter_pe_err=errors.get(MU_QUARTER_PE),
         peak_to_valley=_peak_to_valley(values, n_max),
         chi2_ndf=chi2_ndf(total[lo:hi], counts, len(PARAM_NAMES) - len(NOMINAL_SHAPE)), n_events=int(hist.counts.sum()),
         converged=valid, at_limit=limits, fit_seconds=round(time.perf_counter() - t0, 3),
