@@ -7,9 +7,9 @@ import statistics
 from typing import Any, TypeGuard
 
 import numpy as np
-from scipy.special import gammaincc, ndtr
+from scipy.special import ndtr
 
-from remote_monitor.analysis.spe_response import QUARTER_PE
+from remote_monitor.analysis.spe_response import QUARTER_PE, share_over
 
 NOISE_NOTE_SHARE = 0.1  # noise crossings over this share of the counts: the point says so
 
@@ -68,15 +68,13 @@ def threshold_efficiency(amp_per_pc: np.ndarray, q1_pc: float | None, sigma1_pc:
 def charge_fraction_over(q_pc: np.ndarray | float, q1_pc: float, sigma1_pc: float,
                          under: tuple[float, float, float] | None = None) -> np.ndarray:
     """Fraction of photoelectrons whose charge exceeds q_pc in the fitted 1-PE response (`threshold_efficiency`
-    describes `under`)."""
+    describes `under`; with it the response's own formula, `spe_response.share_over`)."""
     q = np.asarray(q_pc, dtype=float)
     if under is None:
         return np.asarray(ndtr((q1_pc - q) / sigma1_pc))
     w, mean_u, shape_u = under
-    k1 = (q1_pc / sigma1_pc) ** 2
-    main = gammaincc(k1, q * k1 / q1_pc)
-    low = gammaincc(shape_u, q * shape_u / mean_u) if mean_u > 0 else 0.0
-    return np.asarray((1 - w) * main + w * low)
+    response = {"r1": sigma1_pc / q1_pc, "w": w, "u": mean_u / q1_pc, "k_u": shape_u, "b": 0.0}
+    return np.asarray(share_over(response, q / q1_pc))
 
 
 def quarter_pe_share(fit: dict[str, Any]) -> float | None:

@@ -58,7 +58,7 @@ def quarter_pe_occupancy(mu_q: float, fit_err: float | None, n_events: int) -> t
     share over Q1 / 4 is the same at every point and cancels in the relative DE). Error: the fit's (`fit_err`,
     Hesse's with the fitted share's movement against mu), never below counting the events with one photoelectron
     over Q1 / 4, as -ln P0 (`empty_share_error`, p0 = exp(-mu_q)). The counting error alone was too small on
-    independent stands: relative DE pulls rms 1.31 on the eleventh (0.95 with the fit's), 2.19 on the ninth
+    independent stands: relative DE pulls rms 1.31 on the eleventh (0.94 with the fit's), 2.19 on the ninth
     (0.72)."""
     counting = empty_share_error(math.exp(-mu_q), n_events)
     return mu_q, max(counting, fit_err) if fit_err is not None and math.isfinite(fit_err) else counting

@@ -96,12 +96,12 @@ def under_moments(p: dict[str, Any]) -> tuple[Any, Any]:
 QUARTER_PE = 0.25  # dark counts are quoted over a quarter of the 1-PE peak's charge (as Hamamatsu quotes them)
 
 
-def share_over(p: dict[str, Any], fraction: float) -> Any:
+def share_over(p: dict[str, Any], fraction: Any) -> Any:
     """Share of the photoelectrons whose charge exceeds `fraction` of the main peak's mean Q1 in the 1-PE
     response of parameters p (Q1 itself drops out): the main peak's Gamma, the under-amplified Gamma and the
-    shelf 0..Q1, each weighted as in the response (floats, or arrays of parameter values)."""
+    shelf 0..Q1, each weighted as in the response (floats, or arrays of parameter values or fractions)."""
     k1, k_u = 1.0 / p["r1"] ** 2, p["k_u"]
-    under = (1 - p["b"]) * gammaincc(k_u, fraction * k_u / p["u"]) + p["b"] * max(1.0 - fraction, 0.0)
+    under = (1 - p["b"]) * gammaincc(k_u, fraction * k_u / p["u"]) + p["b"] * np.clip(1.0 - fraction, 0.0, None)
     return (1 - p["w"]) * gammaincc(k1, fraction * k1) + p["w"] * under
 
 
