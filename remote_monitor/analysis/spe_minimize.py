@@ -16,7 +16,7 @@ import numpy as np
 from remote_monitor.analysis.spe_model import BuiltModel
 from remote_monitor.analysis.spe_response import BOUNDS, NOMINAL_SHAPE, PARAM_NAMES, occupancy_over_quarter_pe
 
-__all__ = ["EDM_LIMIT", "MU_QUARTER_PE", "Outcome", "clamp", "linear_error", "minimize", "propagated_error",
+__all__ = ["EDM_LIMIT", "MU_QUARTER_PE", "Outcome", "clamp", "hesse_covariance", "linear_error", "minimize", "propagated_error",
            "under_prior_share", "with_errors"]
 
 EDM_LIMIT = 0.02  # NLL: the minimum is further than this (over 0.2 sigma in some direction): Migrad goes on
@@ -54,16 +54,26 @@ def _fresh_offset(loss: Any) -> None:
         loss.is_precompiled = False
 
 
+def hesse_covariance(result: Any, params: list[Any]) -> np.ndarray | None:
+    """The Hesse covariance of `params` from a fit result, asked for under the key that `result.hesse` stored it
+    with (Minuit's Hesse, no weight correction: zfit's default key differs, weight correction 'asymptotic', and
+    Minuit's Hesse, 0.3 s, ran a second time); None where Hesse gave none (it failed, or a parameter was held)."""
+    try:
+        return np.asarray(result.covariance(params=params, method="minuit_hesse", weightcorr=False), dtype=float)
+    except Exception:  # noqa: BLE001 - no covariance to give
+        return None
+
+
 def distance_to_minimum(model: BuiltModel, result: Any, floating: list[Any]) -> float:
     """Hesse's estimate of how far (in NLL) the minimum lies from where Migrad stopped: g^T C g / 2, with the
     gradient the minimiser uses (`model.compiled`; zfit's own `loss.gradient` traced a second graph, 0.6 s per
-    model, for the same values) and the Hesse covariance (NaN when Hesse gave none). The covariance is asked for
-    under the key that `result.hesse` stored it with (Minuit's Hesse, no weight correction): zfit's default key
-    differs (weight correction 'asymptotic'), and Minuit's Hesse (0.3 s) ran a second time."""
+    model, for the same values) and the Hesse covariance (`hesse_covariance`; NaN when Hesse gave none)."""
+    cov = hesse_covariance(result, floating)
+    if cov is None:
+        return math.nan
     try:
-        cov = np.asarray(result.covariance(params=floating, method="minuit_hesse", weightcorr=False), dtype=float)
         grad = model.compiled.gradient(floating)
-    except Exception:  # noqa: BLE001 - no covariance (Hesse failed): nothing to check with
+    except Exception:  # noqa: BLE001 - no gradient: nothing to check with
         return math.nan
     return 0.5 * float(grad @ cov @ grad)
 
@@ -134,12 +144,8 @@ def under_prior_share(model: BuiltModel, result: Any) -> float:
     spectrum hardly tells w (its under-amplified part under the pedestal or the main peak) most of a Hesse error
     can be the prior's, which more events shrink only as far as the spectrum comes to tell w, and which repeated
     draws of one PMT do not show (its true w stays put). 0 when Hesse gave no covariance of the two."""
-    q1, w = model.params["q1"], model.params["w"]
-    try:
-        cov = np.asarray(result.covariance(params=[q1, w], method="minuit_hesse", weightcorr=False), dtype=float)
-    except Exception:  # noqa: BLE001 - no covariance (Hesse failed, or w held): no share to give
-        return 0.0
-    if not (np.all(np.isfinite(cov)) and cov[0, 0] > 0):
+    cov = hesse_covariance(result, [model.params["q1"], model.params["w"]])
+    if cov is None or not (np.all(np.isfinite(cov)) and cov[0, 0] > 0):
         return 0.0
     return float(min(cov[0, 1] ** 2 / (model.under_prior[1] ** 2 * cov[0, 0]), 1.0))
 
@@ -172,12 +178,8 @@ def propagated_error(model: BuiltModel, result: Any, values: dict[str, float], e
     """Hesse error of a quantity of the parameters (`linear_error` with the Hesse covariance of the floating
     parameters that have an error); NaN without a covariance."""
     names = [name for name in PARAM_NAMES if name in errors and errors[name] > 0]
-    try:
-        cov = np.asarray(result.covariance(params=[model.params[n] for n in names], method="minuit_hesse",
-                                           weightcorr=False), dtype=float)
-    except Exception:  # noqa: BLE001 - no covariance (Hesse failed): no error to give
-        return math.nan
-    if not np.all(np.isfinite(cov)):
+    cov = hesse_covariance(result, [model.params[n] for n in names])
+    if cov is None or not np.all(np.isfinite(cov)):
         return math.nan
     return linear_error(values, cov, names, quantity)
 
