@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -353,8 +354,10 @@ def test_a_growing_point_is_refitted_from_its_last_minima(monkeypatch: pytest.Mo
     freedom = spe_fit._freedom(near.minima["nominal"])
     grown = freedom + (earlier.minima["shapes"]["delta_nll"] - freedom) * now / at
     weight = spe_fit._alternative_weight(grown, freedom)
+    ranked = spe_fit._ranking_weight(grown - freedom, near.minima["shapes"]["nll_spread"])  # (Vuong's, on this spectrum)
+    assert 0 < near.minima["shapes"]["nll_spread"] < math.inf
     difference = abs(earlier.minima["alternative"]["q1"] - earlier.minima["nominal"]["q1"]) / earlier.q1_pc
-    spread = math.sqrt(weight * (1 - weight)) * difference * near.gain
+    spread = max(math.sqrt(weight * (1 - weight)), math.sqrt(ranked * (1 - ranked))) * difference * near.gain
     assert near.gain_err_syst == pytest.approx(max(spe_fit.SYST_FLOOR * near.gain, spread), rel=1e-3)
     assert near.minima is not None
     hesse_here = fit_spe(binned(170_000), warm={k: near.minima[k] for k in ("nominal", "alternative")})
@@ -408,16 +411,38 @@ def test_the_shapes_weights_discount_the_gammas_fit_of_the_fluctuations() -> Non
     expected_spectrum = expected_histogram(edges, 0.5, 1e7, sigma, n, PmtPhysics())
     expected = fit_spe(expected_spectrum).minima
     assert expected is not None
-    deltas, head_starts = [], []
+    deltas, head_starts, minima = [], [], []
     for _ in range(24):
         drawn = fit_spe(Histogram(edges, rng.poisson(expected_spectrum.counts))).minima
         assert drawn is not None
+        minima.append(drawn)
         deltas.append(drawn["shapes"]["delta_nll"])
         head_starts.append(spe_fit._freedom(drawn["nominal"]))
     excess = np.array(deltas) - expected["shapes"]["delta_nll"]
     error = float(np.std(excess, ddof=1)) / math.sqrt(len(excess))
     assert excess.mean() > 2 * error, (excess.mean(), error)  # the Gamma's head start on drawn spectra
     assert abs(excess.mean() - np.mean(head_starts)) < 2 * error, (excess.mean(), np.mean(head_starts), error)
+    # Vuong's spread, from each draw alone, foretells how NLL_flat - NLL_Gamma scatters over the draws (24 draws:
+    # their standard deviation is known to about 15 %)
+    spreads = [m["shapes"]["nll_spread"] for m in minima]
+    assert float(np.median(spreads)) == pytest.approx(float(np.std(deltas, ddof=1)), rel=0.35), (spreads, deltas)
+
+
+def test_vuongs_spread_is_how_the_log_likelihood_ratio_of_two_fixed_shapes_scatters_over_draws() -> None:
+    """For two fixed responses (the Gamma and the flat under-amplified shape), the log-likelihood ratio of a drawn
+    spectrum scatters over draws by sqrt(N) times the per-event standard deviation of the log ratio, which
+    `vuong_spread` reads from one draw."""
+    rng = np.random.default_rng(8)
+    n, edges = 120_000, (np.arange(301) - 60) * BIN_PC
+    gamma = {"mu": 0.3, "q0": 0.0, "sigma0": 0.15, "q1": 1.64, "r1": 0.33, "w": 0.13, "u": 0.3, "k_u": 1.7, "b": 0.0}
+    flat = {**gamma, "q1": 1.69, "w": 0.10, **spe_fit.ALT_SHAPE}
+    shape = spe_response.ResponseShape(edges, spe_response.n_pe_terms(0.3))
+    p_gamma, p_flat = (spe_fit._bin_probabilities(v, shape) for v in (gamma, flat))
+    draws = rng.multinomial(n, p_gamma, size=800).astype(float)
+    ratios = draws @ np.log(p_flat / p_gamma)
+    quoted = [spe_fit.vuong_spread(shape, d, gamma, flat) for d in draws[:20]]
+    assert float(np.std(ratios)) > 1.0  # the two shapes differ enough to be told apart on some draws
+    assert float(np.median(quoted)) == pytest.approx(float(np.std(ratios)), rel=0.08)
 
 
 def test_migrad_reaches_the_minimum_and_goes_on_where_it_stops_short(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -560,6 +585,8 @@ def test_a_repeated_nominal_keeps_the_prior_share_of_the_q1_error_it_keeps(
     monkeypatch.setattr(spe_fit, "_searched_nominal", lambda *a: first)
     monkeypatch.setattr(spe_fit, "_alternative_fit", lambda *a: lower)
     monkeypatch.setattr(spe_fit, "minimize", minimize)
-    search = spe_fit._best_fit(None, np.ones(3), first.values, True)  # type: ignore[arg-type]
+    monkeypatch.setattr(spe_fit, "vuong_spread", lambda *a: 1.0)  # (no model here to read the shapes from)
+    no_model = SimpleNamespace(shape=None)
+    search = spe_fit._best_fit(no_model, np.ones(3), first.values, True)  # type: ignore[arg-type]
     assert search.nominal.errors == {"q1": max(again_q1_err, 0.01), "w": 0.03}
     assert search.nominal.under_prior_share == share

@@ -7,8 +7,10 @@ photoelectrons, exact Poisson sum of n-PE convolutions, Gaussian noise). The hea
 shapes: a Gamma (nominal; an exponential is one) and flat from 0 up to the peak (ALT_SHAPE), the issue's two
 examples. Both are fitted, and the gain is their average weighted by their likelihoods (weight of the flat shape
 1 / (1 + exp(NLL_flat - NLL_Gamma - f)), f the Gamma's head start from fitting the fluctuations, `_freedom`); the
-systematic is the weighted spread sqrt(w (1 - w)) |gain_flat - gain_Gamma|, with a floor (SYST_FLOOR: for the shapes
-that neither contains).
+systematic is the weighted spread sqrt(w (1 - w)) |gain_flat - gain_Gamma|, or sqrt(p (1 - p)) |...| where larger,
+p the chance that the flat shape is the closer one given how much NLL_flat - NLL_Gamma itself scatters over
+spectra like this one (Vuong's spread, `vuong_spread`), with a floor (SYST_FLOOR: for the shapes that neither
+contains).
 Where the data tell the shapes apart the better one takes the weight; where they cannot, the error says so.
 (With the Gamma alone, spectra whose under-amplified photoelectrons are flat up to the peak read 1.2-3 % low with
 pulls down to -9.) That second fit starts afresh, so it is also a second start: when it ends lower, the nominal
@@ -149,6 +151,7 @@ class _Search:
     hesse_events: float
     kept: bool = False
     delta_nll: float = math.nan  # NLL(alternative) - NLL(nominal)
+    nll_spread: float = math.nan  # how much delta_nll would scatter over spectra like this one (`vuong_spread`)
 
 
 class _Kept(NamedTuple):
@@ -192,7 +195,8 @@ def _refined(model: BuiltModel, counts: np.ndarray, warm: Minima, kept: _Kept) -
     freedom = _freedom(nominal.values)  # (does not grow with the events)
     delta = freedom + (float(warm["shapes"]["delta_nll"]) - freedom) * float(counts.sum()) / at
     return _Search(replace(nominal, errors=scaled, under_prior_share=kept.under_prior_share),
-                   Outcome(alternative, {}, True, math.nan), errors, at, kept=True, delta_nll=delta)
+                   Outcome(alternative, {}, True, math.nan), errors, at, kept=True, delta_nll=delta,
+                   nll_spread=vuong_spread(model.shape, counts, nominal.values, alternative))
 
 
 def _best_fit(model: BuiltModel, counts: np.ndarray, start: dict[str, float], second_start: bool,
@@ -225,8 +229,10 @@ def _best_fit(model: BuiltModel, counts: np.ndarray, start: dict[str, float], se
             share_of = again if again.errors.get("q1", 0.0) >= nominal.errors.get("q1", 0.0) else nominal
             nominal = replace(again, errors=errors, under_prior_share=share_of.under_prior_share)  # (Q1's error's own)
     nominal = _profiled(model, counts, nominal)
-    delta_nll = alternative.nll - nominal.nll if alternative is not None else math.nan
-    return _Search(nominal, alternative, nominal.errors, n_events, delta_nll=delta_nll)
+    if alternative is None:
+        return _Search(nominal, None, nominal.errors, n_events)
+    return _Search(nominal, alternative, nominal.errors, n_events, delta_nll=alternative.nll - nominal.nll,
+                   nll_spread=vuong_spread(model.shape, counts, nominal.values, alternative.values))
 
 
 def _alternative_fit(model: BuiltModel, counts: np.ndarray, starts: list[dict[str, float]]) -> Outcome | None:
@@ -381,14 +387,49 @@ def _fit_full(hist: Histogram, systematic: bool, warm: Minima | None) -> SpeFitR
 
 def _shape_average(search: _Search) -> tuple[float, float, float]:
     """(Q1, the shapes' spread, the flat shape's weight): the two under-amplified shapes' Q1 averaged with their
-    likelihood weights (`_alternative_weight`), and their weighted spread sqrt(w (1 - w)) |difference|; the
-    nominal's Q1 alone without the alternative fit."""
+    likelihood weights (`_alternative_weight`); their spread sqrt(w (1 - w)) |difference|, or sqrt(p (1 - p))
+    |difference| where that is larger, p the chance that the flat shape is the closer one given how much the
+    likelihood difference itself would scatter over spectra like this one (`_ranking_weight`); the nominal's Q1
+    alone without the alternative fit."""
     values, alternative = search.nominal.values, search.alternative
     if alternative is None:
         return values["q1"], 0.0, 0.0
-    weight = _alternative_weight(search.delta_nll, _freedom(values))
+    freedom = _freedom(values)
+    weight = _alternative_weight(search.delta_nll, freedom)
+    ranked = _ranking_weight(search.delta_nll - freedom, search.nll_spread)
     difference = alternative.values["q1"] - values["q1"]
-    return values["q1"] + weight * difference, math.sqrt(weight * (1 - weight)) * abs(difference), weight
+    spread = max(math.sqrt(weight * (1 - weight)), math.sqrt(ranked * (1 - ranked))) * abs(difference)
+    return values["q1"] + weight * difference, spread, weight
+
+
+def _ranking_weight(margin: float, ranking_spread: float) -> float:
+    """The chance that the flat shape is the closer one, Phi(-margin / s), where margin is the Gamma's lead in NLL
+    beyond its head start and s the spread that lead would have over spectra like this one (Vuong; 0 or unknown:
+    no chance beyond the likelihood weight's)."""
+    if not (math.isfinite(margin) and math.isfinite(ranking_spread) and ranking_spread > 0):
+        return 0.0
+    return 0.5 * math.erfc(margin / (math.sqrt(2.0) * ranking_spread))
+
+
+def vuong_spread(shape: ResponseShape, counts: np.ndarray, nominal: dict[str, float],
+                 alternative: dict[str, float]) -> float:
+    """How much the two shapes' NLL difference would scatter over spectra like this one (Vuong 1989): sqrt(N) times
+    the standard deviation, over the spectrum's events, of the log ratio of the two fitted shapes' probabilities of
+    each event's bin (NaN where a filled bin has probability 0 in either)."""
+    filled = counts > 0
+    with np.errstate(divide="ignore"):
+        logs = [np.log(_bin_probabilities(values, shape)[filled]) for values in (alternative, nominal)]
+    ratio, weights = logs[0] - logs[1], counts[filled]
+    if not np.all(np.isfinite(ratio)):
+        return math.nan
+    mean = float(np.sum(weights * ratio) / np.sum(weights))
+    return math.sqrt(float(np.sum(weights * (ratio - mean) ** 2)))
+
+
+def _bin_probabilities(values: dict[str, float], shape: ResponseShape) -> np.ndarray:
+    """The fitted model's probability of each bin of the fit range (normalised over the range)."""
+    density = np.sum(list(response_counts(values, shape, 1.0).values()), axis=0)
+    return density / density.sum()
 
 
 def _reason(search: _Search, valid: bool, limits: list[str], weight: float, systematic: bool) -> str:
@@ -399,6 +440,9 @@ def _reason(search: _Search, valid: bool, limits: list[str], weight: float, syst
         reason += f"; at a limit: {', '.join(limits)}"
     if weight >= 0.01:
         reason += f"; under-amplified part flat up to the peak with weight {weight:.2f}"
+    ranked = _ranking_weight(search.delta_nll - _freedom(search.nominal.values), search.nll_spread)
+    if ranked >= 0.01 and abs(ranked - 0.5) < abs(weight - 0.5):
+        reason += f"; the flat shape the closer one with chance {ranked:.2f} (Vuong): in the systematic"
     if search.kept:
         reason += f"; errors and systematic of the fit at {search.hesse_events:.0f} events, scaled"
     if systematic and search.alternative is None:
@@ -412,7 +456,7 @@ def _minima(search: _Search) -> Minima:
     alternative = {} if search.alternative is None else {"alternative": search.alternative.values}
     return {"nominal": search.nominal.values, **alternative, "errors": search.hesse_errors,
             "errors_at": {"events": search.hesse_events, "under_prior_share": search.nominal.under_prior_share},
-            "shapes": {"delta_nll": search.delta_nll}}
+            "shapes": {"delta_nll": search.delta_nll, "nll_spread": search.nll_spread}}
 
 
 def fit_spe(hist: Histogram, model: str = "full", n_pe_max: int = 6, exponential: bool = False,  # noqa: ARG001

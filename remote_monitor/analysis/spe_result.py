@@ -18,7 +18,8 @@ NO_SIGNAL_MU = 0.01  # a fitted occupancy below this: no photoelectrons (a dead 
 
 # Parameter values at the fit's "nominal" and "alternative" minima, the Hesse "errors" of the nominal one and
 # "errors_at": {"events": n}, the events they were computed at (a fit of a growing point may keep them), and
-# "shapes": {"delta_nll": NLL(alternative) - NLL(nominal)}
+# "shapes": {"delta_nll": NLL(alternative) - NLL(nominal), "nll_spread": how much that would scatter over spectra
+# like this one (Vuong's, `spe_fit.vuong_spread`)}
 Minima = dict[str, dict[str, float]]
 
 
