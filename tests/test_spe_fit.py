@@ -590,3 +590,15 @@ def test_a_repeated_nominal_keeps_the_prior_share_of_the_q1_error_it_keeps(
     search = spe_fit._best_fit(no_model, np.ones(3), first.values, True)  # type: ignore[arg-type]
     assert search.nominal.errors == {"q1": max(again_q1_err, 0.01), "w": 0.03}
     assert search.nominal.under_prior_share == share
+
+
+def test_the_reason_names_the_flat_shapes_chance_where_it_sets_the_systematic() -> None:
+    """The operator reads the flat shape's chance of being the closer one where it, not the likelihood weight,
+    sets the shapes' spread (the chance nearer one half), and not otherwise."""
+    nominal = _outcome(sigma0=0.15)
+    search = spe_fit._Search(nominal, nominal, nominal.errors, 1e5, delta_nll=3.0, nll_spread=3.0)
+    chance_wins = spe_fit._reason(search, True, [], spe_fit._FlatShape(0.02, 0.30), True)
+    assert "weight 0.02" in chance_wins and "closer one with chance 0.30 (Vuong)" in chance_wins
+    weight_wins = spe_fit._reason(search, True, [], spe_fit._FlatShape(0.40, 0.30), True)
+    assert "weight 0.40" in weight_wins and "Vuong" not in weight_wins
+    assert "Vuong" not in spe_fit._reason(search, True, [], spe_fit._FlatShape(0.0, 0.005), True)

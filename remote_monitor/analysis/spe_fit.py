@@ -356,7 +356,7 @@ def _fit_full(hist: Histogram, systematic: bool, warm: Minima | None) -> SpeFitR
     limits = _at_limit(values)
     shape_only = bool(limits) and set(limits) <= UNDER_SHAPE and math.isfinite(errors.get("q1", math.nan))
     valid = valid or shape_only  # only the under-amplified shape at a bound: the gain and its error stand
-    q1, shape_spread, weight = _shape_average(search)
+    q1, shape_spread, shapes = _shape_average(search)
     q1_stat = errors.get("q1", math.nan)
     syst = max(SYST_FLOOR * q1, shape_spread)
     stat, under_prior = _split_statistical(q1_stat, nominal.under_prior_share)
@@ -368,7 +368,7 @@ def _fit_full(hist: Histogram, systematic: bool, warm: Minima | None) -> SpeFitR
     under_mean = under_moments(values)[0]
     mean_pe = (1 - values["w"]) * q1 + values["w"] * under_mean
     return SpeFitResult(
-        status="ok", reason=_reason(search, valid, limits, weight, systematic), model="full",
+        status="ok", reason=_reason(search, valid, limits, shapes, systematic), model="full",
         gain=pc_to_gain(q1), gain_err=pc_to_gain(math.hypot(q1_stat, syst)), gain_err_stat=pc_to_gain(stat),
         gain_err_under_prior=pc_to_gain(under_prior), gain_err_syst=pc_to_gain(syst), q0_pc=values["q0"],
         sigma0_pc=values["sigma0"], q1_pc=q1,
@@ -385,21 +385,28 @@ def _fit_full(hist: Histogram, systematic: bool, warm: Minima | None) -> SpeFitR
     )
 
 
-def _shape_average(search: _Search) -> tuple[float, float, float]:
-    """(Q1, the shapes' spread, the flat shape's weight): the two under-amplified shapes' Q1 averaged with their
-    likelihood weights (`_alternative_weight`); their spread sqrt(w (1 - w)) |difference|, or sqrt(p (1 - p))
-    |difference| where that is larger, p the chance that the flat shape is the closer one given how much the
-    likelihood difference itself would scatter over spectra like this one (`_ranking_weight`); the nominal's Q1
-    alone without the alternative fit."""
+class _FlatShape(NamedTuple):
+    """The flat under-amplified shape's likelihood weight and its chance of being the closer shape."""
+
+    weight: float
+    chance: float
+
+
+def _shape_average(search: _Search) -> tuple[float, float, _FlatShape]:
+    """(Q1, the shapes' spread, the flat shape's weight and chance): the two under-amplified shapes' Q1 averaged
+    with their likelihood weights (`_alternative_weight`); their spread sqrt(w (1 - w)) |difference|, or
+    sqrt(p (1 - p)) |difference| where that is larger, p the chance that the flat shape is the closer one given how
+    much the likelihood difference itself would scatter over spectra like this one (`_ranking_weight`); the
+    nominal's Q1 alone without the alternative fit."""
     values, alternative = search.nominal.values, search.alternative
     if alternative is None:
-        return values["q1"], 0.0, 0.0
+        return values["q1"], 0.0, _FlatShape(0.0, 0.0)
     freedom = _freedom(values)
-    weight = _alternative_weight(search.delta_nll, freedom)
-    ranked = _ranking_weight(search.delta_nll - freedom, search.nll_spread)
+    flat = _FlatShape(_alternative_weight(search.delta_nll, freedom),
+                      _ranking_weight(search.delta_nll - freedom, search.nll_spread))
     difference = alternative.values["q1"] - values["q1"]
-    spread = max(math.sqrt(weight * (1 - weight)), math.sqrt(ranked * (1 - ranked))) * abs(difference)
-    return values["q1"] + weight * difference, spread, weight
+    spread = max(math.sqrt(p * (1 - p)) for p in flat) * abs(difference)
+    return values["q1"] + flat.weight * difference, spread, flat
 
 
 def _ranking_weight(margin: float, ranking_spread: float) -> float:
@@ -432,17 +439,16 @@ def _bin_probabilities(values: dict[str, float], shape: ResponseShape) -> np.nda
     return density / density.sum()
 
 
-def _reason(search: _Search, valid: bool, limits: list[str], weight: float, systematic: bool) -> str:
+def _reason(search: _Search, valid: bool, limits: list[str], flat: _FlatShape, systematic: bool) -> str:
     """What the operator reads about the fit: converged or not, parameters at a limit, the flat shape's weight,
     errors kept from an earlier fit, and why there is no second shape."""
     reason = "fit converged" if valid else "Minuit did not converge"
     if limits:
         reason += f"; at a limit: {', '.join(limits)}"
-    if weight >= 0.01:
-        reason += f"; under-amplified part flat up to the peak with weight {weight:.2f}"
-    ranked = _ranking_weight(search.delta_nll - _freedom(search.nominal.values), search.nll_spread)
-    if ranked >= 0.01 and abs(ranked - 0.5) < abs(weight - 0.5):
-        reason += f"; the flat shape the closer one with chance {ranked:.2f} (Vuong): in the systematic"
+    if flat.weight >= 0.01:
+        reason += f"; under-amplified part flat up to the peak with weight {flat.weight:.2f}"
+    if flat.chance >= 0.01 and abs(flat.chance - 0.5) < abs(flat.weight - 0.5):
+        reason += f"; the flat shape the closer one with chance {flat.chance:.2f} (Vuong): in the systematic"
     if search.kept:
         reason += f"; errors and systematic of the fit at {search.hesse_events:.0f} events, scaled"
     if systematic and search.alternative is None:
