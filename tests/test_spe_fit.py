@@ -354,7 +354,8 @@ def test_a_growing_point_is_refitted_from_its_last_minima(monkeypatch: pytest.Mo
     freedom = spe_fit._freedom(near.minima["nominal"])
     grown = freedom + (earlier.minima["shapes"]["delta_nll"] - freedom) * now / at
     weight = spe_fit._alternative_weight(grown, freedom)
-    ranked = spe_fit._ranking_weight(grown - freedom, near.minima["shapes"]["nll_spread"])  # (Vuong's, on this spectrum)
+    # the flat shape's chance of being the closer one, from Vuong's spread on this spectrum
+    ranked = spe_fit._flat_chance(grown - freedom, near.minima["shapes"]["nll_spread"])
     assert 0 < near.minima["shapes"]["nll_spread"] < math.inf
     difference = abs(earlier.minima["alternative"]["q1"] - earlier.minima["nominal"]["q1"]) / earlier.q1_pc
     spread = max(math.sqrt(weight * (1 - weight)), math.sqrt(ranked * (1 - ranked))) * difference * near.gain

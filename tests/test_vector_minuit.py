@@ -40,8 +40,9 @@ def test_the_minimum_errors_and_held_parameters_are_zfits(
     """Free, and with parameters held one error away from the free minimum (as the monitor's profile refits
     hold q1; a held value that the evaluator dropped or put at another parameter's place shows in the NLL): the
     NLL at the minimum within 0.01, every value within 5 % of its error, the gain's (q1's) Hesse error within 2 %.
-    The other errors (and the occupancy over a quarter PE's, propagated from the covariance) within 15 %: in the flat directions of the under-amplified part Minuit's numerical Hesse
-    depends on the step sizes Migrad's path left (mu 8 %, u 6 %, k_u 4 % apart on this spectrum, 2026-12-04)."""
+    The other errors (and the occupancy over a quarter PE's, propagated from the covariance) within 15 %: in the
+    flat directions of the under-amplified part Minuit's numerical Hesse depends on the step sizes Migrad's path
+    left (mu 8 %, u 6 %, k_u 4 % apart on this spectrum, 2026-12-04)."""
     model, stock, counts, start = spectrum
     free = spe_minimize.minimize(stock, counts, start, {}, hesse=True)
     fixed = {name: free.values[name] + shift * free.errors[name] for name, shift in held.items()}

@@ -275,7 +275,7 @@ def _peak_to_valley(p: dict[str, float], n_max: int) -> float | None:
     if q1 <= SEPARATED_Q1 * s0:
         return None
     shape = ResponseShape(np.linspace(q0 - 4 * s0, q0 + 2 * q1, 601), n_max)
-    density = np.sum(list(response_counts(p, shape, 1.0).values()), axis=0)
+    density = _model_density(p, shape)
     d = density[int(np.searchsorted(shape.edges, q0 + s0)):]
     rising = np.flatnonzero(np.diff(d) > 0)
     if len(rising) == 0:
@@ -396,20 +396,20 @@ def _shape_average(search: _Search) -> tuple[float, float, _FlatShape]:
     """(Q1, the shapes' spread, the flat shape's weight and chance): the two under-amplified shapes' Q1 averaged
     with their likelihood weights (`_alternative_weight`); their spread sqrt(w (1 - w)) |difference|, or
     sqrt(p (1 - p)) |difference| where that is larger, p the chance that the flat shape is the closer one given how
-    much the likelihood difference itself would scatter over spectra like this one (`_ranking_weight`); the
+    much the likelihood difference itself would scatter over spectra like this one (`_flat_chance`); the
     nominal's Q1 alone without the alternative fit."""
     values, alternative = search.nominal.values, search.alternative
     if alternative is None:
         return values["q1"], 0.0, _FlatShape(0.0, 0.0)
     freedom = _freedom(values)
     flat = _FlatShape(_alternative_weight(search.delta_nll, freedom),
-                      _ranking_weight(search.delta_nll - freedom, search.nll_spread))
+                      _flat_chance(search.delta_nll - freedom, search.nll_spread))
     difference = alternative.values["q1"] - values["q1"]
     spread = max(math.sqrt(p * (1 - p)) for p in flat) * abs(difference)
     return values["q1"] + flat.weight * difference, spread, flat
 
 
-def _ranking_weight(margin: float, ranking_spread: float) -> float:
+def _flat_chance(margin: float, ranking_spread: float) -> float:
     """The chance that the flat shape is the closer one, Phi(-margin / s), where margin is the Gamma's lead in NLL
     beyond its head start and s the spread that lead would have over spectra like this one (Vuong; 0 or unknown:
     no chance beyond the likelihood weight's)."""
@@ -435,8 +435,13 @@ def vuong_spread(shape: ResponseShape, counts: np.ndarray, nominal: dict[str, fl
 
 def _bin_probabilities(values: dict[str, float], shape: ResponseShape) -> np.ndarray:
     """The fitted model's probability of each bin of the fit range (normalised over the range)."""
-    density = np.sum(list(response_counts(values, shape, 1.0).values()), axis=0)
+    density = _model_density(values, shape)
     return density / density.sum()
+
+
+def _model_density(values: dict[str, float], shape: ResponseShape) -> np.ndarray:
+    """The fitted model's share of the events in each bin of `shape`, all its parts summed."""
+    return np.sum(list(response_counts(values, shape, 1.0).values()), axis=0)
 
 
 def _reason(search: _Search, valid: bool, limits: list[str], flat: _FlatShape, systematic: bool) -> str:

@@ -16,8 +16,8 @@ import numpy as np
 from remote_monitor.analysis.spe_model import BuiltModel
 from remote_monitor.analysis.spe_response import BOUNDS, NOMINAL_SHAPE, PARAM_NAMES, occupancy_over_quarter_pe
 
-__all__ = ["EDM_LIMIT", "MU_QUARTER_PE", "Outcome", "clamp", "hesse_covariance", "linear_error", "minimize", "propagated_error",
-           "under_prior_share", "with_errors"]
+__all__ = ["EDM_LIMIT", "MU_QUARTER_PE", "Outcome", "clamp", "hesse_covariance", "linear_error", "minimize",
+           "propagated_error", "under_prior_share", "with_errors"]
 
 EDM_LIMIT = 0.02  # NLL: the minimum is further than this (over 0.2 sigma in some direction): Migrad goes on
 CONVERGE_ROUNDS = 3  # at most this many continuations
