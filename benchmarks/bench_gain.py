@@ -229,7 +229,8 @@ def compiled_loss_timing(hist: Histogram, start: dict[str, float]) -> None:
         graph.append((time.perf_counter() - t0) / 20)
     zt, ct = statistics.median(zfit_times), statistics.median(times)
     print(f"the same spectrum's nominal minimisation: zfit Migrad + Hesse (+ going on while the minimum is further "
-          f"than {EDM_LIMIT} NLL) {zt:.2f} s, Migrad alone {statistics.median(first_only):.2f} s (Q1 {zfit_fit.values['q1']:.4f} "
+          f"than {EDM_LIMIT} NLL) {zt:.2f} s, Migrad alone {statistics.median(first_only):.2f} s "
+          f"(Q1 {zfit_fit.values['q1']:.4f} "
           f"± {zfit_fit.errors.get('q1', math.nan):.4f} pC, NLL {zfit_fit.nll:.3f}); zfit's loss compiled as one "
           f"function of the parameters, iminuit Migrad + Hesse: {ct:.2f} s ({calls['value']} value and "
           f"{calls['gradient']} gradient calls, one value {1e3 * statistics.median(graph):.1f} ms; Q1 "
@@ -292,7 +293,8 @@ def asimov(path: str) -> None:
         shown = [f"{100 * (f.gain / gain - 1):+7.2f} {(f.gain - gain) / f.gain_err:+6.2f} "
                  f"{100 * f.hesse_error() / gain:7.2f}" if f.gain and f.gain_err else f"fit {f.status}"
                  for f in fits]
-        print(f"{mu:5.2f} {gain / 1e7:5.1f}e7 {noise_mv:5.1f} {drawn.total:8d} | {shown[0]:>23} | {shown[1]}", flush=True)
+        print(f"{mu:5.2f} {gain / 1e7:5.1f}e7 {noise_mv:5.1f} {drawn.total:8d} | {shown[0]:>23} | {shown[1]}",
+              flush=True)
         for which, f in zip(("expected", "drawn"), fits, strict=True):
             if f.gain and f.gain_err:
                 pulls, biases = tally.setdefault((which, not refusal(drawn, fits[1])), ([], []))
@@ -332,7 +334,8 @@ def ranges(events: int | None) -> None:
             biases.append(100 * (fit.gain / gain - 1))
             pulls.append((fit.gain - gain) / fit.gain_err)
             print(f"{head} {biases[-1]:+7.2f} {pulls[-1]:+6.2f} {100 * (fit.gain_err_stat or 0) / gain:6.2f} "
-                  f"{100 * (fit.gain_err_under_prior or 0) / gain:7.2f} {100 * (fit.gain_err_syst or 0) / gain:6.2f} {fit.under_amplified_fraction or 0:6.3f} "
+                  f"{100 * (fit.gain_err_under_prior or 0) / gain:7.2f} {100 * (fit.gain_err_syst or 0) / gain:6.2f} "
+                  f"{fit.under_amplified_fraction or 0:6.3f} "
                   f"{fit.spe_resolution or 0:6.3f}{'  ' + ','.join(fit.at_limit) if fit.at_limit else ''}", flush=True)
         summary(f" at {gain / 1e7:.1f}e7 / {noise_mv} mV", pulls, biases, noun="responses")
         print(f"  expected |pull| above 1: {sum(abs(p) > 1 for p in pulls)}, above 2: {sum(abs(p) > 2 for p in pulls)}")
@@ -441,7 +444,8 @@ def row(mu: float, gain: float, noise_mv: float, n: int, full: Any, seed: Any) -
             f"{100 * (full.gain_err_stat or 0) / gain:6.2f} {100 * (full.gain_err_under_prior or 0) / gain:7.2f} "
             f"{100 * (full.gain_err_syst or 0) / gain:6.2f} "
             f"{full.chi2_ndf or float('nan'):5.2f} {full.peak_to_valley or float('nan'):5.2f} "
-            f"{full.fit_seconds or 0:5.1f} | {seed_bias:+11.2f}{'  ' + ','.join(full.at_limit) if full.at_limit else ''}")
+            f"{full.fit_seconds or 0:5.1f} | "
+            f"{seed_bias:+11.2f}{'  ' + ','.join(full.at_limit) if full.at_limit else ''}")
 
 
 def summary(which: str, pulls: list[float], biases: list[float], noun: str = "classes") -> None:

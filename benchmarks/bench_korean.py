@@ -77,7 +77,8 @@ def _compare(root: Path, folder: Path) -> int:
         wd_fit, _ = _fit_charges(wd.pmt_charge_pc, cfg)
         diff = r["fit"]["gain"] / wd_fit["gain"] - 1
         worst = max(worst, abs(diff))
-        print(f"{r['serial']} {r['point']:15} hv {r['hv']}: Korean gain {r['fit']['gain']:.5g} ± {r['fit']['gain_err']:.2g}"
+        print(f"{r['serial']} {r['point']:15} hv {r['hv']}: Korean gain {r['fit']['gain']:.5g} "
+              f"± {r['fit']['gain_err']:.2g}"
               f", WaveDump gain {wd_fit['gain']:.5g} (relative difference {diff:.1e}), truth {spec[4]:.4g}; "
               f"events {r['selected_events']} vs {wd.n_selected}; TT {r['peer']['timing']['transit_time_ns']:.2f} ns, "
               f"TTS {r['peer']['timing']['tts_sigma_ns']:.3f} ns, dark {r['peer']['dark']['dark_rate_hz']:.0f} Hz")

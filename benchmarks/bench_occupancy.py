@@ -62,7 +62,8 @@ def main() -> None:
         draws = [one_draw(1000 + i, args.events, args.mu, noise) for i in range(args.draws)]
         values, quoted, counting = (np.array(column) for column in zip(*draws, strict=True))
         scatter = statistics.stdev(values)
-        print(f"noise {noise} mV: mean {values.mean():.5f}, scatter {scatter:.5f} ({100 * scatter / values.mean():.2f} %), "
+        print(f"noise {noise} mV: mean {values.mean():.5f}, scatter {scatter:.5f} "
+              f"({100 * scatter / values.mean():.2f} %), "
               f"quoted {np.median(quoted):.5f}, counting {np.median(counting):.5f}; scatter / quoted "
               f"{scatter / np.median(quoted):.2f}, scatter / counting {scatter / np.median(counting):.2f} "
               f"(a scatter from {args.draws} draws is known to {100 / math.sqrt(2 * (args.draws - 1)):.0f} %)",

@@ -108,12 +108,15 @@ def main() -> int:
     for r in rows:
         _print_row(r)
     worst = {
-        "relative DE |m/t-1| (limit 2 %)": max(abs(r["relative_de"] / r["truth"]["detection_efficiency"] - 1) for r in rows),
-        "transit time |m-t| ns (limit 0.2)": max(abs(r["transit_time_ns"] - r["truth"]["transit_time_ns"]) for r in rows),
+        "relative DE |m/t-1| (limit 2 %)":
+            max(abs(r["relative_de"] / r["truth"]["detection_efficiency"] - 1) for r in rows),
+        "transit time |m-t| ns (limit 0.2)":
+            max(abs(r["transit_time_ns"] - r["truth"]["transit_time_ns"]) for r in rows),
         "TTS fitted |m/t-1|": max(abs(r["tts_sigma_ns"] / r["truth"]["tts_sigma_ns"] - 1) for r in rows),
         "the PMT's TTS, less the noise's jitter, |m/t-1| (limit 5 %)":
             max(abs(_pmt_tts(r) / r["truth"]["tts_sigma_ns"] - 1) for r in rows),
-        "dark |m/t-1| (limit 10 % or 3 sigma)": max(abs(r["dark_rate_hz"] / r["truth"]["dark_rate_hz"] - 1) for r in rows),
+        "dark |m/t-1| (limit 10 % or 3 sigma)":
+            max(abs(r["dark_rate_hz"] / r["truth"]["dark_rate_hz"] - 1) for r in rows),
         "dark max pull": max(abs(r["dark_rate_hz"] - r["truth"]["dark_rate_hz"]) / r["dark_rate_err_hz"] for r in rows),
     }
     for name, value in worst.items():

@@ -57,7 +57,8 @@ def main() -> None:
         print(f"{label:30s} gain {fit.gain:.5e} ({100 * (fit.gain / args.gain - 1):+.2f} % of the truth, "
               f"stat {100 * fit.gain_err_stat / args.gain:.2f} %, under-amplified prior "
               f"{100 * fit.gain_err_under_prior / args.gain:.2f} %), mu {fit.mu:.4f}", flush=True)
-    print(f"cut / whole: gain {100 * (gains[1] / gains[0] - 1):+.2f} %, mean charge {100 * (cut.mean() / whole.mean() - 1):+.2f} %"
+    print(f"cut / whole: gain {100 * (gains[1] / gains[0] - 1):+.2f} %, "
+          f"mean charge {100 * (cut.mean() / whole.mean() - 1):+.2f} %"
           f" ({len(whole)} events, {args.gain:.3e}, {args.mu} PE)")
 
 

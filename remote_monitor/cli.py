@@ -87,8 +87,10 @@ EXAMPLES = {
                     "remote-monitor run --data /tmp/stand --out /tmp/out --once   # process what is there, exit"),
     "serve": examples("remote-monitor serve --out /data/monitor --port 8765"),
     "keygen": examples("remote-monitor keygen --key /data/monitor/monitor.key"),
-    "reprocess": examples("remote-monitor reprocess --scan-dir ARCHIVE/wavedump_output_261120_090000/EA0042 --out /tmp/re",
-                          "remote-monitor reprocess --slurm /data/ARCHIVE --out /data/reprocessed --config monitor.toml"),
+    "reprocess": examples("remote-monitor reprocess --scan-dir ARCHIVE/wavedump_output_261120_090000/EA0042 "
+                          "--out /tmp/re",
+                          "remote-monitor reprocess --slurm /data/ARCHIVE --out /data/reprocessed "
+                          "--config monitor.toml"),
     "submit": examples("remote-monitor submit --data /gpfs/stand --out ~/monitor --time 2-00:00:00",
                        "remote-monitor submit --data /gpfs/stand --out ~/monitor --scheduler pjm --partition small"),
     "share": examples("remote-monitor share EA0042 --to shift@example.org --out /data/monitor --config monitor.toml",

@@ -120,7 +120,8 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_global_options(parser: argparse.ArgumentParser, sub: argparse._SubParsersAction[Any], *, config_help: str) -> None:
+def add_global_options(parser: argparse.ArgumentParser, sub: argparse._SubParsersAction[Any], *,
+                       config_help: str) -> None:
     """-v/--verbose and --config on the main parser and on every subcommand (so they work in either place).
 
     The main parser's copies have their own dest (global_*); `resolve_globals` merges them after parsing.

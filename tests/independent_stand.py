@@ -70,7 +70,8 @@ def _pmt(rng: np.random.Generator, n: int, gain: float, mu: float, pickup: tuple
 
 def _trigger(rng: np.random.Generator, n: int) -> np.ndarray:
     j = np.arange(RECORD)
-    mv = rng.normal(0.0, 1.0, (n, RECORD)) - 800.0 * np.clip((j - TRIGGER_SAMPLE + 1) / 2.0, 0, 1) * (j < TRIGGER_SAMPLE + 30)
+    mv = (rng.normal(0.0, 1.0, (n, RECORD))
+          - 800.0 * np.clip((j - TRIGGER_SAMPLE + 1) / 2.0, 0, 1) * (j < TRIGGER_SAMPLE + 30))
     return np.clip(np.rint(15500 + mv / MV_PER_ADC), 0, 16383).astype(np.uint16)
 
 

@@ -95,7 +95,8 @@ def point_results(out: Path, serial: str, scan_id: str) -> dict[str, dict[str, A
     folder = out / "results" / serial / scan_id / "points"
     results = {}
     for path in sorted(folder.glob("*.json")):
-        with contextlib.suppress(OSError, ValueError):  # cannot happen with atomic writes; the test on atomicity would catch it below
+        # cannot happen with atomic writes; the test on atomicity would catch it below
+        with contextlib.suppress(OSError, ValueError):
             results[path.stem] = json.loads(path.read_text())
     return results
 

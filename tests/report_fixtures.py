@@ -39,13 +39,15 @@ def point_result(point: str, gain: float | None, status: str, rng: np.random.Gen
         "q0_pc": 0.0, "sigma0_pc": 0.2, "q1_pc": q1, "q1_err_pc": 0.004 * q1, "sigma1_pc": 0.3 * q1,
         "spe_resolution": 0.3, "mu": mu, "mu_err": 0.01, "peak_to_valley": 3.1, "chi2_ndf": 1.02, "n_events": n,
         "converged": True, "curve": {"x": hist.centres.round(4).tolist(), "total": comps.sum(0).round(3).tolist(),
-                                     "components": {m: c.round(3).tolist() for m, c in zip(names, comps, strict=False)}}})
+                                     "components": {m: c.round(3).tolist()
+                                                    for m, c in zip(names, comps, strict=False)}}})
     if reference_gain:
         base["reference"] = {"gain": reference_gain, "gain_err": 4e4, "status": "ok"}
     return base
 
 
-def scan_with_faults(seed: int = 1, missing: tuple[str, ...] = ("theta50_phi90",)) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+def scan_with_faults(seed: int = 1,
+                     missing: tuple[str, ...] = ("theta50_phi90",)) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """A complete-looking scan with an error point, a poor point and missing points, plus the HV check."""
     rng = np.random.default_rng(seed)
     points: dict[str, dict[str, Any]] = {}

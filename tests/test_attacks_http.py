@@ -23,7 +23,8 @@ JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path, http_server.MonitorHTTPServer]]:
+def server(tmp_path: Path,
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path, http_server.MonitorHTTPServer]]:
     monkeypatch.setattr(http_handler.RequestHandler, "timeout", 1.0)  # short, so that the test is quick
     monkeypatch.setattr(http_server, "CONNECTION_DEADLINE", 3.0)
     out = tmp_path / "out"

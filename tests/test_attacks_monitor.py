@@ -67,7 +67,8 @@ def test_live_monitor_survives_every_attack_and_keeps_processing(tmp_path: Path)
         poison = {**build_command("flag", SERIAL, SCAN, reason="x", issuer="mallory"), "signature": "0" * 64}
         poison["reason"] = "\ud800"
         body = json.dumps(poison).encode()
-        assert httpx.post(url + "/commands", content=body, headers={"Content-Type": "application/json"}).status_code == 202
+        assert httpx.post(url + "/commands", content=body,
+                          headers={"Content-Type": "application/json"}).status_code == 202
         cross = httpx.post(url + "/commands", content=body, headers={"Content-Type": "text/plain",
                                                                      "Origin": "http://evil.example"})
         assert cross.status_code == 403

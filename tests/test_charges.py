@@ -76,7 +76,8 @@ def test_ascii_and_binary_give_identical_charges(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     a = extract_point_charges(_point(tmp_path / "a"), ChannelMap(), AnalysisSettings())
-    b = extract_point_charges(_point(tmp_path / "b", writer=write_binary, suffix="dat"), ChannelMap(), AnalysisSettings())
+    b = extract_point_charges(_point(tmp_path / "b", writer=write_binary, suffix="dat"), ChannelMap(),
+                              AnalysisSettings())
     assert np.array_equal(a.pmt_charge_pc, b.pmt_charge_pc)
 
 

@@ -84,7 +84,8 @@ def test_layout_names_are_configurable_and_checked(tmp_path: Path):
     good = tmp_path / "good.toml"
     good.write_text('[layout]\nscan_dir_prefix = "run_"\nfile_infix = "_"\n')
     cfg = load_config(good)
-    assert cfg.layout.scan_dir_prefix == "run_" and cfg.layout.file_infix == "_" and cfg.layout.hv_dir == "wavesave_HV_CHECK"
+    assert (cfg.layout.scan_dir_prefix == "run_" and cfg.layout.file_infix == "_"
+            and cfg.layout.hv_dir == "wavesave_HV_CHECK")
     bad = tmp_path / "bad.toml"
     bad.write_text('[layout]\nhv_dir = "../../etc"\n')
     with pytest.raises(ConfigError, match=r"bad.toml: \[layout\]: layout hv_dir"):

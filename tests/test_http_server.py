@@ -57,7 +57,8 @@ def test_get_files_with_etag_and_last_modified(server: tuple[str, Path]) -> None
 
 @pytest.mark.parametrize("path", ["/../monitor.key", "/reports/../monitor.key", "/reports/%2e%2e/monitor.key",
                                   "/%2e%2e/%2e%2e/etc/passwd", "/monitor.key", "/reports/", "/results/",
-                                  "/reports/link.html", "/reports/key.html", "/private/monitor.key", "/commands/inbox", "//etc/passwd", "/reports/.hidden.html"])
+                                  "/reports/link.html", "/reports/key.html", "/private/monitor.key", "/commands/inbox",
+                                  "//etc/passwd", "/reports/.hidden.html"])
 def test_nothing_outside_the_reports_and_results(server: tuple[str, Path], path: str) -> None:
     url, _ = server
     response = httpx.get(url + path)

@@ -41,7 +41,8 @@ def test_gain_of_an_independently_simulated_stand_is_within_its_error(tmp_path: 
 
     # the timing, dark-count and SiPM windows follow the laser pulses too (before, on a stand with the laser 30 ns
     # after the trigger: TTS 0.23 ns from 24 events, dark rate 150-480 kHz for 5 kHz, SiPM charge 0.004 pC)
-    assert any(w.startswith("timing, dark-count and SiPM windows moved onto the laser pulses") for w in result["warnings"])
+    assert any(w.startswith("timing, dark-count and SiPM windows moved onto the laser pulses")
+               for w in result["warnings"])
     timing, dark, sipm = (result["peer"][k] for k in ("timing", "dark", "sipm"))
     assert timing["status"] == "ok" and abs(timing["transit_time_ns"] - LASER_DELAY_NS) < 15.0, timing
     assert timing["tts_sigma_ns"] == pytest.approx(1.4, abs=0.3), timing  # this stand's laser jitter + TTS

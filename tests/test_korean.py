@@ -21,7 +21,8 @@ from remote_monitor.simulation.korean_writer import (
 )
 from remote_monitor.stand.config import Config
 
-PMTS = [("EM2740A", 1670, 0, 0, 1.0e7, 0.5), ("EL1635B", 1840, 45, -20, 1.2e7, 0.8), ("EK0042C", 1700, 90, 30, 0.8e7, 1.0)]
+PMTS = [("EM2740A", 1670, 0, 0, 1.0e7, 0.5), ("EL1635B", 1840, 45, -20, 1.2e7, 0.8),
+        ("EK0042C", 1700, 90, 30, 0.8e7, 1.0)]
 
 
 def test_file_name_gives_serials_hvs_angles_and_channels():

@@ -51,7 +51,8 @@ def test_cross_filesystem_copy_is_verified_before_delete(tmp_path: Path, scan: P
     assert not scan.exists() and _tree(dst) == before
 
 
-def test_copy_that_does_not_verify_keeps_the_source(tmp_path: Path, scan: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_copy_that_does_not_verify_keeps_the_source(tmp_path: Path, scan: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     _no_rename(monkeypatch)
     def corrupting_copy(src: Path, dst: Path) -> None:
         shutil.copytree(src, dst)

@@ -437,7 +437,8 @@ def test_threshold_efficiency_holds_where_the_fitted_mu_holds_the_dark_pulses_of
     fitted_mu = mu + crossing_hz / eff * charge_ns * 1e-9
     over = int(np.count_nonzero(seen))
     naive = measured_threshold_efficiency(over, n, fitted_mu, crossing_hz, laser_ns)
-    given_back = measured_threshold_efficiency(over, n, fitted_mu, crossing_hz, laser_ns, crossing_hz * charge_ns * 1e-9)
+    given_back = measured_threshold_efficiency(over, n, fitted_mu, crossing_hz, laser_ns,
+                                               crossing_hz * charge_ns * 1e-9)
     assert naive == pytest.approx(eff * mu / fitted_mu, abs=0.015) and naive < eff - 0.1
     assert given_back == pytest.approx(eff, abs=0.015)
 

@@ -24,7 +24,8 @@ def _write_point(data: Path, key: PointKey, waves: dict[int, np.ndarray], binary
         (write_binary if binary else write_ascii)(path, samples, channel)
 
 
-@pytest.mark.parametrize(("gain", "mu", "expected"), [(1.024e7, 0.2, ("healthy", "uncertain")), (0.87e7, 1.0, ("poor",))])
+@pytest.mark.parametrize(("gain", "mu", "expected"),
+                         [(1.024e7, 0.2, ("healthy", "uncertain")), (0.87e7, 1.0, ("poor",))])
 def test_gain_from_simulated_waveforms_matches_truth(tmp_path: Path, gain: float, mu: float,
                                                     expected: tuple[str, ...]) -> None:
     """The whole chain (realistic PMT physics, noise, pulse shape, baseline, window, histogram, zfit) recovers

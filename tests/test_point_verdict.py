@@ -48,7 +48,8 @@ def test_statuses_follow_the_uncertainty() -> None:
     parts = {"gain_err_stat": 0.0045e7, "gain_err_under_prior": 0.0080e7, "gain_err_syst": 0.0050e7}
     status, reason = classify(_fit(1.04e7, 0.0104e7, **parts), BAND)  # inside, within one error of the edge
     assert status == "uncertain" and reason.endswith(
-        "cannot decide; its error: statistics 0.43 %, the under-amplified fraction's prior 0.77 %, the 1-PE shape 0.48 %")
+        "cannot decide; its error: statistics 0.43 %, the under-amplified fraction's prior 0.77 %, "
+        "the 1-PE shape 0.48 %")
     assert classify(_fit(1.00e7, 0.02e7), BAND)[0] == "uncertain"  # inside, but within 1 error of the edge
     assert classify(_fit(1.024e7, 0.3e7), BAND)[0] == "uncertain"  # error larger than the half band
     # a large error does not hide a gain far outside the band (the demo's low-gain point: 0.848 ± 0.060e7)

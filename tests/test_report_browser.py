@@ -32,7 +32,8 @@ def test_scan_page_in_chromium(browser: Any, tmp_path: Path) -> None:
     path.write_text(report.render_scan_page(scan, points, healthy_band=(0.999e7, 1.049e7), target_gain=1e7,
                                             other_scans=[SCAN_ID], generated_at="2026-11-25T10:40:00+00:00"))
     page, errors, requests = open_page(browser, path)
-    shown = dict(page.eval_on_selector_all("#grid [data-point]", "els => els.map(e => [e.dataset.point, e.dataset.status])"))
+    shown = dict(page.eval_on_selector_all("#grid [data-point]",
+                                           "els => els.map(e => [e.dataset.point, e.dataset.status])"))
     assert shown == expected_statuses(points)
     assert page.locator("#polar-map .main-svg").count() >= 1
     assert page.locator("#hv-plot .main-svg").count() >= 1 and page.locator("#spectrum .main-svg").count() >= 1

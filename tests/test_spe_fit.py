@@ -318,7 +318,8 @@ def test_a_growing_point_is_refitted_from_its_last_minima(monkeypatch: pytest.Mo
     charges = event_charges(rng, n, 0.1, 1e7, PmtPhysics(), pedestal_charges(rng, 0.3, n))
     binned = lambda m: fill_histogram(charges[:m], 400, -60 * BIN_PC, 340 * BIN_PC)
     earlier = fit_spe(binned(150_000))
-    assert earlier.minima is not None and set(earlier.minima) == {"nominal", "alternative", "errors", "errors_at", "shapes"}
+    assert earlier.minima is not None and set(earlier.minima) == {"nominal", "alternative", "errors", "errors_at",
+                                                                  "shapes"}
     calls: list[tuple[dict[str, float], bool]] = []
     minimize = spe_minimize.minimize
     monkeypatch.setattr(spe_fit, "minimize", lambda *a, **k: calls.append((a[3], k["hesse"])) or minimize(*a, **k))

@@ -54,7 +54,8 @@ def test_inbox_mode_and_no_receipt(key: Path, tmp_path: Path, capsys: pytest.Cap
         while time.monotonic() < deadline:
             for path in inbox.glob("*.json"):
                 atomic_write_json(inbox.parent / "rejected" / path.name,
-                                  {"status": "rejected", "reason": "scan 261125_101500 of EA0001 is not in the data area"})
+                                  {"status": "rejected",
+                                   "reason": "scan 261125_101500 of EA0001 is not in the data area"})
                 path.unlink()
                 return
             time.sleep(0.05)
@@ -160,7 +161,8 @@ def test_alert_rings_the_bell_and_calls_notify_send_once(tmp_path: Path, monkeyp
                                                          capsys: pytest.CaptureFixture) -> None:
     bin_dir, log = tmp_path / "bin", tmp_path / "notify.log"
     bin_dir.mkdir()
-    _fake_exe(bin_dir, "notify-send", f"import json, sys\nopen({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
+    _fake_exe(bin_dir, "notify-send",
+              f"import json, sys\nopen({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     fake = FakeMonitor()
     fake.files = {"results/EA0001/261125_101500/points/theta20_phi90.json":

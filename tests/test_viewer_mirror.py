@@ -117,7 +117,8 @@ def _mock_client(routes: dict[str, httpx.Response]) -> httpx.Client:
 
 def test_file_gone_since_the_manifest_keeps_the_copy_and_is_no_error(tmp_path: Path) -> None:
     page = "reports/EA0001.html"
-    Mirror("http://m/", tmp_path, client=_mock_client({page: httpx.Response(200, content=b"<html>v1</html>")})).poll_once()
+    Mirror("http://m/", tmp_path,
+           client=_mock_client({page: httpx.Response(200, content=b"<html>v1</html>")})).poll_once()
     routes = {page: httpx.Response(404), "reports/index.html": httpx.Response(200, content=b"<html>i</html>")}
     mirror = Mirror("http://m/", tmp_path, client=_mock_client(routes))
     assert mirror.poll_once() == ["reports/index.html"] and mirror.failures == 0

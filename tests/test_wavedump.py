@@ -73,7 +73,8 @@ def test_runs_of_one_width_with_pulses_of_other_widths_read_back_exactly(tmp_pat
 HEADER_VARIANTS = {
     "compact": "Record Length:{n}\nBoardID:31\nChannel:2\nEvent Number:{e}\nPattern:0x0000\n"
                "Trigger Time Stamp:{t}\nDC offset (DAC):0x1999\n",
-    "no pattern, no offset": "Record Length: {n}\nBoardID: 31\nChannel: 2\nEvent Number: {e}\nTrigger Time Stamp: {t}\n",
+    "no pattern, no offset": "Record Length: {n}\nBoardID: 31\nChannel: 2\nEvent Number: {e}\n"
+                             "Trigger Time Stamp: {t}\n",
     "x742 extra line": "Record Length: {n}\nBoardID: 31\nChannel: 2\nEvent Number: {e}\nPattern: 0x0000\n"
                        "Trigger Time Stamp: {t}\nDC offset (DAC): 0x1999\nStart Index Cell: 12\n",
 }

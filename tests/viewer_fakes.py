@@ -50,7 +50,8 @@ class FakeMonitor:
                         return self._reply(200, json.dumps(fake.receipts[nonce]).encode())
                     return self._reply(404, b"{}")
                 if path == "manifest.json":
-                    files = [{"path": p, "size": len(b), "mtime": 0, "etag": fake.etag(p)} for p, b in fake.files.items()]
+                    files = [{"path": p, "size": len(b), "mtime": 0, "etag": fake.etag(p)}
+                             for p, b in fake.files.items()]
                     return self._reply(200, json.dumps({"files": files}).encode())
                 if path not in fake.files:
                     return self._reply(404, b"{}")

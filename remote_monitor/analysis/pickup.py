@@ -21,8 +21,8 @@ of the slope and of the sine's coefficients, less the fit's own noise), as the b
 under the window (ridge regression) instead of least squares. Least squares extrapolated under the window a slope
 and a sine phase that the samples hardly tell: on the stand above the pedestal was 0.236 pC wide after the removal
 against 0.18 pC without pickup, and 600k events of a healthy PMT read -3.4 % (pull -4.7, "poor"); with the prior,
-0.196 pC and -1.0 % (pull -0.8). Only events without a pulse outside the window are fitted (a laser peak outside a misplaced window, a dark count,
-an afterpulse would be taken for the line); the others keep their charge.
+0.196 pC and -1.0 % (pull -0.8). Only events without a pulse outside the window are fitted (a laser peak outside a
+misplaced window, a dark count, an afterpulse would be taken for the line); the others keep their charge.
 """
 
 from __future__ import annotations

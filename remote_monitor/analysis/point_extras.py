@@ -118,7 +118,8 @@ class ExtrasAccumulator:
     def pedestal(self) -> dict[str, float | None]:
         if not self.baseline_mv:
             return {"baseline_mv": None, "baseline_rms_mv": None}
-        return {"baseline_mv": float(np.mean(self.baseline_mv)), "baseline_rms_mv": float(np.mean(self.baseline_rms_mv))}
+        return {"baseline_mv": float(np.mean(self.baseline_mv)),
+                "baseline_rms_mv": float(np.mean(self.baseline_rms_mv))}
 
     def dark(self, fit: dict[str, Any] | None = None, no_light: str | None = None,
              fit_window_ns: float = 0.0) -> dict[str, Any]:

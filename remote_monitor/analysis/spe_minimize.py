@@ -139,11 +139,12 @@ def minimize(model: BuiltModel, counts: np.ndarray, start: dict[str, float], fix
 
 def under_prior_share(model: BuiltModel, result: Any) -> float:
     """The share of Q1's Hesse variance that comes from the prior on the under-amplified fraction w (the model's
-    Gaussian constraint, `BuiltModel.under_prior`): the fitted Q1 moves by C(q1, w) / s^2 per unit of the prior's centre (s its width),
-    so the prior contributes C(q1, w)^2 / s^2 of C(q1, q1); the rest is the spectrum's own statistics. Where the
-    spectrum hardly tells w (its under-amplified part under the pedestal or the main peak) most of a Hesse error
-    can be the prior's, which more events shrink only as far as the spectrum comes to tell w, and which repeated
-    draws of one PMT do not show (its true w stays put). 0 when Hesse gave no covariance of the two."""
+    Gaussian constraint, `BuiltModel.under_prior`): the fitted Q1 moves by C(q1, w) / s^2 per unit of the
+    prior's centre (s its width), so the prior contributes C(q1, w)^2 / s^2 of C(q1, q1); the rest is the
+    spectrum's own statistics. Where the spectrum hardly tells w (its under-amplified part under the pedestal or
+    the main peak) most of a Hesse error can be the prior's, which more events shrink only as far as the
+    spectrum comes to tell w, and which repeated draws of one PMT do not show (its true w stays put). 0 when
+    Hesse gave no covariance of the two."""
     cov = hesse_covariance(result, [model.params["q1"], model.params["w"]])
     if cov is None or not (np.all(np.isfinite(cov)) and cov[0, 0] > 0):
         return 0.0

@@ -67,7 +67,8 @@ def _zfit_params(model: str, start: list[float]) -> list[Any]:
     return params
 
 
-def _minimize(model: str, nll: Callable[[np.ndarray], float], start: list[float]) -> tuple[np.ndarray, np.ndarray, bool]:
+def _minimize(model: str, nll: Callable[[np.ndarray], float],
+              start: list[float]) -> tuple[np.ndarray, np.ndarray, bool]:
     """(best values, Hesse errors, converged) with zfit's Minuit."""
     values, cov, valid = minimize_nll(nll, _zfit_params(model, start))
     return values, np.sqrt(np.clip(np.diag(cov), 0, None)), valid

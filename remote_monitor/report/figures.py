@@ -103,7 +103,8 @@ def polar_map_figure(points: dict[str, dict[str, Any]], healthy_band: tuple[floa
         xs.append(round(p["theta"] * math.cos(math.radians(p["phi"])), 3))
         ys.append(round(p["theta"] * math.sin(math.radians(p["phi"])), 3))
         gains.append(round(gain / 1e7, 4) if gain else None)
-        texts.append(f"{pid}<br>{status}<br>gain {gain / 1e7:.4f}e7" if gain else f"{pid}<br>{status}: {escape(str(p.get('reason', '')))}")
+        texts.append(f"{pid}<br>{status}<br>gain {gain / 1e7:.4f}e7" if gain
+                     else f"{pid}<br>{status}: {escape(str(p.get('reason', '')))}")
         colours.append(STATUS_COLOURS.get(status, "#9E9E9E"))
     data = [{
         "type": "scatter", "mode": "markers", "x": xs, "y": ys,

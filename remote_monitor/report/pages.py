@@ -165,7 +165,8 @@ def scan_json(scan: dict[str, Any], points: dict[str, dict[str, Any]]) -> str:
 
 
 def _point_order(pid: str) -> tuple[int, int]:
-    return (0, SCAN_POINTS.index(pid)) if pid in SCAN_POINTS else (1, int(pid[3:]) if pid[3:].lstrip("-").isdigit() else 0)
+    return ((0, SCAN_POINTS.index(pid)) if pid in SCAN_POINTS
+            else (1, int(pid[3:]) if pid[3:].lstrip("-").isdigit() else 0))
 
 
 def _data_uri(text: str, mime: str) -> str:
@@ -219,11 +220,14 @@ def render_scan_page(scan: dict[str, Any], points: dict[str, dict[str, Any]], *,
         **peer_panels(points, (scan.get("peer_summary") or {}).get("dark_rate")),
     }
     return _env().get_template("scan.html.j2").render(
-        s=summary, scan=scan, cells=cells, other_cells=other_cells, hv_cells=hv_cells, hv_fit=scan.get("hv_fit"), other_scans=sorted(other_scans, reverse=True),
+        s=summary, scan=scan, cells=cells, other_cells=other_cells, hv_cells=hv_cells, hv_fit=scan.get("hv_fit"),
+        other_scans=sorted(other_scans, reverse=True),
         colours=STATUS_COLOURS, verdict_colours=VERDICT_COLOURS, version=version_text(code_version()),
         provenance=provenance_summary(points), generated_at=generated_at, live=live,
-        data_json=_script_json(data), plotly_js=_plotly_js(), has_reference=any(c["reference_gain"] or c["reference_reason"] for c in cells + other_cells + hv_cells),
-        csv_uri=_data_uri(scan_csv(points), "text/csv"), json_uri=_data_uri(scan_json(scan, points), "application/json"),
+        data_json=_script_json(data), plotly_js=_plotly_js(),
+        has_reference=any(c["reference_gain"] or c["reference_reason"] for c in cells + other_cells + hv_cells),
+        csv_uri=_data_uri(scan_csv(points), "text/csv"),
+        json_uri=_data_uri(scan_json(scan, points), "application/json"),
         csv_name=f"{scan['serial']}_{scan['scan_id']}.csv", json_name=f"{scan['serial']}_{scan['scan_id']}.json",
         grid_size=GRID_SIZE, first_point=first, has_de=bool(data["de_map"]),
         static_spectra=_static_spectra(cells + other_cells + hv_cells, spectra),
@@ -239,6 +243,7 @@ def render_index_page(summaries: list[dict[str, Any]], *, generated_at: str, liv
         by_serial.setdefault(s["serial"], []).append(s)
     return _env().get_template("index.html.j2").render(
         pmts=list(by_serial.items()), generated_at=generated_at, live=live, version=version_text(code_version()),
-        colours=STATUS_COLOURS, verdict_colours=VERDICT_COLOURS, data_json=_script_json({"live": live, "page": "index.html"}),
+        colours=STATUS_COLOURS, verdict_colours=VERDICT_COLOURS,
+        data_json=_script_json({"live": live, "page": "index.html"}),
         problems=list(reversed(problems or []))[:50],
     )

@@ -80,7 +80,8 @@ DARK_MARKERS = {"corrected": ("dark rate", "circle", "#D55E00"),
 def _dark_trace(kind: str, rows: list[tuple[str, float, float]]) -> dict[str, Any]:
     name, symbol, colour = DARK_MARKERS[kind]
     return {"type": "scatter", "mode": "markers", "name": name, "x": [pid for pid, _, _ in rows],
-            "y": [round(r, 1) for _, r, _ in rows], "error_y": {"type": "data", "array": [round(e, 1) for *_, e in rows]},
+            "y": [round(r, 1) for _, r, _ in rows],
+            "error_y": {"type": "data", "array": [round(e, 1) for *_, e in rows]},
             "marker": {"size": 8, "color": colour, "symbol": symbol}}
 
 
@@ -95,7 +96,8 @@ def dark_rate_figure(points: dict[str, dict[str, Any]], pooled: dict[str, Any] |
             continue
         kind = "corrected" if scales_up(applied_efficiency(dark)) else "counted"
         rows[kind].append((pid, float(dark["dark_rate_hz"]), float(dark.get("dark_rate_err_hz") or 0.0)))
-    rows["borrowed"] = [(b["point"], b["dark_rate_hz"], b["dark_rate_err_hz"]) for b in (pooled or {}).get("borrowed", [])]
+    rows["borrowed"] = [(b["point"], b["dark_rate_hz"], b["dark_rate_err_hz"])
+                        for b in (pooled or {}).get("borrowed", [])]
     if not rows["corrected"] and not rows["counted"]:
         return None
     title, shapes = "dark rate per point", []
@@ -125,4 +127,5 @@ def peer_panels(points: dict[str, dict[str, Any]], pooled_dark: dict[str, Any] |
     the PMT's pooled dark rate when given)."""
     de = de_map_figure(points)
     timing = {pid: fig for pid, p in sorted(points.items()) if (fig := timing_figure(p))}
-    return {"de_map": de if de["data"][0]["x"] else None, "timing": timing, "dark": dark_rate_figure(points, pooled_dark)}
+    return {"de_map": de if de["data"][0]["x"] else None, "timing": timing,
+            "dark": dark_rate_figure(points, pooled_dark)}

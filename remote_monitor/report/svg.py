@@ -84,7 +84,8 @@ def _path(ax: _Axes, xs: list[float], ys: list[float], step: bool = False) -> st
 
 
 def _frame(ax: _Axes, xlabel: str, ylabel: str) -> list[str]:
-    out = [f'<rect x="{LEFT}" y="{TOP}" width="{W - LEFT - RIGHT}" height="{H - TOP - BOTTOM}" fill="#fbfbfb" stroke="#ccc"/>']
+    out = [(f'<rect x="{LEFT}" y="{TOP}" width="{W - LEFT - RIGHT}" height="{H - TOP - BOTTOM}" '
+            f'fill="#fbfbfb" stroke="#ccc"/>')]
     for v in _ticks(ax.x0, ax.x1, ax.logx):
         px = ax.tx(v)
         if px is not None:
@@ -94,7 +95,8 @@ def _frame(ax: _Axes, xlabel: str, ylabel: str) -> list[str]:
         if py is not None:
             out.append(f'<path d="M{LEFT} {py:g}H{W - RIGHT}" stroke="#e6e6e6"/>'
                        f'<text x="{LEFT - 5}" y="{py + 4:g}" text-anchor="end">{_label(v)}</text>')
-    out.append(f'<text x="{(LEFT + W - RIGHT) / 2:g}" y="{H - BOTTOM + 34}" text-anchor="middle">{escape(xlabel)}</text>')
+    out.append(f'<text x="{(LEFT + W - RIGHT) / 2:g}" y="{H - BOTTOM + 34}" text-anchor="middle">'
+               f'{escape(xlabel)}</text>')
     out.append(f'<text transform="translate(14 {(TOP + H - BOTTOM) / 2:g}) rotate(-90)" text-anchor="middle">'
                f'{escape(ylabel)}</text>')
     return out
@@ -208,7 +210,8 @@ def polar_svg(cells: list[dict[str, Any]], band: tuple[float, float], colours: d
         gain = c.get("gain")
         fill = cividis((gain / 1e7 - lo) / (hi - lo)) if gain else "#f4f4f4"
         tip = f"{c['point']}: {c['status']}" + (f", gain {gain / 1e7:.4f}e7" if gain else f" ({c['reason']})")
-        body.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="11" fill="{fill}" stroke="{colours.get(c["status"], "#999")}" '
+        body.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="11" fill="{fill}" '
+                    f'stroke="{colours.get(c["status"], "#999")}" '
                     f'stroke-width="4"><title>{escape(tip)}</title></circle>')
     bar_x = size + 20
     body += [f'<rect x="{bar_x}" y="{40 + i * 2.8:.1f}" width="18" height="3" fill="{cividis(1 - i / 99)}"/>'

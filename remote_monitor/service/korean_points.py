@@ -105,7 +105,8 @@ class KoreanFiles:
             return True  # nothing from a Korean file yet, or this file changed since
         return not Path(str(theirs.get("path"))).exists() or float(theirs.get("mtime", 0)) <= mine["mtime"]
 
-    def results(self, file: KoreanFile, prints: Prints, outcome: dict[str, Any]) -> list[tuple[PointKey, dict[str, Any]]]:
+    def results(self, file: KoreanFile, prints: Prints,
+                outcome: dict[str, Any]) -> list[tuple[PointKey, dict[str, Any]]]:
         """(point, result) per PMT to record: the worker's results, or one error per PMT with the reason;
         nothing if the file changed while it was processed (it is pending again)."""
         if fingerprint({ROOT_SOURCE: Path(file.path)}) != prints:

@@ -228,4 +228,5 @@ def peer_summary(points: dict[str, dict[str, Any]], cfg: Config) -> dict[str, An
             "pedestal_drift_pc": (max(ped) - min(ped)) if ped else None,
             "de_verdict": verdict, "de_reason": reason,
             "de_left_out": [{"point": p, "reason": why} for p, why in left_out.items()],
-            "dark_rate": pooled_dark_rate({p: (v.get("peer") or {}).get("dark") or {} for p, v in sorted(scan.items())})}
+            "dark_rate": pooled_dark_rate({p: (v.get("peer") or {}).get("dark") or {}
+                                           for p, v in sorted(scan.items())})}

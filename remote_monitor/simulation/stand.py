@@ -129,7 +129,8 @@ def trigger_waveforms(rng: np.random.Generator, n_events: int, record_length: in
     start = TRIGGER_START_SAMPLE + rng.integers(-1, 2, n_events)
     rel = np.arange(record_length)[None, :] - start[:, None]
     trigger_mv = 800.0 * np.clip((rel + 1) / 2.0, 0, 1) * (rel < 20) + rng.normal(0, 1.0, (n_events, record_length))
-    return start * NS_PER_SAMPLE, digitise(trigger_mv, _auxiliary_baseline(polarity), polarity)  # crosses 50 % at its start sample
+    # crosses 50 % at its start sample
+    return start * NS_PER_SAMPLE, digitise(trigger_mv, _auxiliary_baseline(polarity), polarity)
 
 
 def pmt_waveforms(rng: np.random.Generator, trig_ns: np.ndarray, record_length: int, gain: float, mu: float,

@@ -219,7 +219,8 @@ def _validate(cfg: Config) -> None:
     if not 0 < lo < hi:
         raise ConfigError(f"[gain] healthy_band must be 0 < low < high, got {cfg.gain.healthy_band}")
     if cfg.efficiency.normalisation not in NORMALISATIONS:
-        raise ConfigError(f"[efficiency] normalisation must be one of {NORMALISATIONS}, got {cfg.efficiency.normalisation!r}")
+        raise ConfigError(f"[efficiency] normalisation must be one of {NORMALISATIONS}, "
+                          f"got {cfg.efficiency.normalisation!r}")
     if cfg.efficiency.occupancy not in OCCUPANCIES:
         raise ConfigError(f"[efficiency] occupancy must be one of {OCCUPANCIES}, got {cfg.efficiency.occupancy!r}")
     if not cfg.analysis.baseline_veto_mv > 0:
