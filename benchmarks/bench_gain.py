@@ -19,6 +19,10 @@ events, next to the drawn one: a bias there is the model's, a bias only in the d
 main peak of relative width 0.25, 0.32 and 0.40; 5 and 20 % under-amplified photoelectrons, exponential, uniform up
 to the peak or mixed; 2 % backscatter) at the stand's point (0.1 PE, 600k events, or `--events`): the model's own
 bias and the pull it would give, per response.
+`--peaks` fits expected spectra of main peaks of other shapes than a Gamma (log-normal, Gaussian, an unequal
+mixture of two Gammas, two gains; each of mean Q1 and relative width 0.32), with 12 % exponential or 15 % uniform
+under-amplified photoelectrons, at 0.5e7 and 1e7 (0.1 PE, 0.3 mV, 600k events, or `--events`): the model's own
+bias where the main peak is not its shape.
 `--timing` prints only the warm-fit timing, with the split between zfit's per-call work and the model's graph
 (`compiled_loss_timing`). Prints measured numbers; not a test.
 """
@@ -344,6 +348,43 @@ def ranges(events: int | None) -> None:
     summary(" in all", *every, noun="responses")
 
 
+PEAK_SHAPES = ("gamma", "polya_mixture", "lognormal", "gaussian", "unequal_mixture", "two_gains")
+PEAK_UNDER = (("exponential", 0.12), ("uniform", 0.15))
+PEAK_GAINS = (0.5e7, 1e7)
+
+
+def peaks(events: int | None) -> None:
+    """The model's bias and expected pull on expected spectra (no fluctuation) of main peaks of other shapes
+    (PEAK_SHAPES: the first two the Gamma and the default simulation's mixture, for comparison) x PEAK_UNDER x
+    PEAK_GAINS, at the stand's occupancy, 0.3 mV and point size; summaries per shape and over the others."""
+    n = events or RANGE_EVENTS
+    print(f"{'main peak':>16} {'under-amplified':>16} {'gain':>6} | {'bias %':>7} {'pull':>6} {'error %':>7} "
+          f"{'syst %':>6} {'w':>6} {'r1':>6} {'chi2':>6}  ({RANGE_MU} PE, 0.3 mV, {n} events, expected spectra)")
+    sigma = pedestal_width(0.3, PEDESTAL_RECORDS)
+    others: tuple[list[float], list[float]] = ([], [])
+    for peak in PEAK_SHAPES:
+        pulls, biases = [], []
+        for (shape, fraction), gain in ((u, g) for u in PEAK_UNDER for g in PEAK_GAINS):
+            bins, lo, hi = histogram_bins(gain, RANGE_MU)
+            phys = PmtPhysics(under_fraction=fraction, under_shape=shape, peak_shape=peak)
+            fit = fit_spe(expected_histogram(Histogram.empty(bins, lo, hi).edges, RANGE_MU, gain, sigma, n, phys))
+            head = f"{peak:>16} {f'{shape} {100 * fraction:.0f} %':>16} {gain / 1e7:5.1f}e7 |"
+            if fit.gain is None or not fit.gain_err:
+                print(f"{head} fit {fit.status}: {fit.reason}", flush=True)
+                continue
+            biases.append(100 * (fit.gain / gain - 1))
+            pulls.append((fit.gain - gain) / fit.gain_err)
+            print(f"{head} {biases[-1]:+7.2f} {pulls[-1]:+6.2f} {100 * fit.gain_err / gain:7.2f} "
+                  f"{100 * (fit.gain_err_syst or 0) / gain:6.2f} {fit.under_amplified_fraction or 0:6.3f} "
+                  f"{fit.spe_resolution or 0:6.3f} {fit.chi2_ndf or 0:6.3f}"
+                  f"{'  ' + ','.join(fit.at_limit) if fit.at_limit else ''}", flush=True)
+        summary(f" of a {peak} main peak", pulls, biases, noun="spectra")
+        if peak not in PEAK_SHAPES[:2]:
+            others[0].extend(pulls)
+            others[1].extend(biases)
+    summary(" of the main peaks that are neither a Gamma nor the default mixture", *others, noun="spectra")
+
+
 def sized_fit(rng: np.random.Generator, n: int, mu: float, gain: float, noise_mv: float, phys: PmtPhysics) -> Any:
     """The full fit of one spectrum of exactly n events."""
     pedestals = pedestal_charges(rng, noise_mv, n)
@@ -380,8 +421,9 @@ def main() -> None:
     parser.add_argument("--timing", action="store_true", help="only the warm-fit timing")
     parser.add_argument("--shapes", action="store_true", help="only the table of other 1-PE shapes")
     parser.add_argument("--events", type=int, help="with --shapes: one draw per class with this many events; "
-                                                   "with --ranges: the events of each expected spectrum")
+                                                   "with --ranges, --peaks: the events of each expected spectrum")
     parser.add_argument("--ranges", action="store_true", help="only the model's bias across the issue's 1-PE ranges")
+    parser.add_argument("--peaks", action="store_true", help="only the model's bias on main peaks of other shapes")
     spectra = parser.add_mutually_exclusive_group()
     spectra.add_argument("--save", metavar="FILE", help="keep each class's histogram in this npz file")
     spectra.add_argument("--refit", metavar="FILE", help="fit the histograms saved in this file (no new draw)")
@@ -396,6 +438,9 @@ def main() -> None:
         return
     if args.ranges:
         ranges(args.events)
+        return
+    if args.peaks:
+        peaks(args.events)
         return
     if not args.no_timing:
         timing(rng)

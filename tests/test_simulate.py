@@ -104,18 +104,20 @@ def test_bad_fault_text() -> None:
         parse_fault("dead:theta7_phi0")
 
 
-@pytest.mark.parametrize("under_shape", ["mixed", "exponential", "uniform"])
-@pytest.mark.parametrize("peak_shape", ["polya_mixture", "gamma"])
+@pytest.mark.parametrize(("under_shape", "peak_shape"), [
+    *((under, peak) for under in ("mixed", "exponential", "uniform") for peak in ("polya_mixture", "gamma")),
+    *(("exponential", peak) for peak in ("lognormal", "gaussian", "unequal_mixture", "two_gains"))])
 def test_other_1pe_shapes_keep_the_gain_definition(under_shape: str, peak_shape: str) -> None:
-    """The shapes `bench_gain.py --shapes` checks the fit with: the main peak alone has mean Q1 = gain e and
-    relative width rel_width; the under-amplified ones alone have the stated mean (uniform: up to the peak); and
-    the mean over all photoelectrons is `mean_charge_per_pe`; the share over a quarter of Q1 is `share_over`."""
+    """The shapes `bench_gain.py --shapes` and `--peaks` check the fit with: the main peak alone has mean Q1 =
+    gain e and relative width rel_width (the Polya mixture: its two widths' mean square); the under-amplified ones
+    alone have the stated mean (uniform: up to the peak); and the mean over all photoelectrons is
+    `mean_charge_per_pe`; the share over a quarter of Q1 is `share_over`."""
     rng, n, q1 = np.random.default_rng(3), 1_000_000, gain_to_pc(1e7)
     phys = PmtPhysics(under_shape=under_shape, peak_shape=peak_shape)
     assert pe_charges(rng, n, 1e7, phys).mean() == pytest.approx(mean_charge_per_pe(1e7, phys), rel=0.002)
     main = pe_charges(rng, n, 1e7, dataclasses.replace(phys, under_fraction=0.0, backscatter_fraction=0.0))
     assert main.mean() == pytest.approx(q1, rel=0.001)
-    width = phys.rel_width if peak_shape == "gamma" else math.sqrt(phys.rel_width**2 + 0.05**2)
+    width = math.sqrt(phys.rel_width**2 + 0.05**2) if peak_shape == "polya_mixture" else phys.rel_width
     assert main.std() / main.mean() == pytest.approx(width, rel=0.01)
     under = pe_charges(rng, n, 1e7, dataclasses.replace(phys, under_fraction=1.0, backscatter_fraction=0.0))
     assert under.mean() == pytest.approx(UNDER_MEAN[under_shape] * q1, rel=0.005)
@@ -126,7 +128,9 @@ def test_other_1pe_shapes_keep_the_gain_definition(under_shape: str, peak_shape:
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"under_shape": "exponential", "peak_shape": "gamma"},
-                                    {"under_shape": "uniform", "backscatter_fraction": 0.0}])
+                                    {"under_shape": "uniform", "backscatter_fraction": 0.0},
+                                    {"peak_shape": "lognormal"}, {"peak_shape": "gaussian"},
+                                    {"peak_shape": "two_gains"}])
 def test_charge_density_is_the_distribution_the_charges_are_drawn_from(kwargs: dict[str, str | float]) -> None:
     """`pe_charge_density` (the benchmark's expected spectra) against a histogram of `pe_charges`: it integrates
     to 1 and its bin probabilities give a chi2 per bin about 1 (without the 2 % backscatter it is 9.6)."""

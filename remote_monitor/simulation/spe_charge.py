@@ -4,10 +4,15 @@ Charge of one photoelectron (definitions used by truth.json):
   * main peak (fraction 1 - f_under - f_back): a mixture of two Gamma (Polya) distributions of the same mean
     Q1 = gain * e with relative widths rel_width -/+ 0.05 (so the shape is NOT the fit's single Gamma);
     truth `gain` = Q1 / e, the mean of this main peak; `peak_shape="gamma"`: one Gamma of width rel_width;
+    main peaks the fit's Gamma does not contain, each of mean Q1 and relative width rel_width (PEAK_SHAPES):
+    "lognormal"; "gaussian" (cut at zero charge, its centre set so that its mean is Q1); "unequal_mixture"
+    (70 % a Gamma of width rel_width - 0.05, 30 % one of rel_width + 0.10, about rel_width in all); "two_gains"
+    (two Gammas of means 0.9 and 1.1 Q1: a light spot over two gain regions of the photocathode);
   * under-amplified (f_under): half exponential (mean 0.15 Q1), half uniform on 0..0.7 Q1 (`under_shape`
     "mixed"); "exponential": exponential of mean 0.3 Q1; "uniform": uniform on 0..Q1 (up to the peak);
   * elastic backscatter (f_back): uniform on 0..1.0 Q1;
-The other shapes are for checking the fit on spectra the default does not make (`bench_gain.py --shapes`).
+The other shapes are for checking the fit on spectra the default does not make (`bench_gain.py --shapes`,
+`--peaks`).
   truth `mean_charge_per_pe_gain` = mean over all photoelectrons / e.
 Time of a direct photoelectron: Gaussian (TTS and laser jitter, sigma `tts_sigma_ns`); a late tail
 (exponential, 6 ns) and late pulses (uniform 20..60 ns later) on top. Afterpulses and dark counts are added by
@@ -32,6 +37,8 @@ BASELINE_SAMPLES = _MONITOR.baseline_samples  # the baseline: the mean of the fi
 
 
 PEAK_SPREAD = 0.05  # "polya_mixture": two Gammas of relative widths rel_width -/+ this
+PEAK_SHAPES = ("polya_mixture", "gamma", "lognormal", "gaussian", "unequal_mixture", "two_gains")
+TWO_GAINS = (0.9, 1.1)  # "two_gains": the two Gammas' means (/ Q1), half the photoelectrons each
 MIXED_EXP_MEAN, MIXED_UNIFORM_TOP = 0.15, 0.7  # "mixed": half exponential of this mean, half uniform up to this (/ Q1)
 EXP_MEAN = 0.3  # "exponential": its mean (/ Q1)
 UNDER_MEAN = {"mixed": 0.5 * MIXED_EXP_MEAN + 0.5 * MIXED_UNIFORM_TOP / 2, "exponential": EXP_MEAN,
@@ -56,18 +63,21 @@ class PmtPhysics:
     def __post_init__(self) -> None:
         if self.under_shape not in UNDER_MEAN:
             raise ValueError(f"under_shape {self.under_shape!r}: one of {', '.join(UNDER_MEAN)}")
-        if self.peak_shape not in ("polya_mixture", "gamma"):
-            raise ValueError(f"peak_shape {self.peak_shape!r}: polya_mixture or gamma")
+        if self.peak_shape not in PEAK_SHAPES:
+            raise ValueError(f"peak_shape {self.peak_shape!r}: one of {', '.join(PEAK_SHAPES)}")
 
 
 def pe_charges(rng: np.random.Generator, n: int, gain: float, phys: PmtPhysics) -> np.ndarray:
     """Charges in pC of n photoelectrons."""
     q1 = gain_to_pc(gain)
-    wide = rng.random(n) < 0.5
-    spread = PEAK_SPREAD if phys.peak_shape == "polya_mixture" else 0.0
-    rel = np.where(wide, phys.rel_width + spread, phys.rel_width - spread)
-    k = 1.0 / rel**2
-    q = rng.gamma(k, q1 / k)
+    if phys.peak_shape in ("polya_mixture", "gamma"):
+        wide = rng.random(n) < 0.5
+        spread = PEAK_SPREAD if phys.peak_shape == "polya_mixture" else 0.0
+        rel = np.where(wide, phys.rel_width + spread, phys.rel_width - spread)
+        k = 1.0 / rel**2
+        q = rng.gamma(k, q1 / k)
+    else:
+        q = q1 * _drawn_peak(rng, n, phys)
     kind = rng.random(n)
     under = kind < phys.under_fraction
     half = rng.random(n) < 0.5
@@ -83,15 +93,53 @@ def pe_charges(rng: np.random.Generator, n: int, gain: float, phys: PmtPhysics) 
     return q
 
 
+def _drawn_peak(rng: np.random.Generator, n: int, phys: PmtPhysics) -> np.ndarray:
+    """Charges (/ Q1) of n photoelectrons of the main peak (`_main_peak`), each from one of its parts."""
+    parts = _main_peak(phys)
+    which = rng.choice(len(parts), size=n, p=[w for w, _ in parts])
+    q = np.empty(n)
+    for i, (_, dist) in enumerate(parts):
+        q[which == i] = dist.rvs(size=int(np.count_nonzero(which == i)), random_state=rng)
+    return q
+
+
+def _gamma(mean: float, rel: float) -> Any:
+    from scipy import stats
+
+    return stats.gamma(1 / rel**2, scale=mean * rel**2)
+
+
+def _main_peak(phys: PmtPhysics) -> list[tuple[float, Any]]:
+    """(weight, frozen scipy distribution) of the main peak's charge in units of Q1, its parts' weights adding to 1
+    (each shape of mean 1 and relative width about rel_width, `PmtPhysics.peak_shape`)."""
+    from scipy import stats
+    from scipy.optimize import brentq
+
+    r = phys.rel_width
+    if phys.peak_shape == "lognormal":
+        sigma = np.sqrt(np.log1p(r * r))
+        return [(1.0, stats.lognorm(sigma, scale=np.exp(-sigma * sigma / 2)))]
+    if phys.peak_shape == "gaussian":
+        def cut(centre: float) -> Any:
+            return stats.truncnorm(-centre / r, np.inf, loc=centre, scale=r)
+        return [(1.0, cut(brentq(lambda c: cut(c).mean() - 1.0, 0.5, 1.0)))]
+    if phys.peak_shape == "unequal_mixture":
+        return [(0.7, _gamma(1.0, r - 0.05)), (0.3, _gamma(1.0, r + 0.10))]
+    if phys.peak_shape == "two_gains":
+        inner = np.sqrt((r * r - 0.01) / 1.01)  # (the two means' spread adds 0.1^2 to the relative variance)
+        return [(0.5, _gamma(mean, inner)) for mean in TWO_GAINS]
+    spread = PEAK_SPREAD if phys.peak_shape == "polya_mixture" else 0.0
+    widths = (r - spread, r + spread) if spread else (r,)
+    return [(1.0 / len(widths), _gamma(1.0, width)) for width in widths]
+
+
 def _components(phys: PmtPhysics) -> list[tuple[float, Any]]:
     """(weight, frozen scipy distribution) of one photoelectron's charge in units of Q1: the distribution
     `pe_charges` draws from, part by part."""
     from scipy import stats
 
-    spread = PEAK_SPREAD if phys.peak_shape == "polya_mixture" else 0.0
-    widths = (phys.rel_width - spread, phys.rel_width + spread) if spread else (phys.rel_width,)
     main = 1.0 - phys.under_fraction - phys.backscatter_fraction
-    parts: list[tuple[float, Any]] = [(main / len(widths), stats.gamma(1 / r**2, scale=r**2)) for r in widths]
+    parts: list[tuple[float, Any]] = [(main * weight, dist) for weight, dist in _main_peak(phys)]
     if phys.under_shape == "mixed":
         parts += [(0.5 * phys.under_fraction, stats.expon(scale=MIXED_EXP_MEAN)),
                   (0.5 * phys.under_fraction, stats.uniform(0.0, MIXED_UNIFORM_TOP))]
