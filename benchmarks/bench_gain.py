@@ -316,6 +316,20 @@ RANGE_POINTS = ((1e7, 0.3), (0.5e7, 0.3), (2e7, 0.3), (1e7, 1.0))  # (gain, nois
 RANGE_MU, RANGE_EVENTS = 0.1, 600_000
 
 
+def expected_fit(gain: float, sigma: float, n: int, phys: PmtPhysics, head: str, pulls: list[float],
+                 biases: list[float]) -> Any | None:
+    """The fit of the expected spectrum (no fluctuation; RANGE_MU PE, n events, pedestal width sigma) of `phys` at
+    `gain`, its bias and pull appended; None, with the failure printed after `head`, where it gives no gain."""
+    bins, lo, hi = histogram_bins(gain, RANGE_MU)
+    fit = fit_spe(expected_histogram(Histogram.empty(bins, lo, hi).edges, RANGE_MU, gain, sigma, n, phys))
+    if fit.gain is None or not fit.gain_err:
+        print(f"{head} fit {fit.status}: {fit.reason}", flush=True)
+        return None
+    biases.append(100 * (fit.gain / gain - 1))
+    pulls.append((fit.gain - gain) / fit.gain_err)
+    return fit
+
+
 def ranges(events: int | None) -> None:
     """The model's bias and expected pull on expected spectra (no fluctuation) across the 1-PE responses the issue
     states (RANGE_WIDTHS x RANGE_UNDER, 2 % backscatter) at the stand's occupancy and point size; summaries per
@@ -325,18 +339,14 @@ def ranges(events: int | None) -> None:
           f"{'prior %':>7} {'syst %':>6} {'w':>6} {'r1':>6}  ({RANGE_MU} PE, {n} events, expected spectra)")
     every: tuple[list[float], list[float]] = ([], [])
     for gain, noise_mv in RANGE_POINTS:
-        pulls, biases = [], []
-        bins, lo, hi = histogram_bins(gain, RANGE_MU)
+        pulls: list[float] = []
+        biases: list[float] = []
         sigma = pedestal_width(noise_mv, PEDESTAL_RECORDS)
         for width, (shape, fraction) in ((w, u) for w in RANGE_WIDTHS for u in RANGE_UNDER):
             phys = PmtPhysics(rel_width=width, under_fraction=fraction, under_shape=shape, peak_shape="gamma")
-            fit = fit_spe(expected_histogram(Histogram.empty(bins, lo, hi).edges, RANGE_MU, gain, sigma, n, phys))
             head = f"{gain / 1e7:5.1f}e7 {noise_mv:5.1f} {width:5.2f} {f'{shape} {100 * fraction:.0f} %':>16} |"
-            if fit.gain is None or not fit.gain_err:
-                print(f"{head} fit {fit.status}: {fit.reason}", flush=True)
+            if (fit := expected_fit(gain, sigma, n, phys, head, pulls, biases)) is None:
                 continue
-            biases.append(100 * (fit.gain / gain - 1))
-            pulls.append((fit.gain - gain) / fit.gain_err)
             print(f"{head} {biases[-1]:+7.2f} {pulls[-1]:+6.2f} {100 * (fit.gain_err_stat or 0) / gain:6.2f} "
                   f"{100 * (fit.gain_err_under_prior or 0) / gain:7.2f} {100 * (fit.gain_err_syst or 0) / gain:6.2f} "
                   f"{fit.under_amplified_fraction or 0:6.3f} "
@@ -363,17 +373,13 @@ def peaks(events: int | None) -> None:
     sigma = pedestal_width(0.3, PEDESTAL_RECORDS)
     others: tuple[list[float], list[float]] = ([], [])
     for peak in PEAK_SHAPES:
-        pulls, biases = [], []
+        pulls: list[float] = []
+        biases: list[float] = []
         for (shape, fraction), gain in ((u, g) for u in PEAK_UNDER for g in PEAK_GAINS):
-            bins, lo, hi = histogram_bins(gain, RANGE_MU)
             phys = PmtPhysics(under_fraction=fraction, under_shape=shape, peak_shape=peak)
-            fit = fit_spe(expected_histogram(Histogram.empty(bins, lo, hi).edges, RANGE_MU, gain, sigma, n, phys))
             head = f"{peak:>16} {f'{shape} {100 * fraction:.0f} %':>16} {gain / 1e7:5.1f}e7 |"
-            if fit.gain is None or not fit.gain_err:
-                print(f"{head} fit {fit.status}: {fit.reason}", flush=True)
+            if (fit := expected_fit(gain, sigma, n, phys, head, pulls, biases)) is None:
                 continue
-            biases.append(100 * (fit.gain / gain - 1))
-            pulls.append((fit.gain - gain) / fit.gain_err)
             print(f"{head} {biases[-1]:+7.2f} {pulls[-1]:+6.2f} {100 * fit.gain_err / gain:7.2f} "
                   f"{100 * (fit.gain_err_syst or 0) / gain:6.2f} {fit.under_amplified_fraction or 0:6.3f} "
                   f"{fit.spe_resolution or 0:6.3f} {fit.chi2_ndf or 0:6.3f}"
