@@ -70,7 +70,8 @@ class PmtPhysics:
 def pe_charges(rng: np.random.Generator, n: int, gain: float, phys: PmtPhysics) -> np.ndarray:
     """Charges in pC of n photoelectrons."""
     q1 = gain_to_pc(gain)
-    if phys.peak_shape in ("polya_mixture", "gamma"):
+    if phys.peak_shape in ("polya_mixture", "gamma"):  # drawn as before the other shapes came (`_drawn_peak`), so
+        # that a seed gives the demo, the tests and the saved benchmark spectra the same photoelectrons as then
         wide = rng.random(n) < 0.5
         spread = PEAK_SPREAD if phys.peak_shape == "polya_mixture" else 0.0
         rel = np.where(wide, phys.rel_width + spread, phys.rel_width - spread)
