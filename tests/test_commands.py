@@ -79,10 +79,10 @@ def test_flag_moves_data_and_marks_scan(stand: dict[str, Any]) -> None:
 def test_point_flag_and_unflag(stand: dict[str, Any]) -> None:
     assert send(stand, command(points=["theta10_phi90", "HV_1700"]))["status"] == "accepted"
     flagged = stand["flag"] / f"wavedump_output_{SCAN}" / SN
-    assert (flagged / "wavesave_theta10_phi90").is_dir() and (flagged / "wavesave_HV_CHECK" /
-                                                              "wave2save_HV_1700.txt").exists()
-    assert (stand["scan"] / "wavesave_theta0_phi0").is_dir() and (stand["scan"] / "wavesave_HV_CHECK" /
-                                                                  "wave2save_HV_1750.txt").exists()
+    assert (flagged / "wavesave_theta10_phi90").is_dir()
+    assert (flagged / "wavesave_HV_CHECK" / "wave2save_HV_1700.txt").exists()
+    assert (stand["scan"] / "wavesave_theta0_phi0").is_dir()
+    assert (stand["scan"] / "wavesave_HV_CHECK" / "wave2save_HV_1750.txt").exists()
     scan = stand["store"].read_scan(SN, SCAN)
     assert scan["state"] == "live" and scan["flagged_points"] == ["HV_1700", "theta10_phi90"]
     assert send(stand, command("unflag", points=["theta10_phi90"]))["status"] == "accepted"
