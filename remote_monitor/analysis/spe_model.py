@@ -28,7 +28,7 @@ os.environ.setdefault("ZFIT_DISABLE_TF_WARNINGS", "1")
 # 1 % of the true gain, 0.3 mV 14 -> 15 of 15; spectra simulated with 5 % and 20 % under-amplified: mean |bias|
 # 0.96 -> 0.66 %.
 UNDER_PRIOR = (0.125, 0.05)
-POWER_PRIOR = 0.25  # the check's model (`spe_peak_check`): a Gaussian constraint of this width on log p around 0
+POWER_PRIOR = 0.25  # the check's model (`spe_fit._peak_check`): a Gaussian constraint of this width on log p around 0
 # (the Gamma): with p free alone, four of the demo's points (default 1-PE response, 120k events) fitted p 1.4-1.6, the
 # gain -1.2 ... -2.3 %, with the under-amplified part just below the peak (2026-12-07, README "gain on main peaks that
 # are not a Gamma")
