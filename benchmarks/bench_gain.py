@@ -41,7 +41,6 @@ import numpy as np
 from remote_monitor.analysis.histogram import Histogram, fill_histogram
 from remote_monitor.analysis.point_verdict import classify
 from remote_monitor.analysis.spe_fit import fit_spe
-from remote_monitor.analysis.spe_peak_check import CHECK_2NLL
 from remote_monitor.analysis.units import MV_PER_ADC, PC_PER_MV_SAMPLE, gain_to_pc
 from remote_monitor.simulation.expected_spectrum import expected_histogram, pedestal_width
 from remote_monitor.simulation.spe_charge import (
@@ -332,21 +331,13 @@ def expected_fit(gain: float, sigma: float, n: int, phys: PmtPhysics, head: str,
     return fit
 
 
-def _check(fit: Any) -> str:
-    """The main peak's check as a table cell: its 2 ΔNLL, starred where it widens the systematic."""
-    if fit.peak_check_2dnll is None:
-        return f"{'-':>6}"
-    return f"{fit.peak_check_2dnll:5.1f}{'*' if fit.peak_check_2dnll > CHECK_2NLL else ' '}"
-
-
 def ranges(events: int | None) -> None:
     """The model's bias and expected pull on expected spectra (no fluctuation) across the 1-PE responses the issue
     states (RANGE_WIDTHS x RANGE_UNDER, 2 % backscatter) at the stand's occupancy and point size; summaries per
     point and over all."""
     n = events or RANGE_EVENTS
     print(f"{'gain':>6} {'noise':>5} {'r':>5} {'under-amplified':>16} | {'bias %':>7} {'pull':>6} {'stat %':>6} "
-          f"{'prior %':>7} {'syst %':>6} {'w':>6} {'r1':>6} {'check':>6}  ({RANGE_MU} PE, {n} events, expected spectra;"
-          " check: the main peak's, 2 ΔNLL of a free power)")
+          f"{'prior %':>7} {'syst %':>6} {'w':>6} {'r1':>6}  ({RANGE_MU} PE, {n} events, expected spectra)")
     every: tuple[list[float], list[float]] = ([], [])
     for gain, noise_mv in RANGE_POINTS:
         pulls: list[float] = []
@@ -360,8 +351,7 @@ def ranges(events: int | None) -> None:
             print(f"{head} {biases[-1]:+7.2f} {pulls[-1]:+6.2f} {100 * (fit.gain_err_stat or 0) / gain:6.2f} "
                   f"{100 * (fit.gain_err_under_prior or 0) / gain:7.2f} {100 * (fit.gain_err_syst or 0) / gain:6.2f} "
                   f"{fit.under_amplified_fraction or 0:6.3f} "
-                  f"{fit.spe_resolution or 0:6.3f} {_check(fit)}"
-                  f"{'  ' + ','.join(fit.at_limit) if fit.at_limit else ''}", flush=True)
+                  f"{fit.spe_resolution or 0:6.3f}{'  ' + ','.join(fit.at_limit) if fit.at_limit else ''}", flush=True)
         summary(f" at {gain / 1e7:.1f}e7 / {noise_mv} mV", pulls, biases, noun="responses")
         print(f"  expected |pull| above 1: {sum(abs(p) > 1 for p in pulls)}, above 2: {sum(abs(p) > 2 for p in pulls)}")
         every[0].extend(pulls)
@@ -380,8 +370,7 @@ def peaks(events: int | None) -> None:
     PEAK_GAINS, at the stand's occupancy, 0.3 mV and point size; summaries per shape and over the others."""
     n = events or RANGE_EVENTS
     print(f"{'main peak':>16} {'under-amplified':>16} {'gain':>6} | {'bias %':>7} {'pull':>6} {'error %':>7} "
-          f"{'syst %':>6} {'w':>6} {'r1':>6} {'chi2':>6} {'check':>6}  ({RANGE_MU} PE, 0.3 mV, {n} events, expected "
-          "spectra; check: the main peak's, 2 ΔNLL of a free power)")
+          f"{'syst %':>6} {'w':>6} {'r1':>6} {'chi2':>6}  ({RANGE_MU} PE, 0.3 mV, {n} events, expected spectra)")
     sigma = pedestal_width(0.3, PEDESTAL_RECORDS)
     others: tuple[list[float], list[float]] = ([], [])
     for peak in PEAK_SHAPES:
@@ -394,7 +383,7 @@ def peaks(events: int | None) -> None:
                 continue
             print(f"{head} {biases[-1]:+7.2f} {pulls[-1]:+6.2f} {100 * fit.gain_err / gain:7.2f} "
                   f"{100 * (fit.gain_err_syst or 0) / gain:6.2f} {fit.under_amplified_fraction or 0:6.3f} "
-                  f"{fit.spe_resolution or 0:6.3f} {fit.chi2_ndf or 0:6.3f} {_check(fit)}"
+                  f"{fit.spe_resolution or 0:6.3f} {fit.chi2_ndf or 0:6.3f}"
                   f"{'  ' + ','.join(fit.at_limit) if fit.at_limit else ''}", flush=True)
         summary(f" of a {peak} main peak", pulls, biases, noun="spectra")
         if peak not in REFERENCE_PEAKS:

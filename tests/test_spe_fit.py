@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from iminuit import Minuit
 
-from remote_monitor.analysis import spe_fit, spe_minimize, spe_model, spe_peak_check, spe_response, spe_start
+from remote_monitor.analysis import spe_fit, spe_minimize, spe_model, spe_response, spe_start
 from remote_monitor.analysis.histogram import Histogram, fill_histogram
 from remote_monitor.analysis.spe_fit import SpeFitResult, fit_spe
 from remote_monitor.analysis.spe_minimize import Outcome
@@ -319,7 +319,7 @@ def test_a_growing_point_is_refitted_from_its_last_minima(monkeypatch: pytest.Mo
     binned = lambda m: fill_histogram(charges[:m], 400, -60 * BIN_PC, 340 * BIN_PC)
     earlier = fit_spe(binned(150_000))
     assert earlier.minima is not None and set(earlier.minima) == {"nominal", "alternative", "errors", "errors_at",
-                                                                  "shapes", "peak_check"}
+                                                                  "shapes"}
     calls: list[tuple[dict[str, float], bool]] = []
     minimize = spe_minimize.minimize
     monkeypatch.setattr(spe_fit, "minimize", lambda *a, **k: calls.append((a[3], k["hesse"])) or minimize(*a, **k))
@@ -361,10 +361,6 @@ def test_a_growing_point_is_refitted_from_its_last_minima(monkeypatch: pytest.Mo
     difference = abs(earlier.minima["alternative"]["q1"] - earlier.minima["nominal"]["q1"]) / earlier.q1_pc
     spread = max(math.sqrt(weight * (1 - weight)), math.sqrt(ranked * (1 - ranked))) * difference * near.gain
     assert near.gain_err_syst == pytest.approx(max(spe_fit.SYST_FLOOR * near.gain, spread), rel=1e-3)
-    # the main peak's check kept too (not decisive here), its likelihood gain grown with the events
-    kept_check = spe_peak_check.PeakCheck.from_dict(earlier.minima["peak_check"])
-    assert kept_check is not None and not kept_check.grown(now / at).decisive
-    assert near.minima["peak_check"] == kept_check.grown(now / at).as_dict()
     assert near.minima is not None
     hesse_here = fit_spe(binned(170_000), warm={k: near.minima[k] for k in ("nominal", "alternative")})
     assert abs(near.gain - hesse_here.gain) < 0.25 * hesse(hesse_here)
@@ -401,46 +397,6 @@ def test_across_the_stated_1pe_responses_the_models_own_bias_stays_within_its_er
                 assert fit.status == "ok" and fit.gain and fit.gain_err, label
                 assert abs(fit.gain / 1e7 - 1) < 0.015, (fit.gain, *label)
                 assert abs(fit.gain - 1e7) < 2 * fit.gain_err, (fit.gain, fit.gain_err, *label)
-
-
-@pytest.mark.parametrize(("peak", "decisive"), [("gaussian", True), ("lognormal", True), ("polya_mixture", False)])
-def test_the_main_peaks_check_widens_the_systematic_where_the_peak_is_not_a_gamma(peak: str, decisive: bool) -> None:
-    """Expected spectra (the stand's point: 0.1 PE, 1e7, 0.3 mV, 600k events; 12 % exponential under-amplified).
-    The Gamma reads a Gaussian main peak 8 % high and a log-normal one 2 % low, with errors of 0.5-0.8 %; the fit
-    with a free power is better by 2 ΔNLL 64 and 77 there, and the two gains' difference joins the systematic,
-    named in the reason. Of the default peak (a Polya mixture) the check says nothing (2 ΔNLL 3.6) and the
-    systematic is the shapes' alone."""
-    n, edges = 600_000, (np.arange(401) - 60) * BIN_PC
-    phys = PmtPhysics(under_fraction=0.12, under_shape="exponential", peak_shape=peak)
-    fit = fit_spe(expected_histogram(edges, 0.1, 1e7, pedestal_width(0.3, 100_000), n, phys))
-    assert fit.status == "ok" and fit.gain and fit.gain_err and fit.gain_err_syst and fit.minima, fit.reason
-    assert fit.peak_check_2dnll is not None and fit.peak_check_shift is not None and fit.peak_check_power is not None
-    assert (fit.peak_check_2dnll > spe_peak_check.CHECK_2NLL) is decisive, fit.peak_check_2dnll
-    assert fit.minima["peak_check"] == {"power": fit.peak_check_power, "two_delta_nll": fit.peak_check_2dnll,
-                                        "q1_shift": fit.peak_check_shift}
-    minima = [Outcome(fit.minima[which], {}, True, 0.0) for which in ("nominal", "alternative")]
-    search = spe_fit._Search(*minima, {}, n, delta_nll=fit.minima["shapes"]["delta_nll"],
-                             nll_spread=fit.minima["shapes"]["nll_spread"])
-    q1, spread, _ = spe_fit._shape_average(search)  # the two under-amplified shapes' systematic
-    shapes_syst = max(spe_fit.SYST_FLOOR * q1, spread) / fit.q1_pc * fit.gain
-    if decisive:
-        assert "main peak not a Gamma" in fit.reason
-        assert fit.gain_err_syst == pytest.approx(math.hypot(shapes_syst, fit.peak_check_shift * fit.gain), rel=1e-6)
-        assert abs(fit.gain - 1e7) < 3 * fit.gain_err, (fit.gain, fit.gain_err)  # were 12.7 and 4.2 errors off
-        assert (fit.peak_check_power > 1) is (peak == "gaussian")  # less skewed than a Gamma, or more
-    else:
-        assert "main peak" not in fit.reason
-        assert fit.gain_err_syst == pytest.approx(shapes_syst, rel=1e-6)
-
-
-def test_a_stored_peak_check_is_read_back_or_refused() -> None:
-    check = spe_peak_check.PeakCheck(2.0, 12.0, -0.03)
-    assert spe_peak_check.PeakCheck.from_dict(check.as_dict()) == check
-    assert check.decisive and check.spread(2.0) == pytest.approx(0.06)
-    assert check.grown(0.5) == spe_peak_check.PeakCheck(2.0, 6.0, -0.03)
-    assert not check.grown(0.5).decisive and check.grown(0.5).spread(2.0) == 0.0
-    for broken in (None, {}, {**check.as_dict(), "two_delta_nll": math.nan}, {**check.as_dict(), "power": "2"}):
-        assert spe_peak_check.PeakCheck.from_dict(broken) is None
 
 
 def test_the_shapes_weights_discount_the_gammas_fit_of_the_fluctuations() -> None:
@@ -483,7 +439,7 @@ def test_vuongs_spread_is_how_the_log_likelihood_ratio_of_two_fixed_shapes_scatt
     gamma = {"mu": 0.3, "q0": 0.0, "sigma0": 0.15, "q1": 1.64, "r1": 0.33, "w": 0.13, "u": 0.3, "k_u": 1.7, "b": 0.0}
     flat = {**gamma, "q1": 1.69, "w": 0.10, **spe_fit.ALT_SHAPE}
     shape = spe_response.ResponseShape(edges, spe_response.n_pe_terms(0.3))
-    p_gamma, p_flat = (spe_response.bin_probabilities(v, shape) for v in (gamma, flat))
+    p_gamma, p_flat = (spe_fit._bin_probabilities(v, shape) for v in (gamma, flat))
     draws = rng.multinomial(n, p_gamma, size=800).astype(float)
     ratios = draws @ np.log(p_flat / p_gamma)
     quoted = [spe_fit.vuong_spread(shape, d, gamma, flat) for d in draws[:20]]

@@ -15,11 +15,8 @@ from remote_monitor.analysis.spe_response import (
     ResponseShape,
     n_pe_terms,
     occupancy_over_quarter_pe,
-    peak_form,
-    peak_share_over,
     response_counts,
     share_over,
-    term_bins,
 )
 
 EVENTS = 1e5
@@ -62,44 +59,3 @@ def test_the_share_over_a_fraction_of_q1_is_that_of_the_1pe_response_drawn(value
     for fraction in (QUARTER_PE, 0.5):  # (a binomial sd of 0.0003)
         assert share_over(values, fraction) == pytest.approx(np.mean(charges > fraction * q1), abs=0.0015)
     assert occupancy_over_quarter_pe(values) == pytest.approx(values["mu"] * share_over(values, QUARTER_PE))
-
-
-FREE_POWER = [{**SPECTRA[0], "power": 0.4}, {**SPECTRA[1], "power": 3.0}, {**SPECTRA[2], "power": 1.0}]
-
-
-@pytest.mark.parametrize("values", FREE_POWER)
-def test_the_check_models_zfit_pdf_gives_the_numpy_formulas_counts(values: dict[str, float]) -> None:
-    """The check's model (main peak a generalised Gamma of power p, `spe_peak_check`): zfit and numpy agree."""
-    edges = np.linspace(-3.0, 16.0, 257)
-    n_max = n_pe_terms(values["mu"])
-    model = get_model(edges, n_max, free_power=True)
-    for name, value in values.items():
-        model.params[name].set_value(value)
-    model.yield_.set_value(EVENTS)
-    total = sum(response_counts(values, ResponseShape(edges, n_max), EVENTS).values())
-    np.testing.assert_allclose(np.asarray(model.pdf.counts()), total, rtol=1e-6, atol=1e-6 * EVENTS / len(total))
-
-
-def test_a_power_of_one_is_the_gamma_main_peak() -> None:
-    """p = 1: the generalised Gamma is the fit's Gamma, to the Newton steps' precision."""
-    shape = ResponseShape(np.linspace(-3.0, 16.0, 257), 8)
-    for values in SPECTRA:
-        np.testing.assert_allclose(term_bins({**values, "power": 1.0}, shape), term_bins(values, shape), atol=1e-10)
-
-
-@pytest.mark.parametrize("power", [0.1, 0.4, 1.0, 2.0, 4.0])
-@pytest.mark.parametrize("r1", [0.12, 0.3, 0.8])
-def test_the_generalised_gamma_has_mean_q1_and_relative_width_r1_at_every_power(r1: float, power: float) -> None:
-    """theta G^(1/p), G ~ Gamma(s), with `peak_form`'s s and theta: mean 1 and standard deviation r1 (its moments
-    from the Gamma function, not from the equation `peak_form` solves); its share over a fraction of Q1 is
-    scipy's generalised Gamma's."""
-    from scipy.special import gammaln
-    from scipy.stats import gengamma
-
-    s, theta = peak_form(r1, power)
-    moments = [theta**k * np.exp(gammaln(s + k / power) - gammaln(s)) for k in (1, 2)]
-    assert moments[0] == pytest.approx(1.0, rel=1e-9)
-    assert math.sqrt(moments[1] - moments[0] ** 2) == pytest.approx(r1, rel=1e-7)
-    fractions = np.array([0.25, 0.8, 1.0, 1.3])
-    np.testing.assert_allclose(peak_share_over({"r1": r1, "power": power}, fractions),
-                               gengamma(s, power, scale=theta).sf(fractions), rtol=1e-9, atol=1e-12)

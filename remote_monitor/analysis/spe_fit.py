@@ -10,8 +10,7 @@ examples. Both are fitted, and the gain is their average weighted by their likel
 systematic is the weighted spread sqrt(w (1 - w)) |gain_flat - gain_Gamma|, or sqrt(p (1 - p)) |...| where larger,
 p the chance that the flat shape is the closer one given how much NLL_flat - NLL_Gamma itself scatters over
 spectra like this one (Vuong's spread, `vuong_spread`), with a floor (SYST_FLOOR: for the shapes that neither
-contains) and, where the spectrum says the main peak is not a Gamma, the gain a free main-peak power gives
-(`spe_peak_check`).
+contains).
 Where the data tell the shapes apart the better one takes the weight; where they cannot, the error says so.
 (With the Gamma alone, spectra whose under-amplified photoelectrons are flat up to the peak read 1.2-3 % low with
 pulls down to -9.) That second fit starts afresh, so it is also a second start: when it ends lower, the nominal
@@ -36,14 +35,11 @@ import numpy as np
 from remote_monitor.analysis.histogram import Histogram
 from remote_monitor.analysis.spe_minimize import MU_QUARTER_PE, Outcome, clamp, minimize, with_errors
 from remote_monitor.analysis.spe_model import BuiltModel, get_model
-from remote_monitor.analysis.spe_peak_check import PeakCheck, check_peak
 from remote_monitor.analysis.spe_response import (
     BOUNDS,
     NOMINAL_SHAPE,
     PARAM_NAMES,
     ResponseShape,
-    bin_probabilities,
-    model_density,
     n_pe_terms,
     occupancy_over_quarter_pe,
     response_counts,
@@ -279,7 +275,7 @@ def _peak_to_valley(p: dict[str, float], n_max: int) -> float | None:
     if q1 <= SEPARATED_Q1 * s0:
         return None
     shape = ResponseShape(np.linspace(q0 - 4 * s0, q0 + 2 * q1, 601), n_max)
-    density = model_density(p, shape)
+    density = _model_density(p, shape)
     d = density[int(np.searchsorted(shape.edges, q0 + s0)):]
     rising = np.flatnonzero(np.diff(d) > 0)
     if len(rising) == 0:
@@ -361,9 +357,8 @@ def _fit_full(hist: Histogram, systematic: bool, warm: Minima | None) -> SpeFitR
     shape_only = bool(limits) and set(limits) <= UNDER_SHAPE and math.isfinite(errors.get("q1", math.nan))
     valid = valid or shape_only  # only the under-amplified shape at a bound: the gain and its error stand
     q1, shape_spread, shapes = _shape_average(search)
-    check = _checked_peak(hist.edges[lo:hi + 1], counts, n_max, search, systematic, warm)
     q1_stat = errors.get("q1", math.nan)
-    syst = math.hypot(max(SYST_FLOOR * q1, shape_spread), check.spread(q1) if check else 0.0)
+    syst = max(SYST_FLOOR * q1, shape_spread)
     stat, under_prior = _split_statistical(q1_stat, nominal.under_prior_share)
     parts = response_counts(values, ResponseShape(hist.edges, n_max), float(counts.sum()))
     total = np.sum(list(parts.values()), axis=0)
@@ -373,7 +368,7 @@ def _fit_full(hist: Histogram, systematic: bool, warm: Minima | None) -> SpeFitR
     under_mean = under_moments(values)[0]
     mean_pe = (1 - values["w"]) * q1 + values["w"] * under_mean
     return SpeFitResult(
-        status="ok", reason=_reason(search, valid, limits, shapes, systematic) + _peak_reason(check), model="full",
+        status="ok", reason=_reason(search, valid, limits, shapes, systematic), model="full",
         gain=pc_to_gain(q1), gain_err=pc_to_gain(math.hypot(q1_stat, syst)), gain_err_stat=pc_to_gain(stat),
         gain_err_under_prior=pc_to_gain(under_prior), gain_err_syst=pc_to_gain(syst), q0_pc=values["q0"],
         sigma0_pc=values["sigma0"], q1_pc=q1,
@@ -386,9 +381,7 @@ def _fit_full(hist: Histogram, systematic: bool, warm: Minima | None) -> SpeFitR
         chi2_ndf=chi2_ndf(total[lo:hi], counts, len(PARAM_NAMES) - len(NOMINAL_SHAPE)), n_events=int(hist.counts.sum()),
         converged=valid, at_limit=limits, fit_seconds=round(time.perf_counter() - t0, 3),
         curve=curve(hist, total, shown),
-        peak_check_power=check.power if check else None, peak_check_2dnll=check.two_delta_nll if check else None,
-        peak_check_shift=check.q1_shift if check else None,
-        minima=_minima(search, check),
+        minima=_minima(search),
     )
 
 
@@ -432,12 +425,23 @@ def vuong_spread(shape: ResponseShape, counts: np.ndarray, nominal: dict[str, fl
     each event's bin (NaN where a filled bin has probability 0 in either)."""
     filled = counts > 0
     with np.errstate(divide="ignore"):
-        logs = [np.log(bin_probabilities(values, shape)[filled]) for values in (alternative, nominal)]
+        logs = [np.log(_bin_probabilities(values, shape)[filled]) for values in (alternative, nominal)]
     ratio, weights = logs[0] - logs[1], counts[filled]
     if not np.all(np.isfinite(ratio)):
         return math.nan
     mean = float(np.sum(weights * ratio) / np.sum(weights))
     return math.sqrt(float(np.sum(weights * (ratio - mean) ** 2)))
+
+
+def _bin_probabilities(values: dict[str, float], shape: ResponseShape) -> np.ndarray:
+    """The fitted model's probability of each bin of the fit range (normalised over the range)."""
+    density = _model_density(values, shape)
+    return density / density.sum()
+
+
+def _model_density(values: dict[str, float], shape: ResponseShape) -> np.ndarray:
+    """The fitted model's share of the events in each bin of `shape`, all its parts summed."""
+    return np.sum(list(response_counts(values, shape, 1.0).values()), axis=0)
 
 
 def _reason(search: _Search, valid: bool, limits: list[str], flat: _FlatShape, systematic: bool) -> str:
@@ -458,34 +462,12 @@ def _reason(search: _Search, valid: bool, limits: list[str], flat: _FlatShape, s
     return reason
 
 
-def _minima(search: _Search, check: PeakCheck | None = None) -> Minima:
-    """The search's minima, errors, shapes' likelihood difference and main-peak check, for a later fit of the same
-    growing point."""
+def _minima(search: _Search) -> Minima:
+    """The search's minima, errors and shapes' likelihood difference, for a later fit of the same growing point."""
     alternative = {} if search.alternative is None else {"alternative": search.alternative.values}
-    checked = {} if check is None else {"peak_check": check.as_dict()}
     return {"nominal": search.nominal.values, **alternative, "errors": search.hesse_errors,
             "errors_at": {"events": search.hesse_events, "under_prior_share": search.nominal.under_prior_share},
-            "shapes": {"delta_nll": search.delta_nll, "nll_spread": search.nll_spread}, **checked}
-
-
-def _checked_peak(edges: np.ndarray, counts: np.ndarray, n_max: int, search: _Search, systematic: bool,
-                  warm: Minima | None) -> PeakCheck | None:
-    """The main peak's check (`spe_peak_check`); for a growing point whose errors are kept, the earlier fit's,
-    grown with the events; None without the systematic or without photoelectrons."""
-    if not systematic or search.nominal.values["mu"] < NO_SIGNAL_MU:
-        return None
-    if search.kept:
-        earlier = PeakCheck.from_dict((warm or {}).get("peak_check"))
-        return earlier.grown(float(counts.sum()) / search.hesse_events) if earlier else None
-    return check_peak(edges, counts, n_max, search.nominal.values)
-
-
-def _peak_reason(check: PeakCheck | None) -> str:
-    """What the operator reads about the main peak's check where it says the peak is not a Gamma."""
-    if check is None or not check.decisive:
-        return ""
-    return (f"; main peak not a Gamma: a free power ({check.power:.2f}) fits better by 2ΔNLL "
-            f"{check.two_delta_nll:.0f}, its gain {100 * check.q1_shift:+.1f} %: in the systematic")
+            "shapes": {"delta_nll": search.delta_nll, "nll_spread": search.nll_spread}}
 
 
 def fit_spe(hist: Histogram, model: str = "full", n_pe_max: int = 6, exponential: bool = False,  # noqa: ARG001

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from remote_monitor.analysis.spe_model import BuiltModel
-from remote_monitor.analysis.spe_response import BOUNDS, NOMINAL_SHAPE, occupancy_over_quarter_pe
+from remote_monitor.analysis.spe_response import BOUNDS, NOMINAL_SHAPE, PARAM_NAMES, occupancy_over_quarter_pe
 
 __all__ = ["EDM_LIMIT", "MU_QUARTER_PE", "Outcome", "clamp", "hesse_covariance", "linear_error", "minimize",
            "propagated_error", "under_prior_share", "with_errors"]
@@ -120,7 +120,7 @@ def minimize(model: BuiltModel, counts: np.ndarray, start: dict[str, float], fix
     tolerance (`spe_model.NEAR_TOL`). Every call sets each parameter's value, floating and step size, so a cached
     model carries nothing over from the fit before (also when that one raised)."""
     fixed = {**NOMINAL_SHAPE, **fixed}
-    for name in model.names:
+    for name in PARAM_NAMES:
         param = model.params[name]
         param.set_value(clamp(name, fixed.get(name, start[name])))
         param.floating = name not in fixed
@@ -178,7 +178,7 @@ def propagated_error(model: BuiltModel, result: Any, values: dict[str, float], e
                      quantity: Callable[[dict[str, float]], float]) -> float:
     """Hesse error of a quantity of the parameters (`linear_error` with the Hesse covariance of the floating
     parameters that have an error); NaN without a covariance."""
-    names = [name for name in model.names if name in errors and errors[name] > 0]
+    names = [name for name in PARAM_NAMES if name in errors and errors[name] > 0]
     cov = hesse_covariance(result, [model.params[n] for n in names])
     if cov is None or not np.all(np.isfinite(cov)):
         return math.nan
@@ -189,9 +189,9 @@ def _read(model: BuiltModel, result: Any, errors: dict[Any, Any]) -> Outcome:
     """The model's parameter values (where the fit left them) and the Hesse errors in `errors`, as an outcome;
     with them the error of the occupancy over a quarter PE (MU_QUARTER_PE, `propagated_error`: the fitted
     shape's share over a quarter PE moves against the fitted mu, which a counting error leaves out)."""
-    values = {name: float(model.params[name].value()) for name in model.names}
+    values = {name: float(model.params[name].value()) for name in PARAM_NAMES}
     errs = {name: float(result.params[model.params[name]]["hesse"]["error"])
-            for name in model.names if model.params[name] in errors}
+            for name in PARAM_NAMES if model.params[name] in errors}
     share = under_prior_share(model, result) if "q1" in errs and "w" in errs else 0.0
     if "mu" in errs:
         errs[MU_QUARTER_PE] = propagated_error(model, result, values, errs, occupancy_over_quarter_pe)
@@ -202,7 +202,7 @@ def with_errors(model: BuiltModel, outcome: Outcome) -> Outcome:
     """Hesse errors at an outcome's minimum, Migrad going on from there while Hesse's covariance says the minimum
     lies further (`_converged`). Hesse runs once per fit, at the lower of its starts, not at each of them."""
     floating = list(outcome.result.params)
-    for name in model.names:  # back where this minimisation ended, held ones too (a later one moved them)
+    for name in PARAM_NAMES:  # back where this minimisation ended, held ones too (a later one moved them)
         model.params[name].set_value(outcome.values[name])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

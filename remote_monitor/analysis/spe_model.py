@@ -1,8 +1,7 @@
 """The SPE fit's zfit model, built once per bin grid and number of n-PE terms and cached: parameters with their
 bounds, the response PDF (`spe_pdfs`), an extended binned likelihood whose data are a TF variable (a new
 histogram is a variable update, not a new graph), a Gaussian constraint on the under-amplified fraction from
-what is known of the R12860 (UNDER_PRIOR; the check's model with a free main-peak power also one on log p,
-POWER_PRIOR), and zfit's Minuit evaluating that loss through one compiled function
+what is known of the R12860 (UNDER_PRIOR), and zfit's Minuit evaluating that loss through one compiled function
 of the parameter vector (`vector_minuit`).
 """
 
@@ -15,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from remote_monitor.analysis.spe_pdfs import response_pdf
-from remote_monitor.analysis.spe_response import BOUNDS, PARAM_NAMES, POWER, ResponseShape
+from remote_monitor.analysis.spe_response import BOUNDS, PARAM_NAMES, ResponseShape
 from remote_monitor.analysis.vector_minuit import CompiledLoss, vector_minuit
 
 os.environ.setdefault("ZFIT_DISABLE_TF_WARNINGS", "1")
@@ -28,10 +27,6 @@ os.environ.setdefault("ZFIT_DISABLE_TF_WARNINGS", "1")
 # 1 % of the true gain, 0.3 mV 14 -> 15 of 15; spectra simulated with 5 % and 20 % under-amplified: mean |bias|
 # 0.96 -> 0.66 %.
 UNDER_PRIOR = (0.125, 0.05)
-POWER_PRIOR = 0.25  # the check's model (`spe_fit._peak_check`): a Gaussian constraint of this width on log p around 0
-# (the Gamma): with p free alone, four of the demo's points (default 1-PE response, 120k events) fitted p 1.4-1.6, the
-# gain -1.2 ... -2.3 %, with the under-amplified part just below the peak (2026-12-07, README "gain on main peaks that
-# are not a Gamma")
 MIGRAD_TOL = 1e-5  # zfit's Minuit stops at an estimated distance to the minimum (EDM) below this. At 0.01 (before
 # 2026-12-02) Migrad with strategy 0 stopped early, the continuation (`spe_minimize._converged`) did not always recover,
 # and a fit could end in a local minimum: on the benchmark's timing spectrum (100k events, 0.1 PE, 1e7, 0.3 mV) at
@@ -64,7 +59,6 @@ class BuiltModel:
     counts: Any
     loss: Any
     under_prior: tuple[float, float]  # the constraint on the under-amplified fraction in `loss` (centre, width)
-    names: tuple[str, ...] = PARAM_NAMES  # its parameters (PARAM_NAMES, and POWER in the check's model)
 
 
 def _live_data(space: Any, counts: Any) -> Any:
@@ -96,18 +90,16 @@ def model_cache() -> dict[tuple[Any, ...], BuiltModel]:
     return _MODELS
 
 
-def get_model(edges: np.ndarray, n_max: int, free_power: bool = False) -> BuiltModel:
-    """The model for these bins and terms, built once per process and reused (parameters reset per fit);
-    free_power: the check's model, whose main peak has a POWER (`spe_response`) with its prior (POWER_PRIOR)."""
-    key = (len(edges), round(float(edges[0]), 9), round(float(edges[-1]), 9), n_max, free_power)
+def get_model(edges: np.ndarray, n_max: int) -> BuiltModel:
+    """The model for these bins and terms, built once per process and reused (parameters reset per fit)."""
+    key = (len(edges), round(float(edges[0]), 9), round(float(edges[-1]), 9), n_max)
     if key in _MODELS:
         return _MODELS[key]
     import zfit
 
     tag = f"{len(_MODELS)}"
-    names = (*PARAM_NAMES, POWER) if free_power else PARAM_NAMES
     params = {name: zfit.Parameter(f"spe_{name}_{tag}", 0.5 * sum(BOUNDS[name]), lower=BOUNDS[name][0],
-                                   upper=BOUNDS[name][1]) for name in names}
+                                   upper=BOUNDS[name][1]) for name in PARAM_NAMES}
     yield_ = zfit.Parameter(f"spe_yield_{tag}", 1000.0, lower=0.0, upper=1e10)
     binning = zfit.binned.VariableBinning(np.asarray(edges, dtype=float), name="charge")
     space = zfit.Space("charge", binning=binning)
@@ -118,17 +110,12 @@ def get_model(edges: np.ndarray, n_max: int, free_power: bool = False) -> BuiltM
 
     counts = tf.Variable(np.ones(len(edges) - 1), dtype=tf.float64, trainable=False)
     under_prior = UNDER_PRIOR  # (read once: the constraint and the model's record of it are the same)
-    priors = [zfit.constraint.GaussianConstraint(params=params["w"], observation=under_prior[0],
-                                                 uncertainty=under_prior[1])]
-    if free_power:
-        import zfit.z.numpy as znp
-
-        log_power = zfit.ComposedParameter(f"spe_log_power_{tag}", znp.log, params=[params[POWER]])
-        priors.append(zfit.constraint.GaussianConstraint(params=log_power, observation=0.0, uncertainty=POWER_PRIOR))
-    loss = zfit.loss.ExtendedBinnedNLL(pdf, _live_data(space, counts), constraints=priors)
+    prior = zfit.constraint.GaussianConstraint(params=params["w"], observation=under_prior[0],
+                                               uncertainty=under_prior[1])
+    loss = zfit.loss.ExtendedBinnedNLL(pdf, _live_data(space, counts), constraints=prior)
     compiled = CompiledLoss(loss, list(params.values()))  # traced once, for both minimisers
     minimizer = vector_minuit(compiled, MIGRAD_ROUNDS, gradient="zfit", tol=MIGRAD_TOL, mode=0)  # strategy 0: Hesse
     near_minimizer = vector_minuit(compiled, MIGRAD_ROUNDS, gradient="zfit", tol=NEAR_TOL, mode=0)  # runs after Migrad
     _MODELS[key] = BuiltModel(pdf, params, yield_, space, shape, minimizer, near_minimizer, compiled, counts, loss,
-                              under_prior, names)
+                              under_prior)
     return _MODELS[key]

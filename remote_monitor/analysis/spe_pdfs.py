@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from remote_monitor.analysis.spe_response import POWER, ResponseShape, peak_form, under_moments
+from remote_monitor.analysis.spe_response import PARAM_NAMES, ResponseShape, under_moments
 
 
 @functools.cache
@@ -46,15 +46,13 @@ def zfit_pdf_classes() -> tuple[type, type]:
     class PhotoelectronPDF(zfit.pdf.BaseBinnedPDF):
         """Events with at least one photoelectron: the Poisson sum (occupancy mu) of n-PE terms, each the n-fold
         convolution of the 1-PE response (main peak Gamma, under-amplified Gamma or flat part), with the
-        pedestal's noise (q0, sigma0). With a POWER among `params` (the check's model) the 1-PE main peak is a
-        generalised Gamma (`spe_response.peak_form`)."""
+        pedestal's noise (q0, sigma0)."""
 
         def __init__(self, obs: Any, params: dict[str, Any], shape: ResponseShape, extended: Any) -> None:
             self._shape = shape
             n, j = shape.terms
             self._n, self._j = tf.constant(n), tf.constant(j)
             self._one_rows = tf.constant(np.flatnonzero(j == 1)[:, None])
-            self._peak_row = tf.constant(np.flatnonzero((n == 1) & (j == 0))[:, None])
             self._one_n = tf.constant(n[j == 1])
             self._log_coeff = tf.constant(shape.log_coeff)
             self._edges = tf.constant(shape.edges)
@@ -79,14 +77,6 @@ def zfit_pdf_classes() -> tuple[type, type]:
             shelf = tf.where((rest == 0)[:, None], tf.clip_by_value(above / q1, 0.0, 1.0)[None, :], smeared)
             return (1 - b) * gamma + b * shelf
 
-        def _peak_cdf(self, p: dict[str, Any], above: Any) -> Any:
-            """CDF of the generalised Gamma 1-PE main peak, P(s, (x / theta)^p) (as `peak_share_over`), one row;
-            0 at and below zero charge, where x^p has no finite gradient in p."""
-            s, theta = peak_form(p["r1"], p[POWER], tf.math.lgamma, tf.math.digamma, tf.exp, tf.math.log)
-            positive = above > 0
-            x = tf.where(positive, above, 1.0) / (theta * p["q1"])
-            return tf.where(positive, tf.math.igamma(s, x ** p[POWER]), 0.0)[None, :]
-
         def _term_bins(self, p: dict[str, Any]) -> Any:
             """Noise-free bin probabilities of every (n, j) term, rows = terms (as `term_bins`)."""
             under_mean, under_var = under_moments(p)
@@ -96,8 +86,6 @@ def zfit_pdf_classes() -> tuple[type, type]:
             above = self._edges - p["q0"]
             cdf = tf.math.igamma(a[:, None], tf.maximum(above[None, :] / scale[:, None], 0.0))
             cdf = tf.tensor_scatter_nd_update(cdf, self._one_rows, self._one_under_cdf(p, above))
-            if POWER in p:
-                cdf = tf.tensor_scatter_nd_update(cdf, self._peak_row, self._peak_cdf(p, above))
             return _bin_contents(cdf)
 
         def _term_weights(self, p: dict[str, Any]) -> Any:
@@ -114,7 +102,7 @@ def zfit_pdf_classes() -> tuple[type, type]:
             return _bin_contents(_ndtr(edges * h / sigma))
 
         def _rel_counts(self, x: Any, norm: Any = None, *, params: Any = None) -> Any:  # noqa: ARG002
-            p = {name: znp.asarray(param.value()) for name, param in self.params.items()}
+            p = {name: znp.asarray(self.params[name].value()) for name in PARAM_NAMES}
             signal = tf.linalg.matvec(tf.transpose(self._term_bins(p)), self._term_weights(p))
             kernel = self._noise_kernel(p["sigma0"])
             smeared = tf.nn.conv1d(signal[None, :, None], kernel[:, None, None], stride=1, padding="SAME")[0, :, 0]

@@ -9,10 +9,7 @@ an exponential), or (b = 1) flat from 0 up to the peak, the two shapes the issue
 takes b = 1 as the second shape for the systematic (`spe_fit`): a free b traded against Q1 (tried 2026-12-01).
 Terms with one under-amplified photoelectron are exact (the Gamma part as the Gamma of the same mean and variance
 as main peak + Gamma, the flat part convolved with the main peak's n - 1 photoelectrons); the other n-fold
-convolutions are Gammas of the same mean and variance (exact for the main peak alone: shape n k). A model with
-a free POWER (the fit's check of the main peak's shape, `spe_fit`) has a generalised Gamma as its 1-PE main peak,
-density ~ x^(s p - 1) exp(-(x / theta)^p), CDF P(s, (x / theta)^p) (p = 1 the Gamma, p -> 0 a log-normal, p ~ 3
-about as symmetric as a Gaussian; s and theta from Q1, r1 and p, `peak_form`), its other terms as before. Analytic bin
+convolutions are Gammas of the same mean and variance (exact for the main peak alone: shape n k). Analytic bin
 integrals (regularised incomplete Gamma function). Poisson weights in the occupancy mu, binomial weights in w.
 The pedestal is a Gaussian (q0, sigma0) integrated over each bin; the signal is convolved with the same
 Gaussian noise on the bin grid (a discrete kernel whose width is corrected for the bin width).
@@ -27,16 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import digamma, gammainc, gammaincc, gammaln, ndtr
+from scipy.special import gammainc, gammaincc, gammaln, ndtr
 
 PARAM_NAMES = ("mu", "q0", "sigma0", "q1", "r1", "w", "u", "k_u", "b")
 BOUNDS: dict[str, tuple[float, float]] = {
     "mu": (1e-4, 8.0), "q0": (-3.0, 3.0), "sigma0": (5e-3, 1.0), "q1": (0.05, 60.0), "r1": (0.12, 0.8),
-    "w": (0.0, 0.3), "u": (0.03, 0.6), "k_u": (0.5, 4.0), "b": (0.0, 1.0), "power": (0.1, 4.0),
+    "w": (0.0, 0.3), "u": (0.03, 0.6), "k_u": (0.5, 4.0), "b": (0.0, 1.0),
 }
-POWER = "power"  # the main peak's power p: a parameter only of the check's model (1 in the fit's: a Gamma)
-NEWTON_STEPS = 5  # `peak_form`: from the large-s start, within 2e-11 of log(1 + r1^2) after 4 steps for r1 in
-# [0.12, 0.8] and p in [0.1, 4] (2026-12-07)
 # The under-amplified part: at most 30 % of the photoelectrons (R12860: 5-20 % plus some backscatter), mean at
 # most 0.6 of the peak. With up to 40 % allowed, low-gain or low-occupancy fits ended with w at 0.4 and k_u at
 # 0.5 (a spike at zero charge that trades against the pedestal and the occupancy), the gain 2-3 % low with errors
@@ -90,28 +84,6 @@ def term_weights(p: dict[str, float], shape: ResponseShape) -> np.ndarray:
     return np.exp(log_w)
 
 
-def peak_form(r1: Any, power: Any, lgamma: Any = gammaln, psi: Any = digamma, exp: Any = np.exp,
-              log: Any = np.log) -> tuple[Any, Any]:
-    """(s, theta / Q1) of the generalised Gamma main peak of relative width r1 and power p: s solves
-    lgamma(s) + lgamma(s + 2/p) - 2 lgamma(s + 1/p) = log(1 + r1^2) by Newton steps in log s from the large-s
-    limit s = 1 / (p r1)^2 (exact for p = 1); theta / Q1 = Gamma(s) / Gamma(s + 1/p). numpy, or TF with its
-    lgamma, digamma, exp and log (the check's PDF)."""
-    target = log(1.0 + r1 * r1)
-    t = -2.0 * log(power * r1)
-    for _ in range(NEWTON_STEPS):
-        s = exp(t)
-        excess = lgamma(s) + lgamma(s + 2.0 / power) - 2.0 * lgamma(s + 1.0 / power) - target
-        t = t - excess / (s * (psi(s) + psi(s + 2.0 / power) - 2.0 * psi(s + 1.0 / power)))
-    s = exp(t)
-    return s, exp(lgamma(s) - lgamma(s + 1.0 / power))
-
-
-def peak_share_over(p: dict[str, Any], fraction: Any) -> Any:
-    """Share of the generalised Gamma main peak's charge above `fraction` of its mean Q1 (numpy)."""
-    s, theta = peak_form(p["r1"], p[POWER])
-    return gammaincc(s, (np.clip(fraction, 0.0, None) / theta) ** p[POWER])
-
-
 def under_moments(p: dict[str, Any]) -> tuple[Any, Any]:
     """Mean and variance of one under-amplified photoelectron's charge: Gamma (1 - b) and shelf 0..Q1 (b)
     (floats or TF tensors: the fit's PDF uses it too)."""
@@ -156,8 +128,7 @@ def term_bins(p: dict[str, float], shape: ResponseShape) -> np.ndarray:
     """Noise-free bin probabilities of every (n, j) term, rows = terms (numpy). Terms with one under-amplified
     photoelectron (j = 1) are the mixture exactly: its Gamma part as the Gamma of the same mean and variance as
     main peak + Gamma, its shelf convolved with the main peak's n - 1 photoelectrons; j > 1 terms (weight
-    ~ (w mu)^2) as the Gamma of the same mean and variance; with a POWER, the 1-PE main peak as its generalised
-    Gamma."""
+    ~ (w mu)^2) as the Gamma of the same mean and variance."""
     n, j = shape.terms
     q1, uq, k_u, r1, b = p["q1"], p["u"] * p["q1"], p["k_u"], p["r1"], p["b"]
     under_mean, under_var = under_moments(p)
@@ -171,8 +142,6 @@ def term_bins(p: dict[str, float], shape: ResponseShape) -> np.ndarray:
     var_g = (n[one] - 1) * (r1 * q1) ** 2 + uq**2 / k_u
     gamma = gammainc((mean_g**2 / var_g)[:, None], np.clip(above[None, :] * (mean_g / var_g)[:, None], 0.0, None))
     cdf[one] = (1 - b) * gamma + b * _shelf_cdf(n[one], q1, r1, above)
-    if POWER in p:
-        cdf[(n == 1) & (j == 0)] = 1.0 - peak_share_over(p, above / q1)
     return np.diff(cdf, axis=1)
 
 
@@ -197,14 +166,3 @@ def response_counts(p: dict[str, float], shape: ResponseShape, total: float) -> 
     parts["under-amplified"] = smear[j > 0].sum(axis=0)
     norm = float(sum(v.sum() for v in parts.values()))
     return {name: total * v / norm for name, v in parts.items()}
-
-
-def model_density(values: dict[str, float], shape: ResponseShape) -> np.ndarray:
-    """The fitted model's share of the events in each bin of `shape`, all its parts summed."""
-    return np.sum(list(response_counts(values, shape, 1.0).values()), axis=0)
-
-
-def bin_probabilities(values: dict[str, float], shape: ResponseShape) -> np.ndarray:
-    """The fitted model's probability of each bin of `shape` (normalised over its range)."""
-    density = model_density(values, shape)
-    return density / density.sum()

@@ -66,9 +66,6 @@ class SpeFitResult:
     at_limit: list[str] = field(default_factory=list)
     fit_seconds: float | None = None
     curve: dict[str, Any] | None = None
-    peak_check_power: float | None = None  # the main peak's check (`spe_peak_check`): the fitted power,
-    peak_check_2dnll: float | None = None  # how much better it fits (2 ΔNLL; above 9: the peak is not a Gamma)
-    peak_check_shift: float | None = None  # and its gain relative to the fit's (in the systematic where above 9)
     minima: Minima | None = None
 
     def hesse_error(self) -> float:

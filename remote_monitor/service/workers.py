@@ -37,9 +37,9 @@ def _exit_with_parent() -> None:
 
 
 def warm_up(n_bins: int = 560, range_pc: tuple[float, float] = (-3.0, 25.0)) -> int:
-    """Import zfit, build the SPE response models and run one full fit (with the systematic refit and the main
-    peak's check) on a simulated spectrum at the stand's gain and occupancy, so that the first real point is as
-    fast as the rest. Returns the number of models now in the process's model cache."""
+    """Import zfit, build the SPE response model and run one full fit (with the systematic refit) on a
+    simulated spectrum at the stand's gain and occupancy, so that the first real point is as fast as the
+    rest. Returns the number of models now in the process's model cache."""
     import numpy as np
 
     from remote_monitor.analysis.histogram import fill_histogram
